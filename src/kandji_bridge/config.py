@@ -1,0 +1,65 @@
+"""Where state lives and how to reach it, from `--home` and the KANDJI_BRIDGE_* environment."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from kandji_bridge.errors import ConfigError
+
+ENV_HOME = "KANDJI_BRIDGE_HOME"
+ENV_DATABASE_URL = "KANDJI_BRIDGE_DATABASE_URL"
+ENV_LOG_STORE = "KANDJI_BRIDGE_LOG_STORE"
+ENV_ALLOWED_HOSTS = "KANDJI_BRIDGE_ALLOWED_HOSTS"
+ENV_SECRET_KEY = "KANDJI_BRIDGE_SECRET_KEY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    log_store: str
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+    secret_key: str | None = None
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
+
+
+def parse_allowed_hosts(value: str | None) -> frozenset[str]:
+    """`host[:port]` entries, comma-separated, compared case-insensitively."""
+    if not value:
+        return frozenset()
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def load_settings(home: Path | str | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings from an explicit home (the `--home` flag) and the environment."""
+    env = dict(os.environ) if env is None else env
+    home_value = home or env.get(ENV_HOME) or platformdirs.user_data_dir("kandji-bridge")
+    home_path = Path(home_value).expanduser()
+    if home_path.exists() and not home_path.is_dir():
+        raise ConfigError(
+            f"The home {home_path} is a file, not a folder; pass --home with a folder path."
+        )
+    return Settings(
+        home=home_path,
+        database_url=env.get(ENV_DATABASE_URL) or f"sqlite:///{home_path / 'state.db'}",
+        log_store=env.get(ENV_LOG_STORE) or f"chdb://{home_path / 'logs'}",
+        allowed_hosts=parse_allowed_hosts(env.get(ENV_ALLOWED_HOSTS)),
+        secret_key=env.get(ENV_SECRET_KEY) or None,
+    )
+
+
+def ensure_home(settings: Settings) -> Path:
+    """Create the home folder (owner-only) on first use."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot create the home folder {settings.home} ({exc.strerror}); "
+            "pass --home with a folder you can write to."
+        ) from exc
+    return settings.home

@@ -1,0 +1,24 @@
+"""The product's base error: every failure a user can cause is a BridgeError with one clear sentence."""
+
+
+class BridgeError(Exception):
+    """A failure the user can act on. str(error) is the sentence shown to them."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(BridgeError):
+    """The configuration (a flag, an environment variable, the home dir) is unusable."""
+
+
+class NotFound(BridgeError):
+    """A named thing (a source, a collection, a mapping) does not exist."""
+
+
+class AlreadyExists(BridgeError):
+    """A thing with that name exists already."""
