@@ -1,0 +1,309 @@
+"""The `kandji-bridge` command line (the contract is ../shared/CLI.md)."""
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kandji_bridge import redact
+from kandji_bridge.config import Settings, load_settings
+from kandji_bridge.errors import BridgeError
+from kandji_bridge.kandji import permissions
+from kandji_bridge.verify import VerifyReport, verify
+
+app = typer.Typer(
+    help="Kandji audit logs into a security data lake, and Kandji devices into an asset inventory.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+source_app = typer.Typer(help="Kandji audit-log sources.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Context:
+    home: Path | None
+    debug: bool
+
+    def settings(self) -> Settings:
+        return load_settings(self.home)
+
+
+def _context(ctx: typer.Context) -> Context:
+    return ctx.find_root().obj
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Where state lives (default: $KANDJI_BRIDGE_HOME or the user data dir)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    redact.install_log_filter()
+    ctx.obj = Context(home=home, debug=debug)
+
+
+def read_token(token_env: str | None, token_stdin: bool) -> str:
+    """The Kandji token from an environment variable or standard input, never from argv."""
+    if bool(token_env) == token_stdin:
+        raise click.UsageError("Give the token with exactly one of --token-env VAR or --token-stdin.")
+    if token_env:
+        token = os.environ.get(token_env, "")
+        where = f"the environment variable {token_env}"
+        if not token.strip():
+            raise BridgeError(f"{where} is empty or not set; export it with your Kandji API token.")
+    else:
+        token = sys.stdin.readline()
+        where = "standard input"
+        if not token.strip():
+            raise BridgeError("No token was read from standard input; pipe your Kandji API token in.")
+    token = token.strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    redact.remember(token)
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise BridgeError(
+            f"The token from {where} contains spaces or non-ASCII characters; "
+            "copy it again from Kandji Settings → Access."
+        )
+    return token
+
+
+def print_report(report: VerifyReport) -> None:
+    width = max(len(check.name) for check in report.checks)
+    for check in report.checks:
+        if check.ok:
+            status = "[green]ok  [/green]"
+        elif check.ok is None:
+            status = "[yellow]skip[/yellow]"
+        else:
+            status = "[red]FAIL[/red]"
+        out.print(f"{status}  {escape(check.name.ljust(width))}  {escape(check.detail)}")
+
+
+# -- simulate -------------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8089,
+    devices: Annotated[int, typer.Option(min=0, help="Devices in the tenant.")] = 50,
+    events: Annotated[int, typer.Option(min=0, help="Audit events in the history.")] = 2000,
+    history_days: Annotated[int, typer.Option(min=1, max=366, help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 1,
+    token: Annotated[
+        list[str] | None,
+        typer.Option(help="VALUE[:PERMS], PERMS a comma list of audit, devices, details."),
+    ] = None,
+    events_per_minute: Annotated[
+        float, typer.Option(min=0, help="Live mode: new audit events per minute.")
+    ] = 0,
+    rate_per_second: Annotated[float, typer.Option(min=0.1, help="Requests allowed a second.")] = 50,
+    rate_per_hour: Annotated[float, typer.Option(min=1, help="Requests allowed an hour.")] = 10_000,
+    fault_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction of requests that fail on purpose.")
+    ] = 0,
+) -> None:
+    """Serve a simulated Kandji tenant (same seed, same data)."""
+    from kandji_bridge.kandji.simulator.config import SimulatorConfig, parse_token_option
+    from kandji_bridge.kandji.simulator.server import serve
+
+    tokens: dict[str, frozenset[str]] = {}
+    for value in token or []:
+        try:
+            name, perms = parse_token_option(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--token") from exc
+        tokens[name] = perms
+    config = SimulatorConfig(
+        devices=devices,
+        events=events,
+        history_days=history_days,
+        seed=seed,
+        tokens=tokens,
+        events_per_minute=events_per_minute,
+        rate_per_second=rate_per_second,
+        rate_per_hour=rate_per_hour,
+        fault_rate=fault_rate,
+    )
+    serve(config, host, port, announce=lambda line: out.print(escape(line)))
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="A source added with `source add`.")] = None,
+    url: Annotated[str | None, typer.Option(help="Kandji API URL (or the web-app URL).")] = None,
+    token_env: Annotated[
+        str | None, typer.Option(help="Read the token from this environment variable.")
+    ] = None,
+    token_stdin: Annotated[bool, typer.Option(help="Read the token from standard input.")] = False,
+) -> None:
+    """Check the URL, the token, and each permission both pipelines need."""
+    settings = _context(ctx).settings()
+    if name is not None:
+        if url or token_env or token_stdin:
+            raise click.UsageError("Give either a source NAME or --url with a token, not both.")
+        from kandji_bridge import sources
+        from kandji_bridge.db import open_state
+
+        state = open_state(settings)
+        source = sources.get_source(state, name)
+        api_url, token = source.api_url, sources.get_source_token(state, settings, name)
+        redact.remember(token)
+    elif url is None:
+        raise click.UsageError("Give a source NAME, or --url with --token-env VAR or --token-stdin.")
+    else:
+        api_url, token = url, read_token(token_env, token_stdin)
+    report = asyncio.run(verify(api_url, token, settings.allowed_hosts))
+    print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# -- source ---------------------------------------------------------------------------------
+
+
+@source_app.command("add")
+def source_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="A name for this source.")],
+    url: Annotated[str, typer.Option(help="Kandji API URL (or the web-app URL).")],
+    token_env: Annotated[
+        str | None, typer.Option(help="Read the token from this environment variable.")
+    ] = None,
+    token_stdin: Annotated[bool, typer.Option(help="Read the token from standard input.")] = False,
+    poll_interval: Annotated[
+        int, typer.Option(min=1, help="Seconds between polls for new audit events.")
+    ] = 60,
+    retention_days: Annotated[
+        int, typer.Option(min=1, max=3650, help="Days the log store keeps this source's events.")
+    ] = 365,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Save without checking.")] = False,
+) -> None:
+    """Register a Kandji audit-log source (verified first unless --no-verify)."""
+    from kandji_bridge import sources
+    from kandji_bridge.db import open_state
+    from kandji_bridge.kandji.urls import normalize_api_url
+
+    settings = _context(ctx).settings()
+    token = read_token(token_env, token_stdin)
+    api_url = normalize_api_url(url, settings.allowed_hosts)
+    if api_url.note:
+        err.print(escape(api_url.note))
+    if not no_verify:
+        report = asyncio.run(verify(api_url.base_url, token, settings.allowed_hosts))
+        print_report(report)
+        audit = report.check(permissions.AUDIT_EVENTS.label)
+        if not audit.ok:
+            failed = next(check for check in report.checks if check.ok is False)
+            raise BridgeError(f"Source {name} was not saved: {failed.detail}")
+        if not report.ok:
+            err.print(
+                "This source can collect audit logs; grant the missing permissions above "
+                "before using it to import devices."
+            )
+    state = open_state(settings)
+    source = sources.add_source(
+        state,
+        settings,
+        name=name,
+        api_url=api_url.base_url,
+        token=token,
+        poll_interval=poll_interval,
+        retention_days=retention_days,
+    )
+    out.print(f"Added source {escape(source.name)} ({escape(source.api_url)}).")
+
+
+@source_app.command("list")
+def source_list(ctx: typer.Context) -> None:
+    """List the sources."""
+    from kandji_bridge import sources
+    from kandji_bridge.db import open_state
+
+    state = open_state(_context(ctx).settings())
+    rows = sources.list_sources(state)
+    if not rows:
+        err.print("No sources yet; add one with `kandji-bridge source add`.")
+        return
+    table = Table("name", "API URL", "poll interval", "retention", "added")
+    for source in rows:
+        table.add_row(
+            source.name,
+            source.api_url,
+            f"{source.poll_interval_seconds} s",
+            f"{source.retention_days} days",
+            source.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+    out.print(table)
+
+
+@source_app.command("remove")
+def source_remove(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The source to remove.")]
+) -> None:
+    """Remove a source (its token is deleted)."""
+    from kandji_bridge import sources
+    from kandji_bridge.db import open_state
+
+    state = open_state(_context(ctx).settings())
+    sources.remove_source(state, name)
+    out.print(f"Removed source {escape(name)}.")
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: one clear sentence on stderr for every failure, a traceback only with --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="kandji-bridge", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show(file=sys.stderr)
+        sys.exit(2)
+    except (click.Abort, KeyboardInterrupt):
+        err.print("Interrupted.")
+        sys.exit(130)
+    except BridgeError as exc:
+        if debug:
+            raise
+        err.print(f"[red]Error:[/red] {escape(redact.scrub(exc.message))}")
+        sys.exit(1)
+    except Exception as exc:
+        if debug:
+            raise
+        err.print(
+            f"[red]Error:[/red] unexpected {type(exc).__name__}: {escape(redact.scrub(str(exc)))}. "
+            "Run again with --debug for details, and please report it."
+        )
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)

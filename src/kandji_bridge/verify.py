@@ -1,0 +1,119 @@
+"""`verify`: check a Kandji URL and token, and every permission both pipelines need.
+
+The checks run in order, and a failure that makes the later ones meaningless (a URL that does not
+answer, a token Kandji refuses) marks them "not checked" rather than failing them again.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from kandji_bridge.kandji import permissions
+from kandji_bridge.kandji.client import KandjiClient
+from kandji_bridge.kandji.errors import (
+    AuthenticationError,
+    ConnectError,
+    DeviceNotFoundError,
+    DNSError,
+    InvalidURLError,
+    KandjiError,
+    KandjiTimeout,
+    NotFoundError,
+    PermissionDeniedError,
+    RedirectError,
+    TLSError,
+)
+from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
+
+# Kandji checks a token's permission before it looks the device up, so a details call for a
+# device that does not exist still tells whether the permission is there (404, not 403).
+NO_SUCH_DEVICE = "00000000-0000-0000-0000-000000000000"
+
+URL_ERRORS = (InvalidURLError, DNSError, TLSError, ConnectError, KandjiTimeout, NotFoundError,
+              RedirectError)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: not checked, because an earlier check made it meaningless
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    api_url: ApiUrl | None
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def check(self, name: str) -> Check:
+        return next(check for check in self.checks if check.name == name)
+
+
+CHECK_NAMES = ("URL", "token", *(p.label for p in permissions.ALL))
+
+
+def _not_checked(names: tuple[str, ...], why: str) -> list[Check]:
+    return [Check(name, None, f"not checked: {why}") for name in names]
+
+
+async def verify(url: str, token: str, allowed_hosts: frozenset[str]) -> VerifyReport:
+    try:
+        api_url = normalize_api_url(url, allowed_hosts)
+    except InvalidURLError as exc:
+        return VerifyReport(None, [Check("URL", False, str(exc)),
+                                   *_not_checked(CHECK_NAMES[1:], "the URL is not usable")])
+
+    async with KandjiClient(api_url, token, max_tries=3) as client:
+        device_ids: list[str] = []
+
+        async def audit_events() -> None:
+            async for _ in client.iter_audit_pages(limit=1):
+                break
+
+        async def device_list() -> None:
+            async for page in client.iter_device_pages(limit=1):
+                device_ids.extend(str(device.get("device_id", "")) for device in page)
+                break
+
+        async def device_details() -> None:
+            try:
+                await client.get_device_details(device_ids[0] if device_ids else NO_SUCH_DEVICE)
+            except DeviceNotFoundError:
+                pass
+
+        probes: list[tuple[permissions.Permission, Callable[[], Awaitable[None]]]] = [
+            (permissions.AUDIT_EVENTS, audit_events),
+            (permissions.DEVICE_LIST, device_list),
+            (permissions.DEVICE_DETAILS, device_details),
+        ]
+        url_detail = api_url.base_url + (f" ({api_url.note})" if api_url.note else "")
+        results: list[Check] = []
+        token_accepted = False
+        for index, (permission, probe) in enumerate(probes):
+            later = tuple(p.label for p, _ in probes[index:])
+            try:
+                await probe()
+                results.append(Check(permission.label, True, f"{permission.endpoint} allowed"))
+                token_accepted = True
+            except PermissionDeniedError as exc:
+                results.append(Check(permission.label, False, str(exc)))
+                token_accepted = True
+            except URL_ERRORS as exc:
+                return VerifyReport(api_url, [
+                    Check("URL", False, str(exc)),
+                    *_not_checked(("token", *later), "Kandji did not answer"),
+                ])
+            except AuthenticationError as exc:
+                return VerifyReport(api_url, [
+                    Check("URL", True, url_detail),
+                    Check("token", False, str(exc)),
+                    *_not_checked(later, "Kandji refused the token"),
+                ])
+            except KandjiError as exc:
+                results.append(Check(permission.label, False, str(exc)))
+        token = (Check("token", True, "Kandji accepted the token") if token_accepted
+                 else Check("token", None, "not checked: Kandji answered every check with an error"))
+        return VerifyReport(api_url, [Check("URL", True, url_detail), token, *results])

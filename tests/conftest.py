@@ -1,0 +1,61 @@
+"""Fixtures every test folder shares: an isolated home, and a simulated Kandji tenant over real HTTP."""
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kandji_bridge.kandji.simulator.config import SimulatorConfig
+from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
+
+# CI sets this so a test that needs a service (PostgreSQL, Chromium) fails instead of skipping.
+REQUIRE_SERVICES = os.environ.get("KANDJI_BRIDGE_TEST_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a developer machine without the service; fail in CI, where it must be there."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (KANDJI_BRIDGE_TEST_REQUIRE_SERVICES=1, so this must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh kandji-bridge home; the KANDJI_BRIDGE_* environment is cleared around the test."""
+    for name in list(os.environ):
+        if name.startswith("KANDJI_BRIDGE_") and not name.startswith("KANDJI_BRIDGE_TEST_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "home"
+    monkeypatch.setenv("KANDJI_BRIDGE_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def simulator_factory() -> Iterator[Callable[..., RunningSimulator]]:
+    """Start simulators with any SimulatorConfig fields; each is stopped after the test."""
+    stack: list = []
+
+    def start(**fields: object) -> RunningSimulator:
+        manager = running_simulator(SimulatorConfig(**fields))  # type: ignore[arg-type]
+        stack.append(manager)
+        return manager.__enter__()
+
+    yield start
+    for manager in reversed(stack):
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture
+def simulator(simulator_factory: Callable[..., RunningSimulator]) -> RunningSimulator:
+    """A small seeded tenant: 40 devices, 1,200 audit events over 30 days, one all-powerful token."""
+    return simulator_factory(devices=40, events=1200, history_days=30, seed=7)
+
+
+@pytest.fixture
+def allow_simulator(
+    simulator: RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> RunningSimulator:
+    """The simulator, with its http://127.0.0.1:PORT allowed as a Kandji API URL."""
+    monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", simulator.host_port)
+    return simulator
