@@ -1,0 +1,158 @@
+"""The registry of Kandji sources behind `source add/list/remove` and `verify NAME`.
+
+A source is a tenant's API URL plus its token; the token is encrypted before it is stored and
+only `get_source_token` ever decrypts it. The URL is stored as given: callers normalise it first.
+"""
+
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kandji_bridge.db.models import Source
+from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.secrets import decrypt_token, encrypt_token
+
+NAME_MAX_LENGTH = 64
+_NAME_CHARACTER = re.compile(r"[\w .-]")
+POLL_INTERVAL_RANGE = (1, 86_400)
+RETENTION_DAYS_RANGE = (1, 3650)
+DEFAULT_POLL_INTERVAL = 60
+DEFAULT_RETENTION_DAYS = 365
+
+
+class InvalidSource(BridgeError):
+    """A source's name, URL, token, poll interval or retention is not acceptable."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A source as the rest of the product sees it. No token here, so none can leak by printing."""
+
+    id: str
+    name: str
+    api_url: str
+    poll_interval_seconds: int
+    retention_days: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def add_source(
+    state: StateDB,
+    name: str,
+    api_url: str,
+    token: str,
+    poll_interval: int = DEFAULT_POLL_INTERVAL,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
+) -> SourceInfo:
+    name = validate_name(name)
+    if not api_url.strip():
+        raise InvalidSource("The source's API URL is empty; give the tenant's Kandji API URL.")
+    token = token.strip()
+    if not token:
+        raise InvalidSource("The source's API token is empty; give the token made in Kandji.")
+    _check_range("The poll interval", poll_interval, POLL_INTERVAL_RANGE, "seconds")
+    _check_range("The retention", retention_days, RETENTION_DAYS_RANGE, "days")
+    source = Source(
+        name=name,
+        api_url=api_url,
+        token_ciphertext=encrypt_token(state.settings, token),
+        poll_interval_seconds=poll_interval,
+        retention_days=retention_days,
+    )
+    try:
+        with state.session() as session:
+            if session.scalar(select(Source.id).where(Source.name == name)) is not None:
+                raise _already_exists(name)
+            session.add(source)
+    except IntegrityError:
+        # Another process added the same name between our check and our insert.
+        raise _already_exists(name) from None
+    return _info(source)
+
+
+def list_sources(state: StateDB) -> list[SourceInfo]:
+    with state.session() as session:
+        return [_info(source) for source in session.scalars(select(Source).order_by(Source.name))]
+
+
+def get_source(state: StateDB, name: str) -> SourceInfo:
+    with state.session() as session:
+        return _info(_find(session, name))
+
+
+def get_source_token(state: StateDB, name: str) -> str:
+    """The source's plain token, for the Kandji client only: never log or print it."""
+    with state.session() as session:
+        source = _find(session, name)
+        ciphertext, shown = source.token_ciphertext, shlex.quote(source.name)
+    return decrypt_token(state.settings, ciphertext, what=f"The token of source {shown}")
+
+
+def remove_source(state: StateDB, name: str) -> SourceInfo:
+    with state.session() as session:
+        source = _find(session, name)
+        session.delete(source)
+    return _info(source)
+
+
+def validate_name(name: str) -> str:
+    """The name without surrounding spaces, or InvalidSource saying what to change."""
+    name = name.strip()
+    rule = "1 to 64 letters, digits, spaces, dashes (-), underscores (_) and dots (.)"
+    if not name:
+        raise InvalidSource(f"The source name is empty; use {rule}.")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidSource(
+            f"The source name is {len(name)} characters long; use at most {NAME_MAX_LENGTH}."
+        )
+    bad = sorted({character for character in name if not _NAME_CHARACTER.fullmatch(character)})
+    if bad:
+        shown = " ".join(repr(character) for character in bad)
+        raise InvalidSource(f"The source name contains {shown}; use only {rule}.")
+    return name
+
+
+def _check_range(what: str, value: int, bounds: tuple[int, int], unit: str) -> None:
+    low, high = bounds
+    # bool is an int in Python; True seconds is a bug upstream, not a setting.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidSource(
+            f"{what} must be a whole number of {unit} from {low} to {high}, not {value!r}."
+        )
+
+
+def _find(session: Session, name: str) -> Source:
+    source = session.scalar(select(Source).where(Source.name == name.strip()))
+    if source is None:
+        raise NotFound(
+            f"No source named {shlex.quote(name.strip())}; "
+            "`kandji-bridge source list` shows the names."
+        )
+    return source
+
+
+def _already_exists(name: str) -> AlreadyExists:
+    shown = shlex.quote(name)
+    return AlreadyExists(
+        f"A source named {shown} already exists; pick another name "
+        f"or remove it with `kandji-bridge source remove {shown}`."
+    )
+
+
+def _info(source: Source) -> SourceInfo:
+    return SourceInfo(
+        id=source.id,
+        name=source.name,
+        api_url=source.api_url,
+        poll_interval_seconds=source.poll_interval_seconds,
+        retention_days=source.retention_days,
+        created_at=source.created_at,
+        updated_at=source.updated_at,
+    )
