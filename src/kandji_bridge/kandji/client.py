@@ -1,0 +1,432 @@
+"""The read-only Kandji API client: GET only, paging, the shared rate limit, retries, clear errors.
+
+There is no request method taking an HTTP method: each endpoint kandji-bridge reads has its own
+method, and all of them GET, so nothing here can change a Kandji tenant.
+"""
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+
+from kandji_bridge import __version__
+from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
+from kandji_bridge.kandji.errors import (
+    AuthenticationError,
+    ConnectError,
+    DeviceNotFoundError,
+    DNSError,
+    InvalidTokenError,
+    KandjiError,
+    KandjiTimeout,
+    MalformedResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RedirectError,
+    ServerError,
+    TLSError,
+    UnexpectedResponseError,
+)
+from kandji_bridge.kandji.payloads import (
+    AuditEvent,
+    AuditPage,
+    BadJSON,
+    BadShape,
+    parse_audit_page,
+    parse_device_details,
+    parse_device_list,
+)
+from kandji_bridge.kandji.permissions import (
+    AUDIT_EVENTS,
+    DEVICE_DETAILS,
+    DEVICE_LIST,
+    Permission,
+)
+from kandji_bridge.kandji.ratelimit import RateLimiter, limiter_for
+from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
+
+__all__ = ["AuditEvent", "AuditPage", "ClientStats", "EndpointStats", "KandjiClient"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"kandji-bridge/{__version__}"
+AUDIT_SORTS = ("occurred_at", "-occurred_at", "id", "-id")
+MAX_AUDIT_LIMIT = 500
+MAX_DEVICE_LIMIT = 300
+# A DNS or TLS failure is a wrong URL or a broken network far more often than a blip: one retry.
+NAME_OR_TLS_TRIES = 2
+
+T = TypeVar("T")
+
+
+@dataclass
+class EndpointStats:
+    requests: int = 0  # HTTP requests sent, retries included
+    retries: int = 0
+    rate_limited: int = 0  # 429 answers
+    time_waiting: float = 0.0  # seconds spent waiting for the rate limiter and backing off
+
+
+@dataclass
+class ClientStats(EndpointStats):
+    """Totals, and the same counts per endpoint ("GET /api/v1/devices", ...)."""
+
+    by_endpoint: dict[str, EndpointStats] = field(default_factory=dict)
+
+    def _add(self, endpoint: str, **counts: float) -> None:
+        per_endpoint = self.by_endpoint.setdefault(endpoint, EndpointStats())
+        for name, value in counts.items():
+            for stats in (self, per_endpoint):
+                setattr(stats, name, getattr(stats, name) + value)
+
+
+class KandjiClient:
+    """An async, read-only client for one Kandji tenant; use it as `async with KandjiClient(...)`.
+
+    A string URL is checked with `normalize_api_url` against KANDJI_BRIDGE_ALLOWED_HOSTS; an
+    ApiUrl is used as it is. Every request waits its turn on the tenant's shared rate limiter.
+    """
+
+    def __init__(
+        self,
+        api_url: ApiUrl | str,
+        token: str,
+        *,
+        limiter: RateLimiter | None = None,
+        max_tries: int = 6,
+        timeout: float = 30.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if max_tries < 1:
+            raise ValueError("max_tries must be at least 1")
+        if isinstance(api_url, str):
+            allowed = parse_allowed_hosts(os.environ.get(ENV_ALLOWED_HOSTS))
+            api_url = normalize_api_url(api_url, allowed)
+        self.api_url = api_url
+        self.host = api_url.host
+        self.limiter = limiter or limiter_for(api_url.base_url)
+        self.stats = ClientStats()
+        self._max_tries = max_tries
+        self._timeout = timeout
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
+        # The token lives only in this header; httpx masks it in the headers' repr.
+        self._http = httpx.AsyncClient(
+            base_url=api_url.base_url,
+            headers={
+                "Authorization": f"Bearer {_checked_token(token)}",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            timeout=timeout,
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"KandjiClient({self.api_url.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def iter_audit_pages(
+        self,
+        *,
+        sort_by: str = "occurred_at",
+        start_date: datetime | date | str | None = None,
+        end_date: datetime | date | str | None = None,
+        limit: int = MAX_AUDIT_LIMIT,
+        cursor: str | None = None,
+    ) -> AsyncIterator[AuditPage]:
+        """Audit-event pages from `cursor` (or the start), following `next` until it runs out.
+
+        Only the cursor is taken from `next`; each page is asked of this client's own base URL.
+        Naive datetimes are taken as UTC.
+        """
+        if sort_by not in AUDIT_SORTS:
+            raise ValueError(f"sort_by must be one of {', '.join(AUDIT_SORTS)}")
+        if not 1 <= limit <= MAX_AUDIT_LIMIT:
+            raise ValueError(f"limit must be 1..{MAX_AUDIT_LIMIT}")
+        params = {"limit": str(limit), "sort_by": sort_by}
+        for name, value in (("start_date", start_date), ("end_date", end_date)):
+            if value is not None:
+                params[name] = _date_param(value)
+        while True:
+            query = params if cursor is None else {**params, "cursor": cursor}
+            events, next_cursor = await self._get(
+                AUDIT_EVENTS, AUDIT_EVENTS.path, query, parse_audit_page
+            )
+            yield AuditPage(events, cursor, next_cursor)
+            if next_cursor is None or not events:
+                return
+            if next_cursor == cursor:
+                raise self._malformed(AUDIT_EVENTS.path, "the next cursor is the same as this one")
+            cursor = next_cursor
+
+    async def iter_device_pages(
+        self, *, limit: int = MAX_DEVICE_LIMIT, **filters: str | int | bool | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Device pages by offset until a short page; `filters` are the list's query parameters."""
+        if not 1 <= limit <= MAX_DEVICE_LIMIT:
+            raise ValueError(f"limit must be 1..{MAX_DEVICE_LIMIT}")
+        if "offset" in filters:
+            raise ValueError("offset is managed by the pager")
+        params = {key: _query_value(value) for key, value in filters.items() if value is not None}
+        params["limit"] = str(limit)
+        offset = 0
+        previous_head: list[object] = []
+        while True:
+            params["offset"] = str(offset)
+            devices, single = await self._get(
+                DEVICE_LIST, DEVICE_LIST.path, params, parse_device_list
+            )
+            head = [device["device_id"] for device in devices[:3]]
+            if offset and head and head == previous_head:
+                raise self._malformed(
+                    DEVICE_LIST.path, "it ignores offset and repeats the same devices"
+                )
+            yield devices
+            # A single object (a filter matching one device) is the whole answer.
+            if single or len(devices) < limit:
+                return
+            previous_head = head
+            offset += len(devices)
+
+    async def get_device_details(self, device_id: str) -> dict[str, Any]:
+        if not device_id:
+            raise ValueError("device_id is empty")
+        path = DEVICE_DETAILS.path.replace("{device_id}", quote(device_id, safe=""))
+        return await self._get(DEVICE_DETAILS, path, {}, parse_device_details, device_id=device_id)
+
+    async def _get(
+        self,
+        permission: Permission,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[bytes], T],
+        device_id: str | None = None,
+    ) -> T:
+        """GET `path` and parse the body, retrying what another try may fix."""
+        endpoint = permission.endpoint
+        for attempt in range(1, self._max_tries + 1):
+            waited = await self.limiter.acquire()
+            self.stats._add(endpoint, requests=1, time_waiting=waited)
+            try:
+                response = await self._http.get(path, params=params)
+            except httpx.TransportError as exc:
+                error, tries_left = self._transport_error(exc, attempt)
+                if not tries_left:
+                    raise error from exc
+                log.info("%s on %s: %s; trying again", self.host, endpoint, type(exc).__name__)
+                await self._back_off(endpoint, attempt)
+                continue
+
+            status = response.status_code
+            if status < 300:
+                try:
+                    return parse(response.content)
+                except BadShape as exc:
+                    raise self._malformed(path, str(exc)) from None
+                except BadJSON as exc:
+                    if not _says_json(response):
+                        raise self._malformed(path, "it is not JSON") from None
+                    if attempt == self._max_tries:
+                        raise self._malformed(path, "the JSON is invalid or cut short") from None
+                    log.info("%s on %s: unreadable JSON (%s); trying again", self.host, path, exc)
+                    await self._back_off(endpoint, attempt)
+                    continue
+            if status < 400:
+                location = urlsplit(response.headers.get("location", "")).hostname
+                raise RedirectError(self.host, status, location)
+            if status == 401:
+                raise AuthenticationError(self.host)
+            if status == 403:
+                raise PermissionDeniedError(self.host, permission)
+            if status == 404:
+                if device_id is not None:
+                    raise DeviceNotFoundError(self.host, device_id)
+                raise NotFoundError(self.host, path)
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            if status == 429:
+                self.stats._add(endpoint, rate_limited=1)
+                if retry_after is not None and retry_after > self._max_retry_after:
+                    raise RateLimitError(
+                        self.host,
+                        tries=attempt,
+                        retry_after=retry_after,
+                        limit=self._max_retry_after,
+                    )
+                # Every caller of this tenant waits, not just this one: the limiter holds them.
+                self.limiter.pause(
+                    retry_after if retry_after is not None else self._backoff_delay(attempt)
+                )
+                if attempt == self._max_tries:
+                    raise RateLimitError(self.host, tries=attempt)
+                log.info("%s on %s: 429 Too Many Requests; waiting", self.host, endpoint)
+                self.stats._add(endpoint, retries=1)
+                continue
+            if status >= 500:
+                if attempt == self._max_tries:
+                    raise ServerError(self.host, status, attempt)
+                log.info("%s on %s: %d; trying again", self.host, endpoint, status)
+                await self._back_off(endpoint, attempt, at_least=retry_after)
+                continue
+            raise UnexpectedResponseError(self.host, status, path, _detail(response))
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _transport_error(self, exc: httpx.TransportError, attempt: int) -> tuple[KandjiError, bool]:
+        """The error to raise for `exc`, and whether another try is allowed."""
+        last = attempt >= self._max_tries
+        if isinstance(exc, httpx.TimeoutException):
+            return KandjiTimeout(self.host, self._timeout, attempt), not last
+        name_error = _find_cause(exc, socket.gaierror)
+        if name_error is not None:
+            reason = name_error.strerror or "name lookup failed"
+            return DNSError(self.host, reason), not last and attempt < NAME_OR_TLS_TRIES
+        tls_error = _find_cause(exc, ssl.SSLError)
+        if tls_error is not None:
+            return TLSError(
+                self.host, _tls_reason(tls_error)
+            ), not last and attempt < NAME_OR_TLS_TRIES
+        return ConnectError(self.host, _connect_reason(exc), attempt), not last
+
+    async def _back_off(self, endpoint: str, attempt: int, at_least: float | None = None) -> None:
+        delay = max(self._backoff_delay(attempt), min(at_least or 0.0, self._max_retry_after))
+        self.stats._add(endpoint, retries=1, time_waiting=delay)
+        await self._sleep(delay)
+
+    def _backoff_delay(self, attempt: int) -> float:
+        # Full jitter: callers that failed together do not come back together.
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+    def _malformed(self, path: str, problem: str) -> MalformedResponseError:
+        return MalformedResponseError(self.host, path, problem)
+
+
+def _checked_token(token: str) -> str:
+    token = token.strip()
+    if not token:
+        raise InvalidTokenError(
+            "No Kandji API token was given; create one in Kandji Settings → Access and pass it in."
+        )
+    # Never echo the value: whatever was given may be a real secret with a typo in it.
+    if not all("!" <= ch <= "~" for ch in token):
+        raise InvalidTokenError(
+            "The Kandji API token contains spaces or characters a token never has; copy it again "
+            "from Kandji Settings → Access."
+        )
+    return token
+
+
+def _date_param(value: datetime | date | str) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(timespec="microseconds") + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _says_json(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "application/json").lower()
+    return "json" in content_type
+
+
+def _detail(response: httpx.Response) -> str:
+    """The `detail` of a Django REST Framework error body, shortened."""
+    try:
+        detail = orjson.loads(response.content).get("detail")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    if not isinstance(detail, str):
+        return ""
+    detail = " ".join(detail.split())
+    return detail if len(detail) <= 200 else detail[:199] + "…"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _find_cause(exc: BaseException, kind: type[T]) -> T | None:
+    return next((cause for cause in _causes(exc) if isinstance(cause, kind)), None)
+
+
+def _tls_reason(error: ssl.SSLError) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
+        return f"certificate not trusted: {error.verify_message}"
+    return error.reason or "handshake failed"
+
+
+def _connect_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection was dropped"
+    if isinstance(exc, httpx.ProxyError):
+        return "the proxy refused the connection"
+    refused = _find_cause(exc, ConnectionRefusedError)
+    if refused is not None:
+        return "connection refused"
+    os_error = _find_cause(exc, OSError)
+    if os_error is not None and os_error.strerror:
+        return os_error.strerror.lower()
+    return "the connection failed"
