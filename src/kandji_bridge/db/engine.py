@@ -22,12 +22,14 @@ URL_EXAMPLES = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/D
 # SQLAlchemy reads the password as everything between `user:` and `@`; mask up to the *last* `@`
 # so a password with a stray unescaped `@` is hidden whole.
 _PASSWORD_IN_URL = re.compile(r"^([\w+.-]+://[^:/@]*:)(.*)@", re.DOTALL)
+_PASSWORD_WITHOUT_SCHEME = re.compile(r"^([^:/@]*:)(.*)@", re.DOTALL)
 _PASSWORD_IN_QUERY = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 def mask_url(database_url: str) -> str:
     """The URL with any password replaced by `***`, safe to show. Works on unparseable URLs too."""
-    masked = _PASSWORD_IN_URL.sub(r"\1***@", database_url)
+    userinfo = _PASSWORD_IN_URL if "://" in database_url else _PASSWORD_WITHOUT_SCHEME
+    masked = userinfo.sub(r"\1***@", database_url)
     return _PASSWORD_IN_QUERY.sub(r"\1***", masked)
 
 
@@ -41,10 +43,11 @@ def parse_url(database_url: str) -> URL:
             f"The state database URL {shown} is not a database URL; "
             f"set {ENV_DATABASE_URL} to {URL_EXAMPLES}."
         ) from None
-    backend, driver = url.get_backend_name(), url.get_driver_name()
-    if backend in ("postgresql", "postgres") and driver in ("", "psycopg", backend):
+    # Read the scheme as text: asking SQLAlchemy for the driver would import it.
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         return url.set(drivername="postgresql+psycopg")
-    if backend == "sqlite" and driver in ("", "pysqlite", "sqlite"):
+    if backend == "sqlite" and driver in ("", "pysqlite"):
         return url.set(drivername="sqlite")
     raise ConfigError(
         f"The state database URL {shown} names a database kandji-bridge does not support; "
@@ -158,6 +161,11 @@ def _postgres_sentence(shown: str, text: str, detail: str) -> str:
         return (
             f"Cannot reach the PostgreSQL server at {shown}; check that it is running "
             f"and that {ENV_DATABASE_URL} names the right host and port."
+        )
+    if "read-only" in text:
+        return (
+            f"The PostgreSQL database in {shown} is read-only (a standby?); "
+            f"point {ENV_DATABASE_URL} at the primary server."
         )
     if "permission denied" in text:
         return (

@@ -1,0 +1,117 @@
+"""Migrations: from empty to head, repeatable, concurrent, and in step with the models."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+import kandji_bridge
+from kandji_bridge.config import Settings
+from kandji_bridge.db import make_engine, migrate, open_state
+from kandji_bridge.db.models import Base
+from kandji_bridge.errors import ConfigError
+
+SRC = str(Path(kandji_bridge.__file__).resolve().parents[1])
+
+
+def snapshot(engine: Engine) -> dict:
+    """Tables, columns, the Alembic revision and the workspace rows: what a migration changes."""
+    inspector = inspect(engine)
+    with engine.connect() as connection:
+        return {
+            "tables": {
+                table: [column["name"] for column in inspector.get_columns(table)]
+                for table in sorted(inspector.get_table_names())
+            },
+            "revision": connection.scalar(text("SELECT version_num FROM alembic_version")),
+            "workspaces": connection.execute(text("SELECT id, created_at FROM workspace")).all(),
+        }
+
+
+def test_migrate_from_empty_creates_the_schema_and_one_workspace(database_url: str) -> None:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    try:
+        state = snapshot(engine)
+    finally:
+        engine.dispose()
+    assert set(state["tables"]) == {"alembic_version", "workspace", "sources"}
+    assert state["revision"] == "0001"
+    assert len(state["workspaces"]) == 1
+
+
+def test_migrating_again_changes_nothing(database_url: str) -> None:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    try:
+        before = snapshot(engine)
+        migrate(database_url)
+        migrate(database_url)
+        assert snapshot(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_models_and_migrations_agree(database_url: str) -> None:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_workspace_id_is_stable_across_opens(settings: Settings) -> None:
+    with open_state(settings) as first:
+        workspace_id = first.workspace_id
+    with open_state(settings) as second:
+        assert second.workspace_id == workspace_id
+    assert len(workspace_id) == 36
+
+
+def test_processes_migrating_a_new_database_at_once_all_succeed(database_url: str) -> None:
+    command = [
+        sys.executable,
+        "-c",
+        f"from kandji_bridge.db import migrate; migrate({database_url!r})",
+    ]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    processes = [
+        subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    errors = [process.communicate(timeout=60)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], errors
+    engine = make_engine(database_url)
+    try:
+        assert len(snapshot(engine)["workspaces"]) == 1
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_a_newer_version_is_refused(database_url: str) -> None:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(ConfigError, match="written by a newer kandji-bridge"):
+        migrate(database_url)
+
+
+def test_sqlite_is_set_up_for_several_processes(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with engine.connect() as connection:
+            pragma = connection.exec_driver_sql
+            assert pragma("PRAGMA journal_mode").scalar() == "wal"
+            assert pragma("PRAGMA foreign_keys").scalar() == 1
+            assert pragma("PRAGMA busy_timeout").scalar() == 15_000
+    finally:
+        engine.dispose()
