@@ -105,9 +105,9 @@ def remove_source(state: StateDB, name: str) -> SourceInfo:
 def validate_name(name: str) -> str:
     """The name without surrounding spaces, or InvalidSource saying what to change."""
     name = name.strip()
-    rule = "1 to 64 letters, digits, spaces, dashes (-), underscores (_) and dots (.)"
+    allowed = "letters, digits, spaces, dashes (-), underscores (_) and dots (.)"
     if not name:
-        raise InvalidSource(f"The source name is empty; use {rule}.")
+        raise InvalidSource(f"The source name is empty; use 1 to {NAME_MAX_LENGTH} {allowed}.")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidSource(
             f"The source name is {len(name)} characters long; use at most {NAME_MAX_LENGTH}."
@@ -115,7 +115,7 @@ def validate_name(name: str) -> str:
     bad = sorted({character for character in name if not _NAME_CHARACTER.fullmatch(character)})
     if bad:
         shown = " ".join(repr(character) for character in bad)
-        raise InvalidSource(f"The source name contains {shown}; use only {rule}.")
+        raise InvalidSource(f"The source name contains {shown}; use only {allowed}.")
     return name
 
 
