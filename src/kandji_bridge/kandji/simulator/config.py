@@ -1,0 +1,60 @@
+"""What a simulated tenant looks like and does: sizes, seed, tokens, limits, live mode, faults."""
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kandji_bridge.kandji.permissions import BY_KEY
+
+PERMISSION_KEYS = frozenset(BY_KEY)
+
+
+@dataclass
+class SimulatorConfig:
+    devices: int = 50
+    events: int = 2000  # audit events in the history
+    history_days: int = 365
+    seed: int = 1
+    # token value -> permission keys ("audit", "devices", "details"); empty: one seeded token
+    # with all three
+    tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    events_per_minute: float = 0  # live mode: new audit events per minute, 0 = off
+    rate_per_second: float = 50  # requests allowed in any 1-second window (whole tenant)
+    rate_per_hour: float = 10000  # requests allowed in any 3,600-second window (whole tenant)
+    fault_rate: float = 0  # fraction of API requests that fail in one of the FAULT_KINDS ways
+    now: datetime | None = None  # end of the generated history; None = the real clock (UTC)
+    # Live mode: this fraction of new events arrive late, with occurred_at up to
+    # late_event_max_seconds in the past, as events delivered out of order do on a real tenant.
+    late_event_rate: float = 0
+    late_event_max_seconds: float = 300
+    # Live mode: each device that is neither missing nor removed checks in this often.
+    check_in_interval_seconds: float = 900
+    slow_response_seconds: float = 3.0  # how long a "slow" fault stalls before answering
+
+
+def resolved_tokens(config: SimulatorConfig) -> dict[str, frozenset[str]]:
+    """The configured tokens, or one all-powerful token derived from the seed (same seed, same
+    token)."""
+    if config.tokens:
+        return {value: frozenset(perms) for value, perms in config.tokens.items()}
+    value = str(uuid.UUID(int=random.Random(f"token:{config.seed}").getrandbits(128), version=4))
+    return {value: PERMISSION_KEYS}
+
+
+def parse_token_option(value: str) -> tuple[str, frozenset[str]]:
+    """`VALUE[:PERMS]` from `simulate --token`; PERMS is a comma list of audit, devices, details."""
+    token, sep, perms_text = value.partition(":")
+    if not token:
+        raise ValueError(
+            f"Token option {value!r} has no token value; use VALUE[:audit,devices,details]."
+        )
+    if not sep:
+        return token, PERMISSION_KEYS
+    perms = frozenset(part.strip() for part in perms_text.split(",") if part.strip())
+    unknown = sorted(perms - PERMISSION_KEYS)
+    if unknown:
+        raise ValueError(
+            f"Unknown token permission {unknown[0]!r}; use a comma list of audit, devices, details."
+        )
+    return token, perms
