@@ -76,12 +76,25 @@ def test_workspace_id_is_stable_across_opens(settings: Settings) -> None:
     assert len(workspace_id) == 36
 
 
-def test_processes_migrating_a_new_database_at_once_all_succeed(database_url: str) -> None:
-    command = [
-        sys.executable,
-        "-c",
-        f"from kandji_bridge.db import migrate; migrate({database_url!r})",
-    ]
+# Each process announces itself once imported, waits until all have, then migrates: a real race.
+RACER = """
+import sys, time
+from pathlib import Path
+from kandji_bridge.db import migrate
+url, gate, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+(gate / str(time.monotonic_ns())).touch()
+while len(list(gate.iterdir())) < count:
+    time.sleep(0.005)
+migrate(url)
+"""
+
+
+def test_processes_migrating_a_new_database_at_once_all_succeed(
+    database_url: str, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    command = [sys.executable, "-c", RACER, database_url, str(gate), "3"]
     env = {**os.environ, "PYTHONPATH": SRC}
     processes = [
         subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)
