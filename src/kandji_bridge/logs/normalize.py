@@ -1,0 +1,432 @@
+"""Transform one Kandji audit event into a `kandji_logs` row: all 46 columns, enrichment left empty.
+
+A row is a plain dict keyed by column name (see `schema.COLUMNS`). Decisions, in column order:
+
+- `id`: UUIDv5 of "<sourceID>/<Kandji event id>" in a fixed namespace. Same source and event, same
+  id, on every run and every machine; two sources holding the same tenant get distinct ids.
+- `receivedAt`: the context's ingest time (one per fetched page), UTC, whole seconds.
+- `eventTime`: `occurred_at` converted to UTC, whole seconds (the column is a DateTime). A timestamp
+  without an offset is taken as UTC, which is what Kandji documents.
+- `eventName`: "<target_type>.<action>" (e.g. "blueprint.update"); only one of them if the other is
+  empty.
+- `srcIP` / `dstIP`: the first IP-valued key found in `metadata`, then in `new_state` (keys in
+  `SRC_IP_KEYS` order; `x_forwarded_for` gives its first element, a port is dropped, an IPv4-mapped
+  IPv6 address becomes IPv4). Not a valid address: "". The `src*`/`dst*` details come from `enrich`.
+- `actor`: id and type, plus email / name / username when `metadata` (flat, or an `actor` object
+  in it) carries them; from `new_state` only `actor_*` keys count (new_state describes the target).
+- `tags`: `target_component`, `target_name` (new_state name or label) and `target_kind`
+  (new_state type) when present and non-empty, plus every scalar in `metadata` as
+  "metadata.<key>" (null values are left out).
+- `resources`: the target id, then ids referenced in new_state: objects with an `id` (alone or in
+  lists, e.g. library_items_added/removed/scoped), `*_id` strings and `*_ids` lists. Unique, in
+  first-seen order.
+- `readOnly`: true when the action only reads or views (`READ_VERBS`, as the whole action or one
+  of its words, e.g. "view_recovery_key"), or when it touches a secret (FileVault key, recovery key,
+  ...) with a verb that is not a write. Create / update / delete and anything unknown: false.
+- `newState` / `metadata`: compact JSON of those objects, keys in Kandji's order; null or missing
+  becomes "{}" so every value is a JSON object text (`rawLog` keeps the original null).
+- Other strings: null becomes "", numbers become their decimal text.
+
+Keys Kandji adds later are ignored. An event that cannot be stored faithfully (not an object, no
+usable id, no parseable occurred_at) raises NormalizeError so the caller quarantines it.
+"""
+
+import hashlib
+import ipaddress
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+import orjson
+
+from kandji_bridge.errors import BridgeError
+
+Row = dict[str, Any]
+
+SOURCE_TYPE = "kandji"
+SERVICE_NAME = "kandji"
+
+# Fixed forever: changing it would change every stored row id.
+ID_NAMESPACE = uuid.UUID("5b0c3c1e-6a44-5d1e-9a8e-4b1d1c0a4b1a")
+
+SRC_IP_KEYS: tuple[str, ...] = (
+    "ip",
+    "ip_address",
+    "client_ip",
+    "source_ip",
+    "src_ip",
+    "remote_addr",
+    "remote_ip",
+    "x_forwarded_for",
+    "x-forwarded-for",
+    "forwarded_for",
+    "ipAddress",
+    "clientIp",
+    "clientIP",
+    "sourceIp",
+    "sourceIPAddress",
+    "remoteAddr",
+)
+DST_IP_KEYS: tuple[str, ...] = ("dst_ip", "destination_ip", "dest_ip", "server_ip")
+
+READ_VERBS = frozenset(
+    {
+        "view", "viewed", "read", "get", "list", "listed", "export", "exported", "access",
+        "accessed", "show", "search", "query", "retrieve", "retrieved", "reveal", "revealed",
+        "fetch", "download", "downloaded",
+    }
+)  # fmt: skip
+WRITE_VERBS = frozenset(
+    {
+        "create", "created", "update", "updated", "delete", "deleted", "add", "added", "remove",
+        "removed", "set", "change", "changed", "rotate", "rotated", "enable", "enabled",
+        "disable", "disabled", "assign", "assigned", "unassign", "revoke", "revoked", "reset",
+        "wipe", "lock", "erase", "restart", "shutdown", "install", "uninstall",
+    }
+)  # fmt: skip
+SECRET_MARKERS = (
+    "filevault",
+    "recovery_key",
+    "recovery_password",
+    "recovery_lock",
+    "bypass_code",
+    "unlock_pin",
+    "secret",
+    "password",
+)
+
+_SRC_RANK = {key: rank for rank, key in enumerate(SRC_IP_KEYS)}
+_DST_RANK = {key: rank for rank, key in enumerate(DST_IP_KEYS)}
+_ACTOR_METADATA_KEYS = (
+    ("email", ("actor_email", "user_email", "email")),
+    ("name", ("actor_name", "user_name")),
+    ("username", ("actor_username", "username")),
+)
+_ACTOR_NEW_STATE_KEYS = (
+    ("email", ("actor_email",)),
+    ("name", ("actor_name",)),
+    ("username", ("actor_username",)),
+)
+_MAX_EVENT_ID = 128
+
+
+class NormalizeError(BridgeError):
+    """The event cannot become a row; str(error) is the reason stored with it in quarantine."""
+
+    def __init__(self, reason: str, event_id: str = "") -> None:
+        super().__init__(reason)
+        self.event_id = event_id
+
+
+class AuditEventLike(Protocol):
+    """What the Kandji client hands over: the parsed event and its JSON text exactly as sent."""
+
+    data: Any
+    raw: str
+
+
+@dataclass(frozen=True)
+class NormalizeContext:
+    """Per-source constants, and the ingest time of the page being transformed."""
+
+    workspace_id: str
+    source_id: str
+    retention_days: int
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _id_hash: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0 or self.retention_days > 0xFFFFFFFF:
+            raise ValueError("retention_days must fit a UInt32")
+        received = self.received_at.astimezone(UTC).replace(microsecond=0)
+        object.__setattr__(self, "received_at", received)
+        prefix = ID_NAMESPACE.bytes + self.source_id.encode() + b"/"
+        object.__setattr__(self, "_id_hash", hashlib.sha1(prefix, usedforsecurity=False))
+
+    def row_id(self, event_id: str) -> str:
+        """UUIDv5(ID_NAMESPACE, "<sourceID>/<event id>"), computed from a pre-hashed prefix."""
+        digest = self._id_hash.copy()
+        digest.update(event_id.encode())
+        b = bytearray(digest.digest()[:16])
+        b[6] = (b[6] & 0x0F) | 0x50
+        b[8] = (b[8] & 0x3F) | 0x80
+        h = b.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def normalize_event(event: AuditEventLike, ctx: NormalizeContext) -> Row:
+    return normalize(event.data, event.raw, ctx)
+
+
+def normalize(data: Any, raw: str | bytes, ctx: NormalizeContext) -> Row:
+    """The row for one event. Raises NormalizeError when the event cannot be stored faithfully."""
+    if not isinstance(data, dict):
+        raise NormalizeError(f"the event is a JSON {_json_kind(data)}, not an object")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    event_id = data.get("id")
+    if not _valid_event_id(event_id):
+        raise NormalizeError(f"the event id {_preview(event_id)} is missing or not a valid id")
+    occurred_at = data.get("occurred_at")
+    event_time = _parse_time(occurred_at, event_id)
+
+    action = _text(data.get("action"))
+    target_type = _text(data.get("target_type"))
+    target_id = _text(data.get("target_id"))
+    target_component = _text(data.get("target_component"))
+    actor_id = _text(data.get("actor_id"))
+    actor_type = _text(data.get("actor_type"))
+    new_state = data.get("new_state")
+    metadata = data.get("metadata")
+    state = new_state if isinstance(new_state, dict) else None
+    meta = metadata if isinstance(metadata, dict) else None
+
+    src_ip = (_find_ip(meta, _SRC_RANK) if meta else "") or (
+        _find_ip(state, _SRC_RANK) if state else ""
+    )
+    dst_ip = _find_ip(meta, _DST_RANK) if meta else ""
+
+    actor = {"id": actor_id, "type": actor_type}
+    if meta:
+        _actor_details(actor, meta)
+    if state:
+        _pick(actor, state, _ACTOR_NEW_STATE_KEYS)
+
+    event_name = f"{target_type}.{action}" if target_type and action else target_type or action
+
+    return {
+        "workspaceID": ctx.workspace_id,
+        "sourceID": ctx.source_id,
+        "sourceType": SOURCE_TYPE,
+        "sourceTTL": ctx.retention_days,
+        "receivedAt": ctx.received_at,
+        "id": ctx.row_id(event_id),
+        "eventTime": event_time,
+        "eventName": event_name,
+        "eventID": event_id,
+        "srcIP": src_ip,
+        "srcASCountryCode": "",
+        "srcASNumber": 0,
+        "srcASOrganization": "",
+        "srcCity": "",
+        "srcConnectionType": "",
+        "srcISP": "",
+        "srcLatitude": 0.0,
+        "srcLongitude": 0.0,
+        "srcUserType": "",
+        "dstIP": dst_ip,
+        "dstASCountryCode": "",
+        "dstASNumber": 0,
+        "dstASOrganization": "",
+        "dstCity": "",
+        "dstConnectionType": "",
+        "dstISP": "",
+        "dstLatitude": 0.0,
+        "dstLongitude": 0.0,
+        "dstUserType": "",
+        "actor": actor,
+        "tags": _tags(target_component, state, meta),
+        "resources": _resources(target_id, state) if state else ([target_id] if target_id else []),
+        "serviceName": SERVICE_NAME,
+        "enrichments": [],
+        "readOnly": is_read_only(action, target_type, target_component),
+        "rawLog": raw,
+        "kandjiEventId": event_id,
+        "action": action,
+        "actorId": actor_id,
+        "actorType": actor_type,
+        "occurredAt": occurred_at,
+        "targetType": target_type,
+        "targetId": target_id,
+        "targetComponent": target_component,
+        "newState": _compact_json(new_state),
+        "metadata": _compact_json(metadata),
+    }
+
+
+def _valid_event_id(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_EVENT_ID
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _parse_time(value: Any, event_id: str) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise NormalizeError(f"occurred_at {_preview(value)} is missing", event_id)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise NormalizeError(
+            f"occurred_at {_preview(value)} is not an ISO 8601 timestamp", event_id
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    elif parsed.utcoffset():
+        parsed = parsed.astimezone(UTC)
+    parsed = parsed.replace(microsecond=0)
+    if not 1970 <= parsed.year < 2106:
+        raise NormalizeError(
+            f"occurred_at {_preview(value)} is outside what a DateTime holds (1970 to 2105)",
+            event_id,
+        )
+    return parsed
+
+
+def _text(value: Any) -> str:
+    if value.__class__ is str:
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return _compact_json(value)
+
+
+def _compact_json(value: Any) -> str:
+    if value is None:
+        return "{}"
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits: the standard library still writes it
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _find_ip(obj: dict, ranks: dict[str, int]) -> str:
+    """The best-ranked key of obj holding a valid IP address, as canonical text, or ""."""
+    found = [key for key in obj if key in ranks]
+    if len(found) > 1:
+        found.sort(key=ranks.__getitem__)
+    for key in found:
+        ip = _ip_from_value(obj[key])
+        if ip:
+            return ip
+    return ""
+
+
+def _ip_from_value(value: Any) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str):
+        return ""
+    return canonical_ip(value.split(",", 1)[0].strip())
+
+
+@lru_cache(maxsize=65536)
+def canonical_ip(text: str) -> str:
+    """The address in text as ipaddress writes it ("" if none): port, brackets and zone dropped."""
+    if not text or len(text) > 64:
+        return ""
+    candidate = text
+    if candidate.startswith("["):  # [v6]:port
+        candidate = candidate[1 : candidate.find("]")] if "]" in candidate else ""
+    elif candidate.count(":") == 1:  # v4:port
+        candidate = candidate.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(candidate.split("%", 1)[0])
+    except ValueError:
+        return ""
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def _actor_details(actor: dict[str, str], meta: dict) -> None:
+    nested = meta.get("actor")
+    if isinstance(nested, dict):
+        for key in ("email", "name", "username"):
+            value = nested.get(key)
+            if isinstance(value, str) and value:
+                actor[key] = value
+    _pick(actor, meta, _ACTOR_METADATA_KEYS)
+
+
+def _pick(actor: dict[str, str], obj: dict, keys: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    for field_name, candidates in keys:
+        if field_name in actor:
+            continue
+        for key in candidates:
+            value = obj.get(key)
+            if isinstance(value, str) and value:
+                actor[field_name] = value
+                break
+
+
+def _tags(target_component: str, state: dict | None, meta: dict | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    if target_component:
+        tags["target_component"] = target_component
+    if state:
+        name = state.get("name") or state.get("label")
+        if isinstance(name, str) and name:
+            tags["target_name"] = name
+        kind = state.get("type")
+        if isinstance(kind, str) and kind:
+            tags["target_kind"] = kind
+    if meta:
+        for key, value in meta.items():
+            if value is not None and value != "" and isinstance(value, str | int | float):
+                tags[f"metadata.{key}"] = _text(value)
+    return tags
+
+
+def _resources(target_id: str, state: dict) -> list[str]:
+    ids: dict[str, None] = {target_id: None} if target_id else {}
+    for key, value in state.items():
+        if isinstance(value, list):
+            if key.endswith("_ids"):
+                for item in value:
+                    _add_id(ids, item)
+            else:
+                for item in value:
+                    if isinstance(item, dict):
+                        _add_id(ids, item.get("id"))
+        elif isinstance(value, dict):
+            _add_id(ids, value.get("id"))
+        elif key == "id" or key.endswith("_id"):
+            _add_id(ids, value)
+    return list(ids)
+
+
+def _add_id(ids: dict[str, None], value: Any) -> None:
+    if isinstance(value, str):
+        if value:
+            ids[value] = None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ids[str(value)] = None
+
+
+@lru_cache(maxsize=4096)
+def is_read_only(action: str, target_type: str = "", target_component: str = "") -> bool:
+    """True for events that only read or view data (see the module docstring for the rule)."""
+    verb = action.lower()
+    words = set(verb.replace("-", "_").replace(".", "_").replace(" ", "_").split("_"))
+    if verb in READ_VERBS or (words & READ_VERBS and not words & WRITE_VERBS):
+        return True
+    subject = f"{target_type} {target_component} {verb}".lower()
+    touches_secret = any(marker in subject for marker in SECRET_MARKERS)
+    return touches_secret and bool(verb) and verb not in WRITE_VERBS and not words & WRITE_VERBS
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else type(value).__name__
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,95 @@
+"""The `kandji_logs` table: the seed's 46 columns, in the seed's order, and the DDL both stores run.
+
+The names and ClickHouse types are those of `seeds/runreveal-kandji-source.txt`, exactly; a test
+compares this list with the seed and with `DESCRIBE TABLE` on a table created from this DDL.
+"""
+
+LOGS_TABLE = "kandji_logs"
+QUARANTINE_TABLE = "kandji_logs_quarantine"
+
+ENRICHMENTS_TYPE = (
+    "Array(Tuple(data Map(String, String), name String, provider String, type String, "
+    "value String))"
+)
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("workspaceID", "String"),
+    ("sourceID", "String"),
+    ("sourceType", "String"),
+    ("sourceTTL", "UInt32"),
+    ("receivedAt", "DateTime"),
+    ("id", "String"),
+    ("eventTime", "DateTime"),
+    ("eventName", "String"),
+    ("eventID", "String"),
+    ("srcIP", "String"),
+    ("srcASCountryCode", "String"),
+    ("srcASNumber", "UInt32"),
+    ("srcASOrganization", "String"),
+    ("srcCity", "String"),
+    ("srcConnectionType", "String"),
+    ("srcISP", "String"),
+    ("srcLatitude", "Float64"),
+    ("srcLongitude", "Float64"),
+    ("srcUserType", "String"),
+    ("dstIP", "String"),
+    ("dstASCountryCode", "String"),
+    ("dstASNumber", "UInt32"),
+    ("dstASOrganization", "String"),
+    ("dstCity", "String"),
+    ("dstConnectionType", "String"),
+    ("dstISP", "String"),
+    ("dstLatitude", "Float64"),
+    ("dstLongitude", "Float64"),
+    ("dstUserType", "String"),
+    ("actor", "Map(String, String)"),
+    ("tags", "Map(String, String)"),
+    ("resources", "Array(String)"),
+    ("serviceName", "String"),
+    ("enrichments", ENRICHMENTS_TYPE),
+    ("readOnly", "Bool"),
+    ("rawLog", "String"),
+    ("kandjiEventId", "String"),
+    ("action", "String"),
+    ("actorId", "String"),
+    ("actorType", "String"),
+    ("occurredAt", "String"),
+    ("targetType", "String"),
+    ("targetId", "String"),
+    ("targetComponent", "String"),
+    ("newState", "String"),
+    ("metadata", "String"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
+
+# ReplacingMergeTree keyed by the stable `id` is a second line of defence against duplicates only:
+# exactly-once never waits for a merge, because the collector drops already-stored event ids
+# before it inserts. ORDER BY serves time-range queries per source; the month partition lets TTL
+# drop whole parts. sourceTTL 0 means "keep forever" (a zero-day TTL would delete at once). The
+# bloom filter makes the collector's "which of these event ids are stored?" check cheap.
+LOGS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {LOGS_TABLE} (\n"
+    + ",\n".join(f"    `{name}` {type_}" for name, type_ in COLUMNS)
+    + ",\n    INDEX kandji_event_id kandjiEventId TYPE bloom_filter GRANULARITY 4"
+    + "\n)\nENGINE = ReplacingMergeTree\n"
+    "PARTITION BY toYYYYMM(eventTime)\n"
+    "ORDER BY (sourceID, eventTime, id)\n"
+    "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))"
+)
+
+# Events that could not be normalized: kept whole with the reason, never dropped. `rawHash` makes a
+# re-fetched bad event the same row (the store skips ones it already holds).
+QUARANTINE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (\n"
+    "    `sourceID` String,\n"
+    "    `receivedAt` DateTime,\n"
+    "    `kandjiEventId` String,\n"
+    "    `reason` String,\n"
+    "    `rawLog` String,\n"
+    "    `rawHash` UInt64 MATERIALIZED cityHash64(rawLog)\n"
+    ")\nENGINE = ReplacingMergeTree\n"
+    "ORDER BY (sourceID, rawHash)"
+)
+
+DDL: tuple[str, ...] = (LOGS_DDL, QUARANTINE_DDL)

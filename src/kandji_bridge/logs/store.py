@@ -1,0 +1,448 @@
+"""Sink: the log store, behind one interface, with the same DDL and SQL on both engines.
+
+- `chdb://<path>` (the default): ClickHouse embedded in this process through chDB. Only one process
+  may own a path: a second process gets "Cannot lock file <path>/status" from chDB, turned here into
+  a StoreBusy error. Within one process, sessions on the same path share one engine, and a process
+  can hold only one path at a time (opening another path while one is open is refused by chDB; after
+  every session of it is closed, another path opens fine, and the same path reopens with its data).
+- `clickhouse://user:password@host:8123/database` (or `clickhouses://` for HTTPS): a ClickHouse
+  server through clickhouse-connect.
+
+Rows are sent as one JSON array in `JSONEachRow` (one orjson call per batch, the fastest of the
+encodings measured in benchmarks/logs_pipeline.py). Values in SQL are quoted literals built by
+`sql_string` rather than engine-side parameters, so both engines receive the exact same text.
+Every session runs with `session_timezone = 'UTC'`: the seed's DateTime columns carry no zone,
+and results must not depend on the machine's.
+"""
+
+# Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
+# ruff: noqa: S608
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+from kandji_bridge.errors import BridgeError
+from kandji_bridge.logs.normalize import Row
+from kandji_bridge.logs.schema import DDL, LOGS_TABLE, QUARANTINE_TABLE
+
+SESSION_SETTINGS = {"session_timezone": "UTC", "output_format_json_quote_64bit_integers": 0}
+INSERT_SETTINGS = {
+    "input_format_json_named_tuples_as_objects": 0,  # enrichments are [data, name, ...] arrays
+    "date_time_input_format": "best_effort",  # orjson writes "2025-03-04T16:29:55+00:00"
+}
+READ_ONLY_STATEMENTS = ("select", "with", "show", "describe", "desc", "explain", "exists")
+_MAX_IN_LIST = 10_000
+
+
+class LogStoreError(BridgeError):
+    """The log store cannot be opened or refused an operation."""
+
+
+class StoreBusy(LogStoreError):
+    """Another process owns the embedded store."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a source's stored history ends: the latest eventTime and the events stored at it."""
+
+    event_time: datetime
+    event_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """An event that could not be normalized, kept whole with the reason."""
+
+    source_id: str
+    reason: str
+    raw_log: str
+    kandji_event_id: str = ""
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[list[Any]]
+
+
+class LogStore(Protocol):
+    """What the collector, the CLI and the service use; both engines implement it."""
+
+    display_url: str
+
+    def ensure_schema(self) -> None: ...
+
+    def insert(self, rows: Sequence[Row]) -> int: ...
+
+    def insert_quarantine(self, entries: Sequence[QuarantineEntry]) -> int: ...
+
+    def existing_event_ids(
+        self,
+        source_id: str,
+        event_ids: Iterable[str],
+        between: tuple[datetime, datetime] | None = None,
+    ) -> set[str]: ...
+
+    def latest_checkpoint(self, source_id: str) -> Checkpoint | None: ...
+
+    def count(self, source_id: str | None = None) -> int: ...
+
+    def quarantine_count(self, source_id: str | None = None) -> int: ...
+
+    def quarantined(
+        self, source_id: str | None = None, limit: int = 100
+    ) -> list[QuarantineEntry]: ...
+
+    def query(self, sql: str, *, read_only: bool = True) -> QueryResult: ...
+
+    def close(self) -> None: ...
+
+
+def open_log_store(url: str) -> LogStore:
+    """The store a `chdb://` or `clickhouse://` URL names, schema not yet ensured."""
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme == "chdb" and rest:
+        return ChdbLogStore(rest)
+    if scheme in ("clickhouse", "clickhouses") and rest:
+        return ClickHouseLogStore.from_url(url)
+    raise LogStoreError(
+        f"The log store URL {mask_url(url)!r} is not usable; write chdb://<folder> or "
+        "clickhouse://user:password@host:8123/database."
+    )
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostpart}"
+
+
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal: backslash and quote escaped, everything else verbatim."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_time(value: datetime) -> str:
+    return f"toDateTime({int(value.timestamp())}, 'UTC')"
+
+
+class SqlLogStore:
+    """Everything above three primitives; the engine classes supply the primitives."""
+
+    display_url: str
+
+    def _execute(self, sql: str) -> None:
+        raise NotImplementedError
+
+    def _select(self, sql: str) -> QueryResult:
+        raise NotImplementedError
+
+    def _insert_json(self, table: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "SqlLogStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ensure_schema(self) -> None:
+        for statement in DDL:
+            self._execute(statement)
+
+    def insert(self, rows: Sequence[Row]) -> int:
+        """Append rows as given: the caller has dropped the event ids already stored."""
+        if rows:
+            self._insert_json(LOGS_TABLE, orjson.dumps(rows))
+        return len(rows)
+
+    def insert_quarantine(self, entries: Sequence[QuarantineEntry]) -> int:
+        """Store new quarantine entries; an entry already held (same source and raw) is skipped."""
+        fresh: dict[tuple[str, str], QuarantineEntry] = {}
+        for entry in entries:
+            fresh.setdefault((entry.source_id, entry.raw_log), entry)
+        for source_id in {source for source, _ in fresh}:
+            ids = {e.kandji_event_id for (s, _), e in fresh.items() if s == source_id}
+            held = self._select(
+                f"SELECT rawLog FROM {QUARANTINE_TABLE} WHERE sourceID = {sql_string(source_id)} "
+                f"AND kandjiEventId IN ({', '.join(map(sql_string, sorted(ids)))})"
+            )
+            for (raw,) in held.rows:
+                fresh.pop((source_id, raw), None)
+        if fresh:
+            body = orjson.dumps(
+                [
+                    {
+                        "sourceID": e.source_id,
+                        "receivedAt": e.received_at.astimezone(UTC).replace(microsecond=0),
+                        "kandjiEventId": e.kandji_event_id,
+                        "reason": e.reason,
+                        "rawLog": e.raw_log,
+                    }
+                    for e in fresh.values()
+                ]
+            )
+            self._insert_json(QUARANTINE_TABLE, body)
+        return len(fresh)
+
+    def existing_event_ids(
+        self,
+        source_id: str,
+        event_ids: Iterable[str],
+        between: tuple[datetime, datetime] | None = None,
+    ) -> set[str]:
+        """The given Kandji event ids this source already has stored (for exactly-once).
+
+        `between` (the min and max eventTime of the candidates) lets the primary key skip
+        everything outside that range; without it the bloom-filter index does the work.
+        """
+        wanted = sorted(set(event_ids))
+        found: set[str] = set()
+        time_filter = ""
+        if between is not None:
+            low, high = sql_time(between[0]), sql_time(between[1])
+            time_filter = f" AND eventTime BETWEEN {low} AND {high}"
+        for start in range(0, len(wanted), _MAX_IN_LIST):
+            chunk = wanted[start : start + _MAX_IN_LIST]
+            result = self._select(
+                f"SELECT DISTINCT kandjiEventId FROM {LOGS_TABLE} "
+                f"WHERE sourceID = {sql_string(source_id)}{time_filter} "
+                f"AND kandjiEventId IN ({', '.join(map(sql_string, chunk))})"
+            )
+            found.update(row[0] for row in result.rows)
+        return found
+
+    def latest_checkpoint(self, source_id: str) -> Checkpoint | None:
+        source = sql_string(source_id)
+        result = self._select(
+            f"SELECT toUnixTimestamp(eventTime), groupUniqArray(kandjiEventId) FROM {LOGS_TABLE} "
+            f"WHERE sourceID = {source} AND eventTime = "
+            f"(SELECT max(eventTime) FROM {LOGS_TABLE} WHERE sourceID = {source}) "
+            "GROUP BY eventTime"
+        )
+        if not result.rows:
+            return None
+        seconds, ids = result.rows[0]
+        return Checkpoint(datetime.fromtimestamp(int(seconds), UTC), frozenset(ids))
+
+    def count(self, source_id: str | None = None) -> int:
+        return self._count(LOGS_TABLE, source_id)
+
+    def quarantine_count(self, source_id: str | None = None) -> int:
+        return self._count(QUARANTINE_TABLE, source_id)
+
+    def quarantined(self, source_id: str | None = None, limit: int = 100) -> list[QuarantineEntry]:
+        where = f" WHERE sourceID = {sql_string(source_id)}" if source_id is not None else ""
+        result = self._select(
+            "SELECT sourceID, toUnixTimestamp(receivedAt), kandjiEventId, reason, rawLog "
+            f"FROM {QUARANTINE_TABLE}{where} ORDER BY receivedAt DESC LIMIT {int(limit)}"
+        )
+        return [
+            QuarantineEntry(
+                source_id=source,
+                reason=reason,
+                raw_log=raw,
+                kandji_event_id=event_id,
+                received_at=datetime.fromtimestamp(int(received), UTC),
+            )
+            for source, received, event_id, reason, raw in result.rows
+        ]
+
+    def query(self, sql: str, *, read_only: bool = True) -> QueryResult:
+        """Run SQL (for `logs query`); by default only statements that read are accepted."""
+        statement = sql.strip().rstrip(";").strip()
+        first_word = statement.split(None, 1)[0].lower() if statement else ""
+        if read_only and first_word not in READ_ONLY_STATEMENTS:
+            raise LogStoreError(
+                "Only queries that read (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) can run "
+                f"here; this one starts with {first_word.upper() or 'nothing'}."
+            )
+        return self._select(statement)
+
+    def _count(self, table: str, source_id: str | None) -> int:
+        where = f" WHERE sourceID = {sql_string(source_id)}" if source_id is not None else ""
+        return int(self._select(f"SELECT count() FROM {table}{where}").rows[0][0])
+
+
+def _settings_clause(settings: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{key} = {sql_string(value) if isinstance(value, str) else value}"
+        for key, value in settings.items()
+    )
+
+
+def _query_error(exc: Exception) -> LogStoreError:
+    """One sentence from ClickHouse's message: its first line, without the stack trace."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LogStoreError(f"The log store refused the query: {message}")
+
+
+class ChdbLogStore(SqlLogStore):
+    """The embedded store: one chDB session on a folder (or ":memory:")."""
+
+    def __init__(self, path: str) -> None:
+        from chdb import session  # imported here: loading the engine costs time and memory
+
+        in_memory = path == ":memory:"
+        self.path = path if in_memory else str(Path(path).expanduser())
+        self.display_url = f"chdb://{self.path}"
+        if not in_memory:
+            try:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LogStoreError(
+                    f"Cannot create the log store folder {self.path} ({exc.strerror}); "
+                    "set KANDJI_BRIDGE_LOG_STORE to chdb://<a folder you can write to>."
+                ) from exc
+        try:
+            self._session = session.Session(self.path)
+        except RuntimeError as exc:
+            raise _open_error(self.path, exc) from exc
+        self._session.query(f"SET {_settings_clause(SESSION_SETTINGS)}")
+        self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {_settings_clause(INSERT_SETTINGS)}"
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self._session.query(sql)
+        except RuntimeError as exc:
+            raise _query_error(exc) from exc
+
+    def _select(self, sql: str) -> QueryResult:
+        try:
+            result = self._session.query(sql, "JSONCompact")
+        except RuntimeError as exc:
+            raise _query_error(exc) from exc
+        return _parse_json_compact(result.bytes())
+
+    def _insert_json(self, table: str, body: bytes) -> None:
+        try:
+            with self._session.send_insert(
+                self._insert_prefix.format(table=table), "JSONEachRow"
+            ) as inserter:
+                inserter.append(body)
+                inserter.finish()
+        except RuntimeError as exc:
+            raise _query_error(exc) from exc
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def _open_error(path: str, exc: Exception) -> LogStoreError:
+    message = str(exc)
+    if "Cannot lock file" in message or "already running" in message:
+        return StoreBusy(
+            f"The log store {path} is in use by another kandji-bridge process (is `serve` "
+            "running?); stop it, or run the command through the running service."
+        )
+    if "already initialized with path" in message:
+        return LogStoreError(
+            f"This process already has another embedded log store open, so {path} cannot be "
+            "opened too; close the other store first."
+        )
+    return LogStoreError(f"Cannot open the log store {path}: {message.splitlines()[0]}")
+
+
+def _parse_json_compact(payload: bytes) -> QueryResult:
+    if not payload.strip():  # statements without a result set
+        return QueryResult([], [], [])
+    document = orjson.loads(payload)
+    meta = document.get("meta", [])
+    return QueryResult(
+        columns=[column["name"] for column in meta],
+        types=[column["type"] for column in meta],
+        rows=document.get("data", []),
+    )
+
+
+class ClickHouseLogStore(SqlLogStore):
+    """A ClickHouse server over HTTP(S), through clickhouse-connect."""
+
+    def __init__(self, client: Any, display_url: str) -> None:
+        self._client = client
+        self.display_url = display_url
+
+    @classmethod
+    def from_url(cls, url: str) -> "ClickHouseLogStore":
+        masked = mask_url(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise LogStoreError(
+                f"The log store URL {masked!r} has an invalid port; "
+                "write clickhouse://user:password@host:8123/database."
+            ) from None
+        secure = parts.scheme.lower() == "clickhouses"
+        database = parts.path.strip("/") or "default"
+        if not parts.hostname or "/" in database:
+            raise LogStoreError(
+                f"The log store URL {masked!r} needs a host and at most one database name; "
+                "write clickhouse://user:password@host:8123/database."
+            )
+        import clickhouse_connect
+
+        try:
+            client = clickhouse_connect.get_client(
+                host=parts.hostname,
+                port=port or (8443 if secure else 8123),
+                username=unquote(parts.username or "default"),
+                password=unquote(parts.password or ""),
+                database=database,
+                secure=secure,
+                settings=SESSION_SETTINGS,
+            )
+        except Exception as exc:  # connect errors come in many classes; all mean the same here
+            raise LogStoreError(
+                f"Cannot reach the ClickHouse log store at {masked}: "
+                f"{_first_line(exc)}; check the host, port, user and password."
+            ) from exc
+        return cls(client, masked)
+
+    def _execute(self, sql: str) -> None:
+        try:
+            self._client.command(sql)
+        except Exception as exc:
+            raise _query_error(exc) from exc
+
+    def _select(self, sql: str) -> QueryResult:
+        try:
+            payload = self._client.raw_query(sql, fmt="JSONCompact")
+        except Exception as exc:
+            raise _query_error(exc) from exc
+        return _parse_json_compact(payload)
+
+    def _insert_json(self, table: str, body: bytes) -> None:
+        try:
+            self._client.raw_insert(
+                table, insert_block=body, settings=INSERT_SETTINGS, fmt="JSONEachRow"
+            )
+        except Exception as exc:
+            raise _query_error(exc) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
