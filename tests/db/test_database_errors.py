@@ -63,6 +63,15 @@ def test_a_url_that_is_not_a_url_is_refused() -> None:
     assert "sqlite:///PATH" in message
 
 
+@pytest.mark.parametrize(
+    "url", ["", f"postgresql://kb:{PASSWORD}@db:port/kb", "sqlite:", "sqlite://", "sqlite:///"]
+)
+def test_urls_that_cannot_work_are_refused(url: str) -> None:
+    message = refusal(url)
+    assert message.startswith("The state database URL ")
+    assert "KANDJI_BRIDGE_DATABASE_URL to sqlite:///PATH" in message
+
+
 def test_an_unsupported_database_is_refused_with_the_password_masked() -> None:
     message = refusal(f"mysql://kb:{PASSWORD}@db/kb")
     assert message.startswith("The state database URL mysql://kb:***@db/kb names a database")

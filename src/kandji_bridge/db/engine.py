@@ -35,10 +35,10 @@ def mask_url(database_url: str) -> str:
 
 def parse_url(database_url: str) -> URL:
     """A supported state-database URL, or ConfigError. `postgresql://` means psycopg 3."""
-    shown = mask_url(database_url)
+    shown = mask_url(database_url) or "(empty)"
     try:
         url = make_url(database_url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
             f"The state database URL {shown} is not a database URL; "
             f"set {ENV_DATABASE_URL} to {URL_EXAMPLES}."
@@ -48,6 +48,12 @@ def parse_url(database_url: str) -> URL:
     if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
         return url.set(drivername="postgresql+psycopg")
     if backend == "sqlite" and driver in ("", "pysqlite"):
+        if url.database in (None, "", ":memory:"):
+            # An in-memory database would vanish with its connection, and the state with it.
+            raise ConfigError(
+                f"The state database URL {shown} names no file; "
+                f"set {ENV_DATABASE_URL} to sqlite:///PATH."
+            )
         return url.set(drivername="sqlite")
     raise ConfigError(
         f"The state database URL {shown} names a database kandji-bridge does not support; "
@@ -178,7 +184,7 @@ def _postgres_sentence(shown: str, text: str, detail: str) -> str:
 def _password(database_url: str) -> str | None:
     try:
         return make_url(database_url).password
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None
 
 
