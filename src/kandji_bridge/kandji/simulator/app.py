@@ -166,7 +166,7 @@ def _endpoint(state: SimulatorState, request: Request, path: str, permission: st
         return _audit_events(state, request, params)
     if permission == DEVICE_LIST.key:
         try:
-            chosen = devices.select(state.tenant.devices, params, state.check_in_us)
+            chosen = devices.select(state.tenant, params, state.check_in_us)
         except devices.DeviceQueryError as error:
             return json_response(400, error.body)
         return json_response(200, [devices.device_json(d, state.check_in_us(d)) for d in chosen])

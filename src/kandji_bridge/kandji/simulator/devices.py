@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kandji_bridge.kandji.simulator import timefmt
-from kandji_bridge.kandji.simulator.tenant import Device, User
+from kandji_bridge.kandji.simulator.tenant import Device, Tenant, User
 
 MAX_LIMIT = 300
 ORDERING_FIELDS = (
@@ -150,23 +150,25 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
 
 
 def select(
-    devices: list[Device], params: dict[str, str], check_in: Callable[[Device], int]
+    tenant: Tenant, params: dict[str, str], check_in: Callable[[Device], int]
 ) -> list[Device]:
     """The page of devices the query asks for. The default order is stable (enrollment order), and
-    every ordering ends with device_id, so offset paging returns each device exactly once."""
+    every `ordering` ends with device_id, so offset paging returns each device exactly once."""
     limit = min(_int_param(params, "limit", MAX_LIMIT), MAX_LIMIT) or MAX_LIMIT
     offset = _int_param(params, "offset", 0)
+    ordering = [part.strip() for part in params.get("ordering", "").split(",") if part.strip()]
+    keys = _sort_keys(check_in)
+    unknown = [part for part in ordering if part.lstrip("-") not in keys]
+    if unknown:
+        raise DeviceQueryError({"ordering": [f'"{unknown[0]}" is not a valid ordering field.']})
+    chosen = tenant.devices_in_id_order if ordering else tenant.devices
     predicates = [
         FILTERS[name](value) for name, value in params.items() if name in FILTERS and value
     ]
-    chosen = [d for d in devices if all(p(d) for p in predicates)] if predicates else devices
-    ordering = [part.strip() for part in params.get("ordering", "").split(",") if part.strip()]
+    if predicates:
+        chosen = [d for d in chosen if all(p(d) for p in predicates)]
     if ordering:
-        keys = _sort_keys(check_in)
-        unknown = [part for part in ordering if part.lstrip("-") not in keys]
-        if unknown:
-            raise DeviceQueryError({"ordering": [f'"{unknown[0]}" is not a valid ordering field.']})
-        chosen = sorted(chosen, key=lambda d: d.device_id)
+        chosen = list(chosen)
         for part in reversed(ordering):  # stable sorts, last key first: a multi-key ordering
             chosen.sort(key=keys[part.lstrip("-")], reverse=part.startswith("-"))
     return chosen[offset : offset + limit]

@@ -18,6 +18,7 @@ from kandji_bridge.kandji.simulator.tenant import Tenant
 # than its occurred_at), so id order and occurred_at order can differ; we keep that quirk.
 MAX_ID_LAG_MS = 120
 # Share of each UTC hour in the day's activity: mostly European and American working hours.
+HOUR_US = 3_600_000_000
 _HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 9, 10, 10, 10, 10, 9, 8, 7, 6, 5, 4, 3)
 
 
@@ -26,14 +27,17 @@ def new_event_id(rng: random.Random, occurred_us: int) -> str:
 
 
 def history_times(rng: random.Random, count: int, start_us: int, end_us: int) -> list[int]:
-    """`count` instants in [start_us, end_us), busier in working hours (rejection sampling)."""
-    times = []
-    top = max(_HOUR_WEIGHTS)
-    span = end_us - start_us
+    """`count` sorted instants in [start_us, end_us), busier in working hours: each picks an hour
+    of the range weighted by its hour of day, then a moment within it."""
+    slots = range(start_us // HOUR_US, (end_us - 1) // HOUR_US + 1)
+    weights = [_HOUR_WEIGHTS[hour % 24] for hour in slots]
+    times: list[int] = []
     while len(times) < count:
-        us = start_us + int(rng.random() * span)
-        if rng.random() * top < _HOUR_WEIGHTS[us // 3_600_000_000 % 24]:
-            times.append(us)
+        for hour in rng.choices(slots, weights, k=count - len(times)):
+            us = hour * HOUR_US + int(rng.random() * HOUR_US)
+            if start_us <= us < end_us:  # the range's first and last hours are partial
+                times.append(us)
+    times.sort()
     return times
 
 

@@ -106,9 +106,11 @@ class Tenant:
     tags: list[Tag]
     devices: list[Device]
     devices_by_id: dict[str, Device] = field(default_factory=dict)
+    devices_in_id_order: list[Device] = field(default_factory=list)  # the base of every `ordering`
 
     def __post_init__(self) -> None:
         self.devices_by_id = {device.device_id: device for device in self.devices}
+        self.devices_in_id_order = sorted(self.devices, key=lambda device: device.device_id)
 
 
 def new_uuid(rng: random.Random) -> str:

@@ -1,20 +1,21 @@
 """ULIDs as Kandji's audit events carry them: 48-bit ms time + 80 random bits, Crockford base32."""
 
-import base64
-
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_RFC4648 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_TO_CROCKFORD = str.maketrans(_RFC4648, _CROCKFORD)
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 characters
 # Python's int(text, 32) reads the digits 0-9a-v, so map each Crockford letter to its value's digit.
 _TO_INT_DIGITS = str.maketrans(_CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
 
 
 def encode(ms: int, randomness: int) -> str:
-    """The 26-character ULID; base64's b32 is C code, much faster than a per-character loop."""
-    value = (ms << 80) | randomness
-    # 26 characters hold 130 bits; shifting by 6 into 17 bytes aligns them to b32's 5-bit groups.
-    text = base64.b32encode((value << 6).to_bytes(17, "big")).decode("ascii")
-    return text[:26].translate(_TO_CROCKFORD)
+    """The 26-character ULID, two characters per table lookup (fast: a million are minted)."""
+    p = _PAIRS
+    r = randomness
+    return (
+        p[ms >> 40] + p[(ms >> 30) & 1023] + p[(ms >> 20) & 1023] + p[(ms >> 10) & 1023]
+        + p[ms & 1023] + p[r >> 70] + p[(r >> 60) & 1023] + p[(r >> 50) & 1023]
+        + p[(r >> 40) & 1023] + p[(r >> 30) & 1023] + p[(r >> 20) & 1023] + p[(r >> 10) & 1023]
+        + p[r & 1023]
+    )  # fmt: skip
 
 
 def randomness(ulid: str) -> int:
