@@ -162,11 +162,10 @@ def select(
     if unknown:
         raise DeviceQueryError({"ordering": [f'"{unknown[0]}" is not a valid ordering field.']})
     chosen = tenant.devices_in_id_order if ordering else tenant.devices
-    predicates = [
-        FILTERS[name](value) for name, value in params.items() if name in FILTERS and value
-    ]
-    if predicates:
-        chosen = [d for d in chosen if all(p(d) for p in predicates)]
+    for name, value in params.items():
+        if name in FILTERS and value:
+            keep = FILTERS[name](value)
+            chosen = [d for d in chosen if keep(d)]
     if ordering:
         chosen = list(chosen)
         for part in reversed(ordering):  # stable sorts, last key first: a multi-key ordering
