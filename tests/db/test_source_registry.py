@@ -74,26 +74,24 @@ def test_an_unknown_name(state: StateDB) -> None:
         assert str(caught.value) == message
 
 
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"name": ""}, "The source name is empty"),
-        ({"name": "x" * 65}, "is 65 characters long; use at most 64"),
-        ({"name": "acme/eu"}, "contains '/'; use only letters, digits, spaces"),
-        ({"api_url": " "}, "API URL is empty"),
-        ({"token": "\n"}, "API token is empty"),
-        ({"poll_interval": 0}, "poll interval must be a whole number of seconds from 1 to 86400"),
-        ({"poll_interval": True}, "poll interval"),
-        ({"retention_days": 0}, "retention must be a whole number of days from 1 to 3650, not 0"),
-        ({"retention_days": 3651}, "from 1 to 3650, not 3651"),
-    ],
-)
-def test_bad_settings_are_refused_and_nothing_is_stored(
-    state: StateDB, changes: dict, message: str
-) -> None:
-    arguments = {"name": "prod", "api_url": URL, "token": TOKEN} | changes
-    with pytest.raises(InvalidSource, match=message):
-        add_source(state, **arguments)
+BAD_SETTINGS = [
+    ({"name": ""}, "The source name is empty"),
+    ({"name": "x" * 65}, "is 65 characters long; use at most 64"),
+    ({"name": "acme/eu"}, "contains '/'; use only letters, digits, spaces"),
+    ({"api_url": " "}, "API URL is empty"),
+    ({"token": "\n"}, "API token is empty"),
+    ({"poll_interval": 0}, "poll interval must be a whole number of seconds from 1 to 86400"),
+    ({"poll_interval": True}, "poll interval"),
+    ({"retention_days": 0}, "retention must be a whole number of days from 1 to 3650, not 0"),
+    ({"retention_days": 3651}, "from 1 to 3650, not 3651"),
+]
+
+
+def test_bad_settings_are_refused_and_nothing_is_stored(state: StateDB) -> None:
+    for changes, message in BAD_SETTINGS:
+        arguments = {"name": "prod", "api_url": URL, "token": TOKEN} | changes
+        with pytest.raises(InvalidSource, match=message):
+            add_source(state, **arguments)
     assert list_sources(state) == []
 
 
