@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
@@ -53,6 +54,14 @@ def test_source_info_cannot_show_the_token(state: StateDB) -> None:
     assert not any("token" in field.name for field in fields(source))
     assert TOKEN not in repr(source)
     assert TOKEN not in repr(list_sources(state))
+
+
+def test_the_state_repr_shows_no_secret(state: StateDB) -> None:
+    secret = replace(state, settings=replace(state.settings, secret_key="a passphrase, kept"))
+    assert "a passphrase, kept" not in repr(secret)
+    password = make_url(state.settings.database_url).password
+    if password:
+        assert f":{password}@" not in repr(secret)
 
 
 def test_a_duplicate_name_is_refused(state: StateDB) -> None:

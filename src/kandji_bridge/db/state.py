@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from sqlalchemy import Engine, select
@@ -17,7 +17,8 @@ from kandji_bridge.db.schema import migrate
 
 @dataclass(frozen=True)
 class StateDB:
-    settings: Settings
+    # Out of repr: the settings hold the secret key and perhaps a database password.
+    settings: Settings = field(repr=False)
     engine: Engine
     sessions: sessionmaker[Session]
     workspace_id: str
