@@ -19,6 +19,7 @@ from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.secrets import decrypt_token, encrypt_token
 
 NAME_MAX_LENGTH = 64
+API_URL_MAX_LENGTH = 2048  # the column's size
 _NAME_CHARACTER = re.compile(r"[\w .-]")
 POLL_INTERVAL_RANGE = (1, 86_400)
 RETENTION_DAYS_RANGE = (1, 3650)
@@ -54,6 +55,11 @@ def add_source(
     name = validate_name(name)
     if not api_url.strip():
         raise InvalidSource("The source's API URL is empty; give the tenant's Kandji API URL.")
+    if len(api_url) > API_URL_MAX_LENGTH:
+        raise InvalidSource(
+            f"The source's API URL is {len(api_url)} characters long; "
+            f"a Kandji API URL is far shorter (at most {API_URL_MAX_LENGTH})."
+        )
     token = token.strip()
     if not token:
         raise InvalidSource("The source's API token is empty; give the token made in Kandji.")

@@ -88,6 +88,7 @@ BAD_SETTINGS = [
     ({"name": "x" * 65}, "is 65 characters long; use at most 64"),
     ({"name": "acme/eu"}, "contains '/'; use only letters, digits, spaces"),
     ({"api_url": " "}, "API URL is empty"),
+    ({"api_url": URL + "/" * 2048}, "API URL is 2074 characters long"),
     ({"token": "\n"}, "API token is empty"),
     ({"poll_interval": 0}, "poll interval must be a whole number of seconds from 1 to 86400"),
     ({"poll_interval": True}, "poll interval"),
