@@ -1,4 +1,4 @@
-"""Fixtures every test folder shares: an isolated home, and a simulated Kandji tenant over real HTTP."""
+"""Shared fixtures: an isolated home, and a simulated Kandji tenant over real HTTP."""
 
 import os
 from collections.abc import Callable, Iterator
@@ -48,7 +48,7 @@ def simulator_factory() -> Iterator[Callable[..., RunningSimulator]]:
 
 @pytest.fixture
 def simulator(simulator_factory: Callable[..., RunningSimulator]) -> RunningSimulator:
-    """A small seeded tenant: 40 devices, 1,200 audit events over 30 days, one all-powerful token."""
+    """A small seeded tenant: 40 devices, 1,200 audit events over 30 days, one full token."""
     return simulator_factory(devices=40, events=1200, history_days=30, seed=7)
 
 

@@ -68,7 +68,9 @@ def root(
 def read_token(token_env: str | None, token_stdin: bool) -> str:
     """The Kandji token from an environment variable or standard input, never from argv."""
     if bool(token_env) == token_stdin:
-        raise click.UsageError("Give the token with exactly one of --token-env VAR or --token-stdin.")
+        raise click.UsageError(
+            "Give the token with exactly one of --token-env VAR or --token-stdin."
+        )
     if token_env:
         token = os.environ.get(token_env, "")
         where = f"the environment variable {token_env}"
@@ -78,7 +80,9 @@ def read_token(token_env: str | None, token_stdin: bool) -> str:
         token = sys.stdin.readline()
         where = "standard input"
         if not token.strip():
-            raise BridgeError("No token was read from standard input; pipe your Kandji API token in.")
+            raise BridgeError(
+                "No token was read from standard input; pipe your Kandji API token in."
+            )
     token = token.strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
@@ -121,7 +125,9 @@ def simulate(
     events_per_minute: Annotated[
         float, typer.Option(min=0, help="Live mode: new audit events per minute.")
     ] = 0,
-    rate_per_second: Annotated[float, typer.Option(min=0.1, help="Requests allowed a second.")] = 50,
+    rate_per_second: Annotated[
+        float, typer.Option(min=0.1, help="Requests allowed a second.")
+    ] = 50,
     rate_per_hour: Annotated[float, typer.Option(min=1, help="Requests allowed an hour.")] = 10_000,
     fault_rate: Annotated[
         float, typer.Option(min=0, max=1, help="Fraction of requests that fail on purpose.")
@@ -175,10 +181,12 @@ def verify_command(
 
         state = open_state(settings)
         source = sources.get_source(state, name)
-        api_url, token = source.api_url, sources.get_source_token(state, settings, name)
+        api_url, token = source.api_url, sources.get_source_token(state, name)
         redact.remember(token)
     elif url is None:
-        raise click.UsageError("Give a source NAME, or --url with --token-env VAR or --token-stdin.")
+        raise click.UsageError(
+            "Give a source NAME, or --url with --token-env VAR or --token-stdin."
+        )
     else:
         api_url, token = url, read_token(token_env, token_stdin)
     report = asyncio.run(verify(api_url, token, settings.allowed_hosts))
@@ -232,7 +240,6 @@ def source_add(
     state = open_state(settings)
     source = sources.add_source(
         state,
-        settings,
         name=name,
         api_url=api_url.base_url,
         token=token,
@@ -282,7 +289,7 @@ def source_remove(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI: one clear sentence on stderr for every failure, a traceback only with --debug."""
+    """Run the CLI: one clear sentence on stderr for any failure, a traceback only with --debug."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:

@@ -12,16 +12,17 @@ ENV_HOME = "KANDJI_BRIDGE_HOME"
 ENV_DATABASE_URL = "KANDJI_BRIDGE_DATABASE_URL"
 ENV_LOG_STORE = "KANDJI_BRIDGE_LOG_STORE"
 ENV_ALLOWED_HOSTS = "KANDJI_BRIDGE_ALLOWED_HOSTS"
-ENV_SECRET_KEY = "KANDJI_BRIDGE_SECRET_KEY"
+ENV_SECRET_KEY = "KANDJI_BRIDGE_SECRET_KEY"  # noqa: S105 (a variable's name, not a secret)
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    database_url: str
-    log_store: str
+    # Out of repr: these may hold a password or the key that encrypts stored tokens.
+    database_url: str = field(repr=False)
+    log_store: str = field(repr=False)
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
 
     @property
     def secret_key_file(self) -> Path:
@@ -29,17 +30,28 @@ class Settings:
 
 
 def parse_allowed_hosts(value: str | None) -> frozenset[str]:
-    """`host[:port]` entries, comma-separated, compared case-insensitively."""
+    """`host[:port]` entries, comma-separated, compared case-insensitively.
+
+    A pasted URL (`http://127.0.0.1:8089/`) counts as its `host:port`.
+    """
     if not value:
         return frozenset()
-    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+    hosts = set()
+    for part in value.split(","):
+        entry = part.strip().lower()
+        if "://" in entry:
+            entry = entry.split("://", 1)[1]
+        entry = entry.split("/", 1)[0]
+        if entry:
+            hosts.add(entry)
+    return frozenset(hosts)
 
 
 def load_settings(home: Path | str | None = None, env: dict[str, str] | None = None) -> Settings:
     """Settings from an explicit home (the `--home` flag) and the environment."""
     env = dict(os.environ) if env is None else env
     home_value = home or env.get(ENV_HOME) or platformdirs.user_data_dir("kandji-bridge")
-    home_path = Path(home_value).expanduser()
+    home_path = Path(home_value).expanduser().absolute()
     if home_path.exists() and not home_path.is_dir():
         raise ConfigError(
             f"The home {home_path} is a file, not a folder; pass --home with a folder path."

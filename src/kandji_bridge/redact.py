@@ -1,4 +1,4 @@
-"""Keep tokens out of every output: secrets seen by this process are scrubbed from logs and errors."""
+"""Keep tokens out of every output: known secrets are scrubbed from logs and errors."""
 
 import logging
 

@@ -4,6 +4,7 @@ The checks run in order, and a failure that makes the later ones meaningless (a 
 answer, a token Kandji refuses) marks them "not checked" rather than failing them again.
 """
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,8 +29,15 @@ from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 # device that does not exist still tells whether the permission is there (404, not 403).
 NO_SUCH_DEVICE = "00000000-0000-0000-0000-000000000000"
 
-URL_ERRORS = (InvalidURLError, DNSError, TLSError, ConnectError, KandjiTimeout, NotFoundError,
-              RedirectError)
+URL_ERRORS = (
+    InvalidURLError,
+    DNSError,
+    TLSError,
+    ConnectError,
+    KandjiTimeout,
+    NotFoundError,
+    RedirectError,
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,13 @@ async def verify(url: str, token: str, allowed_hosts: frozenset[str]) -> VerifyR
     try:
         api_url = normalize_api_url(url, allowed_hosts)
     except InvalidURLError as exc:
-        return VerifyReport(None, [Check("URL", False, str(exc)),
-                                   *_not_checked(CHECK_NAMES[1:], "the URL is not usable")])
+        return VerifyReport(
+            None,
+            [
+                Check("URL", False, str(exc)),
+                *_not_checked(CHECK_NAMES[1:], "the URL is not usable"),
+            ],
+        )
 
     async with KandjiClient(api_url, token, max_tries=3) as client:
         device_ids: list[str] = []
@@ -79,10 +92,8 @@ async def verify(url: str, token: str, allowed_hosts: frozenset[str]) -> VerifyR
                 break
 
         async def device_details() -> None:
-            try:
+            with contextlib.suppress(DeviceNotFoundError):
                 await client.get_device_details(device_ids[0] if device_ids else NO_SUCH_DEVICE)
-            except DeviceNotFoundError:
-                pass
 
         probes: list[tuple[permissions.Permission, Callable[[], Awaitable[None]]]] = [
             (permissions.AUDIT_EVENTS, audit_events),
@@ -102,18 +113,27 @@ async def verify(url: str, token: str, allowed_hosts: frozenset[str]) -> VerifyR
                 results.append(Check(permission.label, False, str(exc)))
                 token_accepted = True
             except URL_ERRORS as exc:
-                return VerifyReport(api_url, [
-                    Check("URL", False, str(exc)),
-                    *_not_checked(("token", *later), "Kandji did not answer"),
-                ])
+                return VerifyReport(
+                    api_url,
+                    [
+                        Check("URL", False, str(exc)),
+                        *_not_checked(("token", *later), "Kandji did not answer"),
+                    ],
+                )
             except AuthenticationError as exc:
-                return VerifyReport(api_url, [
-                    Check("URL", True, url_detail),
-                    Check("token", False, str(exc)),
-                    *_not_checked(later, "Kandji refused the token"),
-                ])
+                return VerifyReport(
+                    api_url,
+                    [
+                        Check("URL", True, url_detail),
+                        Check("token", False, str(exc)),
+                        *_not_checked(later, "Kandji refused the token"),
+                    ],
+                )
             except KandjiError as exc:
                 results.append(Check(permission.label, False, str(exc)))
-        token = (Check("token", True, "Kandji accepted the token") if token_accepted
-                 else Check("token", None, "not checked: Kandji answered every check with an error"))
+        token = (
+            Check("token", True, "Kandji accepted the token")
+            if token_accepted
+            else Check("token", None, "not checked: Kandji answered every check with an error")
+        )
         return VerifyReport(api_url, [Check("URL", True, url_detail), token, *results])
