@@ -2,20 +2,17 @@
 
 import asyncio
 import logging
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import redact
-from kandji_bridge.config import Settings, load_settings
+from kandji_bridge.cli_common import Context, app_context, err, out, read_token
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.kandji import permissions
 from kandji_bridge.verify import VerifyReport, verify
@@ -29,22 +26,6 @@ app = typer.Typer(
 )
 source_app = typer.Typer(help="Kandji audit-log sources.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@dataclass
-class Context:
-    home: Path | None
-    debug: bool
-
-    def settings(self) -> Settings:
-        return load_settings(self.home)
-
-
-def _context(ctx: typer.Context) -> Context:
-    return ctx.find_root().obj
 
 
 @app.callback()
@@ -63,36 +44,6 @@ def root(
     )
     redact.install_log_filter()
     ctx.obj = Context(home=home, debug=debug)
-
-
-def read_token(token_env: str | None, token_stdin: bool) -> str:
-    """The Kandji token from an environment variable or standard input, never from argv."""
-    if bool(token_env) == token_stdin:
-        raise click.UsageError(
-            "Give the token with exactly one of --token-env VAR or --token-stdin."
-        )
-    if token_env:
-        token = os.environ.get(token_env, "")
-        where = f"the environment variable {token_env}"
-        if not token.strip():
-            raise BridgeError(f"{where} is empty or not set; export it with your Kandji API token.")
-    else:
-        token = sys.stdin.readline()
-        where = "standard input"
-        if not token.strip():
-            raise BridgeError(
-                "No token was read from standard input; pipe your Kandji API token in."
-            )
-    token = token.strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
-    redact.remember(token)
-    if not token.isascii() or not token.isprintable() or " " in token:
-        raise BridgeError(
-            f"The token from {where} contains spaces or non-ASCII characters; "
-            "copy it again from Kandji Settings → Access."
-        )
-    return token
 
 
 def print_report(report: VerifyReport) -> None:
@@ -172,7 +123,7 @@ def verify_command(
     token_stdin: Annotated[bool, typer.Option(help="Read the token from standard input.")] = False,
 ) -> None:
     """Check the URL, the token, and each permission both pipelines need."""
-    settings = _context(ctx).settings()
+    settings = app_context(ctx).settings()
     if name is not None:
         if url or token_env or token_stdin:
             raise click.UsageError("Give either a source NAME or --url with a token, not both.")
@@ -220,7 +171,7 @@ def source_add(
     from kandji_bridge.db import open_state
     from kandji_bridge.kandji.urls import normalize_api_url
 
-    settings = _context(ctx).settings()
+    settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin)
     api_url = normalize_api_url(url, settings.allowed_hosts)
     if api_url.note:
@@ -255,7 +206,7 @@ def source_list(ctx: typer.Context) -> None:
     from kandji_bridge import sources
     from kandji_bridge.db import open_state
 
-    state = open_state(_context(ctx).settings())
+    state = open_state(app_context(ctx).settings())
     rows = sources.list_sources(state)
     if not rows:
         err.print("No sources yet; add one with `kandji-bridge source add`.")
@@ -280,7 +231,7 @@ def source_remove(
     from kandji_bridge import sources
     from kandji_bridge.db import open_state
 
-    state = open_state(_context(ctx).settings())
+    state = open_state(app_context(ctx).settings())
     sources.remove_source(state, name)
     out.print(f"Removed source {escape(name)}.")
 

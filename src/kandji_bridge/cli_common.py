@@ -1,0 +1,60 @@
+"""What every command shares: the consoles, the global options, and reading a token safely."""
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+
+from kandji_bridge import redact
+from kandji_bridge.config import Settings, load_settings
+from kandji_bridge.errors import BridgeError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Context:
+    home: Path | None
+    debug: bool
+
+    def settings(self) -> Settings:
+        return load_settings(self.home)
+
+
+def app_context(ctx: typer.Context) -> Context:
+    return ctx.find_root().obj
+
+
+def read_token(token_env: str | None, token_stdin: bool) -> str:
+    """The Kandji token from an environment variable or standard input, never from argv."""
+    if bool(token_env) == token_stdin:
+        raise click.UsageError(
+            "Give the token with exactly one of --token-env VAR or --token-stdin."
+        )
+    if token_env:
+        token = os.environ.get(token_env, "")
+        where = f"the environment variable {token_env}"
+        if not token.strip():
+            raise BridgeError(f"{where} is empty or not set; export it with your Kandji API token.")
+    else:
+        token = sys.stdin.readline()
+        where = "standard input"
+        if not token.strip():
+            raise BridgeError(
+                "No token was read from standard input; pipe your Kandji API token in."
+            )
+    token = token.strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    redact.remember(token)
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise BridgeError(
+            f"The token from {where} contains spaces or non-ASCII characters; "
+            "copy it again from Kandji Settings → Access."
+        )
+    return token
