@@ -14,9 +14,10 @@ A row is a plain dict keyed by column name (see `schema.COLUMNS`). Decisions, in
   IPv6 address becomes IPv4). Not a valid address: "". The `src*`/`dst*` details come from `enrich`.
 - `actor`: id and type, plus email / name / username when `metadata` (flat, or an `actor` object
   in it) carries them; from `new_state` only `actor_*` keys count (new_state describes the target).
-- `tags`: `target_component`, `target_name` (new_state name or label) and `target_kind`
-  (new_state type) when present and non-empty, plus every scalar in `metadata` as
-  "metadata.<key>" (null values are left out).
+- `tags`: `target_component`, `target_name` (new_state name, label or device_name) and
+  `target_kind` (new_state type) when present and non-empty, plus every non-empty scalar in
+  `metadata` as "metadata.<key>" (e.g. "metadata.user_agent"), except the keys that already fill
+  srcIP, dstIP or actor.
 - `resources`: the target id, then ids referenced in new_state: objects with an `id` (alone or in
   lists, e.g. library_items_added/removed/scoped), `*_id` strings and `*_ids` lists. Unique, in
   first-seen order.
@@ -109,6 +110,11 @@ _ACTOR_NEW_STATE_KEYS = (
     ("email", ("actor_email",)),
     ("name", ("actor_name",)),
     ("username", ("actor_username",)),
+)
+# Metadata keys already in a column of their own (srcIP, dstIP, actor) are not repeated as tags.
+_NOT_TAGS = frozenset(
+    [*SRC_IP_KEYS, *DST_IP_KEYS, "actor"]
+    + [key for _, keys in _ACTOR_METADATA_KEYS for key in keys]
 )
 _MAX_EVENT_ID = 128
 
@@ -364,7 +370,7 @@ def _tags(target_component: str, state: dict | None, meta: dict | None) -> dict[
     if target_component:
         tags["target_component"] = target_component
     if state:
-        name = state.get("name") or state.get("label")
+        name = state.get("name") or state.get("label") or state.get("device_name")
         if isinstance(name, str) and name:
             tags["target_name"] = name
         kind = state.get("type")
@@ -372,7 +378,12 @@ def _tags(target_component: str, state: dict | None, meta: dict | None) -> dict[
             tags["target_kind"] = kind
     if meta:
         for key, value in meta.items():
-            if value is not None and value != "" and isinstance(value, str | int | float):
+            if (
+                value is not None
+                and value != ""
+                and key not in _NOT_TAGS
+                and isinstance(value, str | int | float)
+            ):
                 tags[f"metadata.{key}"] = _text(value)
     return tags
 

@@ -1,10 +1,13 @@
 """Sink: the log store, behind one interface, with the same DDL and SQL on both engines.
 
 - `chdb://<path>` (the default): ClickHouse embedded in this process through chDB. Only one process
-  may own a path: a second process gets "Cannot lock file <path>/status" from chDB, turned here into
-  a StoreBusy error. Within one process, sessions on the same path share one engine, and a process
-  can hold only one path at a time (opening another path while one is open is refused by chDB; after
-  every session of it is closed, another path opens fine, and the same path reopens with its data).
+  may own a path: chDB holds an flock on `<path>/status` while open, and a second process fails
+  with a bare "Error initializing EmbeddedServer" (the reason, "Cannot lock file", goes to stderr).
+  So the store probes that lock first and raises StoreBusy with a sentence that says what to do.
+  Within one process, sessions on the same path share one engine, and a process can hold only one
+  path at a time (chDB refuses another path while one is open; once every session of it is
+  closed, another path opens fine, and the same path reopens with its data). A store killed with
+  -9 leaves `status` unlocked; the next open takes it over.
 - `clickhouse://user:password@host:8123/database` (or `clickhouses://` for HTTPS): a ClickHouse
   server through clickhouse-connect.
 
@@ -12,12 +15,16 @@ Rows are sent as one JSON array in `JSONEachRow` (one orjson call per batch, the
 encodings measured in benchmarks/logs_pipeline.py). Values in SQL are quoted literals built by
 `sql_string` rather than engine-side parameters, so both engines receive the exact same text.
 Every session runs with `session_timezone = 'UTC'`: the seed's DateTime columns carry no zone,
-and results must not depend on the machine's.
+and results must not depend on the machine's. That setting needs ClickHouse 23.6 or later, and
+`print_pretty_type_names` 24.1 or later; older servers refuse them.
 """
 
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
 # ruff: noqa: S608
 
+import fcntl
+import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,13 +38,18 @@ from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.schema import DDL, LOGS_TABLE, QUARANTINE_TABLE
 
-SESSION_SETTINGS = {"session_timezone": "UTC", "output_format_json_quote_64bit_integers": 0}
+SESSION_SETTINGS = {
+    "session_timezone": "UTC",
+    "output_format_json_quote_64bit_integers": 0,  # counts as JSON numbers
+    "output_format_json_named_tuples_as_objects": 1,  # enrichments as {"data": ..., "name": ...}
+    "print_pretty_type_names": 0,  # DESCRIBE shows types on one line, as the seed writes them
+}
 INSERT_SETTINGS = {
     "input_format_json_named_tuples_as_objects": 0,  # enrichments are [data, name, ...] arrays
     "date_time_input_format": "best_effort",  # orjson writes "2025-03-04T16:29:55+00:00"
 }
 READ_ONLY_STATEMENTS = ("select", "with", "show", "describe", "desc", "explain", "exists")
-_MAX_IN_LIST = 10_000
+_MAX_IN_LIST = 2_000  # keeps the IN list far below max_query_size (256 KiB)
 
 
 class LogStoreError(BridgeError):
@@ -294,6 +306,10 @@ def _query_error(exc: Exception) -> LogStoreError:
     return LogStoreError(f"The log store refused the query: {message}")
 
 
+# Paths this process has open: its own flock on <path>/status must not read as another owner's.
+_open_here: Counter[str] = Counter()
+
+
 class ChdbLogStore(SqlLogStore):
     """The embedded store: one chDB session on a folder (or ":memory:")."""
 
@@ -301,8 +317,9 @@ class ChdbLogStore(SqlLogStore):
         from chdb import session  # imported here: loading the engine costs time and memory
 
         in_memory = path == ":memory:"
-        self.path = path if in_memory else str(Path(path).expanduser())
+        self.path = path if in_memory else os.path.realpath(Path(path).expanduser())
         self.display_url = f"chdb://{self.path}"
+        self._session = None
         if not in_memory:
             try:
                 Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -311,10 +328,15 @@ class ChdbLogStore(SqlLogStore):
                     f"Cannot create the log store folder {self.path} ({exc.strerror}); "
                     "set KANDJI_BRIDGE_LOG_STORE to chdb://<a folder you can write to>."
                 ) from exc
+            if not _open_here[self.path] and _owned_elsewhere(self.path):
+                raise _busy(self.path)
         try:
             self._session = session.Session(self.path)
         except RuntimeError as exc:
+            if not in_memory and not _open_here[self.path] and _owned_elsewhere(self.path):
+                raise _busy(self.path) from exc
             raise _open_error(self.path, exc) from exc
+        _open_here[self.path] += 1
         self._session.query(f"SET {_settings_clause(SESSION_SETTINGS)}")
         self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {_settings_clause(INSERT_SETTINGS)}"
 
@@ -345,21 +367,41 @@ class ChdbLogStore(SqlLogStore):
         if self._session is not None:
             self._session.close()
             self._session = None
+            _open_here[self.path] -= 1
+
+
+def _owned_elsewhere(path: str) -> bool:
+    """Whether another process holds chDB's lock on <path>/status right now."""
+    try:
+        fd = os.open(Path(path) / "status", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _busy(path: str) -> StoreBusy:
+    return StoreBusy(
+        f"The log store {path} is in use by another kandji-bridge process (is `serve` "
+        "running?); stop it, or run the command through the running service."
+    )
 
 
 def _open_error(path: str, exc: Exception) -> LogStoreError:
     message = str(exc)
-    if "Cannot lock file" in message or "already running" in message:
-        return StoreBusy(
-            f"The log store {path} is in use by another kandji-bridge process (is `serve` "
-            "running?); stop it, or run the command through the running service."
-        )
     if "already initialized with path" in message:
         return LogStoreError(
             f"This process already has another embedded log store open, so {path} cannot be "
             "opened too; close the other store first."
         )
-    return LogStoreError(f"Cannot open the log store {path}: {message.splitlines()[0]}")
+    return LogStoreError(f"Cannot open the log store {path}: {_first_line(exc)}")
 
 
 def _parse_json_compact(payload: bytes) -> QueryResult:

@@ -1,0 +1,424 @@
+"""The log store: chDB embedded and ClickHouse through clickhouse-connect, same DDL and SQL.
+
+The ClickHouse-server class runs here against clickhouse-connect's in-process chDB interface, so
+its own code (command, raw_query, raw_insert) is exercised without a server. A real server is used
+only when KANDJI_BRIDGE_TEST_CLICKHOUSE_URL is set.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import pytest
+
+from kandji_bridge.logs.enrich import Enricher, Geoip2FastDatabase, parse_rules
+from kandji_bridge.logs.normalize import NormalizeContext, normalize, normalize_event
+from kandji_bridge.logs.schema import COLUMN_NAMES
+from kandji_bridge.logs.store import (
+    SESSION_SETTINGS,
+    ChdbLogStore,
+    ClickHouseLogStore,
+    LogStoreError,
+    QuarantineEntry,
+    SqlLogStore,
+    StoreBusy,
+    mask_url,
+    open_log_store,
+    sql_string,
+)
+
+from .conftest import RECEIVED_AT, REPO_ROOT, SOURCE_ID, WORKSPACE_ID, Event
+
+ENV_CLICKHOUSE = "KANDJI_BRIDGE_TEST_CLICKHOUSE_URL"
+
+RICH_EVENT = {
+    "id": "01JRICH00000000000000000001",
+    "action": "view",
+    "occurred_at": "2025-03-06T08:15:00.5+01:00",
+    "actor_id": "cf40d6e7-20cb-4da9-84a1-9ad0b7003ca5",
+    "actor_type": "user",
+    "target_id": "bd4eb679-d679-4071-a395-5855807b6829",
+    "target_type": "device",
+    "target_component": "filevault_key",
+    "new_state": {"device_name": "Ana's MacBook", "blueprint_id": "97e4e175"},
+    "metadata": {
+        "ip_address": "81.2.69.142",
+        "user_agent": "curl/8.5.0",
+        "actor_email": "ana@example.com",
+    },
+}
+RULES = parse_rules(
+    [
+        {
+            "name": "vip-admins",
+            "path": "actor.email",
+            "rules": [{"type": "exact", "pattern": "ana@example.com", "data": {"tier": "vip"}}],
+        }
+    ]
+)
+
+
+@pytest.fixture(params=["chdb", "clickhouse-connect"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLogStore]:
+    if request.param == "chdb":
+        opened: SqlLogStore = ChdbLogStore(str(tmp_path / "logs"))
+    else:
+        client = clickhouse_connect.get_client(
+            interface="chdb", path=str(tmp_path / "cc"), settings=SESSION_SETTINGS
+        )
+        opened = ClickHouseLogStore(client, "clickhouse-connect over chDB")
+    opened.ensure_schema()
+    yield opened
+    opened.close()
+
+
+def rich_row(ctx: NormalizeContext) -> dict[str, Any]:
+    raw = json.dumps(RICH_EVENT, indent=2)
+    enricher = Enricher([Geoip2FastDatabase()], RULES)
+    return enricher.enrich(normalize(RICH_EVENT, raw, ctx), RICH_EVENT)
+
+
+def as_stored(row: dict[str, Any]) -> list[Any]:
+    """A row as JSONCompact returns it: DateTime text, tuples as objects."""
+    values = []
+    for name in COLUMN_NAMES:
+        value = row[name]
+        if isinstance(value, datetime):
+            value = value.strftime("%Y-%m-%d %H:%M:%S")
+        elif name == "enrichments":
+            keys = ("data", "name", "provider", "type", "value")
+            value = [dict(zip(keys, item, strict=True)) for item in value]
+        values.append(value)
+    return values
+
+
+def insert_examples(store: SqlLogStore, events: list[Event], ctx: NormalizeContext) -> list[dict]:
+    rows = [normalize_event(event, ctx) for event in events]
+    assert store.insert(rows) == len(rows)
+    return rows
+
+
+# --- round trip --------------------------------------------------------------------------------
+
+
+def test_every_column_round_trips(store: SqlLogStore, postman_events, ctx) -> None:
+    rows = [*insert_examples(store, postman_events, ctx), rich_row(ctx)]
+    store.insert(rows[-1:])
+    assert store.count() == 11
+    result = store.query("SELECT * FROM kandji_logs ORDER BY eventTime, id")
+    assert result.columns == list(COLUMN_NAMES)
+    expected = sorted((as_stored(row) for row in rows), key=lambda r: (r[6], r[5]))
+    assert result.rows == expected
+
+    columns = "srcIP, srcASCountryCode, srcASOrganization, actor, enrichments, readOnly, eventTime"
+    where = f"WHERE id = {sql_string(rows[-1]['id'])}"
+    rich = store.query(f"SELECT {columns} FROM kandji_logs {where}").rows[0]  # noqa: S608
+    assert rich == [
+        "81.2.69.142",
+        "GB",
+        "Andrews & Arnold Ltd",
+        {
+            "id": "cf40d6e7-20cb-4da9-84a1-9ad0b7003ca5",
+            "type": "user",
+            "email": "ana@example.com",
+        },
+        [
+            {
+                "data": {"tier": "vip"},
+                "name": "vip-admins",
+                "provider": "custom",
+                "type": "custom",
+                "value": "ana@example.com",
+            }
+        ],
+        True,
+        "2025-03-06 07:15:00",
+    ]
+
+
+def test_raw_log_is_stored_byte_for_byte(store: SqlLogStore, postman_events, ctx) -> None:
+    insert_examples(store, postman_events, ctx)
+    stored = store.query("SELECT kandjiEventId, rawLog, hex(rawLog) FROM kandji_logs")
+    by_id = {event_id: (raw, hex_) for event_id, raw, hex_ in stored.rows}
+    for event in postman_events:
+        raw, hex_ = by_id[event.data["id"]]
+        assert raw == event.raw
+        assert bytes.fromhex(hex_) == event.raw.encode()
+    assert "\t\t\t" in by_id["01JNGZW47KZKPXE1JWCFE4PHDW"][0]  # Kandji's indentation kept
+
+
+def test_insert_nothing(store: SqlLogStore) -> None:
+    assert store.insert([]) == 0
+    assert store.count() == 0
+
+
+# --- what the collector asks ---------------------------------------------------------------------
+
+
+def test_existing_event_ids(store: SqlLogStore, postman_events, ctx) -> None:
+    insert_examples(store, postman_events, ctx)
+    wanted = [
+        "01JNGZW47KZKPXE1JWCFE4PHDW",
+        "01JNM15XZVZ64S00H7BAZKHE4A",
+        "01JNOTSTORED00000000000000",
+    ]
+    assert store.existing_event_ids(SOURCE_ID, wanted) == set(wanted[:2])
+    assert store.existing_event_ids("another-source", wanted) == set()
+    assert store.existing_event_ids(SOURCE_ID, []) == set()
+
+    around_first = (datetime(2025, 3, 4, 16, 29, 55, tzinfo=UTC),) * 2
+    assert store.existing_event_ids(SOURCE_ID, wanted, between=around_first) == {wanted[0]}
+    later = (datetime(2025, 3, 5, 0, 0, tzinfo=UTC), datetime(2025, 3, 6, 0, 0, tzinfo=UTC))
+    assert store.existing_event_ids(SOURCE_ID, wanted, between=later) == {wanted[1]}
+
+
+def test_existing_event_ids_in_chunks(chdb_store: ChdbLogStore, ctx) -> None:
+    events = [
+        {"id": f"01JBULK{i:019d}", "occurred_at": "2025-03-04T10:00:00Z", "action": "update"}
+        for i in range(12_000)
+    ]
+    chdb_store.insert([normalize(e, json.dumps(e), ctx) for e in events[::2]])
+    found = chdb_store.existing_event_ids(SOURCE_ID, (e["id"] for e in events))
+    assert found == {e["id"] for e in events[::2]}
+
+
+def test_latest_checkpoint(store: SqlLogStore, postman_events, ctx) -> None:
+    assert store.latest_checkpoint(SOURCE_ID) is None
+    insert_examples(store, postman_events, ctx)
+    checkpoint = store.latest_checkpoint(SOURCE_ID)
+    assert checkpoint is not None
+    assert checkpoint.event_time == datetime(2025, 3, 5, 20, 50, 28, tzinfo=UTC)
+    assert checkpoint.event_ids == {"01JNM15XZVZ64S00H7BAZKHE4A"}
+
+    same_second = [
+        {"id": f"01JLATE{i}", "occurred_at": f"2025-03-07T00:00:00.{i}Z", "action": "create"}
+        for i in range(1, 4)
+    ]
+    store.insert([normalize(e, json.dumps(e), ctx) for e in same_second])
+    checkpoint = store.latest_checkpoint(SOURCE_ID)
+    assert checkpoint is not None
+    assert checkpoint.event_time == datetime(2025, 3, 7, tzinfo=UTC)
+    assert checkpoint.event_ids == {"01JLATE1", "01JLATE2", "01JLATE3"}
+    assert store.latest_checkpoint("another-source") is None
+
+
+def test_count_per_source(store: SqlLogStore, postman_events, ctx) -> None:
+    insert_examples(store, postman_events, ctx)
+    other = NormalizeContext(WORKSPACE_ID, "src-other", 36500, received_at=RECEIVED_AT)
+    insert_examples(store, postman_events[:3], other)
+    assert (store.count(), store.count(SOURCE_ID), store.count("src-other")) == (13, 10, 3)
+    assert store.count("nobody") == 0
+
+
+def test_quarantine(store: SqlLogStore) -> None:
+    bad_time = QuarantineEntry(
+        SOURCE_ID, "occurred_at 'yesterday' is not an ISO 8601 timestamp", '{"id":"01JX"}', "01JX"
+    )
+    not_object = QuarantineEntry(SOURCE_ID, "the event is a JSON array, not an object", "[1]")
+    elsewhere = QuarantineEntry("src-other", "the event is a JSON array, not an object", "[1]")
+    assert store.insert_quarantine([bad_time, not_object, not_object]) == 2
+    assert store.insert_quarantine([bad_time, not_object, elsewhere]) == 1  # only the new one
+    assert (store.quarantine_count(), store.quarantine_count(SOURCE_ID)) == (3, 2)
+    listed = store.quarantined(SOURCE_ID)
+    assert {(e.kandji_event_id, e.reason, e.raw_log) for e in listed} == {
+        ("01JX", bad_time.reason, '{"id":"01JX"}'),
+        ("", not_object.reason, "[1]"),
+    }
+    assert all(e.received_at.tzinfo is UTC and e.received_at.microsecond == 0 for e in listed)
+    assert store.count() == 0  # nothing quarantined lands in kandji_logs
+
+
+def test_ttl_follows_source_ttl(store: SqlLogStore) -> None:
+    old = {"id": "01JOLD", "occurred_at": "2020-01-01T00:00:00Z", "action": "update"}
+    for retention, source in ((1, "short"), (0, "forever"), (36500, "long")):
+        ctx = NormalizeContext(WORKSPACE_ID, source, retention, received_at=RECEIVED_AT)
+        store.insert([normalize(old, json.dumps(old), ctx)])
+    store.query("OPTIMIZE TABLE kandji_logs FINAL", read_only=False)
+    assert (store.count("short"), store.count("forever"), store.count("long")) == (0, 1, 1)
+
+
+# --- SQL as detection rules write it -------------------------------------------------------------
+
+
+def test_detection_queries_run(store: SqlLogStore, postman_events, ctx) -> None:
+    insert_examples(store, postman_events, ctx)
+    store.insert([rich_row(ctx)])
+
+    def scalar(sql: str) -> Any:
+        return store.query(sql).rows[0][0]
+
+    where = "SELECT count() FROM kandji_logs WHERE "
+    assert scalar(where + "JSONExtractString(metadata, 'user_agent') LIKE 'curl/%'") == 1
+    assert scalar(where + "actor['email'] = 'ana@example.com'") == 1
+    assert scalar(where + "tags['target_component'] = 'library_items'") == 5
+    assert scalar(where + "arrayExists(r -> r = 'c7a5871a-1683-432f-87d4-30bbd404eb85', resources)")
+    # Pocket Casts: the target of two library_item updates, added to three blueprints
+    assert scalar(where + "has(resources, '07194cf3-10c1-4b39-aa2b-763133b0347d')") == 5
+    assert scalar(where + "arrayExists(e -> e.name = 'vip-admins', enrichments)") == 1
+    assert scalar(where + "arrayExists(e -> e.data['tier'] = 'vip', enrichments)") == 1
+    assert scalar(where + "readOnly AND targetComponent = 'filevault_key'") == 1
+    assert scalar(where + "srcASCountryCode = 'GB' AND srcIP != ''") == 1
+    assert scalar(where + "eventName = 'blueprint.update' AND eventTime >= '2025-03-05'") == 3
+    assert scalar(where + "JSONLength(newState, 'library_items_scoped') > 3") == 3
+    added = scalar(
+        "SELECT groupArray(name) FROM (SELECT arrayJoin(JSONExtract(newState, "
+        "'library_items_added', 'Array(Tuple(id String, name String))')).2 AS name "
+        "FROM kandji_logs WHERE kandjiEventId = '01JNGZW47KZKPXE1JWCFE4PHDW')"
+    )
+    assert added == ["GitHub", "Apple Configurator"]
+    per_actor = store.query(
+        "SELECT actorId, count() AS n, countIf(NOT readOnly) AS writes FROM kandji_logs "
+        "GROUP BY actorId ORDER BY n DESC"
+    )
+    assert per_actor.columns == ["actorId", "n", "writes"]
+    assert per_actor.rows == [["cf40d6e7-20cb-4da9-84a1-9ad0b7003ca5", 11, 10]]
+
+
+def test_query_guards_and_errors(store: SqlLogStore) -> None:
+    with pytest.raises(LogStoreError, match="starts with DROP"):
+        store.query("DROP TABLE kandji_logs")
+    with pytest.raises(LogStoreError, match="starts with INSERT"):
+        store.query("  insert into kandji_logs (id) values ('x')")
+    with pytest.raises(LogStoreError) as caught:
+        store.query("SELECT nosuchcolumn FROM kandji_logs")
+    assert str(caught.value).startswith("The log store refused the query: ")
+    assert "\n" not in str(caught.value)
+    assert store.query("select 1 AS one;\n").rows == [[1]]
+    assert store.query("SHOW TABLES").rows == [["kandji_logs"], ["kandji_logs_quarantine"]]
+    assert store.count() == 1 - 1  # the table is still there and empty
+
+
+# --- chDB facts the design depends on ------------------------------------------------------------
+
+
+def test_chdb_reopen_keeps_data(tmp_path: Path, postman_events, ctx) -> None:
+    path = str(tmp_path / "logs")
+    with ChdbLogStore(path) as first:
+        first.ensure_schema()
+        insert_examples(first, postman_events, ctx)
+    with ChdbLogStore(path) as again:
+        again.ensure_schema()
+        assert again.count() == 10
+
+
+def test_chdb_sessions_on_one_path_share_the_engine(chdb_store: ChdbLogStore, ctx) -> None:
+    second = ChdbLogStore(chdb_store.path)
+    event = {"id": "01JSHARED", "occurred_at": "2025-03-04T10:00:00Z"}
+    second.insert([normalize(event, json.dumps(event), ctx)])
+    assert chdb_store.count() == 1
+    second.close()
+    assert chdb_store.count() == 1  # closing one session leaves the other working
+
+
+def test_chdb_refuses_a_second_path_in_one_process(chdb_store: ChdbLogStore, tmp_path) -> None:
+    with pytest.raises(LogStoreError, match="already has another embedded log store open"):
+        ChdbLogStore(str(tmp_path / "elsewhere"))
+    assert chdb_store.count() == 0
+
+
+def test_chdb_path_owned_by_another_process(chdb_store: ChdbLogStore) -> None:
+    script = (
+        "import sys\n"
+        "from kandji_bridge.logs.store import ChdbLogStore, StoreBusy\n"
+        "try:\n"
+        f"    ChdbLogStore({chdb_store.path!r})\n"
+        "except StoreBusy as exc:\n"
+        "    print(exc)\n"
+        "    sys.exit(3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "is in use by another kandji-bridge process" in done.stdout
+    assert issubclass(StoreBusy, LogStoreError)
+    assert chdb_store.count() == 0  # the owner is unaffected
+
+
+# --- URLs ----------------------------------------------------------------------------------------
+
+
+def test_open_chdb_url(tmp_path: Path) -> None:
+    store = open_log_store(f"chdb://{tmp_path / 'logs'}")
+    try:
+        assert isinstance(store, ChdbLogStore)
+        assert store.display_url == f"chdb://{tmp_path / 'logs'}"
+        store.ensure_schema()
+        assert store.count() == 0
+    finally:
+        store.close()
+    assert (tmp_path / "logs").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("chdb://", "is not usable"),
+        ("logs", "is not usable"),
+        ("postgres://kb:hunter2@db:5432/x", "'postgres://kb:***@db:5432/x' is not usable"),
+        (
+            "clickhouse://kb:hunter2@host:port/db",
+            "'clickhouse://kb:***@host:port/db' has an invalid",
+        ),
+        ("clickhouse://kb:hunter2@/db", "needs a host"),
+        ("clickhouse://kb:hunter2@host:8123/a/b", "at most one database"),
+        ("clickhouse://kb:hunter2@127.0.0.1:1/db", "Cannot reach the ClickHouse log store at"),
+    ],
+)
+def test_bad_urls_get_one_clear_sentence(url: str, message: str) -> None:
+    with pytest.raises(LogStoreError) as caught:
+        open_log_store(url)
+    assert message in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_chdb_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LogStoreError, match="Cannot create the log store folder"):
+        open_log_store(f"chdb://{blocker / 'logs'}")
+
+
+def test_mask_url() -> None:
+    assert mask_url("clickhouse://kb:p@ss@h:8123/db") == "clickhouse://kb:***@h:8123/db"
+    assert mask_url("clickhouse://kb@h:8123/db") == "clickhouse://kb@h:8123/db"
+    assert mask_url("chdb:///var/lib/logs") == "chdb:///var/lib/logs"
+
+
+# --- a real ClickHouse server, when one is given -------------------------------------------------
+
+
+def test_clickhouse_server_round_trip(postman_events, ctx) -> None:
+    url = os.environ.get(ENV_CLICKHOUSE)
+    if not url:
+        pytest.skip(
+            f"{ENV_CLICKHOUSE} is not set: no ClickHouse server on this machine "
+            "(the same DDL and SQL ran above on chDB and through clickhouse-connect)"
+        )
+    source = f"test-{uuid.uuid4()}"
+    where = f"WHERE sourceID = {sql_string(source)}"
+    ctx = NormalizeContext(WORKSPACE_ID, source, 36500, received_at=RECEIVED_AT)
+    store = open_log_store(url)
+    try:
+        store.ensure_schema()
+        rows = insert_examples(store, postman_events, ctx)  # type: ignore[arg-type]
+        assert store.count(source) == 10
+        assert store.existing_event_ids(source, [r["kandjiEventId"] for r in rows[:3]]) == {
+            r["kandjiEventId"] for r in rows[:3]
+        }
+        checkpoint = store.latest_checkpoint(source)
+        assert checkpoint is not None
+        assert checkpoint.event_ids == {"01JNM15XZVZ64S00H7BAZKHE4A"}
+        raws = store.query(f"SELECT rawLog FROM kandji_logs {where}").rows  # noqa: S608
+        assert sorted(r[0] for r in raws) == sorted(e.raw for e in postman_events)
+    finally:
+        store.query(f"DELETE FROM kandji_logs {where}", read_only=False)  # noqa: S608
+        store.close()
