@@ -6,14 +6,13 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import redact
 from kandji_bridge.cli_common import Context, app_context, err, out, read_token
-from kandji_bridge.errors import BridgeError
+from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.kandji import permissions
 from kandji_bridge.verify import VerifyReport, verify
 
@@ -35,7 +34,7 @@ def root(
         Path | None,
         typer.Option(help="Where state lives (default: $KANDJI_BRIDGE_HOME or the user data dir)."),
     ] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks and debug logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -93,7 +92,7 @@ def simulate(
         try:
             name, perms = parse_token_option(value)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--token") from exc
+            raise typer.BadParameter(str(exc), param_hint="--token") from exc
         tokens[name] = perms
     config = SimulatorConfig(
         devices=devices,
@@ -126,7 +125,7 @@ def verify_command(
     settings = app_context(ctx).settings()
     if name is not None:
         if url or token_env or token_stdin:
-            raise click.UsageError("Give either a source NAME or --url with a token, not both.")
+            raise UsageError("Give either a source NAME or --url with a token, not both.")
         from kandji_bridge import sources
         from kandji_bridge.db import open_state
 
@@ -135,9 +134,7 @@ def verify_command(
         api_url, token = source.api_url, sources.get_source_token(state, name)
         redact.remember(token)
     elif url is None:
-        raise click.UsageError(
-            "Give a source NAME, or --url with --token-env VAR or --token-stdin."
-        )
+        raise UsageError("Give a source NAME, or --url with --token-env VAR or --token-stdin.")
     else:
         api_url, token = url, read_token(token_env, token_stdin)
     report = asyncio.run(verify(api_url, token, settings.allowed_hosts))
@@ -245,10 +242,13 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="kandji-bridge", standalone_mode=False)
-    except click.UsageError as exc:
-        exc.show(file=sys.stderr)
+    except typer.TyperException as exc:  # a bad flag or argument, found while parsing
+        exc.show(file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    except UsageError as exc:
+        err.print(f"[red]Error:[/red] {escape(exc.message)} See `kandji-bridge --help`.")
         sys.exit(2)
-    except (click.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err.print("Interrupted.")
         sys.exit(130)
     except BridgeError as exc:

@@ -5,13 +5,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
 from kandji_bridge import redact
 from kandji_bridge.config import Settings, load_settings
-from kandji_bridge.errors import BridgeError
+from kandji_bridge.errors import BridgeError, UsageError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,9 +32,7 @@ def app_context(ctx: typer.Context) -> Context:
 def read_token(token_env: str | None, token_stdin: bool) -> str:
     """The Kandji token from an environment variable or standard input, never from argv."""
     if bool(token_env) == token_stdin:
-        raise click.UsageError(
-            "Give the token with exactly one of --token-env VAR or --token-stdin."
-        )
+        raise UsageError("Give the token with exactly one of --token-env VAR or --token-stdin.")
     if token_env:
         token = os.environ.get(token_env, "")
         where = f"the environment variable {token_env}"

@@ -1,4 +1,4 @@
-"""The product's base error: every failure a user can cause is a BridgeError with one clear sentence."""
+"""The base error: every failure a user can cause is a BridgeError with one clear sentence."""
 
 
 class BridgeError(Exception):
@@ -22,3 +22,7 @@ class NotFound(BridgeError):
 
 class AlreadyExists(BridgeError):
     """A thing with that name exists already."""
+
+
+class UsageError(BridgeError):
+    """The command was called wrongly (a missing or conflicting option): exit code 2."""

@@ -1,0 +1,3 @@
+from kandji_bridge.cli import main
+
+main()
