@@ -121,7 +121,7 @@ class MmdbDatabase:
                 "download it again or remove it from the list."
             ) from exc
         self.name = database_type
-        self._extract = _extractor_for(database_type, self.path)
+        self._extract = layout_for(database_type, self.path)
 
     def lookup(self, ip: str) -> dict[str, Any]:
         try:
@@ -134,21 +134,21 @@ class MmdbDatabase:
         self._reader.close()
 
 
-def _extractor_for(database_type: str, path: Path) -> Callable[[dict], dict[str, Any]]:
+def layout_for(database_type: str, path: Path) -> Callable[[dict], dict[str, Any]]:
     kind = database_type.lower()
     if "ipinfo" in kind:
-        return _from_ipinfo
+        return from_ipinfo
     if any(word in kind for word in ("city", "country", "enterprise")):
-        return _from_maxmind_location
+        return from_maxmind_location
     if any(word in kind for word in ("isp", "asn", "connection-type", "connection_type")):
-        return _from_maxmind_network
+        return from_maxmind_network
     raise EnrichmentError(
         f"The IP database {path} is a {database_type!r} database; kandji-bridge reads MaxMind "
         "City, Country, Enterprise, ISP, Connection-Type and ASN databases and IPinfo databases."
     )
 
 
-def _from_maxmind_location(record: dict) -> dict[str, Any]:
+def from_maxmind_location(record: dict) -> dict[str, Any]:
     found: dict[str, Any] = {}
     country = record.get("country") or record.get("registered_country")
     if isinstance(country, dict) and country.get("iso_code"):
@@ -164,13 +164,13 @@ def _from_maxmind_location(record: dict) -> dict[str, Any]:
         found["Longitude"] = float(location["longitude"])
     traits = record.get("traits")
     if isinstance(traits, dict):  # Enterprise carries the network fields here
-        found.update(_from_maxmind_network(traits))
+        found.update(from_maxmind_network(traits))
         if traits.get("user_type"):
             found["UserType"] = traits["user_type"]
     return found
 
 
-def _from_maxmind_network(record: dict) -> dict[str, Any]:
+def from_maxmind_network(record: dict) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if record.get("autonomous_system_number"):
         found["ASNumber"] = int(record["autonomous_system_number"])
@@ -183,7 +183,7 @@ def _from_maxmind_network(record: dict) -> dict[str, Any]:
     return found
 
 
-def _from_ipinfo(record: dict) -> dict[str, Any]:
+def from_ipinfo(record: dict) -> dict[str, Any]:
     """IPinfo's flat layouts (lite, country_asn, asn, location): strings, "AS15169"-style ASNs."""
     found: dict[str, Any] = {}
     code = record.get("country_code") or record.get("country")
