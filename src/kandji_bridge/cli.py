@@ -105,7 +105,38 @@ def simulate(
         rate_per_hour=rate_per_hour,
         fault_rate=fault_rate,
     )
-    serve(config, host, port, announce=lambda line: out.print(escape(line)))
+    try:
+        serve(config, host, port, announce=lambda line: out.print(escape(line)))
+    except OSError as exc:
+        raise BridgeError(
+            f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host."
+        ) from exc
+
+
+# -- demo -----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    devices: Annotated[int, typer.Option(min=0, help="Devices in the simulated tenant.")] = 200,
+    events: Annotated[int, typer.Option(min=0, help="Audit events in its history.")] = 5000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to serve on (0: any free port).")
+    ] = 8000,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Do not open a browser.")
+    ] = False,
+) -> None:
+    """Start a simulated Kandji tenant, register it as source `demo`, verify it, keep serving."""
+    from kandji_bridge.demo import run_demo
+
+    try:
+        run_demo(app_context(ctx).settings(), devices=devices, events=events, port=port)
+    except OSError as exc:
+        raise BridgeError(
+            f"Cannot listen on port {port} ({exc.strerror}); pick another with --port."
+        ) from exc
 
 
 # -- verify ---------------------------------------------------------------------------------
