@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.normalize import (
     ID_NAMESPACE,
     NormalizeContext,
@@ -16,6 +17,7 @@ from kandji_bridge.logs.normalize import (
     normalize_event,
 )
 from kandji_bridge.logs.schema import COLUMN_NAMES
+from kandji_bridge.logs.transform import transform
 
 from .conftest import RECEIVED_AT, RETENTION_DAYS, SOURCE_ID, WORKSPACE_ID, Event
 
@@ -494,3 +496,29 @@ def test_events_that_cannot_be_normalized_raise(data, reason: str, event_id: str
 def test_context_rejects_a_retention_a_uint32_cannot_hold() -> None:
     with pytest.raises(ValueError, match="UInt32"):
         NormalizeContext(WORKSPACE_ID, SOURCE_ID, -1)
+
+
+# --- the transform stage -------------------------------------------------------------------------
+
+
+def test_transform_quarantines_what_cannot_be_normalized(postman_events: list[Event], ctx) -> None:
+    bad_time = base_event(id="01JBADTIME0000000000000001", occurred_at="soon")
+    page = [
+        *postman_events[:2],
+        Event(bad_time, json.dumps(bad_time)),
+        Event(["oops"], '["oops"]'),
+    ]
+    out = transform(page, ctx, Enricher([]))
+    assert [row["kandjiEventId"] for row in out.rows] == [
+        "01JNGZW47KZKPXE1JWCFE4PHDW",
+        "01JNGZWQ7WAN45PVTJ3686TXHT",
+    ]
+    assert [(q.kandji_event_id, q.reason, q.raw_log) for q in out.quarantine] == [
+        (
+            "01JBADTIME0000000000000001",
+            "occurred_at 'soon' is not an ISO 8601 timestamp",
+            json.dumps(bad_time),
+        ),
+        ("", "the event is a JSON array, not an object", '["oops"]'),
+    ]
+    assert all(q.source_id == SOURCE_ID and q.received_at == RECEIVED_AT for q in out.quarantine)
