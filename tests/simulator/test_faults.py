@@ -28,14 +28,14 @@ def outcome(http: httpx.Client, path: str) -> str:
         json.loads(response.content)
     except json.JSONDecodeError:
         return "truncated"
-    return "slow" if time.monotonic() - started >= 0.2 else "ok"
+    return "slow" if time.monotonic() - started >= 0.15 else "ok"
 
 
 def test_every_kind_of_fault_happens_and_none_harms_the_tenant(
     simulator_factory: Callable[..., RunningSimulator],
 ) -> None:
     simulator = simulator_factory(
-        devices=20, events=300, fault_rate=1, slow_response_seconds=0.2, rate_per_second=0
+        devices=20, events=300, fault_rate=1, slow_response_seconds=0.15, rate_per_second=0
     )
     before = (simulator.events(), [(d.device_name, d.os_version) for d in simulator.devices])
     paths = ["/api/v1/audit/events?limit=50", "/api/v1/devices"]

@@ -108,34 +108,40 @@ def running_simulator(
         sock.close()
 
 
+def announcement(state: SimulatorState, host_port: str) -> list[str]:
+    """What `simulate` prints on start; scripts read the `base URL:` and `token: VALUE` lines."""
+    config, tenant = state.config, state.tenant
+    lines = [
+        f"Simulated Kandji tenant {tenant.company!r}: {len(tenant.devices)} devices, "
+        f"{len(state.events)} audit events over {config.history_days} days (seed {config.seed}).",
+        f"base URL: http://{host_port}",
+    ]
+    for value, permissions in state.tokens.items():
+        lines.append(f"token: {value}")
+        lines.append(f"  permissions: {', '.join(sorted(permissions)) or 'none'}")
+    if config.events_per_minute > 0:
+        lines.append(f"live mode: {config.events_per_minute:g} new audit events per minute")
+    if config.fault_rate > 0:
+        lines.append(f"fault injection: {config.fault_rate:.0%} of API requests fail")
+    lines.append(
+        f"limits: {config.rate_per_second:g} requests/s, {config.rate_per_hour:g} requests/hour"
+    )
+    lines.append(f"To let kandji-bridge use it: export KANDJI_BRIDGE_ALLOWED_HOSTS={host_port}")
+    return lines
+
+
 def serve(
     config: SimulatorConfig,
     host: str = "127.0.0.1",
     port: int = 8089,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Serve until interrupted (the `simulate` command). Scripts read the `token: VALUE` lines."""
+    """Serve until interrupted (the `simulate` command), after announcing the URL and tokens."""
     state = SimulatorState(config)
     server = _server(state)
     sock = _bind(host, port)
-    host_port = _host_port(host, sock)
-    tenant = state.tenant
-    announce(
-        f"Simulated Kandji tenant {tenant.company!r}: {len(tenant.devices)} devices, "
-        f"{len(state.events)} audit events over {config.history_days} days (seed {config.seed})."
-    )
-    announce(f"base URL: http://{host_port}")
-    for value, permissions in state.tokens.items():
-        announce(f"token: {value}")
-        announce(f"  permissions: {', '.join(sorted(permissions)) or 'none'}")
-    if config.events_per_minute > 0:
-        announce(f"live mode: {config.events_per_minute:g} new audit events per minute")
-    if config.fault_rate > 0:
-        announce(f"fault injection: {config.fault_rate:.0%} of API requests fail")
-    announce(
-        f"limits: {config.rate_per_second:g} requests/s, {config.rate_per_hour:g} requests/hour"
-    )
-    announce(f"To let kandji-bridge use it: export KANDJI_BRIDGE_ALLOWED_HOSTS={host_port}")
+    for line in announcement(state, _host_port(host, sock)):
+        announce(line)
     try:
         server.run(sockets=[sock])
     finally:
