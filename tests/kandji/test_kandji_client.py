@@ -21,6 +21,7 @@ from kandji_bridge.kandji.errors import (
     ConnectError,
     DeviceNotFoundError,
     DNSError,
+    InvalidCursorError,
     InvalidTokenError,
     InvalidURLError,
     KandjiTimeout,
@@ -323,6 +324,18 @@ async def test_404_on_a_list_is_a_wrong_url_and_on_details_a_missing_device(
     assert missing.value.device_id == "gone"
     assert "no device gone" in str(missing.value)
     assert len(kandji.calls) == 2
+
+
+async def test_404_for_a_cursor_kandji_cannot_read(
+    client_factory: Callable[..., KandjiClient], kandji: respx.MockRouter
+) -> None:
+    kandji.get(AUDIT).mock(return_value=httpx.Response(404, json={"detail": "Invalid cursor"}))
+    async with client_factory() as client:
+        with pytest.raises(InvalidCursorError) as caught:
+            await _all_audit(client, cursor="bm9wZQ==")
+        with pytest.raises(NotFoundError):  # without a cursor it is the URL that is wrong
+            await _all_audit(client)
+    assert "page again from a start date" in str(caught.value)
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])

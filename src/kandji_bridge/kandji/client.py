@@ -28,6 +28,7 @@ from kandji_bridge.kandji.errors import (
     ConnectError,
     DeviceNotFoundError,
     DNSError,
+    InvalidCursorError,
     InvalidTokenError,
     KandjiError,
     KandjiTimeout,
@@ -275,6 +276,8 @@ class KandjiClient:
             if status == 404:
                 if device_id is not None:
                     raise DeviceNotFoundError(self.host, device_id)
+                if "cursor" in params and "cursor" in _detail(response).lower():
+                    raise InvalidCursorError(self.host)
                 raise NotFoundError(self.host, path)
             retry_after = _retry_after(response.headers.get("retry-after"))
             if status == 429:

@@ -97,6 +97,16 @@ class DeviceNotFoundError(NotFoundError):
         )
 
 
+class InvalidCursorError(KandjiError):
+    """404 "Invalid cursor": the saved audit-events cursor is not one Kandji can read."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"Kandji at {host} does not accept the saved audit-events cursor (404 Invalid "
+            "cursor); page again from a start date instead of that cursor."
+        )
+
+
 class RedirectError(KandjiError):
     """Redirects are never followed, so an allowed host cannot bounce the token elsewhere."""
 

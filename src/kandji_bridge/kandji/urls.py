@@ -112,13 +112,15 @@ def _kandji_api_host(host: str, address: IPAddress | None, netloc: str) -> tuple
     if address is not None:
         kind = "the internal address" if _is_internal(address) else "the IP address"
         raise InvalidURLError(
-            f"The Kandji API URL points at {kind} {address}, not a Kandji host; {PASTE} (for a local "
-            f"server, {ALLOW})."
+            f"The Kandji API URL points at {kind} {address}, not a Kandji host; {PASTE} "
+            f"(for a local server, {ALLOW})."
         )
     if "." not in host:
         # A single word is no domain name; it may even be a token pasted into the wrong field,
         # so it is not repeated back.
         raise InvalidURLError(f"The Kandji API URL has no domain name; {PASTE}.")
+    if host == "kandji.io":
+        raise InvalidURLError(f"{host} is Kandji's own site, not your tenant; {PASTE}.")
     if not host.endswith(".kandji.io"):
         raise InvalidURLError(f"{host} is not a Kandji host; {PASTE} (for another host, {ALLOW}).")
     port = netloc[len(host) :]
