@@ -134,9 +134,11 @@ def serve(
     config: SimulatorConfig,
     host: str = "127.0.0.1",
     port: int = 8089,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until interrupted (the `simulate` command), after announcing the URL and tokens."""
+    """Serve until interrupted (the `simulate` command), after announcing the URL and tokens.
+    The default announce flushes each line: a script reading a pipe must see them at once."""
+    announce = announce or (lambda line: print(line, flush=True))
     state = SimulatorState(config)
     server = _server(state)
     sock = _bind(host, port)
