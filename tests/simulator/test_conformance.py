@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.kandji.simulator.config import SimulatorConfig
+from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
 
 from .helpers import all_devices, all_events, client
 
@@ -86,9 +87,6 @@ def assert_conforms(actual: Any, example: Any, allowed: dict[str, set[str]]) -> 
 @pytest.fixture(scope="module")
 def big_tenant() -> Iterator[RunningSimulator]:
     """Enough devices for every platform and a device in lost mode."""
-    from kandji_bridge.kandji.simulator.config import SimulatorConfig
-    from kandji_bridge.kandji.simulator.server import running_simulator
-
     config = SimulatorConfig(devices=400, events=3000, seed=3, rate_per_second=0)
     with running_simulator(config) as simulator:
         yield simulator

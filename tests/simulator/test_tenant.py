@@ -15,7 +15,11 @@ from kandji_bridge.kandji.simulator.config import (
     parse_token_option,
     resolved_tokens,
 )
-from kandji_bridge.kandji.simulator.server import RunningSimulator, announcement
+from kandji_bridge.kandji.simulator.server import (
+    RunningSimulator,
+    announcement,
+    running_simulator,
+)
 
 from .helpers import all_devices, all_events, client
 
@@ -44,8 +48,6 @@ def test_same_seed_same_data_different_seed_different_data(
 @pytest.fixture(scope="module")
 def tenant() -> dict:
     """One larger tenant, read over HTTP once for the realism checks."""
-    from kandji_bridge.kandji.simulator.server import running_simulator
-
     config = SimulatorConfig(devices=500, events=6000, seed=21, now=NOW, rate_per_second=0)
     with running_simulator(config) as simulator, client(simulator) as http:
         return {"devices": all_devices(http), "events": all_events(http, {"limit": "500"})}

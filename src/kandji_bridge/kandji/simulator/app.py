@@ -92,7 +92,7 @@ def create_app(config: SimulatorConfig, state: SimulatorState | None = None) -> 
             ),
         ]
     )
-    app.state.simulator = state
+    app.state.simulator = state  # for code that only holds the app (an in-process ASGI client)
     return app
 
 

@@ -70,13 +70,12 @@ class SimulatorState:
             occurred_us -= int(rng.random() * self.config.late_event_max_seconds * 1_000_000)
         roll = rng.random()
         device = rng.choice(self.tenant.devices) if self.tenant.devices else None
-        body = None
+        body = None  # most live events are ordinary generated ones
         if device is not None and not device.is_removed and roll < 0.06:
             body = self._update_os(device)
-        elif device is not None and roll < 0.12:
-            body = self._rename(
-                device, f"{device.model.name.split(' (')[0]} {rng.randint(100, 999)}"
-            )
+        elif device is not None and not device.is_removed and roll < 0.12:
+            family = device.model.name.split(" (")[0]
+            body = self._rename(device, f"{family} {rng.randint(100, 999)}")
         self.events.add(occurred_us, new_event_id(rng, occurred_us), body)
 
     def check_in_us(self, device: Device) -> int:
