@@ -208,6 +208,10 @@ def test_id_is_a_stable_uuid5_of_source_and_event(ctx) -> None:
     other_source = NormalizeContext(WORKSPACE_ID, "src-other", 30, received_at=RECEIVED_AT)
     assert run(event, other_source)["id"] != first["id"]
     assert run(base_event(id="01JTEST0000000000000000002"), ctx)["id"] != first["id"]
+    for n in range(300):  # every version/variant digit the hash can produce
+        event_id = f"01JMANY{n:019d}"
+        expected = str(uuid.uuid5(ID_NAMESPACE, f"{SOURCE_ID}/{event_id}"))
+        assert ctx.row_id(event_id) == expected
 
 
 @pytest.mark.parametrize(

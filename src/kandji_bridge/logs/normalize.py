@@ -117,6 +117,7 @@ _NOT_TAGS = frozenset(
     + [key for _, keys in _ACTOR_METADATA_KEYS for key in keys]
 )
 _MAX_EVENT_ID = 128
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class NormalizeError(BridgeError):
@@ -156,11 +157,10 @@ class NormalizeContext:
         """UUIDv5(ID_NAMESPACE, "<sourceID>/<event id>"), computed from a pre-hashed prefix."""
         digest = self._id_hash.copy()
         digest.update(event_id.encode())
-        b = bytearray(digest.digest()[:16])
-        b[6] = (b[6] & 0x0F) | 0x50
-        b[8] = (b[8] & 0x3F) | 0x80
-        h = b.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        h = digest.hexdigest()
+        # The version nibble becomes 5 and the variant bits 10, as uuid.uuid5 sets them.
+        variant = _VARIANT[h[16]]
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def normalize_event(event: AuditEventLike, ctx: NormalizeContext) -> Row:
@@ -391,17 +391,18 @@ def _tags(target_component: str, state: dict | None, meta: dict | None) -> dict[
 def _resources(target_id: str, state: dict) -> list[str]:
     ids: dict[str, None] = {target_id: None} if target_id else {}
     for key, value in state.items():
-        if isinstance(value, list):
+        kind = type(value)
+        if kind is list:
             if key.endswith("_ids"):
                 for item in value:
                     _add_id(ids, item)
             else:
                 for item in value:
-                    if isinstance(item, dict):
+                    if type(item) is dict:
                         _add_id(ids, item.get("id"))
-        elif isinstance(value, dict):
+        elif kind is dict:
             _add_id(ids, value.get("id"))
-        elif key == "id" or key.endswith("_id"):
+        elif (kind is str or kind is int) and (key == "id" or key.endswith("_id")):
             _add_id(ids, value)
     return list(ids)
 
