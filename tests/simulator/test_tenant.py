@@ -164,3 +164,29 @@ def test_the_announcement_has_lines_scripts_can_read(simulator: RunningSimulator
         lines[-1]
         == f"To let kandji-bridge use it: export KANDJI_BRIDGE_ALLOWED_HOSTS={simulator.host_port}"
     )
+
+
+def test_a_tenant_without_devices_still_has_an_audit_log(
+    simulator_factory: Callable[..., RunningSimulator],
+) -> None:
+    simulator = simulator_factory(devices=0, events=300)
+    with client(simulator) as http:
+        assert http.get("/api/v1/devices").json() == []
+        events = all_events(http, {"limit": "500"})
+    assert len(events) == 300
+    assert all(e["target_type"] != "device" for e in events)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"devices": -1}, "cannot be negative"),
+        ({"history_days": 0}, "history_days must be at least 1"),
+        ({"fault_rate": 1.5}, "fault_rate must be between 0 and 1"),
+        ({"late_event_rate": -0.1}, "late_event_rate must be between 0 and 1"),
+        ({"check_in_interval_seconds": 0}, "check_in_interval_seconds must be more than 0"),
+    ],
+)
+def test_impossible_settings_are_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SimulatorConfig(**fields)

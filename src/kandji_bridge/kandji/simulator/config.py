@@ -16,12 +16,13 @@ class SimulatorConfig:
     events: int = 2000  # audit events in the history
     history_days: int = 365
     seed: int = 1
-    # token value -> permission keys ("audit", "devices", "details"); empty: one seeded token
-    # with all three
+    # Token value -> its permission keys ("audit", "devices", "details"). Empty: one token with
+    # all three, derived from the seed.
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     events_per_minute: float = 0  # live mode: new audit events per minute, 0 = off
-    rate_per_second: float = 50  # requests allowed in any 1-second window (whole tenant)
-    rate_per_hour: float = 10000  # requests allowed in any 3,600-second window (whole tenant)
+    # Requests allowed in any 1-second / 3,600-second window, for the whole tenant; 0 = no limit.
+    rate_per_second: float = 50
+    rate_per_hour: float = 10000
     fault_rate: float = 0  # fraction of API requests that fail in one of the FAULT_KINDS ways
     now: datetime | None = None  # end of the generated history; None = the real clock (UTC)
     # Live mode: this fraction of new events arrive late, with occurred_at up to
@@ -31,6 +32,18 @@ class SimulatorConfig:
     # Live mode: each device that is neither missing nor removed checks in this often.
     check_in_interval_seconds: float = 900
     slow_response_seconds: float = 3.0  # how long a "slow" fault stalls before answering
+
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot make a tenant, in one sentence the CLI can show."""
+        if self.devices < 0 or self.events < 0:
+            raise ValueError("The numbers of devices and events cannot be negative.")
+        if self.events and self.history_days < 1:
+            raise ValueError("history_days must be at least 1 for a tenant with audit events.")
+        for name in ("fault_rate", "late_event_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 and 1.")
+        if self.check_in_interval_seconds <= 0:
+            raise ValueError("check_in_interval_seconds must be more than 0.")
 
 
 def resolved_tokens(config: SimulatorConfig) -> dict[str, frozenset[str]]:

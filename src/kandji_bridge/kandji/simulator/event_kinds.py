@@ -321,8 +321,10 @@ def tenant_owner_update(tenant: Tenant, draws: Draws) -> Body:
     return Body("update", actor, owner.id, "tenant", "owner", new_state, metadata)
 
 
+Maker = Callable[[Tenant, Draws], Body]
+
 # (weight, maker): how often each kind appears in a tenant's history.
-KINDS: tuple[tuple[int, Callable[[Tenant, Draws], Body]], ...] = (
+TENANT_KINDS: tuple[tuple[int, Maker], ...] = (
     (14, blueprint_library_items),
     (6, blueprint_parameters),
     (2, blueprint_create),
@@ -330,15 +332,6 @@ KINDS: tuple[tuple[int, Callable[[Tenant, Draws], Body]], ...] = (
     (3, _library_item("create")),
     (10, _library_item("update")),
     (1, _library_item("delete")),
-    (8, device_enrollment),
-    (6, device_blueprint_change),
-    (2, device_delete),
-    (2, device_mdm_removal),
-    (2, device_rename),
-    (3, device_os_update),
-    (6, _secret_view("filevault_key", 0.3)),
-    (4, _secret_view("recovery_password", 0.2)),
-    (2, _secret_view("activation_lock_bypass_code", 0.1)),
     (2, _api_token("create")),
     (3, _api_token("update")),
     (1, _api_token("delete")),
@@ -348,10 +341,22 @@ KINDS: tuple[tuple[int, Callable[[Tenant, Draws], Body]], ...] = (
     (4, directory_user_delete),
     (1, tenant_owner_update),
 )
-_TABLE = [maker for weight, maker in KINDS for _ in range(weight)]
+DEVICE_KINDS: tuple[tuple[int, Maker], ...] = (  # only in a tenant that has devices
+    (8, device_enrollment),
+    (6, device_blueprint_change),
+    (2, device_delete),
+    (2, device_mdm_removal),
+    (2, device_rename),
+    (3, device_os_update),
+    (6, _secret_view("filevault_key", 0.3)),
+    (4, _secret_view("recovery_password", 0.2)),
+    (2, _secret_view("activation_lock_bypass_code", 0.1)),
+)
+_TABLE = [maker for weight, maker in TENANT_KINDS + DEVICE_KINDS for _ in range(weight)]
+_TABLE_WITHOUT_DEVICES = [maker for weight, maker in TENANT_KINDS for _ in range(weight)]
 
 
 def generated_body(tenant: Tenant, seed: int, randomness: int) -> Body:
     """The content of a generated event, from the tenant seed and the event's ULID randomness."""
     draws = Draws(randomness ^ (seed * 0x9E3779B97F4A7C15))
-    return draws.pick(_TABLE)(tenant, draws)
+    return draws.pick(_TABLE if tenant.devices else _TABLE_WITHOUT_DEVICES)(tenant, draws)
