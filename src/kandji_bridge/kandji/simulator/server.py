@@ -62,8 +62,11 @@ class _QuietDroppedResponses(logging.Filter):
         return not str(record.msg).startswith("ASGI callable returned without completing response")
 
 
+_QUIET = _QuietDroppedResponses()  # one instance: adding it again is a no-op
+
+
 def _server(state: SimulatorState) -> uvicorn.Server:
-    logging.getLogger("uvicorn.error").addFilter(_QuietDroppedResponses())
+    logging.getLogger("uvicorn.error").addFilter(_QUIET)
     app = create_app(state.config, state)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     return uvicorn.Server(config)
