@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, String, Text, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, MetaData, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -83,3 +83,159 @@ class Source(Base):
     retention_days: Mapped[int] = mapped_column(default=365)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- Device import (inventory/): collections, their records, mappings, sync runs -------------------
+
+
+class Collection(Base):
+    """An asset collection: typed fields, and the records imported into it."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CollectionField(Base):
+    __tablename__ = "collection_fields"
+    __table_args__ = (UniqueConstraint("collection_id", "label"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]
+    label: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))  # text, number, boolean, date, datetime, list
+    is_unique: Mapped[bool] = mapped_column(default=False)
+
+
+class SyncRun(Base):
+    """One device import of a mapping: when, what it did, what went wrong, what it cost."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    mapping_id: Mapped[str] = mapped_column(
+        ForeignKey("mappings.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")  # succeeded, failed
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    conflicts: Mapped[int] = mapped_column(default=0)
+    vanished: Mapped[int] = mapped_column(default=0)  # records whose device left Kandji
+    api_requests: Mapped[int] = mapped_column(default=0)
+    details_requests: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of sentences
+
+
+class Record(Base):
+    __tablename__ = "records"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="active")  # removed, archived
+    created_run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecordValue(Base):
+    """One field of one record; an empty value has no row.
+
+    `unique_value` repeats `value` for fields marked unique (NULL otherwise), so the database
+    itself refuses a second record with the same value in such a field.
+    """
+
+    __tablename__ = "record_values"
+    __table_args__ = (UniqueConstraint("field_id", "unique_value"),)
+
+    record_id: Mapped[str] = mapped_column(
+        ForeignKey("records.id", ondelete="CASCADE"), primary_key=True
+    )
+    field_id: Mapped[int] = mapped_column(
+        ForeignKey("collection_fields.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[str] = mapped_column(Text)  # JSON
+    unique_value: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordChange(Base):
+    """A record's history: one row per field a sync changed (field NULL: the record's status)."""
+
+    __tablename__ = "record_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    sync_run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True
+    )
+    field_id: Mapped[int | None] = mapped_column(
+        ForeignKey("collection_fields.id", ondelete="CASCADE")
+    )
+    old_value: Mapped[str | None] = mapped_column(Text)  # JSON; NULL: empty
+    new_value: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Mapping(Base):
+    """Kandji devices of a source into a collection, matched on a unique identifier."""
+
+    __tablename__ = "mappings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # RESTRICT: a source or collection a mapping uses cannot vanish from under it.
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id", ondelete="RESTRICT"))
+    entity: Mapped[str] = mapped_column(String(16), default="devices")
+    collection_id: Mapped[str] = mapped_column(
+        ForeignKey("collections.id", ondelete="RESTRICT"), index=True
+    )
+    on_removed: Mapped[str] = mapped_column(String(16), default="keep")  # mark, archive
+    schedule_minutes: Mapped[int] = mapped_column(default=60)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MappingField(Base):
+    """A pair of the mapping: a Kandji field written into a collection field."""
+
+    __tablename__ = "mapping_fields"
+
+    mapping_id: Mapped[str] = mapped_column(
+        ForeignKey("mappings.id", ondelete="CASCADE"), primary_key=True
+    )
+    field_id: Mapped[int] = mapped_column(
+        ForeignKey("collection_fields.id", ondelete="CASCADE"), primary_key=True
+    )
+    kandji_field: Mapped[str] = mapped_column(String(64))
+    is_identifier: Mapped[bool] = mapped_column(default=False)
+    position: Mapped[int]
+
+
+class MappedDevice(Base):
+    """Which record a mapping filled from which Kandji device.
+
+    One device, one record per mapping, and the other way round: the database refuses a record
+    claimed by two devices. `details_check_in` is the device's `last_check_in` when its details
+    were last read, so unchanged devices are not asked again.
+    """
+
+    __tablename__ = "mapped_devices"
+    __table_args__ = (UniqueConstraint("mapping_id", "record_id"),)
+
+    mapping_id: Mapped[str] = mapped_column(
+        ForeignKey("mappings.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    details_check_in: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,226 @@
+"""Asset collections: a name and typed fields, any of them unique (`collection create/list`)."""
+
+import shlex
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kandji_bridge.db.models import Collection, CollectionField, Mapping, Record
+from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.inventory.convert import FieldType
+from kandji_bridge.inventory.names import check_name
+
+LABEL_MAX_LENGTH = 100  # the column's size
+MAX_FIELDS = 200
+TYPES = ", ".join(field_type.value for field_type in FieldType)
+
+
+class InvalidCollection(BridgeError):
+    """A collection definition (its fields) that cannot be used."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    label: str
+    type: FieldType
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    id: int
+    label: str
+    type: FieldType
+    unique: bool
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    id: str
+    name: str
+    fields: tuple[FieldInfo, ...]
+    created_at: datetime
+
+    def field(self, label: str) -> FieldInfo:
+        """The field with this label; case and surrounding spaces do not matter."""
+        wanted = label.strip().casefold()
+        for field in self.fields:
+            if field.label.casefold() == wanted:
+                return field
+        labels = ", ".join(repr(field.label) for field in self.fields)
+        raise NotFound(
+            f"Collection {shlex.quote(self.name)} has no field {label.strip()!r}; "
+            f"its fields are {labels}."
+        )
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    collection: CollectionInfo
+    records: dict[str, int]  # status ("active", "removed", "archived") -> count
+    mappings: list[str]
+
+
+def parse_field_spec(spec: str) -> FieldSpec:
+    """'LABEL:TYPE[:unique]'. The label may itself hold colons: the type is read from the end."""
+    parts = spec.split(":")
+    unique = len(parts) > 2 and parts[-1].strip().lower() == "unique"
+    if unique:
+        parts.pop()
+    if len(parts) < 2:
+        raise InvalidCollection(
+            f"The field {spec!r} has no type; write it as LABEL:TYPE or LABEL:TYPE:unique, "
+            f"TYPE one of {TYPES}."
+        )
+    type_name = parts.pop().strip().lower()
+    try:
+        field_type = FieldType(type_name)
+    except ValueError:
+        raise InvalidCollection(
+            f"The field {spec!r} has the type {type_name!r}; use one of {TYPES}."
+        ) from None
+    return FieldSpec(_check_label(":".join(parts)), field_type, unique)
+
+
+def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> CollectionInfo:
+    name = check_name("The collection name", name)
+    if not fields:
+        raise InvalidCollection(
+            f"Collection {shlex.quote(name)} has no fields; give at least one with "
+            "--field 'LABEL:TYPE[:unique]'."
+        )
+    if len(fields) > MAX_FIELDS:
+        raise InvalidCollection(f"A collection has at most {MAX_FIELDS} fields, not {len(fields)}.")
+    labels = [_check_label(spec.label) for spec in fields]
+    seen: set[str] = set()
+    for label in labels:
+        if label.casefold() in seen:
+            raise InvalidCollection(
+                f"The field label {label!r} is given twice; each field needs its own label."
+            )
+        seen.add(label.casefold())
+    collection = Collection(name=name)
+    try:
+        with state.session() as session:
+            if session.scalar(select(Collection.id).where(Collection.name == name)):
+                raise _already_exists(name)
+            session.add(collection)
+            session.flush()
+            session.add_all(
+                CollectionField(
+                    collection_id=collection.id,
+                    position=position,
+                    label=label,
+                    type=spec.type.value,
+                    is_unique=spec.unique,
+                )
+                for position, (label, spec) in enumerate(zip(labels, fields, strict=True))
+            )
+    except IntegrityError:
+        # Another process created the same name between our check and our insert.
+        raise _already_exists(name) from None
+    return get_collection(state, name)
+
+
+def get_collection(state: StateDB, name: str) -> CollectionInfo:
+    with state.session() as session:
+        return load_collection(session, find_collection(session, name))
+
+
+def list_collections(state: StateDB) -> list[CollectionSummary]:
+    with state.session() as session:
+        collections = session.scalars(select(Collection).order_by(Collection.name)).all()
+        counts: dict[str, dict[str, int]] = {}
+        for collection_id, status, count in session.execute(
+            select(Record.collection_id, Record.status, func.count()).group_by(
+                Record.collection_id, Record.status
+            )
+        ):
+            counts.setdefault(collection_id, {})[status] = count
+        mappings: dict[str, list[str]] = {}
+        for collection_id, mapping_name in session.execute(
+            select(Mapping.collection_id, Mapping.name).order_by(Mapping.name)
+        ):
+            mappings.setdefault(collection_id, []).append(mapping_name)
+        return [
+            CollectionSummary(
+                load_collection(session, collection),
+                counts.get(collection.id, {}),
+                mappings.get(collection.id, []),
+            )
+            for collection in collections
+        ]
+
+
+def summarize(state: StateDB, name: str) -> CollectionSummary:
+    """`collection show`: the fields, records by status, and the mappings that fill it."""
+    with state.session() as session:
+        collection = find_collection(session, name)
+        counts = dict(
+            session.execute(
+                select(Record.status, func.count())
+                .where(Record.collection_id == collection.id)
+                .group_by(Record.status)
+            ).all()
+        )
+        mappings = session.scalars(
+            select(Mapping.name)
+            .where(Mapping.collection_id == collection.id)
+            .order_by(Mapping.name)
+        ).all()
+        return CollectionSummary(load_collection(session, collection), counts, list(mappings))
+
+
+def find_collection(session: Session, name: str) -> Collection:
+    collection = session.scalar(select(Collection).where(Collection.name == name.strip()))
+    if collection is None:
+        raise NotFound(
+            f"No collection named {shlex.quote(name.strip())}; "
+            "`kandji-bridge collection list` shows the names, "
+            "`kandji-bridge collection create` makes one."
+        )
+    return collection
+
+
+def load_collection(session: Session, collection: Collection) -> CollectionInfo:
+    fields = session.scalars(
+        select(CollectionField)
+        .where(CollectionField.collection_id == collection.id)
+        .order_by(CollectionField.position)
+    )
+    return CollectionInfo(
+        id=collection.id,
+        name=collection.name,
+        fields=tuple(
+            FieldInfo(field.id, field.label, FieldType(field.type), field.is_unique)
+            for field in fields
+        ),
+        created_at=collection.created_at,
+    )
+
+
+def _check_label(label: str) -> str:
+    label = label.strip()
+    if not label:
+        raise InvalidCollection("A field label is empty; give each field a label, like 'Serial'.")
+    if len(label) > LABEL_MAX_LENGTH:
+        raise InvalidCollection(
+            f"The field label {label[:20]!r}… is {len(label)} characters long; "
+            f"use at most {LABEL_MAX_LENGTH}."
+        )
+    if not label.isprintable():
+        raise InvalidCollection(
+            f"The field label {label!r} contains control characters; use plain text."
+        )
+    return label
+
+
+def _already_exists(name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"A collection named {shlex.quote(name)} already exists; pick another name, "
+        f"or see it with `kandji-bridge collection show {shlex.quote(name)}`."
+    )

@@ -1,0 +1,350 @@
+"""Mappings: Kandji devices of a source into a collection, as the seed describes them.
+
+A mapping has a name, the external entity (Devices), a target collection, a unique identifier
+(a Kandji field paired with a collection field marked unique), and any number of further pairs.
+Everything that can be checked without Kandji is checked before anything is saved: the fields
+exist, the identifier's target is unique, and every target type can hold its Kandji value.
+"""
+
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kandji_bridge.db.models import Collection, Mapping, MappingField, Source, SyncRun
+from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.inventory import collections
+from kandji_bridge.inventory.collections import CollectionInfo, FieldInfo
+from kandji_bridge.inventory.convert import can_hold, types_for
+from kandji_bridge.inventory.fields import (
+    KandjiField,
+    Suitability,
+    get_field,
+    identifier_fields,
+)
+from kandji_bridge.inventory.names import check_name
+from kandji_bridge.inventory.runs import RunInfo, run_info
+from kandji_bridge.sources import SourceInfo, get_source
+
+ENTITIES = ("devices",)
+DEFAULT_SCHEDULE_MINUTES = 60
+SCHEDULE_RANGE = (1, 7 * 24 * 60)
+
+
+class OnRemoved(StrEnum):
+    """What happens to a record whose device vanished from Kandji or is marked removed there."""
+
+    KEEP = "keep"  # nothing
+    MARK = "mark"  # the record's status becomes "removed"
+    ARCHIVE = "archive"  # the record's status becomes "archived" (left out of exports)
+
+
+class InvalidMapping(BridgeError):
+    """A mapping definition that cannot work; nothing of it was saved."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """'KANDJI_FIELD=COLLECTION_FIELD', as given."""
+
+    kandji: str
+    field: str
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    name: str
+    source: str
+    collection: str
+    identifier: Pair
+    pairs: list[Pair] = field(default_factory=list)
+    entity: str = "devices"
+    on_removed: OnRemoved = OnRemoved.KEEP
+    schedule_minutes: int = DEFAULT_SCHEDULE_MINUTES
+
+
+@dataclass(frozen=True)
+class MappedField:
+    kandji: KandjiField
+    field: FieldInfo
+    is_identifier: bool = False
+
+
+@dataclass(frozen=True)
+class MappingInfo:
+    id: str
+    name: str
+    source: SourceInfo
+    entity: str
+    collection: CollectionInfo
+    fields: tuple[MappedField, ...]  # the identifier first
+    on_removed: OnRemoved
+    schedule_minutes: int
+    created_at: datetime
+    warnings: tuple[str, ...] = ()  # advice about the identifier, from the seed's table
+
+    @property
+    def identifier(self) -> MappedField:
+        return self.fields[0]
+
+    @property
+    def needs_details(self) -> bool:
+        return any(mapped.kandji.needs_details for mapped in self.fields)
+
+
+@dataclass(frozen=True)
+class MappingSummary:
+    mapping: MappingInfo
+    last_run: RunInfo | None
+
+
+def parse_pair(text: str) -> Pair:
+    kandji, sep, label = text.partition("=")
+    if not sep or not kandji.strip() or not label.strip():
+        raise InvalidMapping(
+            f"{text!r} is not a field pair; write KANDJI_FIELD=COLLECTION_FIELD, "
+            "like serial_number=Serial."
+        )
+    return Pair(kandji.strip(), label.strip())
+
+
+def validate_mapping(state: StateDB, spec: MappingSpec) -> MappingInfo:
+    """The mapping `spec` describes, checked against the catalog and the database, not saved."""
+    name = check_name("The mapping name", spec.name)
+    if spec.entity.strip().lower() not in ENTITIES:
+        raise InvalidMapping(
+            f"The external entity {spec.entity!r} cannot be imported; Kandji mappings import "
+            "devices (--entity devices)."
+        )
+    low, high = SCHEDULE_RANGE
+    if not low <= spec.schedule_minutes <= high:
+        raise InvalidMapping(
+            f"The schedule must be {low} to {high} minutes, not {spec.schedule_minutes}."
+        )
+    on_removed = OnRemoved(spec.on_removed)
+    source = get_source(state, spec.source)
+    collection = collections.get_collection(state, spec.collection)
+    with state.session() as session:
+        if session.scalar(select(Mapping.id).where(Mapping.name == name)):
+            raise _already_exists(name)
+    identifier = _identifier(collection, spec.identifier)
+    fields = [identifier]
+    for pair in spec.pairs:
+        fields.append(_pair(collection, pair))
+    taken: dict[int, MappedField] = {}
+    for mapped in fields:
+        earlier = taken.get(mapped.field.id)
+        if earlier is not None:
+            raise InvalidMapping(
+                f"The collection field {mapped.field.label!r} is mapped twice (from "
+                f"{earlier.kandji.key} and {mapped.kandji.key}); map each field once."
+            )
+        taken[mapped.field.id] = mapped
+    return MappingInfo(
+        id="",
+        name=name,
+        source=source,
+        entity="devices",
+        collection=collection,
+        fields=tuple(fields),
+        on_removed=on_removed,
+        schedule_minutes=spec.schedule_minutes,
+        created_at=datetime.now().astimezone(),
+        warnings=_identifier_warnings(identifier.kandji),
+    )
+
+
+def save_mapping(state: StateDB, valid: MappingInfo) -> MappingInfo:
+    """Save a mapping from validate_mapping, in one transaction: all of it or nothing."""
+    mapping = Mapping(
+        name=valid.name,
+        source_id=valid.source.id,
+        entity=valid.entity,
+        collection_id=valid.collection.id,
+        on_removed=valid.on_removed.value,
+        schedule_minutes=valid.schedule_minutes,
+    )
+    try:
+        with state.session() as session:
+            if session.scalar(select(Mapping.id).where(Mapping.name == valid.name)):
+                raise _already_exists(valid.name)
+            session.add(mapping)
+            session.flush()
+            session.add_all(
+                MappingField(
+                    mapping_id=mapping.id,
+                    field_id=mapped.field.id,
+                    kandji_field=mapped.kandji.key,
+                    is_identifier=mapped.is_identifier,
+                    position=position,
+                )
+                for position, mapped in enumerate(valid.fields)
+            )
+    except IntegrityError:
+        # Another process saved the same name, or removed the source or a field, meanwhile.
+        raise InvalidMapping(
+            f"Mapping {shlex.quote(valid.name)} was not saved: its name, source or collection "
+            "changed while it was being saved; run the command again."
+        ) from None
+    return get_mapping(state, valid.name, warnings=valid.warnings)
+
+
+def create_mapping(state: StateDB, spec: MappingSpec) -> MappingInfo:
+    """Validate and save, without asking Kandji (access.check_device_access does that)."""
+    return save_mapping(state, validate_mapping(state, spec))
+
+
+def get_mapping(state: StateDB, name: str, warnings: tuple[str, ...] = ()) -> MappingInfo:
+    with state.session() as session:
+        mapping = session.scalar(select(Mapping).where(Mapping.name == name.strip()))
+        if mapping is None:
+            raise NotFound(
+                f"No mapping named {shlex.quote(name.strip())}; "
+                "`kandji-bridge mapping list` shows the names."
+            )
+        return _load(session, mapping, warnings)
+
+
+def list_mappings(state: StateDB) -> list[MappingSummary]:
+    with state.session() as session:
+        mappings = session.scalars(select(Mapping).order_by(Mapping.name)).all()
+        latest = (
+            select(SyncRun.mapping_id, func.max(SyncRun.started_at).label("started_at"))
+            .group_by(SyncRun.mapping_id)
+            .subquery()
+        )
+        runs = {
+            run.mapping_id: run_info(run)
+            for run in session.scalars(
+                select(SyncRun).join(
+                    latest,
+                    (SyncRun.mapping_id == latest.c.mapping_id)
+                    & (SyncRun.started_at == latest.c.started_at),
+                )
+            )
+        }
+        return [
+            MappingSummary(_load(session, mapping), runs.get(mapping.id)) for mapping in mappings
+        ]
+
+
+def due_mappings(state: StateDB, now: datetime) -> list[MappingInfo]:
+    """The mappings whose schedule says sync now: never synced, or last started that long ago."""
+    return [
+        summary.mapping
+        for summary in list_mappings(state)
+        if summary.last_run is None
+        or summary.last_run.started_at + timedelta(minutes=summary.mapping.schedule_minutes) <= now
+    ]
+
+
+def _load(session: Session, mapping: Mapping, warnings: tuple[str, ...] = ()) -> MappingInfo:
+    collection = collections.load_collection(
+        session, session.get_one(Collection, mapping.collection_id)
+    )
+    by_id = {field.id: field for field in collection.fields}
+    pairs = session.scalars(
+        select(MappingField)
+        .where(MappingField.mapping_id == mapping.id)
+        .order_by(MappingField.position)
+    )
+    source = session.get_one(Source, mapping.source_id)
+    return MappingInfo(
+        id=mapping.id,
+        name=mapping.name,
+        source=source_info(source),
+        entity=mapping.entity,
+        collection=collection,
+        fields=tuple(
+            MappedField(get_field(pair.kandji_field), by_id[pair.field_id], pair.is_identifier)
+            for pair in pairs
+        ),
+        on_removed=OnRemoved(mapping.on_removed),
+        schedule_minutes=mapping.schedule_minutes,
+        created_at=mapping.created_at,
+        warnings=warnings,
+    )
+
+
+def source_info(source: Source) -> SourceInfo:
+    # sources.get_source would open a second transaction inside this one: on SQLite, whose
+    # transactions take the write lock, that waits on itself.
+    return SourceInfo(
+        id=source.id,
+        name=source.name,
+        api_url=source.api_url,
+        poll_interval_seconds=source.poll_interval_seconds,
+        retention_days=source.retention_days,
+        created_at=source.created_at,
+        updated_at=source.updated_at,
+    )
+
+
+def _identifier(collection: CollectionInfo, pair: Pair) -> MappedField:
+    kandji = get_field(pair.kandji)
+    if not kandji.can_identify:
+        usable = ", ".join(
+            f"{field.key} ({field.recommendation.lower()})" for field in identifier_fields()
+        )
+        why = (
+            "comes from the device details call, which not every sync makes"
+            if kandji.needs_details
+            else f"is not suitable as a unique identifier ({kandji.recommendation.lower()})"
+        )
+        raise InvalidMapping(
+            f"The Kandji field {kandji.key} {why}; identify devices by one of: {usable}."
+        )
+    target = collection.field(pair.field)
+    if not target.unique:
+        unique = [repr(field.label) for field in collection.fields if field.unique]
+        which = (
+            f"its unique fields are {', '.join(unique)}"
+            if unique
+            else "it has none, so create a collection with a field marked unique "
+            "(--field 'Device ID:text:unique')"
+        )
+        raise InvalidMapping(
+            f"The identifier must be mapped to a field marked unique, so that one device "
+            f"matches one record, and {target.label!r} of collection "
+            f"{shlex.quote(collection.name)} is not; {which}."
+        )
+    mapped = _pair(collection, pair, kandji, target)
+    return MappedField(mapped.kandji, mapped.field, is_identifier=True)
+
+
+def _pair(
+    collection: CollectionInfo,
+    pair: Pair,
+    kandji: KandjiField | None = None,
+    target: FieldInfo | None = None,
+) -> MappedField:
+    kandji = kandji or get_field(pair.kandji)
+    target = target or collection.field(pair.field)
+    if not can_hold(target.type, kandji.kind):
+        raise InvalidMapping(
+            f"The Kandji field {kandji.key} holds {kandji.kind.value} values, which the "
+            f"{target.type.value} field {target.label!r} cannot hold; map it to a field of type "
+            f"{' or '.join(types_for(kandji.kind))}."
+        )
+    return MappedField(kandji, target)
+
+
+def _identifier_warnings(kandji: KandjiField) -> tuple[str, ...]:
+    if kandji.suitability is Suitability.CONDITIONAL:
+        return (
+            f"{kandji.label}: {kandji.recommendation.lower()}; devices that share a value, or "
+            "have none, are reported and left out. device_id is the recommended identifier.",
+        )
+    return ()
+
+
+def _already_exists(name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"A mapping named {shlex.quote(name)} already exists; pick another name "
+        "(`kandji-bridge mapping list` shows the mappings)."
+    )

@@ -1,0 +1,129 @@
+"""Which record each listed device goes into, and which devices cannot go anywhere.
+
+Devices are matched to records by their identifier value (upsert by identifier). A device the
+mapping imported before stays with its record even if its identifier value changed. Nothing is
+guessed: a value shared by two devices, a record two devices would both claim, or a device whose
+link and identifier point at different records is a conflict, and those devices are left out.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from kandji_bridge.inventory.convert import Value, decode, text
+from kandji_bridge.inventory.records import Link
+
+
+@dataclass(slots=True)
+class Device:
+    """What a sync keeps of one listed device: its converted values, not the whole payload."""
+
+    id: str
+    name: str
+    check_in: str | None  # last_check_in exactly as Kandji sent it
+    removed: bool  # is_removed
+    key: str | None  # the identifier's JSON value; None: empty
+    values: dict[int, Value]  # collection field id -> value (detail fields once read)
+    problem: str | None = None  # why it cannot be imported as it is
+    details_read: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    device: Device
+    reason: str
+
+    def __str__(self) -> str:
+        return f"device {self.device}: {self.reason}"
+
+
+@dataclass(slots=True)
+class Target:
+    device: Device
+    record_id: str | None  # None: a new record
+    link: Link | None  # the device's link before this sync
+    takes_over: str | None = None  # a vanished device whose record this one inherits
+
+
+@dataclass
+class Plan:
+    targets: list[Target] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+    conflicts: list[Problem] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)  # records whose device left Kandji
+
+
+def match(
+    devices: list[Device], keys: dict[str, str], links: dict[str, Link], identifier: str
+) -> Plan:
+    """`keys`: identifier JSON value -> record id; `links`: device id -> its record;
+    `identifier`: the identifier's name in messages ("Serial Number")."""
+    plan = Plan()
+    listed = {device.id for device in devices}
+    by_key: dict[str, list[Device]] = defaultdict(list)
+    for device in devices:
+        if device.problem is not None:
+            plan.skipped.append(Problem(device, device.problem))
+        elif device.key is None:
+            plan.skipped.append(Problem(device, f"its {identifier} is empty"))
+        else:
+            by_key[device.key].append(device)
+
+    record_key = {record_id: key for key, record_id in keys.items()}
+    owner = {link.record_id: device_id for device_id, link in links.items()}
+    claims: dict[str, list[Device]] = defaultdict(list)
+    for key, group in by_key.items():
+        if len(group) > 1:
+            shared = ", ".join(str(device) for device in group)
+            reason = f"its {identifier} {_shown(key)} is shared by {len(group)} devices: {shared}"
+            plan.conflicts.extend(Problem(device, reason) for device in group)
+            continue
+        device = group[0]
+        link = links.get(device.id)
+        by_value = keys.get(key)
+        if link is not None and by_value is not None and link.record_id != by_value:
+            plan.conflicts.append(
+                Problem(
+                    device,
+                    f"it was imported into the record with {identifier} "
+                    f"{_shown(record_key.get(link.record_id))}, but its {identifier} "
+                    f"{_shown(key)} belongs to another record",
+                )
+            )
+            continue
+        record_id = link.record_id if link is not None else by_value
+        if record_id is None:
+            plan.targets.append(Target(device, None, None))
+        else:
+            claims[record_id].append(device)
+
+    inherited: set[str] = set()
+    for record_id, claimants in claims.items():
+        linked = owner.get(record_id)
+        rival = linked if linked in listed and linked != claimants[0].id else None
+        if len(claimants) > 1 or rival is not None:
+            names = [str(device) for device in claimants] + ([rival] if rival else [])
+            reason = (
+                f"the record with {identifier} {_shown(record_key.get(record_id))} is claimed "
+                f"by {' and '.join(names)}"
+            )
+            plan.conflicts.extend(Problem(device, reason) for device in claimants)
+            continue
+        device = claimants[0]
+        takes_over = linked if linked is not None and linked != device.id else None
+        if takes_over is not None:
+            inherited.add(takes_over)
+        plan.targets.append(Target(device, record_id, links.get(device.id), takes_over))
+
+    plan.vanished = [
+        link.record_id
+        for device_id, link in links.items()
+        if device_id not in listed and device_id not in inherited
+    ]
+    return plan
+
+
+def _shown(key: str | None) -> str:
+    return repr(text(decode(key))) if key is not None else "(unknown)"

@@ -1,0 +1,84 @@
+"""The record of each sync run: start, end, counts, errors, and the API requests it used."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import select, update
+
+from kandji_bridge.db.models import SyncRun, utcnow
+from kandji_bridge.db.state import StateDB
+
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+MAX_ERRORS_KEPT = 1000  # a run with 100,000 skipped devices keeps the first ones, and the count
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    mapping_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    created: int
+    updated: int
+    unchanged: int
+    skipped: int
+    conflicts: int
+    vanished: int
+    api_requests: int
+    details_requests: int
+    errors: list[str]
+
+
+def start_run(state: StateDB, mapping_id: str) -> str:
+    run = SyncRun(mapping_id=mapping_id, status=RUNNING)
+    with state.session() as session:
+        session.add(run)
+    return run.id
+
+
+def finish_run(state: StateDB, run_id: str, status: str, errors: list[str], **counts: int) -> None:
+    """Close the run; `counts` are the SyncRun count columns (created=..., api_requests=...)."""
+    kept = errors[:MAX_ERRORS_KEPT]
+    if len(errors) > len(kept):
+        kept.append(f"... and {len(errors) - len(kept)} more")
+    with state.session() as session:
+        session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id)
+            .values(
+                status=status, finished_at=utcnow(), errors=orjson.dumps(kept).decode(), **counts
+            )
+        )
+
+
+def list_runs(state: StateDB, mapping_id: str, limit: int = 20) -> list[RunInfo]:
+    """The mapping's most recent runs, newest first."""
+    with state.session() as session:
+        runs = session.scalars(
+            select(SyncRun)
+            .where(SyncRun.mapping_id == mapping_id)
+            .order_by(SyncRun.started_at.desc())
+            .limit(limit)
+        ).all()
+        return [run_info(run) for run in runs]
+
+
+def run_info(run: SyncRun) -> RunInfo:
+    return RunInfo(
+        id=run.id,
+        mapping_id=run.mapping_id,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        status=run.status,
+        created=run.created,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        skipped=run.skipped,
+        conflicts=run.conflicts,
+        vanished=run.vanished,
+        api_requests=run.api_requests,
+        details_requests=run.details_requests,
+        errors=orjson.loads(run.errors),
+    )

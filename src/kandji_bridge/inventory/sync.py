@@ -1,0 +1,473 @@
+"""One device import for a mapping: list, match, read details where needed, write what changed.
+
+1. List every device (offset paging, 300 a page), keeping only the mapped values, converted.
+2. Match devices to records (matching.py); conflicts and empty identifiers are left out.
+3. In batches: read the details of devices that are new or whose last_check_in changed (only if
+   a detail field is mapped), compare with what is stored, and write the differences in one
+   transaction per batch. A sync that fails midway leaves each record fully updated or untouched,
+   and the next sync finds what is left to do by comparing again.
+4. Apply the mapping's policy to records whose device vanished or is marked removed.
+
+Nothing is written to Kandji: the client only has GET methods. A dry run does all of it but the
+writes, and returns every change field by field.
+"""
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kandji_bridge.db.models import new_id, utcnow
+from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import BridgeError
+from kandji_bridge.inventory import records, runs
+from kandji_bridge.inventory.collections import FieldInfo
+from kandji_bridge.inventory.convert import ConversionError, Value, convert, decode, encode, text
+from kandji_bridge.inventory.mappings import MappedField, MappingInfo, OnRemoved, get_mapping
+from kandji_bridge.inventory.matching import Device, Plan, Problem, Target, match
+from kandji_bridge.inventory.records import ACTIVE, ARCHIVED, REMOVED, Stored, Writes
+from kandji_bridge.kandji.client import KandjiClient
+from kandji_bridge.kandji.errors import DeviceNotFoundError
+from kandji_bridge.kandji.permissions import DEVICE_DETAILS
+from kandji_bridge.sources import get_source_token
+
+PAGE_SIZE = 300  # Kandji's largest device page
+BATCH_SIZE = 1000  # devices per write transaction
+DETAILS_CONCURRENCY = 8  # details calls in flight; the client's rate limiter sets the pace
+STATUS_LABEL = "Record status"
+
+# (stage, done, total or None when not known yet): "list", "details", "write"
+Progress = Callable[[str, int, int | None], None]
+
+
+class SyncFailed(BridgeError):
+    """A sync stopped; what it wrote before stopping is complete and kept."""
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    label: str
+    old: Value
+    new: Value
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # "create", "update", "vanished"
+    record: str  # the identifier value, as text
+    device: str | None
+    fields: tuple[FieldChange, ...]
+
+
+@dataclass
+class SyncReport:
+    mapping: str
+    dry_run: bool
+    run_id: str | None = None
+    listed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    vanished: int = 0
+    api_requests: int = 0
+    details_requests: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # kept for dry runs only
+    rows_written: int = 0
+
+
+@dataclass(frozen=True)
+class _Context:
+    mapping: MappingInfo
+    run_id: str | None
+    now: datetime
+    fields: dict[int, FieldInfo]
+
+    @property
+    def identifier(self) -> FieldInfo:
+        return self.mapping.identifier.field
+
+
+async def sync_mapping(
+    state: StateDB,
+    name: str,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Import the devices of mapping `name` into its collection (or, dry, say what would change)."""
+    mapping = get_mapping(state, name)
+    token = get_source_token(state, mapping.source.name)
+    report = SyncReport(mapping.name, dry_run)
+    report.run_id = None if dry_run else runs.start_run(state, mapping.id)
+    context = _Context(
+        mapping,
+        report.run_id,
+        utcnow(),
+        {mapped.field.id: mapped.field for mapped in mapping.fields},
+    )
+    async with KandjiClient(mapping.source.api_url, token) as client:
+        try:
+            await _sync(state, client, context, report, progress or _no_progress)
+        except BaseException as exc:
+            _count_requests(client, report)
+            if report.run_id is not None:
+                reason = str(exc) if isinstance(exc, BridgeError) else repr(exc)
+                _finish(state, report, runs.FAILED, [reason])
+            if isinstance(exc, BridgeError):
+                written = report.created + report.updated + report.unchanged
+                raise SyncFailed(
+                    f"The sync of mapping {mapping.name} stopped after {written} of "
+                    f"{report.listed} devices ({exc}); what was written is complete, and the "
+                    "next sync does the rest."
+                ) from exc
+            raise
+    _count_requests(client, report)
+    if report.run_id is not None:
+        _finish(state, report, runs.SUCCEEDED, [])
+    return report
+
+
+async def _sync(
+    state: StateDB, client: KandjiClient, context: _Context, report: SyncReport, progress: Progress
+) -> None:
+    mapping = context.mapping
+    devices: list[Device] = []
+    progress("list", 0, None)
+    async for page in client.iter_device_pages(limit=PAGE_SIZE):
+        devices.extend(read_device(raw, mapping) for raw in page)
+        progress("list", len(devices), None)
+    report.listed = len(devices)
+
+    with state.session() as session:
+        links = records.load_links(session, mapping.id)
+        keys = records.load_keys(session, context.identifier.id)
+    plan = match(devices, keys, links, context.identifier.label)
+    report.skipped, report.conflicts = len(plan.skipped), len(plan.conflicts)
+    report.problems = plan.skipped + plan.conflicts
+    report.vanished = len(plan.vanished)
+
+    details_total = sum(_needs_details(mapping, target) for target in plan.targets)
+    details_done = 0
+    progress("write", 0, len(plan.targets))
+    written = 0
+    for batch in _chunks(plan.targets, BATCH_SIZE):
+        wanted = [target.device for target in batch if _needs_details(mapping, target)]
+        if wanted:
+            await _read_details(client, mapping, wanted)
+            details_done += len(wanted)
+            progress("details", details_done, details_total)
+        _write_batch(state, context, batch, report)
+        written += len(batch)
+        progress("write", written, len(plan.targets))
+    _write_vanished(state, context, plan, report)
+
+
+def read_device(raw: dict[str, Any], mapping: MappingInfo) -> Device:
+    """A listed device, with the values of the mapping's list fields converted."""
+    device_id = str(raw["device_id"])
+    device = Device(
+        id=device_id,
+        name=str(raw.get("device_name") or ""),
+        check_in=raw.get("last_check_in") or None,
+        removed=raw.get("is_removed") is True,
+        key=None,
+        values={},
+    )
+    _convert_into(device, (m for m in mapping.fields if not m.kandji.needs_details), raw)
+    if device.problem is None:
+        device.key = encode(device.values[mapping.identifier.field.id])
+    return device
+
+
+def _convert_into(device: Device, fields: Iterable[MappedField], payload: dict[str, Any]) -> None:
+    for mapped in fields:
+        try:
+            device.values[mapped.field.id] = convert(
+                mapped.kandji.read(payload), mapped.kandji.kind, mapped.field.type
+            )
+        except ConversionError as exc:
+            device.problem = (
+                f"its {mapped.kandji.key} cannot go into the {mapped.field.type.value} field "
+                f"{mapped.field.label!r} ({exc})"
+            )
+            return
+
+
+def _needs_details(mapping: MappingInfo, target: Target) -> bool:
+    """Details are read for new devices, and for devices that checked in since they were last
+    read: a device that has not checked in has nothing new to tell."""
+    if not mapping.needs_details:
+        return False
+    return target.link is None or target.link.details_check_in != target.device.check_in
+
+
+async def _read_details(client: KandjiClient, mapping: MappingInfo, devices: list[Device]) -> None:
+    detail_fields = [mapped for mapped in mapping.fields if mapped.kandji.needs_details]
+    slots = asyncio.Semaphore(DETAILS_CONCURRENCY)
+
+    async def read(device: Device) -> None:
+        async with slots:
+            try:
+                details = await client.get_device_details(device.id)
+            except DeviceNotFoundError:
+                device.problem = "it was deleted from Kandji during the sync"
+                return
+        _convert_into(device, detail_fields, details)
+        device.details_read = True
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for device in devices:
+                group.create_task(read(device))
+    except ExceptionGroup as failed:
+        # The first failure is the one to tell; the TaskGroup cancelled the other calls.
+        raise failed.exceptions[0] from None
+
+
+def _write_batch(
+    state: StateDB, context: _Context, batch: list[Target], report: SyncReport
+) -> None:
+    field_ids = list(context.fields)
+    with state.session() as session:
+        existing = [target.record_id for target in batch if target.record_id is not None]
+        stored = records.load_stored(session, existing, field_ids)
+        planned: list[tuple[Target, Writes, Change | None]] = []
+        for target in batch:
+            problem = target.device.problem
+            if problem is None and target.record_id is not None and target.record_id not in stored:
+                problem = "its record was deleted during the sync"
+            if problem is not None:
+                _skip(report, Problem(target.device, problem))
+                continue
+            record = stored.get(target.record_id) if target.record_id else None
+            writes, change = _record_writes(context, target, record)
+            planned.append((target, writes, change))
+        if not report.dry_run:
+            failed = _apply(session, context, planned)
+            for index, reason in failed.items():
+                _skip(report, Problem(planned[index][0].device, reason), conflict=True)
+            planned = [item for index, item in enumerate(planned) if index not in failed]
+    for _, writes, change in planned:
+        report.rows_written += 0 if report.dry_run else writes.rows()
+        if change is None:
+            report.unchanged += 1
+            continue
+        if change.action == "create":
+            report.created += 1
+        else:
+            report.updated += 1
+        if report.dry_run:
+            report.changes.append(change)
+
+
+def _apply(
+    session: Session, context: _Context, planned: list[tuple[Target, Writes, Change | None]]
+) -> dict[int, str]:
+    """Write the batch in one statement per kind. If the database refuses a unique value, write
+    device by device to find who collides: {index in `planned`: why}; the rest is written."""
+    everything = Writes()
+    for _, writes, _ in planned:
+        everything.extend(writes)
+    try:
+        with session.begin_nested():
+            records.write(session, everything)
+        return {}
+    except IntegrityError:
+        pass
+    failed = {}
+    for index, (_, writes, _) in enumerate(planned):
+        try:
+            with session.begin_nested():
+                records.write(session, writes)
+        except IntegrityError:
+            failed[index] = _collision(session, context, writes)
+    return failed
+
+
+def _collision(session: Session, context: _Context, writes: Writes) -> str:
+    for record_id, field_id, unique in writes.unique_values():
+        if records.holder(session, field_id, unique, record_id) is not None:
+            label = context.fields[field_id].label
+            return f"its {label} {text(decode(unique))!r} is already in another record"
+    return "another sync changed the same records at the same time; the next sync retries it"
+
+
+def _record_writes(
+    context: _Context, target: Target, stored: Stored | None
+) -> tuple[Writes, Change | None]:
+    """The rows that bring one record up to date with its device, and the change they make."""
+    device, writes, now = target.device, Writes(), context.now
+    status = _status(
+        context.mapping.on_removed, device.removed, stored.status if stored else ACTIVE
+    )
+    changes: list[FieldChange] = []
+    if stored is None:
+        record_id = new_id()
+        writes.new_records.append(
+            {
+                "id": record_id,
+                "collection_id": context.mapping.collection.id,
+                "status": status,
+                "created_run_id": context.run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        for field_id, value in device.values.items():
+            if value is not None:
+                writes.value_inserts.append(_value_row(context, record_id, field_id, value))
+                changes.append(FieldChange(context.fields[field_id].label, None, value))
+        action = "create"
+    else:
+        record_id = target.record_id or ""
+        for field_id, value in device.values.items():
+            new, old = encode(value), stored.values.get(field_id)
+            if new == old:
+                continue
+            if new is None:
+                writes.value_deletes.append({"rid": record_id, "fid": field_id})
+            elif old is None:
+                writes.value_inserts.append(_value_row(context, record_id, field_id, value))
+            else:
+                row = _value_row(context, record_id, field_id, value)
+                writes.value_updates.append(
+                    {"rid": record_id, "fid": field_id, "v": row["value"], "u": row["unique_value"]}
+                )
+            writes.history.append(_history_row(context, record_id, field_id, old, new))
+            changes.append(FieldChange(context.fields[field_id].label, decode(old), value))
+        if status != stored.status:
+            writes.history.append(_history_row(context, record_id, None, stored.status, status))
+            changes.append(FieldChange(STATUS_LABEL, stored.status, status))
+        if changes:
+            writes.record_updates.append({"rid": record_id, "st": status, "at": now})
+        action = "update"
+    _link_writes(context, target, record_id, writes)
+    if not changes:
+        return writes, None
+    record = text(device.values.get(context.identifier.id))
+    return writes, Change(action, record, str(device), tuple(changes))
+
+
+def _link_writes(context: _Context, target: Target, record_id: str, writes: Writes) -> None:
+    mapping_id, device = context.mapping.id, target.device
+    if target.takes_over is not None:
+        writes.link_deletes.append({"mid": mapping_id, "did": target.takes_over})
+    link = target.link
+    check_in = device.check_in if device.details_read else (link.details_check_in if link else None)
+    if link is None:
+        writes.link_inserts.append(
+            {
+                "mapping_id": mapping_id,
+                "device_id": device.id,
+                "record_id": record_id,
+                "details_check_in": check_in,
+            }
+        )
+    elif link.details_check_in != check_in or link.record_id != record_id:
+        writes.link_updates.append(
+            {"mid": mapping_id, "did": device.id, "rec": record_id, "check_in": check_in}
+        )
+
+
+def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncReport) -> None:
+    """Records whose device left Kandji get the mapping's policy; nothing is ever deleted."""
+    policy = context.mapping.on_removed
+    if policy is OnRemoved.KEEP or not plan.vanished:
+        return
+    status = REMOVED if policy is OnRemoved.MARK else ARCHIVED
+    writes = Writes()
+    with state.session() as session:
+        stored = records.load_stored(session, plan.vanished, [context.identifier.id])
+        for record_id, record in stored.items():
+            if record.status == status:
+                continue
+            writes.record_updates.append({"rid": record_id, "st": status, "at": context.now})
+            writes.history.append(_history_row(context, record_id, None, record.status, status))
+            if report.dry_run:
+                shown = text(decode(record.values.get(context.identifier.id)))
+                change = FieldChange(STATUS_LABEL, record.status, status)
+                report.changes.append(Change("vanished", shown, None, (change,)))
+        if not report.dry_run:
+            records.write(session, writes)
+            report.rows_written += writes.rows()
+
+
+def _status(policy: OnRemoved, removed: bool, current: str) -> str:
+    if not removed:
+        return ACTIVE
+    if policy is OnRemoved.MARK:
+        return REMOVED
+    if policy is OnRemoved.ARCHIVE:
+        return ARCHIVED
+    return current
+
+
+def _value_row(context: _Context, record_id: str, field_id: int, value: Value) -> dict[str, Any]:
+    encoded = encode(value)
+    return {
+        "record_id": record_id,
+        "field_id": field_id,
+        "value": encoded,
+        "unique_value": encoded if context.fields[field_id].unique else None,
+    }
+
+
+def _history_row(
+    context: _Context, record_id: str, field_id: int | None, old: str | None, new: str | None
+) -> dict[str, Any]:
+    return {
+        "record_id": record_id,
+        "sync_run_id": context.run_id,
+        "field_id": field_id,
+        "old_value": old,
+        "new_value": new,
+        "changed_at": context.now,
+    }
+
+
+def _skip(report: SyncReport, problem: Problem, conflict: bool = False) -> None:
+    report.problems.append(problem)
+    if conflict:
+        report.conflicts += 1
+    else:
+        report.skipped += 1
+
+
+def _finish(state: StateDB, report: SyncReport, status: str, errors: list[str]) -> None:
+    assert report.run_id is not None
+    runs.finish_run(
+        state,
+        report.run_id,
+        status,
+        errors + [str(problem) for problem in report.problems],
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        skipped=report.skipped,
+        conflicts=report.conflicts,
+        vanished=report.vanished,
+        api_requests=report.api_requests,
+        details_requests=report.details_requests,
+    )
+
+
+def _count_requests(client: KandjiClient, report: SyncReport) -> None:
+    report.api_requests = client.stats.requests
+    details = client.stats.by_endpoint.get(DEVICE_DETAILS.endpoint)
+    report.details_requests = details.requests if details else 0
+
+
+def _chunks(items: list[Target], size: int) -> Iterable[list[Target]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    pass
