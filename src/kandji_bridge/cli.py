@@ -13,6 +13,7 @@ from rich.table import Table
 from kandji_bridge import redact
 from kandji_bridge.cli_common import Context, app_context, err, out, read_token
 from kandji_bridge.errors import BridgeError, UsageError
+from kandji_bridge.inventory.commands import collection_app, inventory_app, mapping_app
 from kandji_bridge.kandji import permissions
 from kandji_bridge.verify import VerifyReport, verify
 
@@ -25,6 +26,9 @@ app = typer.Typer(
 )
 source_app = typer.Typer(help="Kandji audit-log sources.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
+app.add_typer(collection_app, name="collection")
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(inventory_app, name="inventory")
 
 
 @app.callback()

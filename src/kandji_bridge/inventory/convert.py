@@ -103,13 +103,13 @@ def decode(stored: str | None) -> Value:
 
 
 def cell(value: Value, field_type: str) -> str:
-    """A CSV cell a spreadsheet reads as the right type (datetimes in UTC, without the T and Z)."""
+    """A CSV cell a spreadsheet reads as the right type (datetimes: UTC, 'YYYY-MM-DD HH:MM:SS')."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if field_type == FieldType.DATETIME and isinstance(value, str):
-        return value.replace("T", " ").removesuffix("Z")
+        return value[:19].replace("T", " ")  # spreadsheets parse whole seconds, not µs
     shown = text(value)
     # A leading = + - @ would make a spreadsheet run the cell as a formula (CSV injection).
     if field_type != FieldType.NUMBER and shown[:1] in ("=", "+", "-", "@", "\t", "\r"):

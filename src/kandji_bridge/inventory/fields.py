@@ -6,6 +6,7 @@ Detail fields come from GET /api/v1/devices/{device_id}/details, one call per de
 mapping that uses one costs a request for each new or changed device.
 """
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -272,8 +273,10 @@ def get_field(key: str) -> KandjiField:
     """The catalog field for a key (label spellings are accepted too: 'Serial Number')."""
     field = CATALOG.get(key.strip()) or CATALOG.get(snake_case(key))
     if field is None:
+        close = difflib.get_close_matches(snake_case(key), CATALOG, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
         raise UnknownField(
-            f"{key.strip()!r} is not a Kandji device field; "
+            f"{key.strip()!r} is not a Kandji device field; {hint}"
             "`kandji-bridge mapping fields` lists the keys (device_id, serial_number, ...)."
         )
     return field

@@ -294,7 +294,7 @@ def _identifier(collection: CollectionInfo, pair: Pair) -> MappedField:
         why = (
             "comes from the device details call, which not every sync makes"
             if kandji.needs_details
-            else f"is not suitable as a unique identifier ({kandji.recommendation.lower()})"
+            else f"cannot identify a device (usage recommendation: {kandji.recommendation})"
         )
         raise InvalidMapping(
             f"The Kandji field {kandji.key} {why}; identify devices by one of: {usable}."

@@ -1,0 +1,393 @@
+"""`collection`, `mapping` and `inventory` commands (the contract is ../shared/CLI.md)."""
+
+import asyncio
+import csv
+import io
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as ProgressBar
+from rich.table import Table
+
+from kandji_bridge.cli_common import app_context, err, out
+from kandji_bridge.db import StateDB, open_state
+from kandji_bridge.errors import BridgeError, UsageError
+from kandji_bridge.inventory import collections, mappings, records, runs
+from kandji_bridge.inventory.collections import InvalidCollection
+from kandji_bridge.inventory.convert import Value, cell, text
+from kandji_bridge.inventory.fields import CATALOG
+from kandji_bridge.inventory.mappings import InvalidMapping, OnRemoved
+from kandji_bridge.inventory.sync import Change, Progress, SyncReport, sync_mapping
+from kandji_bridge.kandji.errors import KandjiError
+
+collection_app = typer.Typer(
+    help="Asset collections that Kandji devices are imported into.", no_args_is_help=True
+)
+mapping_app = typer.Typer(
+    help="Mappings: which Kandji device fields go into which collection.", no_args_is_help=True
+)
+inventory_app = typer.Typer(help="Device import: sync a mapping now.", no_args_is_help=True)
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+def _state(ctx: typer.Context) -> StateDB:
+    return open_state(app_context(ctx).settings())
+
+
+# -- collection ------------------------------------------------------------------------------
+
+
+@collection_app.command("create")
+def collection_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The collection's name, e.g. ITAM.")],
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="LABEL:TYPE[:unique], TYPE one of text, number, boolean, date, datetime, list.",
+        ),
+    ] = None,
+) -> None:
+    """Create an asset collection with typed fields."""
+    if not field:
+        raise UsageError("Give the collection's fields with --field 'LABEL:TYPE[:unique]'.")
+    try:
+        specs = [collections.parse_field_spec(spec) for spec in field]
+    except InvalidCollection as exc:
+        raise typer.BadParameter(str(exc), param_hint="--field") from None
+    collection = collections.create_collection(_state(ctx), name, specs)
+    unique = [f.label for f in collection.fields if f.unique]
+    out.print(
+        f"Created collection {escape(collection.name)} with {len(collection.fields)} fields"
+        + (f" (unique: {escape(', '.join(unique))})." if unique else ".")
+    )
+
+
+@collection_app.command("list")
+def collection_list(ctx: typer.Context) -> None:
+    """List the collections, with their record counts and mappings."""
+    summaries = collections.list_collections(_state(ctx))
+    if not summaries:
+        err.print("No collections yet; create one with `kandji-bridge collection create`.")
+        return
+    table = Table("name", "fields", "records", "mappings")
+    for summary in summaries:
+        table.add_row(
+            escape(summary.collection.name),
+            str(len(summary.collection.fields)),
+            _counts(summary.records),
+            escape(", ".join(summary.mappings)) or "-",
+        )
+    out.print(table)
+
+
+@collection_app.command("show")
+def collection_show(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The collection.")]
+) -> None:
+    """Show a collection's fields, records and mappings."""
+    summary = collections.summarize(_state(ctx), name)
+    collection = summary.collection
+    out.print(f"Collection {escape(collection.name)}")
+    table = Table("field", "type", "unique")
+    for field in collection.fields:
+        table.add_row(escape(field.label), field.type.value, "yes" if field.unique else "")
+    out.print(table)
+    out.print(f"Records: {_counts(summary.records)}")
+    out.print(f"Mappings: {escape(', '.join(summary.mappings)) or 'none'}")
+
+
+@collection_app.command("export")
+def collection_export(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The collection.")],
+    format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
+    include_archived: Annotated[bool, typer.Option(help="Also export archived records.")] = False,
+) -> None:
+    """Write the collection's records to standard output as CSV or JSON (keyed by field labels).
+
+    CSV opens cleanly in a spreadsheet: UTF-8 with a byte-order mark, datetimes in UTC as
+    'YYYY-MM-DD HH:MM:SS', booleans TRUE/FALSE, lists comma-separated.
+    """
+    state = _state(ctx)
+    collection = collections.get_collection(state, name)
+    statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if include_archived else ())
+    rows = (values for _, values in records.iter_records(state, collection, statuses))
+    fields = collection.fields
+    sink = sys.stdout.buffer
+    if format is ExportFormat.JSON:
+        sink.write(b"[")
+        for number, values in enumerate(rows):
+            item = {field.label: values.get(field.id) for field in fields}
+            sink.write((b",\n" if number else b"\n") + orjson.dumps(item))
+        sink.write(b"\n]\n")
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([field.label for field in fields])
+        sink.write(b"\xef\xbb\xbf")  # the BOM: spreadsheets then read the file as UTF-8
+        for values in rows:
+            writer.writerow([cell(values.get(field.id), field.type) for field in fields])
+            if buffer.tell() > 65536:
+                sink.write(buffer.getvalue().encode())
+                buffer.seek(0)
+                buffer.truncate()
+        sink.write(buffer.getvalue().encode())
+    sink.flush()
+
+
+def _counts(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    parts = [f"{counts[status]} {status}" for status in sorted(counts) if counts[status]]
+    return f"{total}" + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
+
+
+# -- mapping ---------------------------------------------------------------------------------
+
+
+@mapping_app.command("create")
+def mapping_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="The mapping's name, e.g. 'Kandji Device Import'.")],
+    source: Annotated[str, typer.Option(help="The Kandji source (see `source list`).")],
+    collection: Annotated[str, typer.Option(help="The collection to import into.")],
+    identifier: Annotated[
+        str,
+        typer.Option(
+            help="KANDJI_FIELD=COLLECTION_FIELD; the collection field must be marked unique."
+        ),
+    ],
+    entity: Annotated[str, typer.Option(help="The external entity: devices.")] = "devices",
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="KANDJI_FIELD=COLLECTION_FIELD, as many as needed."),
+    ] = None,
+    schedule_minutes: Annotated[
+        int, typer.Option(help="Sync every N minutes when `serve` runs.")
+    ] = mappings.DEFAULT_SCHEDULE_MINUTES,
+    on_removed: Annotated[
+        OnRemoved,
+        typer.Option(
+            help="Records of devices that left Kandji or are marked removed: keep them as they "
+            "are, mark them removed, or archive them. Nothing is ever deleted."
+        ),
+    ] = OnRemoved.KEEP,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save without checking the token's permissions.")
+    ] = False,
+) -> None:
+    """Create a device mapping (its source's token is checked first unless --no-verify)."""
+    from kandji_bridge.inventory.access import check_device_access
+    from kandji_bridge.sources import get_source_token
+
+    try:
+        spec = mappings.MappingSpec(
+            name=name,
+            source=source,
+            collection=collection,
+            identifier=mappings.parse_pair(identifier),
+            pairs=[mappings.parse_pair(pair) for pair in field or []],
+            entity=entity,
+            on_removed=on_removed,
+            schedule_minutes=schedule_minutes,
+        )
+    except InvalidMapping as exc:
+        raise UsageError(str(exc)) from None
+    state = _state(ctx)
+    valid = mappings.validate_mapping(state, spec)
+    if not no_verify:
+        token = get_source_token(state, valid.source.name)
+        try:
+            asyncio.run(check_device_access(valid.source.api_url, token, valid.needs_details))
+        except KandjiError as exc:
+            raise BridgeError(f"Mapping {valid.name} was not saved: {exc}") from exc
+    mapping = mappings.save_mapping(state, valid)
+    for warning in mapping.warnings:
+        err.print(f"[yellow]Note:[/yellow] {escape(warning)}")
+    ident = mapping.identifier
+    out.print(
+        f"Created mapping {escape(mapping.name)}: devices of source "
+        f"{escape(mapping.source.name)} into collection {escape(mapping.collection.name)}, "
+        f"identified by {ident.kandji.key} → {escape(ident.field.label)}, "
+        f"{len(mapping.fields)} fields, every {mapping.schedule_minutes} minutes, "
+        f"removed devices: {mapping.on_removed.value}."
+    )
+    out.print(
+        f"Run it now with `kandji-bridge inventory sync {escape(shlex.quote(mapping.name))}`."
+    )
+
+
+@mapping_app.command("fields")
+def mapping_fields() -> None:
+    """List every Kandji device field a mapping can use, with the seed's usage recommendation."""
+    table = Table("key", "label", "type", "from", "usage recommendation")
+    for field in CATALOG.values():
+        table.add_row(
+            field.key,
+            escape(field.label),
+            field.kind.value,
+            "details" if field.needs_details else "list",
+            escape(field.recommendation),
+        )
+    out.print(table)
+
+
+@mapping_app.command("list")
+def mapping_list(ctx: typer.Context) -> None:
+    """List the mappings and how their last sync went."""
+    summaries = mappings.list_mappings(_state(ctx))
+    if not summaries:
+        err.print("No mappings yet; create one with `kandji-bridge mapping create`.")
+        return
+    table = Table(
+        "name", "source", "collection", "identifier", "fields", "every", "removed", "last sync"
+    )
+    for summary in summaries:
+        mapping, run = summary.mapping, summary.last_run
+        last = "never"
+        if run is not None:
+            last = f"{run.status} {run.started_at:%Y-%m-%d %H:%M} UTC"
+        table.add_row(
+            escape(mapping.name),
+            escape(mapping.source.name),
+            escape(mapping.collection.name),
+            f"{mapping.identifier.kandji.key} → {escape(mapping.identifier.field.label)}",
+            str(len(mapping.fields)),
+            f"{mapping.schedule_minutes} min",
+            mapping.on_removed.value,
+            last,
+        )
+    out.print(table)
+
+
+# -- inventory -------------------------------------------------------------------------------
+
+
+@inventory_app.command("sync")
+def inventory_sync(
+    ctx: typer.Context,
+    mapping: Annotated[str, typer.Argument(help="The mapping to sync.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write nothing; show what would change.")
+    ] = False,
+) -> None:
+    """Import the mapping's devices now; prints created, updated, unchanged, skipped, conflicts."""
+    state = _state(ctx)
+    with _progress_bar() as progress:
+        report = asyncio.run(sync_mapping(state, mapping, dry_run=dry_run, progress=progress))
+    if dry_run:
+        out.print("Dry run: nothing was written.")
+        for change in report.changes:
+            _print_change(change)
+    _print_report(report)
+
+
+@inventory_app.command("runs")
+def inventory_runs(
+    ctx: typer.Context,
+    mapping: Annotated[str, typer.Argument(help="The mapping.")],
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+) -> None:
+    """Show a mapping's recent sync runs: when, counts, API requests, errors."""
+    state = _state(ctx)
+    info = mappings.get_mapping(state, mapping)
+    recent = runs.list_runs(state, info.id, limit)
+    if not recent:
+        err.print(f"Mapping {escape(info.name)} has not been synced yet.")
+    for run in recent:
+        took = (
+            f" in {(run.finished_at - run.started_at).total_seconds():.1f} s"
+            if run.finished_at
+            else ""
+        )
+        out.print(
+            f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC  {run.status}{took}: created {run.created}, "
+            f"updated {run.updated}, unchanged {run.unchanged}, skipped {run.skipped}, "
+            f"conflicts {run.conflicts}, vanished {run.vanished}; {run.api_requests} API "
+            f"requests ({run.details_requests} device details)"
+        )
+        for error in run.errors[:5]:
+            out.print(f"    {escape(error)}")
+        if len(run.errors) > 5:
+            out.print(f"    ... {len(run.errors) - 5} more")
+
+
+def _print_report(report: SyncReport) -> None:
+    verb = "would be " if report.dry_run else ""
+    out.print(
+        f"Mapping {escape(report.mapping)}: {report.listed} devices listed; "
+        f"{verb}created {report.created}, {verb}updated {report.updated}, "
+        f"unchanged {report.unchanged}, skipped {report.skipped}, conflicts {report.conflicts}."
+    )
+    if report.vanished:
+        out.print(f"{report.vanished} imported devices are no longer listed by Kandji.")
+    out.print(
+        f"API requests: {report.api_requests} "
+        f"({report.api_requests - report.details_requests} device list, "
+        f"{report.details_requests} device details)."
+    )
+    for problem in report.problems:
+        out.print(f"  [yellow]left out[/yellow] {escape(str(problem))}")
+
+
+def _print_change(change: Change) -> None:
+    who = f" from device {escape(change.device)}" if change.device else ""
+    out.print(f"{change.action} record {escape(repr(change.record))}{who}:")
+    for field in change.fields:
+        if change.action == "create":
+            out.print(f"    {escape(field.label)}: {escape(_shown(field.new))}")
+        else:
+            old, new = _shown(field.old), _shown(field.new)
+            out.print(f"    {escape(field.label)}: {escape(old)} → {escape(new)}")
+
+
+def _shown(value: Value) -> str:
+    return "(empty)" if value is None else repr(value) if isinstance(value, str) else text(value)
+
+
+STAGES = {
+    "list": "Listing devices",
+    "details": "Reading device details",
+    "write": "Writing records",
+}
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Progress | None]:
+    """A Rich progress bar on a terminal (on stderr, so standard output stays clean)."""
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with ProgressBar(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(STAGES[stage], total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
