@@ -68,7 +68,7 @@ class CollectionSummary:
 def parse_field_spec(spec: str) -> FieldSpec:
     """'LABEL:TYPE[:unique]'. The label may itself hold colons: the type is read from the end."""
     parts = spec.split(":")
-    unique = len(parts) > 2 and parts[-1].strip().lower() == "unique"
+    unique = parts[-1].strip().lower() == "unique"
     if unique:
         parts.pop()
     if len(parts) < 2:

@@ -9,7 +9,7 @@ link and identifier point at different records is a conflict, and those devices 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kandji_bridge.inventory.convert import Value, decode, text
+from kandji_bridge.inventory.convert import Value, decode, encode, text
 from kandji_bridge.inventory.records import Link
 
 
@@ -56,20 +56,33 @@ class Plan:
 
 
 def match(
-    devices: list[Device], keys: dict[str, str], links: dict[str, Link], identifier: str
+    devices: list[Device],
+    keys: dict[str, str],
+    links: dict[str, Link],
+    identifier: str,
+    unique: dict[int, str] | None = None,
 ) -> Plan:
     """`keys`: identifier JSON value -> record id; `links`: device id -> its record;
-    `identifier`: the identifier's name in messages ("Serial Number")."""
+    `identifier`: the identifier's name in messages ("Serial Number"); `unique`: the other
+    unique fields the devices' values fill (field id -> label), checked for shared values too.
+    """
     plan = Plan()
     listed = {device.id for device in devices}
-    by_key: dict[str, list[Device]] = defaultdict(list)
+    usable = []
     for device in devices:
         if device.problem is not None:
             plan.skipped.append(Problem(device, device.problem))
         elif device.key is None:
             plan.skipped.append(Problem(device, f"its {identifier} is empty"))
         else:
-            by_key[device.key].append(device)
+            usable.append(device)
+    shared = _shared_values(usable, unique or {})
+    by_key: dict[str, list[Device]] = defaultdict(list)
+    for device in usable:
+        if device.id in shared:
+            plan.conflicts.append(Problem(device, shared[device.id]))
+        else:
+            by_key[device.key or ""].append(device)
 
     record_key = {record_id: key for key, record_id in keys.items()}
     owner = {link.record_id: device_id for device_id, link in links.items()}
@@ -123,6 +136,25 @@ def match(
         if device_id not in listed and device_id not in inherited
     ]
     return plan
+
+
+def _shared_values(devices: list[Device], unique: dict[int, str]) -> dict[str, str]:
+    """device id -> why, for devices that share a value of a unique field other than the
+    identifier: the database would keep the first one, and that would be a guess."""
+    conflicts: dict[str, str] = {}
+    for field_id, label in unique.items():
+        holders: dict[str, list[Device]] = defaultdict(list)
+        for device in devices:
+            value = device.values.get(field_id)
+            if value is not None:
+                holders[encode(value) or ""].append(device)
+        for value, group in holders.items():
+            if len(group) > 1:
+                names = ", ".join(str(device) for device in group)
+                reason = f"its {label} {_shown(value)} is shared by {len(group)} devices: {names}"
+                for device in group:
+                    conflicts.setdefault(device.id, reason)
+    return conflicts
 
 
 def _shown(key: str | None) -> str:

@@ -148,7 +148,12 @@ async def _sync(
     with state.session() as session:
         links = records.load_links(session, mapping.id)
         keys = records.load_keys(session, context.identifier.id)
-    plan = match(devices, keys, links, context.identifier.label)
+    unique = {
+        mapped.field.id: mapped.field.label
+        for mapped in mapping.fields[1:]
+        if mapped.field.unique and not mapped.kandji.needs_details
+    }
+    plan = match(devices, keys, links, context.identifier.label, unique)
     report.skipped, report.conflicts = len(plan.skipped), len(plan.conflicts)
     report.problems = plan.skipped + plan.conflicts
     report.vanished = len(plan.vanished)
