@@ -240,17 +240,20 @@ class KandjiClient:
         """GET `path` and parse the body, retrying what another try may fix."""
         endpoint = permission.endpoint
         for attempt in range(1, self._max_tries + 1):
-            waited = await self.limiter.acquire()
-            self.stats._add(endpoint, requests=1, time_waiting=waited)
+            permit = await self.limiter.acquire()
+            self.stats._add(endpoint, requests=1, time_waiting=permit.waited)
             try:
                 response = await self._http.get(path, params=params)
             except httpx.TransportError as exc:
+                permit.done()  # before backing off: the limiter counts it as arriving until then
                 error, tries_left = self._transport_error(exc, attempt)
                 if not tries_left:
                     raise error from exc
                 log.info("%s on %s: %s; trying again", self.host, endpoint, type(exc).__name__)
                 await self._back_off(endpoint, attempt)
                 continue
+            finally:
+                permit.done()
 
             status = response.status_code
             if status < 300:
