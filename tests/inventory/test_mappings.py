@@ -177,4 +177,3 @@ def test_a_source_in_use_cannot_be_removed_from_under_a_mapping(
     with pytest.raises(Exception):  # noqa: B017 (the source registry's message is its own)
         sources.remove_source(state, "sim")
     assert mappings.get_mapping(state, "devices").source.name == "sim"
-

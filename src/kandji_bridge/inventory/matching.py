@@ -87,6 +87,7 @@ def match(
     record_key = {record_id: key for key, record_id in keys.items()}
     owner = {link.record_id: device_id for device_id, link in links.items()}
     claims: dict[str, list[Device]] = defaultdict(list)
+    contested: dict[str, list[Device]] = defaultdict(list)  # claims by devices already in conflict
     for key, group in by_key.items():
         if len(group) > 1:
             shared = ", ".join(str(device) for device in group)
@@ -105,6 +106,7 @@ def match(
                     f"{_shown(key)} belongs to another record",
                 )
             )
+            contested[by_value].append(device)
             continue
         record_id = link.record_id if link is not None else by_value
         if record_id is None:
@@ -115,9 +117,11 @@ def match(
     inherited: set[str] = set()
     for record_id, claimants in claims.items():
         linked = owner.get(record_id)
-        rival = linked if linked in listed and linked != claimants[0].id else None
-        if len(claimants) > 1 or rival is not None:
-            names = [str(device) for device in claimants] + ([rival] if rival else [])
+        rivals = [str(device) for device in contested.get(record_id, [])]
+        if linked in listed and linked != claimants[0].id and not rivals:
+            rivals = [linked]  # the device it was imported from is still there
+        if len(claimants) > 1 or rivals:
+            names = [str(device) for device in claimants] + rivals
             reason = (
                 f"the record with {identifier} {_shown(record_key.get(record_id))} is claimed "
                 f"by {' and '.join(names)}"

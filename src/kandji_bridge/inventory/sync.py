@@ -348,7 +348,9 @@ def _record_writes(
             writes.history.append(_history_row(context, record_id, field_id, old, new))
             changes.append(FieldChange(context.fields[field_id].label, decode(old), value))
         if status != stored.status:
-            writes.history.append(_history_row(context, record_id, None, stored.status, status))
+            writes.history.append(
+                _history_row(context, record_id, None, encode(stored.status), encode(status))
+            )
             changes.append(FieldChange(STATUS_LABEL, stored.status, status))
         if changes:
             writes.record_updates.append({"rid": record_id, "st": status, "at": now})
@@ -394,7 +396,9 @@ def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncR
             if record.status == status:
                 continue
             writes.record_updates.append({"rid": record_id, "st": status, "at": context.now})
-            writes.history.append(_history_row(context, record_id, None, record.status, status))
+            writes.history.append(
+                _history_row(context, record_id, None, encode(record.status), encode(status))
+            )
             if report.dry_run:
                 shown = text(decode(record.values.get(context.identifier.id)))
                 change = FieldChange(STATUS_LABEL, record.status, status)
