@@ -87,11 +87,12 @@ class ClientStats(EndpointStats):
 
     by_endpoint: dict[str, EndpointStats] = field(default_factory=dict)
 
-    def _add(self, endpoint: str, **counts: float) -> None:
-        per_endpoint = self.by_endpoint.setdefault(endpoint, EndpointStats())
-        for name, value in counts.items():
-            for stats in (self, per_endpoint):
-                setattr(stats, name, getattr(stats, name) + value)
+
+def _count(stats: ClientStats, endpoint: str, **counts: float) -> None:
+    per_endpoint = stats.by_endpoint.setdefault(endpoint, EndpointStats())
+    for name, value in counts.items():
+        for target in (stats, per_endpoint):
+            setattr(target, name, getattr(target, name) + value)
 
 
 class KandjiClient:
@@ -172,6 +173,7 @@ class KandjiClient:
         """Audit-event pages from `cursor` (or the start), following `next` until it runs out.
 
         Only the cursor is taken from `next`; each page is asked of this client's own base URL.
+        An empty page ends the pages even if it has a `next`: there is nothing more to read now.
         Naive datetimes are taken as UTC.
         """
         if sort_by not in AUDIT_SORTS:
@@ -241,7 +243,7 @@ class KandjiClient:
         endpoint = permission.endpoint
         for attempt in range(1, self._max_tries + 1):
             permit = await self.limiter.acquire()
-            self.stats._add(endpoint, requests=1, time_waiting=permit.waited)
+            _count(self.stats, endpoint, requests=1, time_waiting=permit.waited)
             try:
                 response = await self._http.get(path, params=params)
             except httpx.TransportError as exc:
@@ -284,7 +286,7 @@ class KandjiClient:
                 raise NotFoundError(self.host, path)
             retry_after = _retry_after(response.headers.get("retry-after"))
             if status == 429:
-                self.stats._add(endpoint, rate_limited=1)
+                _count(self.stats, endpoint, rate_limited=1)
                 if retry_after is not None and retry_after > self._max_retry_after:
                     raise RateLimitError(
                         self.host,
@@ -299,7 +301,7 @@ class KandjiClient:
                 if attempt == self._max_tries:
                     raise RateLimitError(self.host, tries=attempt)
                 log.info("%s on %s: 429 Too Many Requests; waiting", self.host, endpoint)
-                self.stats._add(endpoint, retries=1)
+                _count(self.stats, endpoint, retries=1)
                 continue
             if status >= 500:
                 if attempt == self._max_tries:
@@ -315,20 +317,18 @@ class KandjiClient:
         last = attempt >= self._max_tries
         if isinstance(exc, httpx.TimeoutException):
             return KandjiTimeout(self.host, self._timeout, attempt), not last
+        again = not last and attempt < NAME_OR_TLS_TRIES
         name_error = _find_cause(exc, socket.gaierror)
         if name_error is not None:
-            reason = name_error.strerror or "name lookup failed"
-            return DNSError(self.host, reason), not last and attempt < NAME_OR_TLS_TRIES
+            return DNSError(self.host, name_error.strerror or "name lookup failed"), again
         tls_error = _find_cause(exc, ssl.SSLError)
         if tls_error is not None:
-            return TLSError(
-                self.host, _tls_reason(tls_error)
-            ), not last and attempt < NAME_OR_TLS_TRIES
+            return TLSError(self.host, _tls_reason(tls_error)), again
         return ConnectError(self.host, _connect_reason(exc), attempt), not last
 
     async def _back_off(self, endpoint: str, attempt: int, at_least: float | None = None) -> None:
         delay = max(self._backoff_delay(attempt), min(at_least or 0.0, self._max_retry_after))
-        self.stats._add(endpoint, retries=1, time_waiting=delay)
+        _count(self.stats, endpoint, retries=1, time_waiting=delay)
         await self._sleep(delay)
 
     def _backoff_delay(self, attempt: int) -> float:

@@ -90,6 +90,7 @@ class NotFoundError(KandjiError):
 class DeviceNotFoundError(NotFoundError):
     def __init__(self, host: str, device_id: str) -> None:
         self.device_id = device_id
+        # Not NotFoundError's sentence: the URL is right, the device is gone.
         KandjiError.__init__(
             self,
             f"Kandji at {host} has no device {device_id} (404); it may have been deleted, so "
