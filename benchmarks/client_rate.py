@@ -253,8 +253,8 @@ def main() -> None:
             print(f"{name} run {number}: {run}", file=sys.stderr)
     print(
         f"`python benchmarks/client_rate.py --runs {args.runs}` on {datetime.now(UTC):%Y-%m-%d}, "
+        f"Python {platform.python_version()}, {multiprocessing.cpu_count()} cores."
     )
-    print(f"Python {platform.python_version()}, {multiprocessing.cpu_count()} cores.")
     print()
     print(report(results, args.runs))
 
