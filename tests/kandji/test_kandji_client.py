@@ -365,7 +365,7 @@ async def test_other_statuses_carry_kandjis_detail(
         with pytest.raises(UnexpectedResponseError) as caught:
             await _all_devices(client, ordering="nope")
     assert caught.value.status == 400
-    assert "answered 400 for /api/v1/devices: Invalid ordering field.;" in str(caught.value)
+    assert "answered 400 for /api/v1/devices: Invalid ordering field;" in str(caught.value)
 
 
 # --- retries -------------------------------------------------------------------------------------

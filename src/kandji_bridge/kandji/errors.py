@@ -147,7 +147,7 @@ class UnexpectedResponseError(KandjiError):
 
     def __init__(self, host: str, status: int, path: str, detail: str) -> None:
         self.status = status
-        said = f": {detail}" if detail else ""
+        said = f": {detail.rstrip('.')}" if detail else ""
         super().__init__(
             f"Kandji at {host} answered {status} for {path}{said}; check the API URL and any "
             "filters given, and report it if it persists."
