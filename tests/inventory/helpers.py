@@ -13,7 +13,7 @@ from kandji_bridge.db.models import (
     MappedDevice,
     Record,
     RecordChange,
-    RecordValue,
+    RecordKey,
     SyncRun,
 )
 from kandji_bridge.inventory import collections, mappings
@@ -80,7 +80,7 @@ def row_counts(state: StateDB) -> dict[str, int]:
     with state.session() as session:
         return {
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (Record, RecordValue, RecordChange, MappedDevice, SyncRun)
+            for model in (Record, RecordKey, RecordChange, MappedDevice, SyncRun)
         }
 
 

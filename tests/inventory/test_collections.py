@@ -5,7 +5,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from kandji_bridge.db import StateDB
-from kandji_bridge.db.models import Record, RecordValue
+from kandji_bridge.db.models import Record, RecordKey
 from kandji_bridge.errors import AlreadyExists, NotFound
 from kandji_bridge.inventory import collections
 from kandji_bridge.inventory.collections import (
@@ -102,22 +102,16 @@ def test_unknown_names_are_refused_with_what_exists(state: StateDB, itam: Collec
 def test_the_database_refuses_a_second_record_with_a_unique_value(
     state: StateDB, itam: CollectionInfo
 ) -> None:
-    serial, name = itam.field("Serial"), itam.field("Name")
+    serial = itam.field("Serial")
     with state.session() as session:
         session.execute(
             insert(Record),
             [{"id": "r1", "collection_id": itam.id}, {"id": "r2", "collection_id": itam.id}],
         )
-        values = [  # a non-unique field may repeat a value; its unique_value stays NULL
-            {"record_id": r, "field_id": name.id, "value": '"Mac"', "unique_value": None}
-            for r in ("r1", "r2")
-        ]
-        values.append(
-            {"record_id": "r1", "field_id": serial.id, "value": '"S1"', "unique_value": '"S1"'}
+        session.execute(
+            insert(RecordKey), {"field_id": serial.id, "value": '"S1"', "record_id": "r1"}
         )
-        session.execute(insert(RecordValue), values)
     with pytest.raises(IntegrityError), state.session() as session:
         session.execute(
-            insert(RecordValue),
-            {"record_id": "r2", "field_id": serial.id, "value": '"S1"', "unique_value": '"S1"'},
+            insert(RecordKey), {"field_id": serial.id, "value": '"S1"', "record_id": "r2"}
         )

@@ -251,9 +251,28 @@ def test_a_record_two_devices_would_claim_is_left_alone(
     assert by_identifier(state, "Asset Tag")[tag] == before
 
 
-def test_a_unique_value_still_held_by_another_record_waits_for_the_next_sync(
+def test_unique_values_can_swap_between_records_in_one_sync(
     state: StateDB, source: str, itam: CollectionInfo, allow_simulator: RunningSimulator
 ) -> None:
+    make_mapping(state, fields=("asset_tag=Asset Tag",))
+    sync(state)
+    one, two = [d for d in allow_simulator.devices if d.asset_tag][:2]
+    one.asset_tag, two.asset_tag = two.asset_tag, one.asset_tag
+    report = sync(state)
+    assert (report.updated, report.conflicts) == (2, 0)
+    imported = by_identifier(state)
+    assert imported[one.device_id][1]["Asset Tag"] == one.asset_tag
+    assert imported[two.device_id][1]["Asset Tag"] == two.asset_tag
+
+
+def test_a_unique_value_freed_in_a_later_batch_is_taken_by_the_next_sync(
+    state: StateDB,
+    source: str,
+    itam: CollectionInfo,
+    allow_simulator: RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sync_module, "BATCH_SIZE", 1)  # every device in its own transaction
     make_mapping(state, fields=("asset_tag=Asset Tag",))
     sync(state)
     tagged = [i for i, d in enumerate(allow_simulator.devices) if d.asset_tag]
@@ -261,13 +280,12 @@ def test_a_unique_value_still_held_by_another_record_waits_for_the_next_sync(
     wanted = allow_simulator.devices[giver].asset_tag
     edit_device(allow_simulator, taker, lambda d: setattr(d, "asset_tag", wanted))
     edit_device(allow_simulator, giver, lambda d: setattr(d, "asset_tag", "NEW-TAG"))
-    report = sync(state)  # the taker is written before the giver lets go of the tag
+    report = sync(state)  # the taker's transaction comes before the giver lets go
     taker_id = allow_simulator.devices[taker].device_id
     assert (report.updated, report.conflicts) == (1, 1)
-    assert str(report.problems[0]).endswith(
-        f"its Asset Tag {wanted!r} is already in another record"
-    )
-    assert report.problems[0].device.id == taker_id
+    [problem] = report.problems
+    assert problem.device.id == taker_id
+    assert problem.reason == f"its Asset Tag {wanted!r} is already in another record"
     assert sync(state).updated == 1  # now the tag is free
     assert by_identifier(state)[taker_id][1]["Asset Tag"] == wanted
 

@@ -1,7 +1,9 @@
 """Collection records in the state database: read them, and write a sync's changes in bulk.
 
-Writes are plain executemany statements grouped by kind (one INSERT for every new record of a
-batch, one for every value, ...): a row-by-row ORM flush is far too slow for 100,000 devices.
+A record's values are one JSON object (`records.data`, keyed by field id); the values of unique
+fields are also rows of `record_keys`, whose primary key makes the database refuse duplicates.
+Writes are grouped by kind into one statement each (COPY on PostgreSQL): a row-by-row ORM flush
+is far too slow for 100,000 devices.
 """
 
 from collections.abc import Iterator
@@ -9,19 +11,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, tuple_, update
+import orjson
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kandji_bridge.db.models import MappedDevice, Record, RecordChange, RecordValue
+from kandji_bridge.db.models import MappedDevice, Record, RecordChange, RecordKey
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.inventory.collections import CollectionInfo
-from kandji_bridge.inventory.convert import Value, decode
+from kandji_bridge.inventory.convert import Value
 
 ACTIVE, REMOVED, ARCHIVED = "active", "removed", "archived"
 EXPORT_PAGE = 5_000
 
 _records: Table = Record.__table__  # type: ignore[assignment]
-_values: Table = RecordValue.__table__  # type: ignore[assignment]
+_keys: Table = RecordKey.__table__  # type: ignore[assignment]
 _history: Table = RecordChange.__table__  # type: ignore[assignment]
 _links: Table = MappedDevice.__table__  # type: ignore[assignment]
 
@@ -29,7 +44,7 @@ _links: Table = MappedDevice.__table__  # type: ignore[assignment]
 @dataclass(frozen=True, slots=True)
 class Stored:
     status: str
-    values: dict[int, str]  # field id -> JSON value; an empty field has no entry
+    values: dict[int, Value]  # field id -> value; an empty field has no entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,27 +58,24 @@ class Writes:
     """The rows one transaction inserts, updates and deletes, kept by kind for executemany."""
 
     new_records: list[dict[str, Any]] = field(default_factory=list)
-    record_updates: list[dict[str, Any]] = field(default_factory=list)  # rid, st, at
-    value_deletes: list[dict[str, Any]] = field(default_factory=list)
-    value_updates: list[dict[str, Any]] = field(default_factory=list)  # rid, fid, v, u
-    value_inserts: list[dict[str, Any]] = field(default_factory=list)
+    record_updates: list[dict[str, Any]] = field(default_factory=list)  # rid, st, at, data
+    key_deletes: list[dict[str, Any]] = field(default_factory=list)  # fid, v
+    key_inserts: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    link_deletes: list[dict[str, Any]] = field(default_factory=list)
+    link_deletes: list[dict[str, Any]] = field(default_factory=list)  # mid, did
     link_inserts: list[dict[str, Any]] = field(default_factory=list)
     link_updates: list[dict[str, Any]] = field(default_factory=list)  # mid, did, rec, check_in
-
-    def extend(self, other: "Writes") -> None:
-        for name, rows in vars(other).items():
-            getattr(self, name).extend(rows)
 
     def rows(self) -> int:
         return sum(len(rows) for rows in vars(self).values())
 
-    def unique_values(self) -> list[tuple[str, int, str]]:
-        """(record id, field id, JSON value) of each unique-field value written."""
-        inserted = [(r["record_id"], r["field_id"], r["unique_value"]) for r in self.value_inserts]
-        updated = [(r["rid"], r["fid"], r["u"]) for r in self.value_updates]
-        return [row for row in inserted + updated if row[2] is not None]
+
+def encode_data(values: dict[int, Value]) -> str:
+    return orjson.dumps(values, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def decode_data(data: str) -> dict[int, Value]:
+    return {int(field_id): value for field_id, value in orjson.loads(data).items()}
 
 
 def load_links(session: Session, mapping_id: str) -> dict[str, Link]:
@@ -82,71 +94,53 @@ def load_keys(session: Session, field_id: int) -> dict[str, str]:
     """JSON value -> record id, for a unique field (the identifier's)."""
     return dict(
         session.execute(
-            select(_values.c.unique_value, _values.c.record_id).where(
-                _values.c.field_id == field_id, _values.c.unique_value.is_not(None)
-            )
+            select(_keys.c.value, _keys.c.record_id).where(_keys.c.field_id == field_id)
         ).all()
     )
 
 
-def load_stored(session: Session, record_ids: list[str], field_ids: list[int]) -> dict[str, Stored]:
-    """The status and the `field_ids` values of each record."""
+def load_stored(session: Session, record_ids: list[str]) -> dict[str, Stored]:
     if not record_ids:
         return {}
-    statuses = dict(
-        session.execute(
-            select(_records.c.id, _records.c.status).where(
-                _records.c.id.in_(bindparam("ids", expanding=True))
-            ),
-            {"ids": record_ids},
-        ).all()
-    )
-    values: dict[str, dict[int, str]] = {record_id: {} for record_id in statuses}
-    for record_id, field_id, value in session.execute(
-        select(_values.c.record_id, _values.c.field_id, _values.c.value).where(
-            _values.c.record_id.in_(bindparam("ids", expanding=True)),
-            _values.c.field_id.in_(bindparam("fields", expanding=True)),
+    rows = session.execute(
+        select(_records.c.id, _records.c.status, _records.c.data).where(
+            _records.c.id.in_(bindparam("ids", expanding=True))
         ),
-        {"ids": record_ids, "fields": field_ids},
-    ):
-        values[record_id][field_id] = value
-    return {record_id: Stored(status, values[record_id]) for record_id, status in statuses.items()}
+        {"ids": record_ids},
+    )
+    return {record_id: Stored(status, decode_data(data)) for record_id, status, data in rows}
 
 
 def write(session: Session, writes: Writes) -> None:
     """Apply `writes` in the order constraints need: freed unique values and links go first."""
-    run = _executemany(session)
-    run(insert(_records), writes.new_records)
-    run(
+    connection = session.connection()
+    _insert(connection, _records, writes.new_records)
+    _execute(
+        connection,
         update(_records)
         .where(_records.c.id == bindparam("rid"))
-        .values(status=bindparam("st"), updated_at=bindparam("at")),
+        .values(status=bindparam("st"), updated_at=bindparam("at"), data=bindparam("data")),
         writes.record_updates,
     )
-    run(
-        delete(_values).where(
-            and_(_values.c.record_id == bindparam("rid"), _values.c.field_id == bindparam("fid"))
+    _execute(
+        connection,
+        delete(_keys).where(
+            and_(_keys.c.field_id == bindparam("fid"), _keys.c.value == bindparam("v"))
         ),
-        writes.value_deletes,
+        writes.key_deletes,
     )
-    run(
-        update(_values)
-        .where(
-            and_(_values.c.record_id == bindparam("rid"), _values.c.field_id == bindparam("fid"))
-        )
-        .values(value=bindparam("v"), unique_value=bindparam("u")),
-        writes.value_updates,
-    )
-    run(insert(_values), writes.value_inserts)
-    run(insert(_history), writes.history)
-    run(
+    _insert(connection, _keys, writes.key_inserts)
+    _insert(connection, _history, writes.history)
+    _execute(
+        connection,
         delete(_links).where(
             and_(_links.c.mapping_id == bindparam("mid"), _links.c.device_id == bindparam("did"))
         ),
         writes.link_deletes,
     )
-    run(insert(_links), writes.link_inserts)
-    run(
+    _insert(connection, _links, writes.link_inserts)
+    _execute(
+        connection,
         update(_links)
         .where(
             and_(_links.c.mapping_id == bindparam("mid"), _links.c.device_id == bindparam("did"))
@@ -156,24 +150,36 @@ def write(session: Session, writes: Writes) -> None:
     )
 
 
-def _executemany(session: Session) -> Any:
-    connection = session.connection()
-
-    def run(statement: Any, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            connection.execute(statement, rows)
-
-    return run
+def _execute(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(statement, rows)
 
 
-def holder(session: Session, field_id: int, value: str, record_id: str | None) -> str | None:
-    """The record, other than `record_id`, that holds `value` in a unique field."""
-    query = select(_values.c.record_id).where(
-        _values.c.field_id == field_id, _values.c.unique_value == value
+def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """executemany on SQLite; COPY on PostgreSQL, where executemany costs ~20 µs a row with
+    psycopg and COPY a few (measured for benchmarks/inventory_sync.py)."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row([row[column] for column in columns])
+    except connection.dialect.dbapi.IntegrityError as exc:
+        # As SQLAlchemy would raise it, so callers handle one kind of refusal.
+        raise IntegrityError(sql, None, exc) from exc
+
+
+def holder(session: Session, field_id: int, value: str) -> str | None:
+    """The record that holds `value` (JSON) in a unique field."""
+    return session.scalar(
+        select(_keys.c.record_id).where(_keys.c.field_id == field_id, _keys.c.value == value)
     )
-    if record_id is not None:
-        query = query.where(_values.c.record_id != record_id)
-    return session.scalar(query)
 
 
 def iter_records(
@@ -185,7 +191,7 @@ def iter_records(
     while True:
         with state.session() as session:
             query = (
-                select(_records.c.id, _records.c.status, _records.c.created_at)
+                select(_records.c.id, _records.c.status, _records.c.data, _records.c.created_at)
                 .where(_records.c.collection_id == collection.id, _records.c.status.in_(statuses))
                 .order_by(_records.c.created_at, _records.c.id)
                 .limit(EXPORT_PAGE)
@@ -193,17 +199,9 @@ def iter_records(
             if after is not None:
                 query = query.where(tuple_(_records.c.created_at, _records.c.id) > after)
             page = session.execute(query).all()
-            if not page:
-                return
-            values: dict[str, dict[int, Value]] = {record_id: {} for record_id, _, _ in page}
-            for record_id, field_id, value in session.execute(
-                select(_values.c.record_id, _values.c.field_id, _values.c.value).where(
-                    _values.c.record_id.in_(bindparam("ids", expanding=True))
-                ),
-                {"ids": list(values)},
-            ):
-                values[record_id][field_id] = decode(value)
-        for record_id, status, _ in page:
-            yield status, values[record_id]
-        last_id, _, last_created = page[-1]
+        if not page:
+            return
+        for _, status, data, _ in page:
+            yield status, decode_data(data)
+        last_id, _, _, last_created = page[-1]
         after = (last_created, last_id)

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ from kandji_bridge.kandji.permissions import DEVICE_DETAILS
 from kandji_bridge.sources import get_source_token
 
 PAGE_SIZE = 300  # Kandji's largest device page
-BATCH_SIZE = 1000  # devices per write transaction
+BATCH_SIZE = 2000  # devices per write transaction
 DETAILS_CONCURRENCY = 8  # details calls in flight; the client's rate limiter sets the pace
 STATUS_LABEL = "Record status"
 
@@ -48,19 +48,18 @@ class SyncFailed(BridgeError):
     """A sync stopped; what it wrote before stopping is complete and kept."""
 
 
-@dataclass(frozen=True)
-class FieldChange:
+class FieldChange(NamedTuple):
     label: str
     old: Value
     new: Value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     action: str  # "create", "update", "vanished"
     record: str  # the identifier value, as text
     device: str | None
-    fields: tuple[FieldChange, ...]
+    fields: tuple[FieldChange, ...]  # filled in dry runs only
 
 
 @dataclass
@@ -85,9 +84,13 @@ class SyncReport:
 @dataclass(frozen=True)
 class _Context:
     mapping: MappingInfo
-    run_id: str | None
+    run_id: str | None  # None: a dry run
     now: datetime
     fields: dict[int, FieldInfo]
+
+    @property
+    def dry_run(self) -> bool:
+        return self.run_id is None
 
     @property
     def identifier(self) -> FieldInfo:
@@ -239,11 +242,10 @@ async def _read_details(client: KandjiClient, mapping: MappingInfo, devices: lis
 def _write_batch(
     state: StateDB, context: _Context, batch: list[Target], report: SyncReport
 ) -> None:
-    field_ids = list(context.fields)
     with state.session() as session:
         existing = [target.record_id for target in batch if target.record_id is not None]
-        stored = records.load_stored(session, existing, field_ids)
-        planned: list[tuple[Target, Writes, Change | None]] = []
+        stored = records.load_stored(session, existing)
+        ready: list[tuple[Target, Stored | None]] = []
         for target in batch:
             problem = target.device.problem
             if problem is None and target.record_id is not None and target.record_id not in stored:
@@ -251,115 +253,134 @@ def _write_batch(
             if problem is not None:
                 _skip(report, Problem(target.device, problem))
                 continue
-            record = stored.get(target.record_id) if target.record_id else None
-            writes, change = _record_writes(context, target, record)
-            planned.append((target, writes, change))
+            ready.append((target, stored.get(target.record_id) if target.record_id else None))
+        writes = Writes()
+        changes = [_record_writes(context, target, record, writes) for target, record in ready]
+        failed: dict[int, str] = {}
         if not report.dry_run:
-            failed = _apply(session, context, planned)
+            failed, rows = _apply(session, context, ready, writes)
+            report.rows_written += rows
             for index, reason in failed.items():
-                _skip(report, Problem(planned[index][0].device, reason), conflict=True)
-            planned = [item for index, item in enumerate(planned) if index not in failed]
-    for _, writes, change in planned:
-        report.rows_written += 0 if report.dry_run else writes.rows()
+                _skip(report, Problem(ready[index][0].device, reason), conflict=True)
+    for index, change in enumerate(changes):
+        if index in failed:
+            continue
         if change is None:
             report.unchanged += 1
             continue
-        if change.action == "create":
-            report.created += 1
-        else:
-            report.updated += 1
+        report.created += change.action == "create"
+        report.updated += change.action == "update"
         if report.dry_run:
             report.changes.append(change)
 
 
 def _apply(
-    session: Session, context: _Context, planned: list[tuple[Target, Writes, Change | None]]
-) -> dict[int, str]:
+    session: Session,
+    context: _Context,
+    ready: list[tuple[Target, Stored | None]],
+    writes: Writes,
+) -> tuple[dict[int, str], int]:
     """Write the batch in one statement per kind. If the database refuses a unique value, write
-    device by device to find who collides: {index in `planned`: why}; the rest is written."""
-    everything = Writes()
-    for _, writes, _ in planned:
-        everything.extend(writes)
+    device by device to find who collides. Returns {index in `ready`: why} and the rows written.
+    """
     try:
         with session.begin_nested():
-            records.write(session, everything)
-        return {}
+            records.write(session, writes)
+        return {}, writes.rows()
     except IntegrityError:
         pass
-    failed = {}
-    for index, (_, writes, _) in enumerate(planned):
+    failed, written = {}, 0
+    for index, (target, stored) in enumerate(ready):
+        single = Writes()
+        _record_writes(context, target, stored, single)
         try:
             with session.begin_nested():
-                records.write(session, writes)
+                records.write(session, single)
+            written += single.rows()
         except IntegrityError:
-            failed[index] = _collision(session, context, writes)
-    return failed
+            failed[index] = _collision(session, context, single)
+    return failed, written
 
 
 def _collision(session: Session, context: _Context, writes: Writes) -> str:
-    for record_id, field_id, unique in writes.unique_values():
-        if records.holder(session, field_id, unique, record_id) is not None:
-            label = context.fields[field_id].label
-            return f"its {label} {text(decode(unique))!r} is already in another record"
+    for row in writes.key_inserts:
+        if records.holder(session, row["field_id"], row["value"]) not in (None, row["record_id"]):
+            label = context.fields[row["field_id"]].label
+            return f"its {label} {text(decode(row['value']))!r} is already in another record"
     return "another sync changed the same records at the same time; the next sync retries it"
 
 
 def _record_writes(
-    context: _Context, target: Target, stored: Stored | None
-) -> tuple[Writes, Change | None]:
-    """The rows that bring one record up to date with its device, and the change they make."""
-    device, writes, now = target.device, Writes(), context.now
+    context: _Context, target: Target, stored: Stored | None, writes: Writes
+) -> Change | None:
+    """Add to `writes` the rows that bring one record up to date with its device; returns the
+    change they make (field by field in a dry run), or None if the record is up to date."""
+    device, now, fields, explain = target.device, context.now, context.fields, context.dry_run
     status = _status(
         context.mapping.on_removed, device.removed, stored.status if stored else ACTIVE
     )
     changes: list[FieldChange] = []
     if stored is None:
         record_id = new_id()
+        data = {field_id: value for field_id, value in device.values.items() if value is not None}
         writes.new_records.append(
             {
                 "id": record_id,
                 "collection_id": context.mapping.collection.id,
                 "status": status,
+                "data": records.encode_data(data),
                 "created_run_id": context.run_id,
                 "created_at": now,
                 "updated_at": now,
             }
         )
-        for field_id, value in device.values.items():
-            if value is not None:
-                writes.value_inserts.append(_value_row(context, record_id, field_id, value))
-                changes.append(FieldChange(context.fields[field_id].label, None, value))
-        action = "create"
+        for field_id, value in data.items():
+            if fields[field_id].unique:
+                writes.key_inserts.append(
+                    {"field_id": field_id, "value": encode(value), "record_id": record_id}
+                )
+            if explain:
+                changes.append(FieldChange(fields[field_id].label, None, value))
+        changed, action = True, "create"
     else:
         record_id = target.record_id or ""
+        data = dict(stored.values)
+        history_before = len(writes.history)
         for field_id, value in device.values.items():
-            new, old = encode(value), stored.values.get(field_id)
-            if new == old:
+            old = data.get(field_id)
+            old_json, new_json = encode(old), encode(value)
+            if old_json == new_json:
                 continue
-            if new is None:
-                writes.value_deletes.append({"rid": record_id, "fid": field_id})
-            elif old is None:
-                writes.value_inserts.append(_value_row(context, record_id, field_id, value))
+            if value is None:
+                del data[field_id]
             else:
-                row = _value_row(context, record_id, field_id, value)
-                writes.value_updates.append(
-                    {"rid": record_id, "fid": field_id, "v": row["value"], "u": row["unique_value"]}
-                )
-            writes.history.append(_history_row(context, record_id, field_id, old, new))
-            changes.append(FieldChange(context.fields[field_id].label, decode(old), value))
+                data[field_id] = value
+            if fields[field_id].unique:
+                if old_json is not None:
+                    writes.key_deletes.append({"fid": field_id, "v": old_json})
+                if new_json is not None:
+                    writes.key_inserts.append(
+                        {"field_id": field_id, "value": new_json, "record_id": record_id}
+                    )
+            writes.history.append(_history_row(context, record_id, field_id, old_json, new_json))
+            if explain:
+                changes.append(FieldChange(fields[field_id].label, old, value))
         if status != stored.status:
             writes.history.append(
                 _history_row(context, record_id, None, encode(stored.status), encode(status))
             )
-            changes.append(FieldChange(STATUS_LABEL, stored.status, status))
-        if changes:
-            writes.record_updates.append({"rid": record_id, "st": status, "at": now})
-        action = "update"
+            if explain:
+                changes.append(FieldChange(STATUS_LABEL, stored.status, status))
+        changed, action = len(writes.history) > history_before, "update"
+        if changed:
+            writes.record_updates.append(
+                {"rid": record_id, "st": status, "at": now, "data": records.encode_data(data)}
+            )
     _link_writes(context, target, record_id, writes)
-    if not changes:
-        return writes, None
+    if not changed:
+        return None
     record = text(device.values.get(context.identifier.id))
-    return writes, Change(action, record, str(device), tuple(changes))
+    return Change(action, record, str(device), tuple(changes))
 
 
 def _link_writes(context: _Context, target: Target, record_id: str, writes: Writes) -> None:
@@ -391,16 +412,22 @@ def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncR
     status = REMOVED if policy is OnRemoved.MARK else ARCHIVED
     writes = Writes()
     with state.session() as session:
-        stored = records.load_stored(session, plan.vanished, [context.identifier.id])
-        for record_id, record in stored.items():
+        for record_id, record in records.load_stored(session, plan.vanished).items():
             if record.status == status:
                 continue
-            writes.record_updates.append({"rid": record_id, "st": status, "at": context.now})
+            writes.record_updates.append(
+                {
+                    "rid": record_id,
+                    "st": status,
+                    "at": context.now,
+                    "data": records.encode_data(record.values),
+                }
+            )
             writes.history.append(
                 _history_row(context, record_id, None, encode(record.status), encode(status))
             )
             if report.dry_run:
-                shown = text(decode(record.values.get(context.identifier.id)))
+                shown = text(record.values.get(context.identifier.id))
                 change = FieldChange(STATUS_LABEL, record.status, status)
                 report.changes.append(Change("vanished", shown, None, (change,)))
         if not report.dry_run:
@@ -416,16 +443,6 @@ def _status(policy: OnRemoved, removed: bool, current: str) -> str:
     if policy is OnRemoved.ARCHIVE:
         return ARCHIVED
     return current
-
-
-def _value_row(context: _Context, record_id: str, field_id: int, value: Value) -> dict[str, Any]:
-    encoded = encode(value)
-    return {
-        "record_id": record_id,
-        "field_id": field_id,
-        "value": encoded,
-        "unique_value": encoded if context.fields[field_id].unique else None,
-    }
 
 
 def _history_row(

@@ -1,4 +1,5 @@
-"""Device import: collections and their fields, records, values and history, mappings, sync runs.
+"""Device import: collections and their fields, records and their unique keys, record history,
+mappings, the devices each mapping imported, sync runs.
 
 Revision ID: 0002
 Revises: 0001
@@ -132,6 +133,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("collection_id", sa.String(length=36), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("data", sa.Text(), nullable=False),
         sa.Column("created_run_id", sa.String(length=36), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -220,32 +222,33 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "record_values",
-        sa.Column("record_id", sa.String(length=36), nullable=False),
+        "record_keys",
         sa.Column("field_id", sa.Integer(), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.Column("unique_value", sa.Text(), nullable=True),
+        sa.Column("record_id", sa.String(length=36), nullable=False),
         sa.ForeignKeyConstraint(
             ["field_id"],
             ["collection_fields.id"],
-            name=op.f("fk_record_values_field_id_collection_fields"),
+            name=op.f("fk_record_keys_field_id_collection_fields"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["record_id"],
             ["records.id"],
-            name=op.f("fk_record_values_record_id_records"),
+            name=op.f("fk_record_keys_record_id_records"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("record_id", "field_id", name=op.f("pk_record_values")),
-        sa.UniqueConstraint(
-            "field_id", "unique_value", name=op.f("uq_record_values_field_id_unique_value")
-        ),
+        sa.PrimaryKeyConstraint("field_id", "value", name=op.f("pk_record_keys")),
     )
+    with op.batch_alter_table("record_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_record_keys_record_id"), ["record_id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_table("record_values")
+    with op.batch_alter_table("record_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_record_keys_record_id"))
+
+    op.drop_table("record_keys")
     with op.batch_alter_table("record_history", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_record_history_sync_run_id"))
         batch_op.drop_index(batch_op.f("ix_record_history_record_id"))
