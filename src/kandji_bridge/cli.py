@@ -15,6 +15,7 @@ from kandji_bridge.cli_common import Context, app_context, err, out, read_token
 from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.inventory.commands import collection_app, inventory_app, mapping_app
 from kandji_bridge.kandji import permissions
+from kandji_bridge.logs.commands import logs_app
 from kandji_bridge.verify import VerifyReport, verify
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 source_app = typer.Typer(help="Kandji audit-log sources.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
+app.add_typer(logs_app, name="logs")
 app.add_typer(collection_app, name="collection")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(inventory_app, name="inventory")

@@ -1,0 +1,187 @@
+"""`logs sync` and `logs query`: the audit-log pipeline from the command line."""
+
+import asyncio
+import csv
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from kandji_bridge import redact, sources
+from kandji_bridge.cli_common import app_context, err, out
+from kandji_bridge.config import Settings
+from kandji_bridge.db import open_state
+from kandji_bridge.errors import BridgeError
+from kandji_bridge.kandji.client import KandjiClient
+from kandji_bridge.kandji.urls import normalize_api_url
+from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
+from kandji_bridge.logs.enrich import build_enricher
+from kandji_bridge.logs.store import LogStore, open_log_store
+
+logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def open_store(settings: Settings) -> LogStore:
+    store = open_log_store(settings.log_store)
+    store.ensure_schema()
+    return store
+
+
+@logs_app.command("sync")
+def sync(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The source to collect.")],
+    backfill_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=366, help="On a first sync, backfill only this many days."),
+    ] = None,
+) -> None:
+    """One collection pass for a source (the backfill on a first run), then exit."""
+    settings = app_context(ctx).settings()
+    with open_state(settings) as state:
+        info = sources.get_source(state, name)
+        token = sources.get_source_token(state, name)
+        workspace_id = state.workspace_id
+    redact.remember(token)
+    api_url = normalize_api_url(info.api_url, settings.allowed_hosts)
+    source = CollectorSource(info.id, info.name, info.retention_days)
+    store = open_store(settings)
+    enricher = build_enricher()
+    try:
+        with source_lock(settings.home, source), PassProgress(enabled=out.is_terminal) as bar:
+
+            async def run() -> PassResult:
+                async with KandjiClient(api_url, token) as client:
+                    return await collect(
+                        client,
+                        store,
+                        source,
+                        workspace_id,
+                        enricher=enricher,
+                        backfill_days=backfill_days,
+                        on_page=bar.update,
+                    )
+
+            result = asyncio.run(run())
+    finally:
+        enricher.close()
+        store.close()
+    out.print(summary(info.name, result))
+    if result.error:
+        raise BridgeError(
+            f"The pass for source {info.name} stopped early: {result.error} "
+            f"What was stored is kept; run `kandji-bridge logs sync {info.name}` again to resume."
+        )
+
+
+def summary(name: str, result: PassResult) -> str:
+    kind = "Backfilled" if result.backfill else "Collected"
+    pages = "page" if result.pages == 1 else "pages"
+    until = (
+        f"; {name} is stored up to {result.covered_until:%Y-%m-%d %H:%M:%S} UTC"
+        if result.covered_until
+        else ""
+    )
+    return (
+        f"{kind} {result.stored:,} new events for {name} from {result.pages:,} {pages} "
+        f"({result.duplicates:,} already stored, {result.quarantined:,} quarantined) "
+        f"in {result.seconds:.1f} s{until}."
+    )
+
+
+class PassProgress:
+    """A progress bar over the time span a pass covers: events, pages, rate and ETA."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = (
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[events]:>9,} events  {task.fields[pages]:>6,} pages"),
+                TextColumn("{task.fields[rate]:>7,.0f}/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=out,
+                transient=True,
+            )
+            if enabled
+            else None
+        )
+        self.task: Any = None
+        self.first: datetime | None = None
+
+    def __enter__(self) -> "PassProgress":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, result: PassResult) -> None:
+        if self.progress is None or result.covered_until is None:
+            return
+        start = result.start or self.first or result.covered_until
+        self.first = start
+        span = max((datetime.now(UTC) - start).total_seconds(), 1.0)
+        done = (result.covered_until - start).total_seconds()
+        fields = {
+            "events": result.fetched,
+            "pages": result.pages,
+            "rate": result.fetched / max(result.seconds, 1e-6),
+        }
+        if self.task is None:
+            description = "backfill" if result.backfill else "collect"
+            self.task = self.progress.add_task(description, total=span, **fields)
+        self.progress.update(self.task, total=span, completed=done, **fields)
+
+
+@logs_app.command("query")
+def query(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(help="SQL to run; kandji_logs is the table.")],
+    output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Run read-only SQL against the log store."""
+    settings = app_context(ctx).settings()
+    store = open_store(settings)
+    try:
+        result = store.query(sql)
+    finally:
+        store.close()
+    if output is Format.json:
+        for row in result.rows:
+            sys.stdout.write(
+                orjson.dumps(dict(zip(result.columns, row, strict=True)), default=str).decode()
+                + "\n"
+            )
+    elif output is Format.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows([_text(value) for value in row] for row in result.rows)
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*(escape(_text(value)) for value in row))
+        out.print(table)
+        err.print(f"{len(result.rows):,} rows")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return "" if value is None else str(value)
