@@ -50,6 +50,7 @@ class EventLog:
         self.sorted_ids: list[str] = []  # ids in id order ...
         self.sorted_id_times = array("q")  # ... with their occurred_at
         self._bodies: dict[str, Body] = {}
+        self._broken: dict[str, dict[str, Any]] = {}  # fields served as given, for bad-input tests
 
     def load(self, pairs: list[tuple[int, str]]) -> None:
         """Bulk-load generated events (faster than add() one by one)."""
@@ -59,6 +60,10 @@ class EventLog:
         by_id = sorted(pairs, key=lambda pair: pair[1])
         self.sorted_ids = [event_id for _, event_id in by_id]
         self.sorted_id_times = array("q", (us for us, _ in by_id))
+
+    def break_event(self, event_id: str, fields: dict[str, Any]) -> None:
+        """Serve these fields in place of the event's own (a malformed event, as Kandji might)."""
+        self._broken[event_id] = fields
 
     def add(self, occurred_us: int, event_id: str, body: Body | None = None) -> None:
         position = self.time_position(occurred_us, event_id)
@@ -83,7 +88,9 @@ class EventLog:
         body = self._bodies.get(event_id)
         if body is None:
             body = event_kinds.generated_body(self._tenant, self._seed, ulid.randomness(event_id))
-        return event_kinds.assemble(event_id, timefmt.iso_z(occurred_us), body)
+        event = event_kinds.assemble(event_id, timefmt.iso_z(occurred_us), body)
+        broken = self._broken.get(event_id)
+        return event if broken is None else {**event, **broken}
 
     def all(self) -> list[dict[str, Any]]:
         """Every event in (occurred_at, id) order (for tests: fine for thousands, not millions)."""

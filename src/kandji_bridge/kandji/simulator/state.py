@@ -146,6 +146,15 @@ class SimulatorState:
         with self.lock:
             return self._log(body, to_us(occurred_at) if occurred_at else None)
 
+    def add_malformed_event(self, **fields: Any) -> dict[str, Any]:
+        """Add an event at now whose served JSON has these fields replaced (bad-input tests)."""
+        with self.lock:
+            event = self._log(
+                Body("update", (self.tenant.admins[0].id, "user"), "", "blueprint", "", {}, {})
+            )
+            self.events.break_event(event["id"], fields)
+            return {**event, **fields}
+
     def add_generated_events(self, count: int) -> None:
         """Add `count` ordinary generated events at the tenant's now (a burst, for tests)."""
         with self.lock:
