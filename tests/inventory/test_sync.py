@@ -376,7 +376,10 @@ def test_a_token_without_the_device_permission_fails_naming_it(
     mapping = make_mapping(state)
     with pytest.raises(SyncFailed) as caught:
         sync(state)
-    assert 'lacks the "Device list" permission (403)' in str(caught.value)
+    assert str(caught.value).startswith(
+        "The sync of mapping devices stopped while listing devices, nothing written: The API "
+        f'token for {allow_simulator.host_port} lacks the "Device list" permission (403)'
+    )
     [run] = runs.list_runs(state, mapping.id)
     assert run.status == "failed" and run.created == 0
 

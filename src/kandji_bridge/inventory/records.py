@@ -6,6 +6,9 @@ Writes are grouped by kind into one statement each (COPY on PostgreSQL): a row-b
 is far too slow for 100,000 devices.
 """
 
+import os
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +71,16 @@ class Writes:
 
     def rows(self) -> int:
         return sum(len(rows) for rows in vars(self).values())
+
+
+def new_record_id() -> str:
+    """A UUIDv7 (RFC 9562): creation time first, so a large import appends to the indexes keyed
+    by record id instead of writing all over them, and exports come out in creation order."""
+    random = int.from_bytes(os.urandom(10), "big")
+    milliseconds = time.time_ns() // 1_000_000
+    rand_a, rand_b = (random >> 62) & 0xFFF, random & ((1 << 62) - 1)  # 12 and 62 bits
+    value = milliseconds << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
 
 
 def encode_data(values: dict[int, Value]) -> str:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kandji_bridge.db.models import new_id, utcnow
+from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.inventory import records, runs
@@ -107,6 +107,8 @@ async def sync_mapping(
     """Import the devices of mapping `name` into its collection (or, dry, say what would change)."""
     mapping = get_mapping(state, name)
     token = get_source_token(state, mapping.source.name)
+    # Made first: a source URL no longer allowed fails here, before a run is recorded.
+    client = KandjiClient(mapping.source.api_url, token)
     report = SyncReport(mapping.name, dry_run)
     report.run_id = None if dry_run else runs.start_run(state, mapping.id)
     context = _Context(
@@ -115,7 +117,7 @@ async def sync_mapping(
         utcnow(),
         {mapped.field.id: mapped.field for mapped in mapping.fields},
     )
-    async with KandjiClient(mapping.source.api_url, token) as client:
+    async with client:
         try:
             await _sync(state, client, context, report, progress or _no_progress)
         except BaseException as exc:
@@ -124,17 +126,22 @@ async def sync_mapping(
                 reason = str(exc) if isinstance(exc, BridgeError) else repr(exc)
                 _finish(state, report, runs.FAILED, [reason])
             if isinstance(exc, BridgeError):
-                written = report.created + report.updated + report.unchanged
-                raise SyncFailed(
-                    f"The sync of mapping {mapping.name} stopped after {written} of "
-                    f"{report.listed} devices ({exc}); what was written is complete, and the "
-                    "next sync does the rest."
-                ) from exc
+                raise SyncFailed(_stopped(mapping.name, report, exc)) from exc
             raise
     _count_requests(client, report)
     if report.run_id is not None:
         _finish(state, report, runs.SUCCEEDED, [])
     return report
+
+
+def _stopped(name: str, report: SyncReport, exc: BridgeError) -> str:
+    if not report.listed:
+        return f"The sync of mapping {name} stopped while listing devices, nothing written: {exc}"
+    written = report.created + report.updated + report.unchanged
+    return (
+        f"The sync of mapping {name} stopped after {written} of {report.listed} devices "
+        f"({exc}); what was written is complete, and the next sync does the rest."
+    )
 
 
 async def _sync(
@@ -321,7 +328,7 @@ def _record_writes(
     )
     changes: list[FieldChange] = []
     if stored is None:
-        record_id = new_id()
+        record_id = records.new_record_id()
         data = {field_id: value for field_id, value in device.values.items() if value is not None}
         writes.new_records.append(
             {
