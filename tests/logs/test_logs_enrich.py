@@ -407,10 +407,10 @@ def _exact(pattern: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ("nope", "must be a JSON list of enrichments"),
-        ([42], "Enrichment 1 in the enrichment rules is not a JSON object."),
-        ([{"path": "srcIP", "rules": []}], "Enrichment 1 in the enrichment rules has no name."),
-        ([{"name": "x", "rules": []}], "The enrichment 'x' in the enrichment rules needs a path"),
+        ("nope", "The enrichments in the rules given must be a JSON list"),
+        ([42], "Enrichment 1 in the rules given is not a JSON object."),
+        ([{"path": "srcIP", "rules": []}], "Enrichment 1 in the rules given has no name."),
+        ([{"name": "x", "rules": []}], "The enrichment 'x' in the rules given needs a path"),
         ([{"name": "x", "path": "", "rules": []}], "The enrichment 'x' has no path"),
         ([{"name": "x", "path": "actor", "rules": []}], "path 'actor' is not a single value"),
         (

@@ -381,12 +381,13 @@ def load_rules(path: str | Path) -> list[RuleSet]:
     return parse_rules(document, origin=str(path))
 
 
-def parse_rules(document: Any, origin: str = "the enrichment rules") -> list[RuleSet]:
+def parse_rules(document: Any, origin: str = "the rules given") -> list[RuleSet]:
+    """Rule sets from parsed JSON: a list of enrichments, or {"enrichments": [...]}."""
     if isinstance(document, dict):
         document = document.get("enrichments")
     if not isinstance(document, list):
         raise EnrichmentError(
-            f"{origin} must be a JSON list of enrichments (or an object with an "
+            f"The enrichments in {origin} must be a JSON list (or an object with an "
             '"enrichments" list).'
         )
     rule_sets = []
