@@ -240,6 +240,7 @@ class Result:
     batch: str
     events: int
     rates: list[float]
+    cpu_per_event: list[float]  # µs of CPU, all threads (chDB's included), per event
     peak_rss: float
     target: int
 
@@ -252,15 +253,21 @@ def measure(
     stage: str, enrichment: str, batch: str, events: list[Event], runs: int, target: int,
     work: Callable[[], float],
 ) -> Result:  # fmt: skip
-    rates, peak = [], 0.0
+    rates, cpu, peak = [], [], 0.0
     for run in range(runs):
         gc.collect()
         reset_peak_rss()
+        cpu_before = time.process_time()
         rate = len(events) / work()
+        cpu.append((time.process_time() - cpu_before) / len(events) * 1e6)
         peak = max(peak, peak_rss_mb())
         rates.append(rate)
-        print(f"  {stage} / {enrichment} / {batch}: run {run + 1}: {rate:,.0f}/s", file=sys.stderr)
-    return Result(stage, enrichment, batch, len(events), rates, peak, target)
+        print(
+            f"  {stage} / {enrichment} / {batch}: run {run + 1}: {rate:,.0f}/s, "
+            f"{cpu[-1]:.1f} µs CPU/event",
+            file=sys.stderr,
+        )
+    return Result(stage, enrichment, batch, len(events), rates, cpu, peak, target)
 
 
 def main() -> None:
@@ -342,14 +349,15 @@ def main() -> None:
     )
     print()
     print("| stage | enrichment | rows per insert | events | events/s (median) | runs | "
-          "peak RSS | target |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---|---:|---|")
+          "CPU µs/event (median) | peak RSS | target |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---|---:|---:|---|")
     for r in results:
         runs = ", ".join(f"{rate:,.0f}" for rate in r.rates)
         verdict = "met" if r.median >= r.target else "**missed**"
         print(
             f"| {r.stage} | {r.enrichment} | {r.batch} | {r.events:,} | {r.median:,.0f} | "
-            f"{runs} | {r.peak_rss:,.0f} MB | ≥ {r.target:,} {verdict} |"
+            f"{runs} | {statistics.median(r.cpu_per_event):.1f} | {r.peak_rss:,.0f} MB | "
+            f"≥ {r.target:,} {verdict} |"
         )
 
 
