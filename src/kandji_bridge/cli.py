@@ -10,11 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kandji_bridge import redact
+from kandji_bridge import redact, sources
 from kandji_bridge.cli_common import Context, app_context, err, out, read_token
+from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.inventory.commands import collection_app, inventory_app, mapping_app
 from kandji_bridge.kandji import permissions
+from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.commands import logs_app
 from kandji_bridge.verify import VerifyReport, verify
 
@@ -163,8 +165,6 @@ def verify_command(
     if name is not None:
         if url or token_env or token_stdin:
             raise UsageError("Give either a source NAME or --url with a token, not both.")
-        from kandji_bridge import sources
-        from kandji_bridge.db import open_state
 
         state = open_state(settings)
         source = sources.get_source(state, name)
@@ -197,13 +197,10 @@ def source_add(
     ] = 60,
     retention_days: Annotated[
         int, typer.Option(min=1, max=3650, help="Days the log store keeps this source's events.")
-    ] = 365,
+    ] = sources.DEFAULT_RETENTION_DAYS,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Save without checking.")] = False,
 ) -> None:
     """Register a Kandji audit-log source (verified first unless --no-verify)."""
-    from kandji_bridge import sources
-    from kandji_bridge.db import open_state
-    from kandji_bridge.kandji.urls import normalize_api_url
 
     settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin)
@@ -237,8 +234,6 @@ def source_add(
 @source_app.command("list")
 def source_list(ctx: typer.Context) -> None:
     """List the sources."""
-    from kandji_bridge import sources
-    from kandji_bridge.db import open_state
 
     state = open_state(app_context(ctx).settings())
     rows = sources.list_sources(state)
@@ -262,8 +257,6 @@ def source_remove(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The source to remove.")]
 ) -> None:
     """Remove a source (its token is deleted)."""
-    from kandji_bridge import sources
-    from kandji_bridge.db import open_state
 
     state = open_state(app_context(ctx).settings())
     sources.remove_source(state, name)

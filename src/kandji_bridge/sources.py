@@ -24,7 +24,8 @@ _NAME_CHARACTER = re.compile(r"[\w .-]")
 POLL_INTERVAL_RANGE = (1, 86_400)
 RETENTION_DAYS_RANGE = (1, 3650)
 DEFAULT_POLL_INTERVAL = 60
-DEFAULT_RETENTION_DAYS = 365
+# Longer than the year Kandji keeps: a data lake holds what Kandji has already dropped.
+DEFAULT_RETENTION_DAYS = 730
 
 
 class InvalidSource(BridgeError):

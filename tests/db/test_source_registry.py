@@ -42,7 +42,7 @@ def test_add_get_list_remove(state: StateDB) -> None:
 
 def test_defaults_and_timestamps(state: StateDB) -> None:
     source = add_source(state, "prod", URL, TOKEN)
-    assert (source.poll_interval_seconds, source.retention_days) == (60, 365)
+    assert (source.poll_interval_seconds, source.retention_days) == (60, 730)
     assert len(source.id) == 36
     stored = get_source(state, "prod")
     assert stored.created_at.tzinfo == UTC

@@ -86,7 +86,7 @@ def test_the_next_pass_adds_only_new_and_late_events(simulator_factory, store) -
         target_component="",
         new_state={"name": "late"},
         metadata={},
-        occurred_at=newest - timedelta(minutes=5),
+        occurred_at=newest - timedelta(seconds=90),
     )
     sim.state.add_generated_events(7)
     result = run_pass(sim, store)

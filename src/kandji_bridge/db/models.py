@@ -80,7 +80,7 @@ class Source(Base):
     # Fernet ciphertext from kandji_bridge.secrets; the plain token is never stored.
     token_ciphertext: Mapped[str] = mapped_column(Text)
     poll_interval_seconds: Mapped[int] = mapped_column(default=60)
-    retention_days: Mapped[int] = mapped_column(default=365)
+    retention_days: Mapped[int] = mapped_column(default=730)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

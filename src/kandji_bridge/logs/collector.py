@@ -27,7 +27,9 @@ from kandji_bridge.logs.normalize import NormalizeContext
 from kandji_bridge.logs.store import LogStore
 from kandji_bridge.logs.transform import transform
 
-DEFAULT_OVERLAP = timedelta(minutes=15)
+# Kandji stamps occurred_at when it records an event, so late arrivals are seconds late at most.
+DEFAULT_OVERLAP = timedelta(minutes=2)
+KANDJI_HISTORY_DAYS = 366  # Kandji keeps a year of audit history
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,18 @@ def source_lock(home: Path, source: CollectorSource) -> Iterator[None]:
 def pass_start(
     store: LogStore, source: CollectorSource, backfill_days: int | None, overlap: timedelta
 ) -> tuple[bool, datetime | None]:
-    """Where the next pass starts: the stored history's end minus the overlap, else a backfill."""
+    """Where the next pass starts: the stored history's end minus the overlap, else a backfill.
+
+    A backfill never asks for events older than the source's retention: the store's TTL would
+    drop them as soon as they landed.
+    """
     checkpoint = store.latest_checkpoint(source.id)
     if checkpoint is not None:
         return False, checkpoint.event_time - overlap
-    if backfill_days is None:
-        return True, None
-    return True, datetime.now(UTC) - timedelta(days=backfill_days)
+    days = min(backfill_days or source.retention_days, source.retention_days)
+    if days >= KANDJI_HISTORY_DAYS:
+        return True, None  # everything Kandji still holds
+    return True, datetime.now(UTC) - timedelta(days=days)
 
 
 async def collect(
