@@ -90,8 +90,8 @@ def match(
     contested: dict[str, list[Device]] = defaultdict(list)  # claims by devices already in conflict
     for key, group in by_key.items():
         if len(group) > 1:
-            shared = ", ".join(str(device) for device in group)
-            reason = f"its {identifier} {_shown(key)} is shared by {len(group)} devices: {shared}"
+            names = ", ".join(str(device) for device in group)
+            reason = f"its {identifier} {_shown(key)} is shared by {len(group)} devices: {names}"
             plan.conflicts.extend(Problem(device, reason) for device in group)
             continue
         device = group[0]
