@@ -257,7 +257,7 @@ def _load(session: Session, mapping: Mapping, warnings: tuple[str, ...] = ()) ->
     return MappingInfo(
         id=mapping.id,
         name=mapping.name,
-        source=source_info(source),
+        source=_source_info(source),
         entity=mapping.entity,
         collection=collection,
         fields=tuple(
@@ -271,7 +271,7 @@ def _load(session: Session, mapping: Mapping, warnings: tuple[str, ...] = ()) ->
     )
 
 
-def source_info(source: Source) -> SourceInfo:
+def _source_info(source: Source) -> SourceInfo:
     # sources.get_source would open a second transaction inside this one: on SQLite, whose
     # transactions take the write lock, that waits on itself.
     return SourceInfo(
