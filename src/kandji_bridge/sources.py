@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kandji_bridge.db.models import Source
+from kandji_bridge.db.models import Mapping, Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.secrets import decrypt_token, encrypt_token
@@ -103,8 +103,18 @@ def get_source_token(state: StateDB, name: str) -> str:
 
 
 def remove_source(state: StateDB, name: str) -> SourceInfo:
+    """Delete a source and its token; refused while a mapping uses it as its Kandji connection."""
     with state.session() as session:
         source = _find(session, name)
+        users = session.scalars(
+            select(Mapping.name).where(Mapping.source_id == source.id).order_by(Mapping.name)
+        ).all()
+        if users:
+            listed = ", ".join(shlex.quote(user) for user in users)
+            raise InvalidSource(
+                f"Source {shlex.quote(source.name)} is the Kandji connection of mapping {listed}; "
+                "remove the mapping first with `kandji-bridge mapping remove NAME`."
+            )
         session.delete(source)
     return _info(source)
 

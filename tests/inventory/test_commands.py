@@ -198,3 +198,22 @@ def test_commands_through_a_real_process(home: Path) -> None:
     missing = kandji_bridge("collection", "show", "Desktops")
     assert missing.returncode == 1
     assert missing.stderr.startswith("Error: No collection named Desktops;")
+
+
+def test_a_source_in_use_by_a_mapping_is_kept_until_the_mapping_is_removed(
+    sim_source: RunningSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["collection", "create", "ITAM", *ITAM], capsys)[0] == 0
+    assert run(MAPPING, capsys)[0] == 0
+    assert run(["inventory", "sync", "Kandji Device Import"], capsys)[0] == 0
+
+    code, _, err = run(["source", "remove", "sim"], capsys)
+    assert code == 1
+    assert "is the Kandji connection of mapping 'Kandji Device Import'" in err
+    assert "mapping remove" in err and "Traceback" not in err
+
+    code, out, _ = run(["mapping", "remove", "Kandji Device Import"], capsys)
+    assert code == 0 and "keeps its records" in out
+    code, out, _ = run(["collection", "export", "ITAM", "--format", "json"], capsys)
+    assert len(json.loads(out)) == 40
+    assert run(["source", "remove", "sim"], capsys)[0] == 0

@@ -278,6 +278,15 @@ def mapping_list(ctx: typer.Context) -> None:
     out.print(table)
 
 
+@mapping_app.command("remove")
+def mapping_remove(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The mapping to remove.")]
+) -> None:
+    """Remove a mapping (its collection keeps the records it imported)."""
+    mappings.remove_mapping(_state(ctx), name)
+    out.print(f"Removed mapping {escape(name)}; its collection keeps its records.")
+
+
 # -- inventory -------------------------------------------------------------------------------
 
 

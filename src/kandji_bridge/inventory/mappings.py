@@ -210,6 +210,18 @@ def get_mapping(state: StateDB, name: str, warnings: tuple[str, ...] = ()) -> Ma
         return _load(session, mapping, warnings)
 
 
+def remove_mapping(state: StateDB, name: str) -> None:
+    """Delete a mapping and its sync history; the collection keeps every record it imported."""
+    with state.session() as session:
+        mapping = session.scalar(select(Mapping).where(Mapping.name == name.strip()))
+        if mapping is None:
+            raise NotFound(
+                f"No mapping named {shlex.quote(name.strip())}; "
+                "`kandji-bridge mapping list` shows the names."
+            )
+        session.delete(mapping)
+
+
 def list_mappings(state: StateDB) -> list[MappingSummary]:
     with state.session() as session:
         mappings = session.scalars(select(Mapping).order_by(Mapping.name)).all()
