@@ -219,3 +219,16 @@ def test_kill_9_mid_backfill_then_resume_loses_and_duplicates_nothing(
         store.close()
     assert len(ids) == len(set(ids)), "an event was stored twice"
     assert sorted(ids) == sorted(e["id"] for e in sim.events()), "an event was lost"
+
+
+def test_a_page_across_a_month_boundary_is_inserted_oldest_month_first() -> None:
+    from kandji_bridge.logs.collector import _by_month
+
+    times = [
+        datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC),
+        datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 0, 1, tzinfo=UTC),
+    ]
+    rows = [{"eventTime": t, "eventID": str(i)} for i, t in enumerate(times)]
+    months = _by_month(rows)
+    assert [[row["eventID"] for row in month] for month in months] == [["1"], ["0", "2"]]

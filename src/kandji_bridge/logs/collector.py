@@ -5,9 +5,10 @@ Source → transform → sink, one page at a time, so memory stays flat however 
 Exactly once, whatever crashes: the checkpoint is never written anywhere, it is derived from what
 the store holds (the latest stored eventTime). A pass asks Kandji for everything from that time
 minus an overlap window, oldest first, and drops the events whose Kandji id is already stored.
-A page is inserted in one statement, so a crash leaves a page either stored or not; the next pass
-starts again from what is there. The overlap window also catches events that Kandji records late
-with an `occurred_at` a little in the past.
+A page is inserted oldest month first, one statement a month (an insert is all-or-nothing only
+within one partition), so whatever a crash leaves stored is an unbroken prefix of the history;
+the next pass starts again from its end. The overlap window also catches events that Kandji
+records late with an `occurred_at` a little in the past.
 """
 
 import fcntl
@@ -130,8 +131,8 @@ async def collect(
                     source.id, (row["eventID"] for row in rows), between=(min(times), max(times))
                 )
                 new_rows = [row for row in rows if row["eventID"] not in stored]
-                # One insert per page: a crash leaves the page all stored or not at all.
-                store.insert(new_rows)
+                for month in _by_month(new_rows):
+                    store.insert(month)
                 result.stored += len(new_rows)
                 result.duplicates += len(out.rows) - len(new_rows)
                 result.covered_until = max(times)
@@ -145,6 +146,14 @@ async def collect(
         result.error = str(exc)
     result.finished = time.monotonic()
     return result
+
+
+def _by_month(rows: list[dict]) -> list[list[dict]]:
+    """The rows split by the store's partition (the month of eventTime), oldest month first."""
+    months: dict[tuple[int, int], list[dict]] = {}
+    for row in rows:
+        months.setdefault((row["eventTime"].year, row["eventTime"].month), []).append(row)
+    return [months[key] for key in sorted(months)]
 
 
 def _unique(rows: list[dict]) -> list[dict]:
