@@ -81,17 +81,19 @@ def add_source(
     except IntegrityError:
         # Another process added the same name between our check and our insert.
         raise _already_exists(name) from None
-    return _info(source)
+    return source_info(source)
 
 
 def list_sources(state: StateDB) -> list[SourceInfo]:
     with state.session() as session:
-        return [_info(source) for source in session.scalars(select(Source).order_by(Source.name))]
+        return [
+            source_info(source) for source in session.scalars(select(Source).order_by(Source.name))
+        ]
 
 
 def get_source(state: StateDB, name: str) -> SourceInfo:
     with state.session() as session:
-        return _info(_find(session, name))
+        return source_info(_find(session, name))
 
 
 def get_source_token(state: StateDB, name: str) -> str:
@@ -116,7 +118,7 @@ def remove_source(state: StateDB, name: str) -> SourceInfo:
                 "remove the mapping first with `kandji-bridge mapping remove NAME`."
             )
         session.delete(source)
-    return _info(source)
+    return source_info(source)
 
 
 def validate_name(name: str) -> str:
@@ -163,7 +165,8 @@ def _already_exists(name: str) -> AlreadyExists:
     )
 
 
-def _info(source: Source) -> SourceInfo:
+def source_info(source: Source) -> SourceInfo:
+    """The SourceInfo of a row already loaded (inside another transaction, say)."""
     return SourceInfo(
         id=source.id,
         name=source.name,

@@ -29,7 +29,7 @@ from kandji_bridge.inventory.fields import (
 )
 from kandji_bridge.inventory.names import check_name
 from kandji_bridge.inventory.runs import RunInfo, run_info
-from kandji_bridge.sources import SourceInfo, get_source
+from kandji_bridge.sources import SourceInfo, get_source, source_info
 
 ENTITIES = ("devices",)
 DEFAULT_SCHEDULE_MINUTES = 60
@@ -269,7 +269,7 @@ def _load(session: Session, mapping: Mapping, warnings: tuple[str, ...] = ()) ->
     return MappingInfo(
         id=mapping.id,
         name=mapping.name,
-        source=_source_info(source),
+        source=source_info(source),
         entity=mapping.entity,
         collection=collection,
         fields=tuple(
@@ -280,20 +280,6 @@ def _load(session: Session, mapping: Mapping, warnings: tuple[str, ...] = ()) ->
         schedule_minutes=mapping.schedule_minutes,
         created_at=mapping.created_at,
         warnings=warnings,
-    )
-
-
-def _source_info(source: Source) -> SourceInfo:
-    # sources.get_source would open a second transaction inside this one: on SQLite, whose
-    # transactions take the write lock, that waits on itself.
-    return SourceInfo(
-        id=source.id,
-        name=source.name,
-        api_url=source.api_url,
-        poll_interval_seconds=source.poll_interval_seconds,
-        retention_days=source.retention_days,
-        created_at=source.created_at,
-        updated_at=source.updated_at,
     )
 
 
