@@ -63,6 +63,28 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 
+# Memory of the embedded store (issue 3: a 1M-event backfill in at most 600 MB RSS, flat in N).
+# Measured with chDB alone inserting the collector's 500-row pages (peak RSS, 300k / 600k rows):
+# defaults 641 / - MB; with the first two settings 414 / 451 MB; with all of them 403 / 407 MB.
+# - Background merges dominate the working memory, and with 46 columns (the Map, Array and Tuple
+#   ones are several streams each) it is per stream. A merge into a wide part holds a compression
+#   buffer of max_compress_block_size (1 MiB by default) for every stream at once: 64 KiB blocks
+#   shrink that (LZ4 only finds matches within 64 KiB anyway, so compression is about the same).
+#   And merges are vertical for every part (ClickHouse's default: from 131,072 rows and 11
+#   columns), so a merge writes the sorting key first, then one column at a time.
+# - Every insert and merge leaves parts that are outdated, in memory until the cleanup thread
+#   removes them; by default it runs every 30-40 s and grows slower when idle, so during a
+#   backfill (15 parts a second) thousands piled up and memory grew with the size of the history.
+#   Cleaning every 1-2 s (at most every 10 s when idle) keeps that to a few dozen parts.
+LOGS_TABLE_SETTINGS = {
+    "max_compress_block_size": 65536,
+    "vertical_merge_algorithm_min_rows_to_activate": 1,
+    "vertical_merge_algorithm_min_columns_to_activate": 1,
+    "cleanup_delay_period": 1,
+    "cleanup_delay_period_random_add": 1,
+    "max_cleanup_delay_period": 10,
+}
+
 # ReplacingMergeTree keyed by the stable `id` is a second line of defence against duplicates only:
 # exactly-once never waits for a merge, because the collector drops already-stored event ids
 # before it inserts. ORDER BY serves time-range queries per source; the month partition lets TTL
@@ -75,7 +97,8 @@ LOGS_DDL = (
     + "\n)\nENGINE = ReplacingMergeTree\n"
     "PARTITION BY toYYYYMM(eventTime)\n"
     "ORDER BY (sourceID, eventTime, id)\n"
-    "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))"
+    "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))\n"
+    f"SETTINGS {', '.join(f'{key} = {value}' for key, value in LOGS_TABLE_SETTINGS.items())}"
 )
 
 # Events that could not be normalized: kept whole with the reason, never dropped. `rawHash` makes a
