@@ -28,15 +28,12 @@ and results must not depend on the machine's. That setting needs ClickHouse 23.6
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
 # ruff: noqa: S608
 
-import ctypes
 import fcntl
 import os
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -347,7 +344,6 @@ class ChdbLogStore(SqlLogStore):
             raise _open_error(self.path, exc) from exc
         _open_here[self.path] += 1
         self._session.query(f"SET {_settings_clause(SESSION_SETTINGS)}")
-        _release_engine_pages(session.__file__)
         self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {_settings_clause(INSERT_SETTINGS)}"
 
     def _execute(self, sql: str) -> None:
@@ -378,40 +374,6 @@ class ChdbLogStore(SqlLogStore):
             self._session.close()
             self._session = None
             _open_here[self.path] -= 1
-
-
-_MADV_PAGEOUT = 21  # Linux 5.4+: reclaim these pages now; a later access faults them back in
-
-
-@cache
-def _release_engine_pages(chdb_file: str) -> None:
-    """Let the kernel reclaim the chDB library pages that loading it touched (once per process).
-
-    chDB is one 555 MB shared library, and importing it and opening a session faults in about
-    200 MB of it (its static initializers are spread over the whole file), most of which never
-    runs again. Those pages are clean copies of the file, counted in RSS until the kernel needs
-    the memory back. MADV_PAGEOUT on the library's read-only mappings reclaims them now; the
-    code the store does use faults back in from the file (about 100 MB once inserts and merges
-    have run). It is only a hint: written (relocated) pages are anonymous and are not dropped,
-    and on kernels without it the call fails and nothing changes.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    package = os.path.dirname(os.path.dirname(os.path.realpath(chdb_file)))
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                fields = line.split(maxsplit=5)
-                if len(fields) == 6 and "w" not in fields[1]:
-                    path = fields[5].strip()
-                    if path.startswith(package + os.sep) and path.endswith(".so"):
-                        low, high = (int(bound, 16) for bound in fields[0].split("-"))
-                        madvise(low, high - low, _MADV_PAGEOUT)
-    except (OSError, AttributeError, ValueError):
-        pass
 
 
 def _owned_elsewhere(path: str) -> bool:
