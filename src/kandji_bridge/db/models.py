@@ -81,6 +81,8 @@ class Source(Base):
     token_ciphertext: Mapped[str] = mapped_column(Text)
     poll_interval_seconds: Mapped[int] = mapped_column(default=60)
     retention_days: Mapped[int] = mapped_column(default=730)
+    # False for a connection made only to import devices (the Integrations flow): not polled.
+    logs_enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -236,3 +238,84 @@ class MappedDevice(Base):
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
     details_check_in: Mapped[str | None] = mapped_column(String(64))
+
+
+# -- The service (service/, web/): users and their sessions, API tokens, job leases and status ----
+
+
+class User(Base):
+    """A person who may sign in to the web UI and the REST API."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id; the password is never stored
+    is_admin: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random secret; only its SHA-256 is kept here."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A token for scripts calling the REST API. Only its SHA-256 is kept; it is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a token can be told apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+
+class SetupLink(Base):
+    """The one-time link the first `serve` prints to create the first admin account."""
+
+    __tablename__ = "setup_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class JobLease(Base):
+    """Which `serve` process holds a scheduled job (a source's polling, a mapping's sync).
+
+    A holder renews its lease while it lives; a lease past `expires_at` may be taken over, so a
+    dead process's jobs move to another one.
+    """
+
+    __tablename__ = "job_leases"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)  # "source:ID", "mapping:ID"
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime]
+
+
+class JobStatus(Base):
+    """The last runs of a scheduled job, for the UI and /metrics whichever process ran them."""
+
+    __tablename__ = "job_status"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)  # one sentence; NULL after a success
+    runs: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0)
