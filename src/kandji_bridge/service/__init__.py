@@ -1,1 +1,1 @@
-"""The long-running service behind `serve`: the runtime it shares, the scheduler, leases, metrics."""
+"""The long-running service behind `serve`: its shared runtime, scheduler, leases and metrics."""

@@ -43,7 +43,10 @@ def upgrade() -> None:
         sa.Column("created_at", _WHEN, nullable=False),
         sa.Column("expires_at", _WHEN, nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_web_sessions_user_id_users"), ondelete="CASCADE"
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_web_sessions_user_id_users"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_web_sessions")),
     )

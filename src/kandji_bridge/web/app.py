@@ -1,0 +1,80 @@
+"""The FastAPI application: every router, behind login, plus the error handlers.
+
+Each feature module (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a
+`pages` router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
+`require_user`, so a route cannot be added without login by forgetting it. Only the modules'
+`public` routers (/healthz, /login, /setup) and /static are open.
+"""
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from kandji_bridge import __version__
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.web import auth, collections, integrations, logs, sources, system
+from kandji_bridge.web.templating import STATIC_DIR, render
+
+FEATURES = (auth, system, sources, logs, integrations, collections)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="kandji-bridge",
+        version=__version__,
+        summary="Kandji audit logs and devices: sources, logs, integrations, collections.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served behind login by `system`
+    )
+    app.state.runtime = runtime
+    app.state.login_throttle = auth.LoginThrottle()
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(system.public)
+    app.include_router(auth.public)
+    signed_in = [Depends(auth.require_user)]
+    for feature in FEATURES:
+        app.include_router(feature.pages, dependencies=signed_in)
+        app.include_router(feature.api, prefix="/api", dependencies=signed_in)
+
+    @app.get("/", include_in_schema=False, dependencies=signed_in)
+    def home() -> Response:
+        return RedirectResponse("/sources", status_code=303)
+
+    auth.install_handlers(app)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """A BridgeError is the user's to fix: its sentence, with the status code that fits."""
+
+    @app.exception_handler(BridgeError)
+    async def bridge_error(request: Request, exc: BridgeError) -> Response:
+        status = (
+            404 if isinstance(exc, NotFound) else 409 if isinstance(exc, AlreadyExists) else 400
+        )
+        if not auth.wants_html(request):
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        context = {"title": "Not found" if status == 404 else "Error", "message": str(exc)}
+        return render(request, "error.html", context, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        message = f"The request is not valid: {problems}."
+        if not auth.wants_html(request):
+            return JSONResponse(
+                {"detail": message, "errors": jsonable_encoder(exc.errors())}, status_code=422
+            )
+        return render(
+            request, "error.html", {"title": "Error", "message": message}, status_code=422
+        )
+
+
+def _problem(error: dict) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
+    return f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid"))

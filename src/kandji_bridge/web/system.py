@@ -1,0 +1,30 @@
+"""/healthz for load balancers, and the API's own documentation (OpenAPI and Swagger UI)."""
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+public = APIRouter(include_in_schema=False)
+pages = APIRouter(include_in_schema=False)
+api = APIRouter(include_in_schema=False)
+
+
+@public.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@api.get("/openapi.json")
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@api.get("/docs")
+def docs() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/api/openapi.json",
+        title="kandji-bridge API",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )

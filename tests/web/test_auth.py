@@ -1,0 +1,210 @@
+"""Login on every route: sessions, CSRF, API tokens, the setup link, the sign-in throttle."""
+
+import re
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from kandji_bridge import users
+from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.web import auth, system
+from kandji_bridge.web.app import FEATURES, create_app
+
+from .conftest import ADMIN, PASSWORD, sign_in
+
+OPEN_PATHS = {"/healthz", "/login", "/setup/{secret}"}
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def all_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
+    """Every route of the app: its own, and those of each feature's pages and api routers."""
+    found = [(route.path, route.methods) for route in app.routes if isinstance(route, APIRoute)]
+    for feature in FEATURES:
+        for router, prefix in ((feature.pages, ""), (feature.api, "/api")):
+            found += [(prefix + route.path, route.methods) for route in router.routes]
+    return found
+
+
+def test_only_healthz_and_sign_in_are_open() -> None:
+    public = [route.path for module in (auth, system) for route in module.public.routes]
+    assert set(public) == OPEN_PATHS
+
+
+def test_every_route_but_healthz_and_sign_in_refuses_an_anonymous_request(
+    runtime: Runtime, anonymous: TestClient
+) -> None:
+    checked = 0
+    for path, methods in all_routes(create_app(runtime)):
+        for method in methods - {"HEAD"}:
+            response = anonymous.request(method, concrete(path))
+            if path.startswith("/api/"):
+                assert response.status_code == 401, (method, path, response.status_code)
+                assert "Sign in first" in response.json()["detail"]
+            else:
+                assert response.status_code in (303, 401), (method, path)
+            checked += 1
+    assert checked >= 8
+    assert anonymous.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_browser_is_sent_to_the_sign_in_page_and_back(anonymous: TestClient) -> None:
+    response = anonymous.get("/account?tab=1", headers={"Accept": "text/html"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Faccount%3Ftab%3D1"
+
+
+def test_sign_in_sets_an_httponly_samesite_cookie_and_wrong_passwords_are_refused(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        with pytest.raises(AssertionError):
+            sign_in(client, password="not the password")
+        page = client.get("/login")
+        assert "Wrong username or password" not in page.text
+        sign_in(client)
+        cookie = next(c for c in client.cookies.jar if c.name == "kb_session")
+        assert cookie.has_nonstandard_attr("HttpOnly")
+        assert cookie.get_nonstandard_attr("SameSite", "").lower() == "lax"
+        assert client.get("/api/me").json()["username"] == ADMIN
+
+
+def test_wrong_password_keeps_the_username_and_says_what_failed(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+        response = client.post(
+            "/login", data={"username": ADMIN, "password": "nope", "csrf_token": csrf}
+        )
+        assert response.status_code == 401
+        assert "Wrong username or password" in response.text
+        assert f'value="{ADMIN}"' in response.text
+
+
+def test_sign_in_is_rate_limited(runtime: Runtime, admin: users.UserInfo) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+        codes = [
+            client.post(
+                "/login", data={"username": ADMIN, "password": "guess", "csrf_token": csrf}
+            ).status_code
+            for _ in range(7)
+        ]
+        assert codes[:5] == [401] * 5
+        assert codes[5:] == [429, 429]
+        right = client.post(
+            "/login", data={"username": ADMIN, "password": PASSWORD, "csrf_token": csrf}
+        )
+        assert right.status_code == 429, "the right password is refused too while throttled"
+        assert "Too many failed sign-ins" in right.text
+
+
+def test_the_login_form_refuses_a_missing_csrf_token(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        response = client.post("/login", data={"username": ADMIN, "password": PASSWORD})
+        assert response.status_code == 403
+        assert "kb_session" not in client.cookies
+
+
+def test_forms_refuse_a_missing_or_wrong_csrf_token(client: TestClient) -> None:
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        response = client.post("/account/tokens", data={"name": "x"}, headers=headers)
+        assert response.status_code == 403
+        assert "security token" in response.json()["detail"] or "security token" in response.text
+    accepted = client.post("/account/tokens", data={"name": "x", "csrf_token": client.csrf})
+    assert accepted.status_code == 200
+    assert re.search(r"kbt_[\w-]{20,}", accepted.text)
+
+
+def test_an_api_token_works_without_csrf_and_a_revoked_one_stops(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    token = users.create_api_token(runtime.state, ADMIN, "script")
+    assert token.startswith("kbt_")
+    with TestClient(create_app(runtime), follow_redirects=False) as script:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert script.get("/api/me", headers=headers).json() == {
+            "username": ADMIN,
+            "is_admin": True,
+            "via": "token",
+        }
+        (listed,) = users.list_api_tokens(runtime.state, ADMIN)
+        assert listed.last_used_at is not None
+        users.revoke_api_token(runtime.state, ADMIN, listed.id)
+        assert script.get("/api/me", headers=headers).status_code == 401
+
+
+def test_sign_out_ends_the_session(client: TestClient) -> None:
+    response = client.post("/logout", data={"csrf_token": client.csrf})
+    assert response.status_code == 303
+    assert client.get("/api/me").status_code == 401
+
+
+def test_the_setup_link_creates_the_first_admin_once(runtime: Runtime) -> None:
+    link = users.ensure_setup_link(runtime.state, "http://127.0.0.1:8000")
+    assert link is not None
+    path = link.removeprefix("http://127.0.0.1:8000")
+    with TestClient(create_app(runtime), follow_redirects=False) as browser:
+        form = browser.get(path)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)[1]
+        short = browser.post(
+            path,
+            data={"username": "root", "password": "short", "confirm": "short", "csrf_token": csrf},
+        )
+        assert short.status_code == 400
+        assert "too short" in short.text
+        assert 'value="root"' in short.text
+        made = browser.post(
+            path,
+            data={
+                "username": "root",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+                "csrf_token": csrf,
+            },
+        )
+        assert made.status_code == 303
+        assert browser.get("/api/me").json()["username"] == "root"
+        assert browser.get(path).status_code == 410
+    assert users.ensure_setup_link(runtime.state, "http://x") is None
+
+
+def test_passwords_and_tokens_are_not_stored_in_plain_text(
+    runtime: Runtime, admin: users.UserInfo, home
+) -> None:
+    token = users.create_api_token(runtime.state, ADMIN, "script")
+    database = b"".join(path.read_bytes() for path in home.glob("state.db*"))  # and its WAL
+    assert PASSWORD.encode() not in database
+    assert token.encode() not in database
+    assert b"$argon2id$" in database
+
+
+def test_next_never_leaves_the_site(runtime: Runtime, admin: users.UserInfo) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+        response = client.post(
+            "/login",
+            data={
+                "username": ADMIN,
+                "password": PASSWORD,
+                "csrf_token": csrf,
+                "next": "//evil.example/",
+            },
+        )
+        assert response.headers["location"] == "/"
+
+
+def test_api_docs_are_served_behind_login(api: TestClient, anonymous: TestClient) -> None:
+    assert anonymous.get("/api/openapi.json").status_code == 401
+    schema = api.get("/api/openapi.json").json()
+    assert "/api/me" in schema["paths"]
+    docs = api.get("/api/docs")
+    assert docs.status_code == 200
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
