@@ -18,6 +18,7 @@ from kandji_bridge.inventory.commands import collection_app, inventory_app, mapp
 from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.commands import logs_app
+from kandji_bridge.user_commands import user_app
 from kandji_bridge.verify import VerifyReport, verify
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(logs_app, name="logs")
 app.add_typer(collection_app, name="collection")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(user_app, name="user")
 
 
 @app.callback()
