@@ -43,6 +43,7 @@ class SourceInfo:
     retention_days: int
     created_at: datetime
     updated_at: datetime
+    logs_enabled: bool = True  # False: made by the Integrations flow to import devices only
 
 
 def add_source(
@@ -52,6 +53,8 @@ def add_source(
     token: str,
     poll_interval: int = DEFAULT_POLL_INTERVAL,
     retention_days: int = DEFAULT_RETENTION_DAYS,
+    *,
+    logs_enabled: bool = True,
 ) -> SourceInfo:
     name = validate_name(name)
     if not api_url.strip():
@@ -72,6 +75,7 @@ def add_source(
         token_ciphertext=encrypt_token(state.settings, token),
         poll_interval_seconds=poll_interval,
         retention_days=retention_days,
+        logs_enabled=logs_enabled,
     )
     try:
         with state.session() as session:
@@ -102,6 +106,27 @@ def get_source_token(state: StateDB, name: str) -> str:
         source = _find(session, name)
         ciphertext, shown = source.token_ciphertext, shlex.quote(source.name)
     return decrypt_token(state.settings, ciphertext, what=f"The token of source {shown}")
+
+
+def find_source_by_url(state: StateDB, api_url: str) -> SourceInfo | None:
+    """The source reading this API URL (as stored: normalised), if there is one."""
+    with state.session() as session:
+        source = session.scalar(
+            select(Source).where(Source.api_url == api_url).order_by(Source.created_at).limit(1)
+        )
+        return source_info(source) if source else None
+
+
+def set_source_token(state: StateDB, name: str, token: str) -> SourceInfo:
+    """Replace a source's token (after the new one was tested)."""
+    token = token.strip()
+    if not token:
+        raise InvalidSource("The source's API token is empty; give the token made in Kandji.")
+    with state.session() as session:
+        source = _find(session, name)
+        source.token_ciphertext = encrypt_token(state.settings, token)
+        session.flush()
+        return source_info(source)
 
 
 def remove_source(state: StateDB, name: str) -> SourceInfo:
@@ -175,4 +200,5 @@ def source_info(source: Source) -> SourceInfo:
         retention_days=source.retention_days,
         created_at=source.created_at,
         updated_at=source.updated_at,
+        logs_enabled=source.logs_enabled,
     )
