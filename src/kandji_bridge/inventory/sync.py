@@ -30,7 +30,7 @@ from kandji_bridge.inventory.convert import ConversionError, Value, convert, dec
 from kandji_bridge.inventory.mappings import MappedField, MappingInfo, OnRemoved, get_mapping
 from kandji_bridge.inventory.matching import Device, Plan, Problem, Target, match
 from kandji_bridge.inventory.records import ACTIVE, ARCHIVED, REMOVED, Stored, Writes
-from kandji_bridge.kandji.client import KandjiClient
+from kandji_bridge.kandji.client import ClientStats, KandjiClient
 from kandji_bridge.kandji.errors import DeviceNotFoundError
 from kandji_bridge.kandji.permissions import DEVICE_DETAILS
 from kandji_bridge.sources import get_source_token
@@ -103,12 +103,18 @@ async def sync_mapping(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    stats: ClientStats | None = None,
 ) -> SyncReport:
-    """Import the devices of mapping `name` into its collection (or, dry, say what would change)."""
+    """Import the devices of mapping `name` into its collection (or, dry, say what would change).
+
+    `stats`, if given, receives the Kandji client's request counts (the service's /metrics).
+    """
     mapping = get_mapping(state, name)
     token = get_source_token(state, mapping.source.name)
     # Made first: a source URL no longer allowed fails here, before a run is recorded.
     client = KandjiClient(mapping.source.api_url, token)
+    if stats is not None:
+        client.stats = stats
     report = SyncReport(mapping.name, dry_run)
     report.run_id = None if dry_run else runs.start_run(state, mapping.id)
     context = _Context(

@@ -13,6 +13,7 @@ records late with an `occurred_at` a little in the past.
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,10 +114,13 @@ async def collect(
     backfill_days: int | None = None,
     overlap: timedelta = DEFAULT_OVERLAP,
     on_page: Callable[[PassResult], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> PassResult:
     """One pass: every event Kandji has after the stored history, normalized, enriched, stored.
 
     A Kandji error ends the pass with `error` set; what was stored before it stays stored.
+    Setting `stop` ends the pass after the page in hand is stored (a service shutting down);
+    the next pass resumes from there.
     """
     backfill, start = pass_start(store, source, backfill_days, overlap)
     result = PassResult(backfill=backfill, start=start)
@@ -142,6 +146,8 @@ async def collect(
             result.fetched += len(page.events)
             if on_page is not None:
                 on_page(result)
+            if stop is not None and stop.is_set():
+                break
     except KandjiError as exc:
         result.error = str(exc)
     result.finished = time.monotonic()

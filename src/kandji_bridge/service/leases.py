@@ -1,0 +1,65 @@
+"""Job leases: which `serve` process runs a scheduled job, on SQLite and PostgreSQL alike.
+
+A lease is a row in `job_leases` (job, holder, expires_at). Taking one is a single conditional
+UPDATE (free, expired, or already ours), or an INSERT when the job has no row yet; the database
+decides every race: two UPDATEs on one row are serialized and the loser's WHERE no longer
+matches, and of two INSERTs the second hits the primary key. A holder renews its leases while it
+runs the job, so a process that dies stops renewing and its lease runs out for another to take.
+Expiry compares the holders' clocks, so the machines sharing a database keep time with NTP.
+"""
+
+from datetime import timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from kandji_bridge.db.models import JobLease, utcnow
+from kandji_bridge.db.state import StateDB
+
+
+def acquire(state: StateDB, job: str, holder: str, ttl: float) -> bool:
+    """Take `job` for `ttl` seconds if it is free, expired, or already `holder`'s."""
+    now = utcnow()
+    expires = now + timedelta(seconds=ttl)
+    with state.session() as session:
+        taken = session.execute(
+            update(JobLease)
+            .where(JobLease.job == job, or_(JobLease.holder == holder, JobLease.expires_at <= now))
+            .values(holder=holder, expires_at=expires)
+        )
+        if taken.rowcount == 1:
+            return True
+        if session.get(JobLease, job) is not None:
+            return False  # held by another process, and still alive
+    try:
+        with state.session() as session:
+            session.add(JobLease(job=job, holder=holder, expires_at=expires))
+    except IntegrityError:
+        return False  # another process inserted it first
+    return True
+
+
+def renew(state: StateDB, job: str, holder: str, ttl: float) -> bool:
+    """Extend `holder`'s lease on `job`; False if it is no longer theirs (taken over)."""
+    with state.session() as session:
+        renewed = session.execute(
+            update(JobLease)
+            .where(JobLease.job == job, JobLease.holder == holder)
+            .values(expires_at=utcnow() + timedelta(seconds=ttl))
+        )
+        return renewed.rowcount == 1
+
+
+def release(state: StateDB, job: str, holder: str) -> None:
+    """Give `job` up at once (if `holder` still has it), so another process need not wait."""
+    with state.session() as session:
+        session.execute(delete(JobLease).where(JobLease.job == job, JobLease.holder == holder))
+
+
+def holders(state: StateDB) -> dict[str, str]:
+    """Who holds each job whose lease has not expired: {job: holder}."""
+    with state.session() as session:
+        rows = session.execute(
+            select(JobLease.job, JobLease.holder).where(JobLease.expires_at > utcnow())
+        )
+        return {job: holder for job, holder in rows}
