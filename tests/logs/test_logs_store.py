@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -422,3 +423,56 @@ def test_clickhouse_server_round_trip(postman_events, ctx) -> None:
     finally:
         store.query(f"DELETE FROM kandji_logs {where}", read_only=False)  # noqa: S608
         store.close()
+
+
+def test_chdb_store_serves_several_threads_while_inserting(chdb_store: ChdbLogStore, ctx) -> None:
+    """The service shares one store: web requests query it while the collector job inserts."""
+    batches, batch_size = 40, 250
+    pages = [
+        [
+            normalize(event, json.dumps(event), ctx)
+            for event in (
+                {"id": f"01JTHREAD{b:04d}{i:06d}", "occurred_at": "2025-03-04T10:00:00Z"}
+                for i in range(batch_size)
+            )
+        ]
+        for b in range(batches)
+    ]
+    inserted = threading.Event()
+    started = threading.Barrier(5)  # the readers are querying before the first insert
+    failures: list[BaseException] = []
+    seen: list[list[int]] = []
+
+    def insert_all() -> None:
+        try:
+            started.wait(timeout=60)
+            for page in pages:
+                chdb_store.insert(page)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            inserted.set()
+
+    def query_until_inserted() -> None:
+        counts: list[int] = []
+        try:
+            counts.append(chdb_store.count(SOURCE_ID))
+            started.wait(timeout=60)
+            while not inserted.is_set():
+                counts.append(chdb_store.count(SOURCE_ID))
+                chdb_store.query("SELECT max(eventTime), uniqExact(id) FROM kandji_logs")
+        except BaseException as exc:
+            failures.append(exc)
+        seen.append(counts)
+
+    threads = [threading.Thread(target=insert_all)]
+    threads += [threading.Thread(target=query_until_inserted) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert chdb_store.count(SOURCE_ID) == batches * batch_size
+    for counts in seen:  # each reader saw whole inserts only, never fewer rows than before
+        assert counts == sorted(counts)
+        assert all(count % batch_size == 0 for count in counts)

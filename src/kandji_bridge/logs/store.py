@@ -18,6 +18,11 @@ a new part (about 18 ms on the benchmark machine's disk, 2 ms on tmpfs), so larg
 faster. An INSERT is all-or-nothing only within one partition: rows of two months make two parts,
 committed one after the other. Rows older than their sourceTTL are dropped at the next merge.
 
+One ChdbLogStore may be shared by threads (the service's collector job and its web requests):
+chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
+insert open fails ("Cannot run a query while a streaming insert is active on this connection"),
+so the store serializes its calls on the session with a lock.
+
 Values in SQL are quoted literals built by `sql_string` rather than engine-side parameters (chDB
 passes parameters through unquoted), so both engines receive the exact same text.
 Every session runs with `session_timezone = 'UTC'`: the seed's DateTime columns carry no zone,
@@ -30,6 +35,7 @@ and results must not depend on the machine's. That setting needs ClickHouse 23.6
 
 import fcntl
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -326,6 +332,7 @@ class ChdbLogStore(SqlLogStore):
         self.path = path if in_memory else os.path.realpath(Path(path).expanduser())
         self.display_url = f"chdb://{self.path}"
         self._session = None
+        self._lock = threading.Lock()  # see the module docstring: one call at a time
         if not in_memory:
             try:
                 Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -348,32 +355,43 @@ class ChdbLogStore(SqlLogStore):
 
     def _execute(self, sql: str) -> None:
         try:
-            self._session.query(sql)
+            with self._lock:
+                self._open_session().query(sql)
         except RuntimeError as exc:
             raise _query_error(exc) from exc
 
     def _select(self, sql: str) -> QueryResult:
         try:
-            result = self._session.query(sql, "JSONCompact")
+            with self._lock:
+                payload = self._open_session().query(sql, "JSONCompact").bytes()
         except RuntimeError as exc:
             raise _query_error(exc) from exc
-        return _parse_json_compact(result.bytes())
+        return _parse_json_compact(payload)
 
     def _insert_json(self, table: str, body: bytes) -> None:
         try:
-            with self._session.send_insert(
-                self._insert_prefix.format(table=table), "JSONEachRow"
-            ) as inserter:
+            with (
+                self._lock,
+                self._open_session().send_insert(
+                    self._insert_prefix.format(table=table), "JSONEachRow"
+                ) as inserter,
+            ):
                 inserter.append(body)
                 inserter.finish()
         except RuntimeError as exc:
             raise _query_error(exc) from exc
 
+    def _open_session(self) -> Any:
+        if self._session is None:
+            raise LogStoreError("The log store is closed; open it again to run this.")
+        return self._session
+
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-            _open_here[self.path] -= 1
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+                _open_here[self.path] -= 1
 
 
 def _owned_elsewhere(path: str) -> bool:
