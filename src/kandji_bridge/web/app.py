@@ -67,8 +67,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = "; ".join(_problem(error) for error in exc.errors())
         message = f"The request is not valid: {problems}."
         if not auth.wants_html(request):
+            # Without each error's `input`: it can be the whole body, a Kandji token included.
+            errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
             return JSONResponse(
-                {"detail": message, "errors": jsonable_encoder(exc.errors())}, status_code=422
+                {"detail": message, "errors": jsonable_encoder(errors)}, status_code=422
             )
         return render(
             request, "error.html", {"title": "Error", "message": message}, status_code=422
