@@ -72,7 +72,7 @@ api = APIRouter(tags=["integrations"])
 
 PREVIEW_LIMIT = 20  # devices shown in a dry-run preview
 HISTORY_LIMIT = 20  # runs shown on the mapping page
-BLANK_ROWS = 1  # field rows of a new form; "Add more" adds one (with or without JavaScript)
+BLANK_ROWS = 0  # field rows of a new form; "Add more" adds one (with or without JavaScript)
 # The seed's names of the two permissions, as Kandji's token page lists them.
 SEED_PERMISSION = {DEVICE_LIST.key: "GET /devices", DEVICE_DETAILS.key: "GET /device-details"}
 REMOVAL_POLICIES = (
