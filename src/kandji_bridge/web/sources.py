@@ -305,8 +305,9 @@ def list_page(
     if added:
         found = next((h.source for h in health if h.source.name == added), None)
         if found is not None:
-            first = FIRST_SYNC if runtime.scheduler is not None else NO_SCHEDULER
-            message = f"Source {found.name} was added, reading {found.api_url}. {first}"
+            # Without a scheduler the page's own banner says how to poll.
+            first = f" {FIRST_SYNC}" if runtime.scheduler is not None else ""
+            message = f"Source {found.name} was added, reading {found.api_url}.{first}"
     elif removed and all(h.source.name != removed for h in health):
         message = f"Source {removed} was removed; its stored events stay in the log store."
     context = {
@@ -354,7 +355,7 @@ def _connect_form(
     *,
     errors: FormErrors | None = None,
     checks: list[CheckView] | None = None,
-    refused: str = "",
+    check_errors: FormErrors | None = None,
     token_again: bool = False,
     status_code: int = 200,
 ) -> Response:
@@ -368,7 +369,8 @@ def _connect_form(
         "values": values,
         "errors": errors or {},
         "checks": checks,
-        "refused": refused,
+        "check_errors": check_errors or {},
+        "audit_failed": any(c.name == AUDIT and c.ok is False for c in checks or []),
         "token_again": token_again,
         "audit_explanation": AUDIT_EXPLANATION,
     }
@@ -401,7 +403,7 @@ def verify_page(
     audit_failed = any(c.name == AUDIT and c.ok is False for c in checks or [])
     context = {
         "checks": checks,
-        "errors": errors,
+        "check_errors": errors,
         "audit_explanation": AUDIT_EXPLANATION,
         "audit_failed": audit_failed,
     }
@@ -445,14 +447,15 @@ def save_page(
     if errors or new is None:
         return _connect_form(request, values, errors=errors, token_again=True, status_code=400)
     report = run_verify(runtime, new.api_url.base_url, new.token)
-    why = refusal(report)
-    if why is not None:
+    if refusal(report) is not None:
+        # The failed check's own sentence on top; the checklist below explains a missing
+        # List audit events as the seed does.
+        failed = next(c for c in report.checks if c.name in REQUIRED_CHECKS and c.ok is not True)
         return _connect_form(
             request,
             values,
-            errors={"": f"Source {new.name} was not saved: {why}"},
+            errors={"": f"Source {new.name} was not saved: {failed.detail}"},
             checks=check_views(report),
-            refused=why,
             token_again=True,
             status_code=400,
         )
@@ -462,10 +465,10 @@ def save_page(
 
 @pages.get("/sources/{name}")
 def source_page(request: Request, principal: CurrentUser, name: str, polled: str = "") -> Response:
-    return _source_page(request, name, message=_poll_message(request, polled))
+    return _source_page(request, name, message=_poll_message(polled))
 
 
-def _poll_message(request: Request, polled: str) -> str:
+def _poll_message(polled: str) -> str:
     if polled == "queued":
         return "Poll queued: it starts within a few seconds."
     if polled == "done":
@@ -485,7 +488,6 @@ def _source_page(
         "message": message,
         "error": error,
         "scheduler_running": runtime.scheduler is not None,
-        "no_scheduler": NO_SCHEDULER,
     }
     return render(request, "sources/detail.html", context, status_code=status_code)
 
