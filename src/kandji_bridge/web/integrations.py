@@ -295,21 +295,26 @@ def check_form(state: StateDB, form: MappingForm) -> tuple[MappingSpec | None, d
         mappings.validate_mapping(state, _with_pairs(spec, []))
     except BridgeError as exc:
         return None, {"identifier": str(exc)}
+    mapped_from = {collection.field(form.identifier_field).label: form.identifier_kandji}
     for index, pair in form.filled_rows():
         try:
             mappings.validate_mapping(state, _with_pairs(spec, [pair]))
         except BridgeError as exc:
             errors[f"row-{index}"] = str(exc)
+            continue
+        label = collection.field(pair.field).label
+        if label in mapped_from:
+            errors[f"row-{index}"] = (
+                f"The collection field {label!r} is already mapped from {mapped_from[label]}; "
+                "map each field once."
+            )
+        mapped_from.setdefault(label, pair.kandji)
     if errors:
         return None, errors
     try:
         mappings.validate_mapping(state, spec)
-    except BridgeError as exc:
-        # What is left: two rows into the same collection field; the later row is at fault.
-        filled = form.filled_rows()
-        labels = [collection.field(pair.field).label for _, pair in filled]
-        later = [filled[n][0] for n, label in enumerate(labels) if labels.index(label) != n]
-        return None, {f"row-{later[0]}" if later else "": str(exc)}
+    except BridgeError as exc:  # changed meanwhile (a field or the name taken): say it as it is
+        return None, {"": str(exc)}
     return spec, {}
 
 
