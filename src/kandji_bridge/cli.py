@@ -123,6 +123,21 @@ def simulate(
         ) from exc
 
 
+# -- serve ----------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the scheduler, the REST API under /api/ and the web UI until SIGTERM or Ctrl-C."""
+    from kandji_bridge.service.serve import run_serve
+
+    run_serve(app_context(ctx).settings(), host, port)
+
+
 # -- demo -----------------------------------------------------------------------------------
 
 

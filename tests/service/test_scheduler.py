@@ -28,17 +28,17 @@ def status(state: StateDB, job: str) -> jobs.JobStatusInfo | None:
     return jobs.job_statuses(state).get(job)
 
 
-def add_mapping(state: StateDB, source: str, name: str = "devices") -> mappings.MappingInfo:
-    if not collections.list_collections(state):
-        collections.create_collection(
-            state,
-            "ITAM",
-            [parse_field_spec("Device ID:text:unique"), parse_field_spec("Name:text")],
-        )
+def add_mapping(
+    state: StateDB, source: str, name: str = "devices", collection: str = "ITAM"
+) -> mappings.MappingInfo:
+    """A mapping of device ids and names into `collection` (made if needed), every minute."""
+    if collection not in {c.collection.name for c in collections.list_collections(state)}:
+        fields = [parse_field_spec("Device ID:text:unique"), parse_field_spec("Name:text")]
+        collections.create_collection(state, collection, fields)
     spec = MappingSpec(
         name=name,
         source=source,
-        collection="ITAM",
+        collection=collection,
         identifier=parse_pair("device_id=Device ID"),
         pairs=[parse_pair("device_name=Name")],
         schedule_minutes=1,

@@ -56,6 +56,7 @@ class PassResult:
     quarantined: int = 0
     covered_until: datetime | None = None  # occurred_at of the newest event seen
     error: str | None = None
+    stopped: bool = False  # ended early by `stop`, after storing the page in hand
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -147,6 +148,7 @@ async def collect(
             if on_page is not None:
                 on_page(result)
             if stop is not None and stop.is_set():
+                result.stopped = True
                 break
     except KandjiError as exc:
         result.error = str(exc)

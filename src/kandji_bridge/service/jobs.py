@@ -66,6 +66,12 @@ def record_success(state: StateDB, job: str) -> None:
     )
 
 
+def record_stopped(state: StateDB, job: str) -> None:
+    """The run was stopped before it was done (the service is shutting down): neither a success,
+    so the lag keeps growing, nor an error to show."""
+    _upsert(state, job, last_finished_at=utcnow(), runs=JobStatus.runs + 1)
+
+
 def record_failure(state: StateDB, job: str, error: str) -> None:
     _upsert(
         state,

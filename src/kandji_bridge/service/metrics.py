@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -25,13 +25,16 @@ from kandji_bridge.service.runtime import Runtime
 log = logging.getLogger(__name__)
 
 PREFIX = "kandji_bridge"
+# The classic text format, which every Prometheus reads (newer clients announce 1.0.0 by default;
+# the page is the same for our plain ASCII names).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def render_metrics(runtime: Runtime) -> tuple[bytes, str]:
     """The metrics page: (body, content type)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RuntimeCollector(runtime))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE
 
 
 class _RuntimeCollector(Collector):

@@ -341,27 +341,27 @@ class Scheduler:
     def _execute(self, running: _Running) -> None:
         job, state = running.job, self.runtime.state
         try:
-            if job.kind == jobs.SOURCE:
-                self._poll(job, running.stop)
-            else:
-                self._sync(job)
+            run = self._poll if job.kind == jobs.SOURCE else self._sync
+            finished = run(job, running.stop)
         except BridgeError as exc:
             self._record(job, redact.scrub(exc.message))
         except Exception as exc:
             log.exception("Job %s failed unexpectedly", job.key)
             self._record(job, redact.scrub(f"Unexpected {type(exc).__name__}: {exc}"))
         else:
-            self._record(job, None)
+            self._record(job, None, finished)
         finally:
             with contextlib.suppress(BridgeError):
                 leases.release(state, job.key, self.holder)
             self._done(job)
 
-    def _record(self, job: Job, error: str | None) -> None:
+    def _record(self, job: Job, error: str | None, finished: bool = True) -> None:
         state = self.runtime.state
         try:
-            if error is None:
+            if error is None and finished:
                 jobs.record_success(state, job.key)
+            elif error is None:
+                jobs.record_stopped(state, job.key)
             else:
                 log.warning("%s %s failed: %s", job.kind.capitalize(), job.name, error)
                 jobs.record_failure(state, job.key, error)
@@ -373,7 +373,8 @@ class Scheduler:
             self._running.pop(job.key, None)
         self._wake_up()
 
-    def _poll(self, job: Job, stop: threading.Event) -> None:
+    def _poll(self, job: Job, stop: threading.Event) -> bool:
+        """One collection pass; False if it was stopped before it was done."""
         runtime = self.runtime
         info = sources.get_source(runtime.state, job.name)
         token = sources.get_source_token(runtime.state, job.name)
@@ -401,8 +402,11 @@ class Scheduler:
             result = asyncio.run(run())
         if result.error:
             raise BridgeError(result.error)
+        return not result.stopped
 
-    def _sync(self, job: Job) -> None:
+    def _sync(self, job: Job, stop: threading.Event) -> bool:
+        """One device import. It runs to its end, whatever `stop` says: it is short next to a
+        backfill, and each of its batches is a transaction of its own anyway."""
         stats = ClientStats()
         tracker = _Tracker(self.counters, job.source_name)
         try:
@@ -416,6 +420,7 @@ class Scheduler:
             )
         finally:
             tracker.client(stats)
+        return True
 
     def _wake_up(self) -> None:
         loop, wake = self._loop, self._wake

@@ -1,0 +1,169 @@
+"""`serve`: the web app and the scheduler in one process and one event loop, until stopped.
+
+SIGTERM or SIGINT (or `stop`, for `demo` and tests) stops gracefully: the scheduler starts no new
+run, a running poll stops after storing the page in hand, a running sync finishes, then the web
+server closes and `run_serve` returns (exit 0). A second signal is not caught: it ends the process
+at once, which loses nothing either (the collector resumes from what the store holds).
+"""
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from kandji_bridge.config import Settings
+from kandji_bridge.db import open_state
+from kandji_bridge.errors import BridgeError, ConfigError
+from kandji_bridge.logs.commands import open_store
+from kandji_bridge.logs.enrich import build_enricher
+from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.service.scheduler import DEFAULT_LEASE_SECONDS, Scheduler
+from kandji_bridge.users import ensure_setup_link
+
+# How long a job stays held by a process that stopped renewing it (died, hung, lost the network):
+# the time before another `serve` takes its jobs over.
+ENV_LEASE_SECONDS = "KANDJI_BRIDGE_LEASE_SECONDS"
+_STOP_POLL_SECONDS = 0.2
+
+
+def run_serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    stop: threading.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the web app and run the scheduler until SIGTERM, SIGINT or `stop`.
+
+    Prints `Serving on URL` (and the one-time setup link while there is no user), then calls
+    `on_ready(URL)`.
+    """
+    from kandji_bridge.web.app import create_app  # FastAPI and the UI load only for serving
+
+    lease_seconds = _lease_seconds()
+    sock = _bind(host, port)
+    with contextlib.ExitStack() as resources:
+        resources.callback(sock.close)
+        state = resources.enter_context(open_state(settings))
+        store = open_store(settings)
+        resources.callback(store.close)
+        enricher = build_enricher()
+        resources.callback(enricher.close)
+        runtime = Runtime(settings, state, store, enricher)
+        runtime.scheduler = Scheduler(runtime, lease_seconds=lease_seconds)
+        config = uvicorn.Config(
+            create_app(runtime), log_config=None, log_level="warning", access_log=False
+        )
+        url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
+        asyncio.run(
+            _serve(_Server(config), runtime, sock, url, stop, on_ready or (lambda _url: None))
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: run_serve handles the signals, stopping the
+    scheduler first, and must not have uvicorn re-raise them after shutdown (exit 0, not 143)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(
+    server: _Server,
+    runtime: Runtime,
+    sock: socket.socket,
+    url: str,
+    stop: threading.Event | None,
+    on_ready: Callable[[str], None],
+) -> None:
+    scheduler = runtime.scheduler
+    assert scheduler is not None
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+
+    def shut_down() -> None:
+        if in_main_thread:
+            for number in signals:  # a second signal ends the process at once
+                loop.remove_signal_handler(number)
+        scheduler.stop()
+
+    if in_main_thread:
+        for number in signals:
+            loop.add_signal_handler(number, shut_down)
+    web = asyncio.create_task(server.serve(sockets=[sock]))
+    jobs = asyncio.create_task(scheduler.run())
+    waits = {web, jobs}
+    if stop is not None:
+        waits.add(asyncio.create_task(_wait_for(stop)))
+    # uvicorn offers no event for "started"; it sets a flag.
+    while not server.started and not web.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if server.started:
+        _announce(runtime, url)
+        on_ready(url)
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    shut_down()
+    await jobs  # the running jobs finish or store the page in hand
+    server.should_exit = True
+    await web
+    for task in waits:
+        task.cancel()
+
+
+async def _wait_for(stop: threading.Event) -> None:
+    # Polled: a thread blocked in stop.wait() would keep asyncio.run from returning.
+    while not stop.is_set():  # noqa: ASYNC110
+        await asyncio.sleep(_STOP_POLL_SECONDS)
+
+
+def _announce(runtime: Runtime, url: str) -> None:
+    print(f"Serving on {url}", flush=True)
+    link = ensure_setup_link(runtime.state, url)
+    if link:
+        print(
+            f"No account yet: open {link} to create the first admin account (the link works once).",
+            flush=True,
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise BridgeError(
+            f"Cannot listen on {_url_host(host)}:{port} ({reason}); "
+            "stop the program using that port or pick another with --port."
+        ) from None
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _lease_seconds() -> float:
+    value = os.environ.get(ENV_LEASE_SECONDS)
+    if not value:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 3600:
+        raise ConfigError(
+            f"{ENV_LEASE_SECONDS} must be a number of seconds from 1 to 3600, not {value!r}."
+        )
+    return seconds
