@@ -5,6 +5,8 @@ str. Stored values are compact JSON, so the same value is always stored as the s
 unchanged value compares equal to what is stored.
 """
 
+import json
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -35,6 +37,8 @@ HOLDS: dict[FieldType, frozenset[Kind]] = {
     FieldType.LIST: frozenset({Kind.LIST}),
 }
 
+# What a stored value (compact JSON, written by orjson) can hold as an integer.
+_INT_RANGE = (-(2**63), 2**64 - 1)
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 
@@ -133,24 +137,39 @@ def _timestamp(raw: Any) -> datetime:
             pass
         else:
             # Kandji always gives an offset; a time without one is read as UTC, as Kandji's are.
-            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            try:
+                moment.astimezone(UTC)  # year 1 or 9999 shifted past what a datetime holds
+            except OverflowError:
+                pass
+            else:
+                return moment
     raise ConversionError(f"expected a date and time, got {_shown(raw)}")
 
 
 def _number(raw: Any) -> int | float:
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str):
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if _INT_RANGE[0] <= raw <= _INT_RANGE[1]:
+            return raw
+    elif isinstance(raw, float):
+        if math.isfinite(raw):  # NaN would be stored as null, and never compare equal
+            return raw
+    elif isinstance(raw, str):
         try:
             number = float(raw.strip())
         except ValueError:
             pass
         else:
-            if number == number and abs(number) != float("inf"):  # not NaN, not infinite
-                return int(number) if number.is_integer() else number
+            if math.isfinite(number):
+                whole = number.is_integer() and _INT_RANGE[0] <= number <= _INT_RANGE[1]
+                return int(number) if whole else number
     raise ConversionError(f"expected a number, got {_shown(raw)}")
 
 
 def _shown(raw: Any) -> str:
-    shown = orjson.dumps(raw, default=str).decode()
+    try:
+        shown = orjson.dumps(raw, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits
+        shown = json.dumps(raw, default=str, ensure_ascii=False)
     return shown if len(shown) <= 60 else shown[:59] + "…"

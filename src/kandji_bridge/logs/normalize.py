@@ -29,12 +29,14 @@ A row is a plain dict keyed by column name (see `schema.COLUMNS`). Decisions, in
 - Other strings: null becomes "", numbers become their decimal text.
 
 Keys Kandji adds later are ignored. An event that cannot be stored faithfully (not an object, no
-usable id, no parseable occurred_at) raises NormalizeError so the caller quarantines it.
+usable id, no parseable occurred_at, a lone surrogate) raises NormalizeError so the caller
+quarantines it.
 """
 
 import hashlib
 import ipaddress
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +119,7 @@ _NOT_TAGS = frozenset(
     + [key for _, keys in _ACTOR_METADATA_KEYS for key in keys]
 )
 _MAX_EVENT_ID = 128
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
@@ -176,6 +179,12 @@ def normalize(data: Any, raw: str | bytes, ctx: NormalizeContext) -> Row:
     event_id = data.get("id")
     if not _valid_event_id(event_id):
         raise NormalizeError(f"the event id {_preview(event_id)} is missing or not a valid id")
+    if "\\u" in raw and _has_lone_surrogate(data, raw):
+        raise NormalizeError(
+            "the event holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not "
+            "valid Unicode text and cannot be stored",
+            event_id,
+        )
     occurred_at = data.get("occurred_at")
     event_time = _parse_time(occurred_at, event_id)
 
@@ -262,6 +271,21 @@ def _valid_event_id(value: Any) -> bool:
     )
 
 
+def _has_lone_surrogate(data: dict, raw: str) -> bool:
+    """Whether the parsed event holds half a surrogate pair, which no store can encode.
+
+    Only a `\\udXXX` escape in the raw text can put one there (the body is decoded from UTF-8),
+    so the full check runs on the rare event that has such an escape.
+    """
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _parse_time(value: Any, event_id: str) -> datetime:
     if not isinstance(value, str) or not value:
         raise NormalizeError(f"occurred_at {_preview(value)} is missing", event_id)
@@ -274,14 +298,20 @@ def _parse_time(value: Any, event_id: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     elif parsed.utcoffset():
-        parsed = parsed.astimezone(UTC)
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999, shifted past what a datetime holds
+            raise _out_of_range(value, event_id) from None
     parsed = parsed.replace(microsecond=0)
     if not 1970 <= parsed.year < 2106:
-        raise NormalizeError(
-            f"occurred_at {_preview(value)} is outside what a DateTime holds (1970 to 2105)",
-            event_id,
-        )
+        raise _out_of_range(value, event_id)
     return parsed
+
+
+def _out_of_range(value: str, event_id: str) -> NormalizeError:
+    return NormalizeError(
+        f"occurred_at {_preview(value)} is outside what a DateTime holds (1970 to 2105)", event_id
+    )
 
 
 def _text(value: Any) -> str:
