@@ -1,5 +1,8 @@
 """The Integrations REST API against a simulated tenant: the connection, mappings, sync, preview."""
 
+import asyncio
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +15,7 @@ from kandji_bridge.inventory.collections import FieldSpec
 from kandji_bridge.inventory.convert import FieldType
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.service.scheduler import Scheduler
 
 MAPPING = {
     "name": "Kandji Device Import",
@@ -241,3 +245,38 @@ def test_unknown_mappings_are_404(runtime: Runtime, api: TestClient) -> None:
         response = api.request(method, path)
         assert response.status_code == 404, (method, path)
         assert "No mapping named nope" in response.json()["detail"]
+
+
+def test_with_the_scheduler_running_save_and_sync_now_trigger_the_mapping_job(
+    home, allow_simulator: RunningSimulator, runtime: Runtime, api: TestClient
+) -> None:
+    itam(runtime)
+    assert connect(api, allow_simulator).status_code == 200
+    scheduler = Scheduler(runtime, tick_seconds=0.2)
+    runtime.scheduler = scheduler
+    thread = threading.Thread(target=asyncio.run, args=(scheduler.run(),), daemon=True)
+    thread.start()
+    try:
+        created = api.post("/api/mappings", json=MAPPING)
+        assert created.status_code == 201, created.text
+        assert created.json()["sync"] == "triggered"
+        first = wait_for_runs(api, 1)
+        assert first[0]["status"] == "succeeded"
+        assert first[0]["created"] == len(allow_simulator.devices)
+        assert api.post("/api/mappings/Kandji Device Import/sync").json()["sync"] == "triggered"
+        second = wait_for_runs(api, 2)
+        assert second[0]["unchanged"] == len(allow_simulator.devices)
+    finally:
+        scheduler.stop()
+        thread.join(timeout=30)
+
+
+def wait_for_runs(api: TestClient, count: int) -> list[dict]:
+    """The mapping's runs once `count` of them have finished (the scheduler runs them)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = api.get("/api/mappings/Kandji Device Import/runs").json()
+        if len(found) >= count and all(run["finished_at"] for run in found):
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"the scheduler did not finish {count} sync runs within 60 s")
