@@ -1,0 +1,268 @@
+"""Benchmark the logs explorer's queries on a chDB store of 5,000,000 simulated events.
+
+The events are generated inside ClickHouse (`INSERT INTO kandji_logs SELECT ... FROM numbers(N)`)
+in the shapes the normalizer writes: rawLog JSON text like Kandji's, eventName "<target>.<action>",
+a few sources, ~50 admins, API tokens and the system as actors, 5,000 devices, ~2,000 client IPs
+in ten countries, spread evenly over a year ending now. Then each explorer query runs for a
+30-day range, several times, and the median is reported as Markdown.
+
+    python benchmarks/explorer.py                       # 5,000,000 events, 5 runs, temp store
+    python benchmarks/explorer.py --store /tmp/kb-explorer --runs 7   # keep / reuse the store
+"""
+
+# Every value reaches SQL as an int or through sql_string, hence no S608 findings to act on.
+# ruff: noqa: S608
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kandji_bridge.logs.schema import COLUMN_NAMES, LOGS_TABLE
+from kandji_bridge.logs.search import SearchQuery, facets, get_event, histogram, last, search
+from kandji_bridge.logs.store import ChdbLogStore
+
+YEAR = 365 * 86400
+CHUNK = 1_000_000  # rows per INSERT ... SELECT
+
+# One generated row per `number`; h1..h4 are independent hashes of it. Columns not listed here
+# take their defaults (empty strings, zeros, empty maps and arrays).
+GENERATE = """
+INSERT INTO kandji_logs ({columns})
+WITH
+    cityHash64(number, 1) AS h1, cityHash64(number, 2) AS h2,
+    cityHash64(number, 3) AS h3, cityHash64(number, 4) AS h4,
+    ['device', 'device', 'device', 'blueprint', 'library_item', 'user', 'api_token', 'tag']
+        [h1 % 8 + 1] AS tt,
+    multiIf(tt = 'device', ['update', 'lock', 'erase', 'restart', 'view_recovery_key',
+        'assign_blueprint', 'check_in'][h2 % 7 + 1],
+        ['create', 'update', 'delete', 'view'][h2 % 4 + 1]) AS act,
+    ['user', 'user', 'user', 'api_token', 'system'][h3 % 5 + 1] AS at,
+    if(at = 'system', '', concat('admin-', toString(h3 % 50))) AS aid,
+    if(at = 'user', concat('admin', toString(h3 % 50), '@example.com'), '') AS email,
+    if(tt = 'device', concat('dev-', leftPad(toString(h4 % 5000), 6, '0')),
+        lower(hex(h4 % 100000))) AS tid,
+    if(tt = 'device', concat('Mac-', toString(h4 % 5000)), '') AS tname,
+    if(h2 % 3 = 0, IPv4NumToString(toUInt32(0x51000000 + (h1 % 2000) * 7919)), '') AS ip,
+    if(ip = '', '', ['US', 'GB', 'DE', 'FR', 'SE', 'JP', 'AU', 'CA', 'BR', 'IN'][h1 % 10 + 1])
+        AS cc,
+    toDateTime({end} - intDiv(number * {span}, {total}), 'UTC') AS t,
+    concat('01J', upper(substring(hex(h4), 1, 12)), upper(substring(hex(h3), 1, 11))) AS kid,
+    if(ip = '', '{{}}', concat('{{"ip_address":"', ip,
+        '","user_agent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)"}}')) AS meta,
+    if(tname = '', concat('{{"name":"', tt, ' ', toString(h4 % 100000), '"}}'),
+        concat('{{"device_name":"', tname, '","blueprint_id":"', lower(hex(h2 % 40)), '"}}'))
+        AS ns
+SELECT
+    'ws-bench' AS workspaceID,
+    ['src-a', 'src-b', 'src-c'][number % 3 + 1] AS sourceID,
+    'kandji' AS sourceType,
+    0 AS sourceTTL,
+    t + 3 AS receivedAt,
+    toString(generateUUIDv4(number)) AS id,
+    t AS eventTime,
+    concat(tt, '.', act) AS eventName,
+    kid AS eventID,
+    ip AS srcIP,
+    cc AS srcASCountryCode,
+    map('id', aid, 'type', at, 'email', email) AS actor,
+    if(tname = '', map(), map('target_name', tname)) AS tags,
+    [tid] AS resources,
+    'kandji' AS serviceName,
+    act IN ('view', 'view_recovery_key') AS readOnly,
+    concat('{{"id":"', kid, '","action":"', act, '","occurred_at":"',
+        formatDateTime(t, '%Y-%m-%dT%H:%i:%S.000000Z', 'UTC'), '","actor_id":"', aid,
+        '","actor_type":"', at, '","target_id":"', tid, '","target_type":"', tt,
+        '","target_component":"","new_state":', ns, ',"metadata":', meta, '}}') AS rawLog,
+    kid AS kandjiEventId,
+    act AS action,
+    aid AS actorId,
+    at AS actorType,
+    formatDateTime(t, '%Y-%m-%dT%H:%i:%S.000000Z', 'UTC') AS occurredAt,
+    tt AS targetType,
+    tid AS targetId,
+    ns AS newState,
+    meta AS metadata
+FROM numbers({first}, {count})
+"""
+GENERATED = [
+    *("workspaceID", "sourceID", "sourceType", "sourceTTL", "receivedAt", "id", "eventTime"),
+    *("eventName", "eventID", "srcIP", "srcASCountryCode", "actor", "tags", "resources"),
+    *("serviceName", "readOnly", "rawLog", "kandjiEventId", "action", "actorId", "actorType"),
+    *("occurredAt", "targetType", "targetId", "newState", "metadata"),
+]
+
+
+def fill(store: ChdbLogStore, total: int, end: int) -> float:
+    """Generate `total` events ending at `end` (Unix seconds); returns the seconds it took."""
+    assert set(GENERATED) <= set(COLUMN_NAMES)
+    started = time.perf_counter()
+    for first in range(0, total, CHUNK):
+        count = min(CHUNK, total - first)
+        store.query(
+            GENERATE.format(
+                columns=", ".join(GENERATED),
+                end=end,
+                span=YEAR,
+                total=total,
+                first=first,
+                count=count,
+            ),
+            read_only=False,
+        )
+        print(f"  generated {first + count:,} / {total:,}", flush=True)
+    store.query(f"OPTIMIZE TABLE {LOGS_TABLE} FINAL", read_only=False)
+    return time.perf_counter() - started
+
+
+def timed(action: Callable[[], object], runs: int) -> tuple[float, object]:
+    """Median wall time in ms over `runs` (after one warm-up run), and the last result."""
+    result = action()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = action()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--store", help="a folder to keep the store in (reused when it matches)")
+    args = parser.parse_args()
+
+    folder = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="kb-explorer-"))
+    store = ChdbLogStore(str(folder))
+    store.ensure_schema()
+    try:
+        held = store.count()
+        if held != args.events:
+            store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
+            end = int(datetime.now(UTC).timestamp())
+            print(f"Generating {args.events:,} events ...", flush=True)
+            seconds = fill(store, args.events, end)
+            print(f"Generated in {seconds:.1f} s", flush=True)
+        report(store, args.runs)
+    finally:
+        store.close()
+        if not args.store:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(store: ChdbLogStore, runs: int) -> None:
+    newest = store.query(f"SELECT toUnixTimestamp(max(eventTime)) FROM {LOGS_TABLE}").rows[0][0]
+    start, end = last(timedelta(days=30), datetime.fromtimestamp(int(newest), UTC))
+    base = SearchQuery(start=start, end=end)
+    in_range = store.query(
+        f"SELECT count() FROM {LOGS_TABLE} WHERE eventTime BETWEEN "
+        f"toDateTime({int(start.timestamp())}, 'UTC') AND toDateTime({int(end.timestamp())}, 'UTC')"
+    ).rows[0][0]
+    first_page = search(store, base)
+    some_id = first_page.rows[-1].id
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("search, no text (first page of 50)", lambda: search(store, base)),
+        ("search, text `recovery` (common)", lambda: search(store, _with(base, text="recovery"))),
+        ("search, text `mac-4242` (rare)", lambda: search(store, _with(base, text="mac-4242"))),
+        (
+            "search, text `81.0.` (IP prefix)",
+            lambda: search(store, _with(base, text="81.0.")),
+        ),
+        (
+            "filter eventName = device.lock",
+            lambda: search(store, _with(base, event_name="device.lock")),
+        ),
+        ("filter action = delete", lambda: search(store, _with(base, action="delete"))),
+        (
+            "filter actorType = api_token",
+            lambda: search(store, _with(base, actor_type="api_token")),
+        ),
+        (
+            "filter targetType = blueprint",
+            lambda: search(store, _with(base, target_type="blueprint")),
+        ),
+        ("filter sourceID = src-b", lambda: search(store, _with(base, source_id="src-b"))),
+        (
+            "text + all four filters",
+            lambda: search(
+                store,
+                _with(
+                    base,
+                    text="mozilla",
+                    event_name="device.lock",
+                    action="lock",
+                    actor_type="user",
+                    target_type="device",
+                ),
+            ),
+        ),
+        ("page 20 by offset (rows 951-1000)", lambda: search(store, base, offset=950)),
+        ("next page by cursor", lambda: search(store, base, cursor=first_page.next_cursor)),
+        ("histogram (60 buckets)", lambda: histogram(store, base)),
+        ("histogram with text `recovery`", lambda: histogram(store, _with(base, text="recovery"))),
+        ("facets (4 selects)", lambda: facets(store, base)),
+        ("get_event by id", lambda: get_event(store, some_id)),
+        (
+            "compare: text by positionCaseInsensitive (common)",
+            lambda: _position(store, base, "recovery"),
+        ),
+        (
+            "compare: text by positionCaseInsensitive (rare)",
+            lambda: _position(store, base, "mac-4242"),
+        ),
+    ]
+    print()
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(
+        f"Store: {store.count():,} events; 30-day range {start:%Y-%m-%d} to {end:%Y-%m-%d}: "
+        f"{int(in_range):,} events; median of {runs} runs after a warm-up"
+    )
+    print()
+    print("| query (30-day range) | median ms | rows |")
+    print("|---|---:|---:|")
+    for name, action in cases:
+        ms, result = timed(action, runs)
+        print(f"| {name} | {ms:,.0f} | {_size(result)} |", flush=True)
+
+
+def _with(base: SearchQuery, **changes: str) -> SearchQuery:
+    return SearchQuery(**{**base.__dict__, **changes})
+
+
+def _position(store: ChdbLogStore, base: SearchQuery, text: str) -> object:
+    """The same first page as `search` with text, matched by positionCaseInsensitive instead."""
+    from kandji_bridge.logs.search import SUMMARY_SQL, where_clause
+    from kandji_bridge.logs.store import sql_string
+
+    where = where_clause(base) + f" AND positionCaseInsensitive(rawLog, {sql_string(text)}) > 0"
+    return store.query(
+        f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {where} "
+        "ORDER BY eventTime DESC, id DESC LIMIT 51"
+    ).rows
+
+
+def _size(result: object) -> str:
+    rows = getattr(result, "rows", result)
+    if isinstance(rows, dict):
+        values = rows.values()
+        if all(isinstance(v, list) for v in values):
+            return f"{sum(len(v) for v in values)} values"
+        return f"1 event, {len(rows)} columns"
+    if isinstance(rows, list):
+        if rows and isinstance(rows[0], tuple):
+            return f"{len(rows)} buckets, {sum(n for _, n in rows):,} events"
+        return str(len(rows))
+    return "1"
+
+
+if __name__ == "__main__":
+    main()

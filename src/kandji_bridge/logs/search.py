@@ -1,0 +1,247 @@
+"""The logs explorer's queries: search, histogram, facets and one event, over any LogStore.
+
+Plain functions that build one SQL text, the same for chDB and ClickHouse. Every query bounds
+`eventTime`, so the month partitions outside the range are skipped and the primary key
+(sourceID, eventTime, id) narrows the granules read; a source filter narrows them further.
+Results are newest first.
+
+Full-text search is a case-insensitive substring of `rawLog` through `ILIKE '%text%'` (with `%`,
+`_` and backslash escaped): on the 5M-event benchmark it answered 2.5-3.5x faster than
+`positionCaseInsensitive` (see benchmarks/RESULTS.md); `hasTokenCaseInsensitive` would only match
+whole tokens (no "recov" for "recovery").
+"""
+
+# Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
+# ruff: noqa: S608
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.logs.schema import LOGS_TABLE
+from kandji_bridge.logs.store import LogStore, sql_string, sql_time
+
+# SearchQuery field -> column, for the exact-match filters.
+FILTER_COLUMNS = {
+    "event_name": "eventName",
+    "action": "action",
+    "actor_type": "actorType",
+    "target_type": "targetType",
+    "source_id": "sourceID",
+    "target_id": "targetId",
+}
+# The filters the explorer offers as selects, filled by `facets`.
+FACET_FIELDS = ("event_name", "action", "actor_type", "target_type")
+FACET_LIMIT = 500  # distinct values per select; more would not be usable in a select anyway
+# Histogram bucket sizes (seconds): the smallest one that fits the range in the wanted count.
+BUCKET_SECONDS = (
+    1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+    86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
+)  # fmt: skip
+MAX_LIMIT = 1000
+_CURSOR = re.compile(r"^(\d{1,12})\.([0-9A-Za-z-]{1,64})$")
+
+# The explorer's table: time, eventName, actor, target, srcIP, country (and what links a row).
+SUMMARY_SQL = (
+    "id, toUnixTimestamp(eventTime), eventName, action, actorType, actorId, "
+    "actor['email'], actor['name'], targetType, targetId, tags['target_name'], "
+    "srcIP, srcASCountryCode, sourceID"
+)
+
+
+class SearchError(BridgeError):
+    """A search that cannot run as asked (a reversed range, a bad cursor)."""
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What the explorer asks for: a time range (UTC) plus optional text and exact filters."""
+
+    start: datetime
+    end: datetime
+    text: str = ""
+    event_name: str = ""
+    action: str = ""
+    actor_type: str = ""
+    target_type: str = ""
+    source_id: str = ""
+    target_id: str = ""
+
+    def __post_init__(self) -> None:
+        if _utc(self.start) >= _utc(self.end):
+            raise SearchError("The time range ends before it starts; pick a start before the end.")
+
+    def filters(self) -> dict[str, str]:
+        """The exact-match filters that are set, by SearchQuery field name."""
+        return {name: getattr(self, name) for name in FILTER_COLUMNS if getattr(self, name)}
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """One row of the explorer's result table."""
+
+    id: str
+    event_time: datetime
+    event_name: str
+    action: str
+    actor_type: str
+    actor: str  # email, else name, else id, else type
+    target_type: str
+    target_id: str
+    target: str  # the target's name when the event carries one, else its id
+    src_ip: str
+    country: str
+    source_id: str
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[EventSummary]
+    offset: int
+    has_more: bool
+    next_cursor: str | None  # pass back as `cursor` for the page after this one
+
+
+def last(period: timedelta, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The range ending now (whole seconds) and starting `period` earlier."""
+    end = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    return end - period, end
+
+
+def search(
+    store: LogStore,
+    query: SearchQuery,
+    limit: int = 50,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> SearchPage:
+    """The matching events, newest first: `limit` of them after `offset` rows or after `cursor`.
+
+    A cursor (the last row's time and id) pages without counting the rows before it, so deep
+    pages cost the same as the first; offset paging is for the UI's page numbers.
+    """
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    offset = max(0, int(offset))
+    where = where_clause(query)
+    if cursor:
+        seconds, row_id = _parse_cursor(cursor)
+        at = f"toDateTime({seconds}, 'UTC')"
+        where += f" AND eventTime <= {at} AND (eventTime, id) < ({at}, {sql_string(row_id)})"
+        offset = 0
+    result = store.query(
+        f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {where} "
+        f"ORDER BY eventTime DESC, id DESC LIMIT {limit + 1} OFFSET {offset}"
+    )
+    rows = [_summary(row) for row in result.rows[:limit]]
+    has_more = len(result.rows) > limit
+    next_cursor = None
+    if has_more and rows:
+        next_cursor = f"{int(rows[-1].event_time.timestamp())}.{rows[-1].id}"
+    return SearchPage(rows=rows, offset=offset, has_more=has_more, next_cursor=next_cursor)
+
+
+def bucket_seconds(start: datetime, end: datetime, buckets: int = 60) -> int:
+    """The smallest standard bucket size that covers the range in at most `buckets` bars."""
+    span = (_utc(end) - _utc(start)).total_seconds()
+    for size in BUCKET_SECONDS:
+        if span / size <= buckets:
+            return size
+    return math.ceil(span / buckets)
+
+
+def histogram(store: LogStore, query: SearchQuery, buckets: int = 60) -> list[tuple[datetime, int]]:
+    """Events per time bucket over the whole range (empty buckets as 0), oldest first."""
+    size = bucket_seconds(query.start, query.end, buckets)
+    result = store.query(
+        f"SELECT toUnixTimestamp(toStartOfInterval(eventTime, toIntervalSecond({size}))) AS b, "
+        f"count() FROM {LOGS_TABLE} WHERE {where_clause(query)} GROUP BY b ORDER BY b"
+    )
+    counts = {int(b): int(n) for b, n in result.rows}
+    first = int(_utc(query.start).timestamp()) // size * size
+    last_start = int(_utc(query.end).timestamp())
+    return [
+        (datetime.fromtimestamp(b, UTC), counts.get(b, 0))
+        for b in range(first, last_start + 1, size)
+    ]
+
+
+def facets(store: LogStore, query: SearchQuery) -> dict[str, list[str]]:
+    """The distinct values of each filter select within the range (and source), sorted.
+
+    Only the range and source narrow them: a select keeps offering its other values after one
+    is picked.
+    """
+    scope = SearchQuery(start=query.start, end=query.end, source_id=query.source_id)
+    columns = ", ".join(
+        f"groupUniqArray({FACET_LIMIT})({FILTER_COLUMNS[name]})" for name in FACET_FIELDS
+    )
+    result = store.query(f"SELECT {columns} FROM {LOGS_TABLE} WHERE {where_clause(scope)}")
+    values = result.rows[0] if result.rows else [[] for _ in FACET_FIELDS]
+    return {
+        name: sorted(value for value in found if value)
+        for name, found in zip(FACET_FIELDS, values, strict=True)
+    }
+
+
+def get_event(store: LogStore, event_id: str) -> dict[str, Any]:
+    """Every column of the stored event with this row `id`, in the table's column order."""
+    result = store.query(f"SELECT * FROM {LOGS_TABLE} WHERE id = {sql_string(event_id)} LIMIT 1")
+    if not result.rows:
+        raise NotFound(
+            f"No stored event has the id {event_id!r}; it may have passed its retention."
+        )
+    return dict(zip(result.columns, result.rows[0], strict=True))
+
+
+def where_clause(query: SearchQuery) -> str:
+    """The WHERE condition of a query: its range, filters and text."""
+    conditions = [
+        f"eventTime >= {sql_time(_utc(query.start))}",
+        f"eventTime <= {sql_time(_utc(query.end))}",
+    ]
+    conditions += [
+        f"{FILTER_COLUMNS[name]} = {sql_string(value)}" for name, value in query.filters().items()
+    ]
+    if query.text.strip():
+        conditions.append(f"rawLog ILIKE {sql_string(contains_pattern(query.text.strip()))}")
+    return " AND ".join(conditions)
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere: its wildcards and backslashes taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _summary(row: list[Any]) -> EventSummary:
+    (row_id, seconds, event_name, action, actor_type, actor_id, email, name) = row[:8]
+    (target_type, target_id, target_name, src_ip, country, source_id) = row[8:]
+    return EventSummary(
+        id=row_id,
+        event_time=datetime.fromtimestamp(int(seconds), UTC),
+        event_name=event_name,
+        action=action,
+        actor_type=actor_type,
+        actor=email or name or actor_id or actor_type,
+        target_type=target_type,
+        target_id=target_id,
+        target=target_name or target_id,
+        src_ip=src_ip,
+        country=country,
+        source_id=source_id,
+    )
+
+
+def _parse_cursor(cursor: str) -> tuple[int, str]:
+    match = _CURSOR.match(cursor)
+    if not match:
+        raise SearchError("The page cursor is not one this explorer gave out; start from page 1.")
+    return int(match[1]), match[2]
+
+
+def _utc(value: datetime) -> datetime:
+    """A naive datetime is taken as UTC, as the table's DateTime columns are."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
