@@ -158,7 +158,9 @@ def test_a_wrong_api_key_shows_the_error_and_saves_nothing(
     page.get_by_role("button", name="Test and save connection").click()
     failed = page.locator("[data-testid=connection-failed]")
     failed.wait_for()
-    assert "refused the API token" in failed.inner_text()
+    assert "The connection was not saved" in failed.inner_text()
+    failed_check = page.locator("[data-testid=checks] li.check-fail").inner_text()
+    assert failed_check.startswith("API Key: ") and "refused the API token" in failed_check
     assert "refused the API token" in page.inner_text("#e-api_key")
     assert page.input_value("#f-base_url") == allow_simulator.base_url
     assert page.input_value("#f-api_key") == ""
