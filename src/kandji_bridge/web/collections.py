@@ -1,6 +1,601 @@
-"""Placeholder router for the collections pages and API; being built now."""
+"""Collections in the web UI and the REST API: the list, a new collection, the records table
+(search, sort, paging, status, export) and a record's page with its change history and, for a
+record imported from a Kandji device, the timeline of audit events that targeted the device."""
 
-from fastapi import APIRouter
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from kandji_bridge.errors import AlreadyExists, BridgeError
+from kandji_bridge.inventory import browse, collections, records
+from kandji_bridge.inventory.browse import RecordDetail, RecordPage
+from kandji_bridge.inventory.collections import (
+    CollectionInfo,
+    CollectionSummary,
+    FieldSpec,
+    InvalidCollection,
+)
+from kandji_bridge.inventory.convert import FieldType, Value, cell, text
+from kandji_bridge.inventory.names import check_name
+from kandji_bridge.logs.schema import LOGS_TABLE
+from kandji_bridge.logs.store import LogStore, sql_string
+from kandji_bridge.web.auth import CurrentUser, runtime_of
+from kandji_bridge.web.templating import render
 
 pages = APIRouter(include_in_schema=False)
 api = APIRouter(tags=["collections"])
+
+TYPES = [field_type.value for field_type in FieldType]
+BLANK_ROWS = 3  # field rows of an empty "New collection" form
+MAX_FORM_ROWS = collections.MAX_FIELDS
+EVENTS_LIMIT = 100  # audit events on a record's timeline, newest first
+STATUS_CHOICES = (
+    ("", "Active and removed"),
+    ("active", "Active"),
+    ("removed", "Removed"),
+    ("archived", "Archived"),
+    ("all", "All"),
+)
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    id: str
+    event_time: str  # UTC, 'YYYY-MM-DD HH:MM:SS'
+    event_name: str
+    action: str
+    actor_type: str
+    actor: str  # who: email, name or id
+
+
+@dataclass(frozen=True)
+class Timeline:
+    events: list[DeviceEvent]
+    error: str = ""  # the log store could not be read
+
+
+def device_events(store: LogStore, device_id: str, limit: int = EVENTS_LIMIT) -> Timeline:
+    """The audit events whose target is this device, newest first."""
+    # The device id reaches SQL through sql_string only.
+    sql = (
+        "SELECT id, toString(eventTime), eventName, action, actorType, actor "  # noqa: S608
+        f"FROM {LOGS_TABLE} WHERE targetId = {sql_string(device_id)} "
+        f"ORDER BY eventTime DESC, id DESC LIMIT {int(limit)}"
+    )
+    try:
+        result = store.query(sql, read_only=True)
+    except BridgeError as exc:
+        return Timeline([], f"The audit events could not be read: {exc}")
+    events = []
+    for event_id, when, name, action, actor_type, actor in result.rows:
+        actor = actor if isinstance(actor, dict) else {}
+        who = actor.get("email") or actor.get("name") or actor.get("username") or actor.get("id")
+        events.append(DeviceEvent(event_id, when, name, action, actor_type, who or ""))
+    return Timeline(events)
+
+
+def shown(value: Value, field_type: FieldType) -> str:
+    """A value as the table shows it: datetimes in UTC to the second, lists comma-separated."""
+    if value is None:
+        return ""
+    if field_type is FieldType.DATETIME and isinstance(value, str):
+        return value[:19].replace("T", " ") + " UTC"
+    return text(value)
+
+
+# -- Pages: the list, a new collection --------------------------------------------------------
+
+
+@pages.get("/collections")
+def list_page(request: Request, user: CurrentUser, created: str = "") -> Response:
+    summaries = collections.list_collections(runtime_of(request).state)
+    message = ""
+    if created:
+        message = f"Created collection {created}."
+        for summary in summaries:
+            if summary.collection.name == created and not any(
+                field.unique for field in summary.collection.fields
+            ):
+                message += " It has no unique field: a mapping needs one as its unique identifier."
+    context = {"section": "collections", "summaries": summaries, "message": message}
+    return render(request, "collections/list.html", context)
+
+
+@pages.get("/collections/new")
+def new_page(request: Request, user: CurrentUser) -> Response:
+    rows = [{"label": "", "type": "text", "unique": False} for _ in range(BLANK_ROWS)]
+    return _new_form(request, "", rows, {})
+
+
+@pages.get("/collections/new/field-row")
+def field_row(request: Request, user: CurrentUser, index: int = 0) -> Response:
+    """One more field row for the form ("Add field", through htmx)."""
+    index = max(0, min(index, MAX_FORM_ROWS))
+    row = {"label": "", "type": "text", "unique": False}
+    context = {"index": index, "row": row, "errors": {}, "types": TYPES, "next_index": index + 1}
+    return render(request, "collections/_field_row.html", context)
+
+
+@pages.post("/collections/new")
+def create_page(
+    request: Request,
+    user: CurrentUser,
+    name: Annotated[str, Form()] = "",
+    label: Annotated[list[str] | None, Form()] = None,
+    type: Annotated[list[str] | None, Form()] = None,
+    unique: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    labels, types = label or [], type or []
+    checked = set(unique or [])
+    rows = [
+        {
+            "label": labels[index],
+            "type": types[index] if index < len(types) else "text",
+            "unique": str(index) in checked,
+        }
+        for index in range(min(len(labels), MAX_FORM_ROWS))
+    ]
+    errors: dict[str, str] = {}
+    try:
+        check_name("The collection name", name)
+    except BridgeError as exc:
+        errors["name"] = str(exc)
+    specs = _form_specs(rows, errors)
+    if not errors:
+        try:
+            created = collections.create_collection(runtime_of(request).state, name, specs)
+        except AlreadyExists as exc:
+            errors["name"] = str(exc)
+        except BridgeError as exc:
+            errors[""] = str(exc)
+        else:
+            return RedirectResponse(
+                "/collections?" + urlencode({"created": created.name}), status_code=303
+            )
+    rows = rows or [{"label": "", "type": "text", "unique": False}]
+    return _new_form(request, name, rows, errors, status_code=400)
+
+
+def _form_specs(rows: list[dict[str, Any]], errors: dict[str, str]) -> list[FieldSpec]:
+    """The form's field rows as specs; a problem goes into `errors` beside its row."""
+    specs: list[FieldSpec] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        label = row["label"].strip()
+        if not label:
+            if row["unique"]:
+                errors[f"label-{index}"] = "Give this field a label, or untick Unique."
+            continue  # a blank row is left out
+        try:
+            field_type = FieldType(row["type"])
+        except ValueError:
+            errors[f"type-{index}"] = f"Choose a type: {', '.join(TYPES)}."
+            continue
+        try:
+            spec = collections.parse_field_spec(f"{label}:{field_type.value}")
+        except InvalidCollection as exc:
+            errors[f"label-{index}"] = str(exc)
+            continue
+        if spec.label.casefold() in seen:
+            errors[f"label-{index}"] = (
+                f"The label {spec.label!r} is already used by field {seen[spec.label.casefold()]}; "
+                "each field needs its own label."
+            )
+            continue
+        seen[spec.label.casefold()] = index + 1
+        specs.append(FieldSpec(spec.label, field_type, row["unique"]))
+    if not specs and not errors:
+        errors[""] = "Add at least one field: a label and a type, like Serial (text, unique)."
+    return specs
+
+
+def _new_form(
+    request: Request,
+    name: str,
+    rows: list[dict[str, Any]],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "section": "collections",
+        "values": {"name": name},
+        "rows": rows,
+        "errors": errors,
+        "types": TYPES,
+    }
+    return render(request, "collections/new.html", context, status_code=status_code)
+
+
+# -- Pages: the records table, export, a record ------------------------------------------------
+
+
+@pages.get("/collections/{name}")
+def records_page(
+    request: Request,
+    user: CurrentUser,
+    name: str,
+    search: str = "",
+    sort: str = "",
+    desc: bool = False,
+    status: str = "",
+    page: int = 1,
+    page_size: Annotated[int, Query(alias="size")] = browse.DEFAULT_PAGE_SIZE,
+) -> Response:
+    state = runtime_of(request).state
+    summary = collections.summarize(state, name)
+    collection = summary.collection
+    result = browse.page_records(
+        state,
+        collection,
+        search=search,
+        sort_field=sort or None,
+        descending=desc,
+        status=status,
+        page=page,
+        page_size=page_size,
+    )
+    context = {
+        "section": "collections",
+        "summary": summary,
+        "collection": collection,
+        "result": result,
+        "table": _table(collection, result),
+        "statuses": STATUS_CHOICES,
+        "base": _collection_url(collection),
+    }
+    partial = "hx-request" in request.headers and "hx-history-restore-request" not in (
+        request.headers
+    )
+    template = "collections/_table.html" if partial else "collections/records.html"
+    return render(request, template, context)
+
+
+@pages.get("/collections/{name}/export")
+def export_page(
+    request: Request, user: CurrentUser, name: str, format: str = "csv", archived: bool = False
+) -> Response:
+    """The records as the CLI's `collection export` writes them: CSV (opens in a spreadsheet)
+    or a JSON array of objects keyed by field labels."""
+    state = runtime_of(request).state
+    collection = collections.get_collection(state, name)
+    if format not in ("csv", "json"):
+        raise browse.InvalidBrowse(f"Unknown export format {format!r}; use csv or json.")
+    statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if archived else ())
+    rows = (values for _, values in records.iter_records(state, collection, statuses))
+    body = _json_export(collection, rows) if format == "json" else _csv_export(collection, rows)
+    filename = f"{collection.name}.{format}"
+    return StreamingResponse(
+        body,
+        media_type="application/json" if format == "json" else "text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
+
+
+@pages.get("/collections/{name}/records/{record_id}")
+def record_page(request: Request, user: CurrentUser, name: str, record_id: str) -> Response:
+    runtime = runtime_of(request)
+    collection = collections.get_collection(runtime.state, name)
+    record = browse.get_record(runtime.state, collection, record_id)
+    timeline = device_events(runtime.store, record.device_id) if record.device_id else None
+    types = {field.label: field.type for field in collection.fields}
+    context = {
+        "section": "collections",
+        "collection": collection,
+        "record": record,
+        "values": [
+            (field, shown(record.values.get(field.label), field.type))
+            for field in collection.fields
+        ],
+        "history": [
+            (
+                entry,
+                _history_value(entry.old, types.get(entry.field)),
+                _history_value(entry.new, types.get(entry.field)),
+            )
+            for entry in record.history
+        ],
+        "timeline": timeline,
+        "base": _collection_url(collection),
+    }
+    return render(request, "collections/record.html", context)
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    label: str
+    numeric: bool
+    sort_url: str
+    sorted: str  # "", "asc" or "desc"
+
+
+@dataclass(frozen=True)
+class TableRow:
+    id: str
+    status: str
+    cells: list[str]
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[TableColumn]
+    rows: list[TableRow]
+    previous_url: str
+    next_url: str
+    export_csv: str
+    export_json: str
+    first: int  # the rows shown, 1-based
+    last: int
+
+
+def _table(collection: CollectionInfo, result: RecordPage) -> Table:
+    base = _collection_url(collection)
+    state = {
+        "search": result.search,
+        "sort": result.sort_field.label if result.sort_field else "",
+        "desc": "1" if result.descending else "",
+        "status": result.status,
+        "size": "" if result.page_size == browse.DEFAULT_PAGE_SIZE else str(result.page_size),
+    }
+
+    def url(**changes: Any) -> str:
+        query = {key: value for key, value in {**state, **changes}.items() if value}
+        if query.get("page") == 1:
+            del query["page"]
+        return base + ("?" + urlencode(query) if query else "")
+
+    columns = []
+    for field in collection.fields:
+        current = result.sort_field is not None and result.sort_field.id == field.id
+        direction = ("desc" if result.descending else "asc") if current else ""
+        # A click sorts by the column; a second click on it reverses the order.
+        descending = current and not result.descending
+        columns.append(
+            TableColumn(
+                field.label,
+                field.type is FieldType.NUMBER,
+                url(sort=field.label, desc="1" if descending else "", page=1),
+                direction,
+            )
+        )
+    rows = [
+        TableRow(
+            row.id, row.status, [shown(row.values.get(f.id), f.type) for f in collection.fields]
+        )
+        for row in result.rows
+    ]
+    first = (result.page - 1) * result.page_size + 1 if result.rows else 0
+    archived = "1" if result.status in ("archived", "all") else ""
+    return Table(
+        columns=columns,
+        rows=rows,
+        previous_url=url(page=result.page - 1) if result.page > 1 else "",
+        next_url=url(page=result.page + 1) if result.page < result.pages else "",
+        export_csv=f"{base}/export?" + urlencode({"format": "csv", "archived": archived}),
+        export_json=f"{base}/export?" + urlencode({"format": "json", "archived": archived}),
+        first=first,
+        last=first + len(rows) - 1 if rows else 0,
+    )
+
+
+def _collection_url(collection: CollectionInfo) -> str:
+    return "/collections/" + quote(collection.name, safe="")
+
+
+def _history_value(value: Value, field_type: FieldType | None) -> str:
+    if value is None:
+        return "(empty)"
+    return shown(value, field_type) if field_type is not None else text(value)
+
+
+def _csv_export(collection: CollectionInfo, rows: Iterator[dict[int, Value]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([field.label for field in collection.fields])
+    yield b"\xef\xbb\xbf"  # the BOM: spreadsheets then read the file as UTF-8
+    for values in rows:
+        writer.writerow([cell(values.get(field.id), field.type) for field in collection.fields])
+        if buffer.tell() > 65536:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _json_export(collection: CollectionInfo, rows: Iterator[dict[int, Value]]) -> Iterator[bytes]:
+    yield b"["
+    for number, values in enumerate(rows):
+        item = {field.label: values.get(field.id) for field in collection.fields}
+        yield (b",\n" if number else b"\n") + orjson.dumps(item)
+    yield b"\n]\n"
+
+
+# -- REST API ---------------------------------------------------------------------------------
+
+
+class FieldIn(BaseModel):
+    label: str = Field(description="The field's label, e.g. Serial.")
+    type: str = Field(description="text, number, boolean, date, datetime or list.")
+    unique: bool = Field(False, description="No two records may hold the same value.")
+
+
+class CollectionIn(BaseModel):
+    name: str = Field(description="The collection's name, e.g. ITAM.")
+    fields: list[FieldIn]
+
+
+class FieldOut(BaseModel):
+    label: str
+    type: str
+    unique: bool
+
+
+class CollectionOut(BaseModel):
+    name: str
+    fields: list[FieldOut]
+    records: dict[str, int] = Field(description="Records by status: active, removed, archived.")
+    mappings: list[str] = Field(description="The mappings that import into the collection.")
+    created_at: datetime
+
+
+class RecordOut(BaseModel):
+    id: str
+    status: str
+    values: dict[str, Value] = Field(description="Field label -> value; null when empty.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class RecordPageOut(BaseModel):
+    records: list[RecordOut]
+    total: int = Field(description="Records matching the search and status, on every page.")
+    page: int
+    pages: int
+    page_size: int
+
+
+class ChangeOut(BaseModel):
+    field: str = Field(description=f"The field's label, or {browse.STATUS_LABEL!r}.")
+    old: Value
+    new: Value
+    sync_run_id: str | None
+    mapping: str | None
+    changed_at: datetime
+
+
+class DeviceEventOut(BaseModel):
+    id: str
+    event_time: str
+    event_name: str
+    action: str
+    actor_type: str
+    actor: str
+
+
+class RecordDetailOut(RecordOut):
+    device_id: str | None = Field(description="The Kandji device the record was imported from.")
+    mapping: str | None
+    history: list[ChangeOut] = Field(description="Newest first.")
+    history_total: int
+    device_events: list[DeviceEventOut] = Field(
+        description="Audit events whose target is the device, newest first."
+    )
+    device_events_error: str = ""
+
+
+def _collection_out(summary: CollectionSummary) -> CollectionOut:
+    collection = summary.collection
+    return CollectionOut(
+        name=collection.name,
+        fields=[
+            FieldOut(label=f.label, type=f.type.value, unique=f.unique) for f in collection.fields
+        ],
+        records=summary.records,
+        mappings=summary.mappings,
+        created_at=collection.created_at,
+    )
+
+
+def _record_out(collection: CollectionInfo, row: browse.RecordRow) -> RecordOut:
+    return RecordOut(
+        id=row.id,
+        status=row.status,
+        values={field.label: row.values.get(field.id) for field in collection.fields},
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@api.get("/collections")
+def api_list(request: Request, user: CurrentUser) -> list[CollectionOut]:
+    """Every collection with its fields, record counts and mappings."""
+    return [_collection_out(s) for s in collections.list_collections(runtime_of(request).state)]
+
+
+@api.post("/collections", status_code=201)
+def api_create(request: Request, user: CurrentUser, body: CollectionIn) -> CollectionOut:
+    """Create a collection; 409 if the name is taken, 400 for a field that cannot be used."""
+    specs = []
+    for field in body.fields:
+        try:
+            field_type = FieldType(field.type.strip().lower())
+        except ValueError:
+            raise InvalidCollection(
+                f"The field {field.label!r} has the type {field.type!r}; "
+                f"use one of {', '.join(TYPES)}."
+            ) from None
+        specs.append(FieldSpec(field.label, field_type, field.unique))
+    state = runtime_of(request).state
+    created = collections.create_collection(state, body.name, specs)
+    return _collection_out(collections.summarize(state, created.name))
+
+
+@api.get("/collections/{name}")
+def api_get(request: Request, user: CurrentUser, name: str) -> CollectionOut:
+    return _collection_out(collections.summarize(runtime_of(request).state, name))
+
+
+@api.get("/collections/{name}/records")
+def api_records(
+    request: Request,
+    user: CurrentUser,
+    name: str,
+    search: Annotated[str, Query(description="Text inside any value, any case.")] = "",
+    sort: Annotated[str, Query(description="A field label to sort by.")] = "",
+    desc: Annotated[bool, Query(description="Sort in descending order.")] = False,
+    status: Annotated[
+        str, Query(description="active, removed, archived or all; none: active and removed.")
+    ] = "",
+    page: int = 1,
+    page_size: int = browse.DEFAULT_PAGE_SIZE,
+) -> RecordPageOut:
+    """One page of the collection's records; 400 for an unknown sort field or status."""
+    state = runtime_of(request).state
+    collection = collections.get_collection(state, name)
+    result = browse.page_records(
+        state,
+        collection,
+        search=search,
+        sort_field=sort or None,
+        descending=desc,
+        status=status,
+        page=page,
+        page_size=page_size,
+    )
+    return RecordPageOut(
+        records=[_record_out(collection, row) for row in result.rows],
+        total=result.total,
+        page=result.page,
+        pages=result.pages,
+        page_size=result.page_size,
+    )
+
+
+@api.get("/collections/{name}/records/{record_id}")
+def api_record(request: Request, user: CurrentUser, name: str, record_id: str) -> RecordDetailOut:
+    """A record with its change history and the audit events that targeted its device."""
+    runtime = runtime_of(request)
+    collection = collections.get_collection(runtime.state, name)
+    record: RecordDetail = browse.get_record(runtime.state, collection, record_id)
+    timeline = device_events(runtime.store, record.device_id) if record.device_id else Timeline([])
+    return RecordDetailOut(
+        id=record.id,
+        status=record.status,
+        values=record.values,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        device_id=record.device_id,
+        mapping=record.mapping,
+        history=[ChangeOut(**vars(entry)) for entry in record.history],
+        history_total=record.history_total,
+        device_events=[DeviceEventOut(**vars(event)) for event in timeline.events],
+        device_events_error=timeline.error,
+    )

@@ -1,0 +1,91 @@
+"""Collections through the REST API and the pages (httpx under TestClient), with bad input."""
+
+import re
+
+from fastapi.testclient import TestClient
+
+from kandji_bridge.service.runtime import Runtime
+
+ITAM = {
+    "name": "ITAM",
+    "fields": [
+        {"label": "Serial", "type": "text", "unique": True},
+        {"label": "Name", "type": "text"},
+        {"label": "Disk GB", "type": "number"},
+    ],
+}
+
+
+def test_create_list_and_show_a_collection_through_the_api(api: TestClient) -> None:
+    assert api.get("/api/collections").json() == []
+    created = api.post("/api/collections", json=ITAM)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "ITAM" and body["records"] == {} and body["mappings"] == []
+    assert body["fields"][0] == {"label": "Serial", "type": "text", "unique": True}
+    assert [c["name"] for c in api.get("/api/collections").json()] == ["ITAM"]
+    assert api.get("/api/collections/ITAM").json()["fields"][2]["type"] == "number"
+    empty = api.get("/api/collections/ITAM/records").json()
+    assert empty == {"records": [], "total": 0, "page": 1, "pages": 1, "page_size": 50}
+
+
+def test_bad_input_gets_one_clear_sentence(api: TestClient) -> None:
+    assert api.post("/api/collections", json=ITAM).status_code == 201
+    again = api.post("/api/collections", json=ITAM)
+    assert again.status_code == 409
+    assert "A collection named ITAM already exists" in again.json()["detail"]
+    bad_type = api.post(
+        "/api/collections", json={"name": "X", "fields": [{"label": "A", "type": "colour"}]}
+    )
+    assert bad_type.status_code == 400
+    assert bad_type.json()["detail"] == (
+        "The field 'A' has the type 'colour'; use one of text, number, boolean, date, "
+        "datetime, list."
+    )
+    no_fields = api.post("/api/collections", json={"name": "X", "fields": []})
+    assert no_fields.status_code == 400 and "has no fields" in no_fields.json()["detail"]
+    sort = api.get("/api/collections/ITAM/records", params={"sort": "Colour"})
+    assert sort.status_code == 400
+    assert sort.json()["detail"].startswith("Cannot sort by 'Colour': Collection ITAM has no field")
+    status = api.get("/api/collections/ITAM/records", params={"status": "gone"})
+    assert status.status_code == 400 and "Unknown status 'gone'" in status.json()["detail"]
+    size = api.get("/api/collections/ITAM/records", params={"page_size": 100000})
+    assert size.status_code == 400 and "use 1 to 500" in size.json()["detail"]
+    missing = api.get("/api/collections/Nope/records")
+    assert missing.status_code == 404 and "No collection named Nope" in missing.json()["detail"]
+    record = api.get("/api/collections/ITAM/records/not-a-record")
+    assert record.status_code == 404 and "has no record" in record.json()["detail"]
+
+
+def test_the_form_keeps_what_was_typed_and_shows_errors_beside_the_fields(
+    client: TestClient, runtime: Runtime
+) -> None:
+    form = {
+        "csrf_token": client.csrf,  # type: ignore[attr-defined]
+        "name": "Laptops",
+        "label": ["Serial", "serial", ""],
+        "type": ["text", "number", "text"],
+        "unique": ["0"],
+    }
+    refused = client.post("/collections/new", data=form)
+    assert refused.status_code == 400
+    assert "already used by field 1" in refused.text
+    assert 'value="Laptops"' in refused.text and 'value="serial"' in refused.text
+    assert re.search(r'name="unique" value="0"\s+checked', refused.text)
+    form["label"] = ["Serial", "Model", ""]
+    created = client.post("/collections/new", data=form)
+    assert created.status_code == 303
+    listing = client.get(created.headers["location"])
+    assert "Created collection Laptops." in listing.text
+    taken = client.post("/collections/new", data=form)
+    assert taken.status_code == 400
+    assert "A collection named Laptops already exists" in taken.text
+    row = client.get("/collections/new/field-row", params={"index": 3})
+    assert 'id="label-3"' in row.text and 'value="3"' in row.text
+
+
+def test_export_links_give_csv_and_json(client: TestClient, api: TestClient) -> None:
+    api.post("/api/collections", json=ITAM)
+    csv = client.get("/collections/ITAM/export", params={"format": "csv"})
+    assert csv.status_code == 200 and csv.content == b"\xef\xbb\xbfSerial,Name,Disk GB\r\n"
+    assert client.get("/collections/ITAM/export", params={"format": "json"}).json() == []
