@@ -332,3 +332,15 @@ def test_the_source_page_shows_quarantined_events_and_removes_after_confirming(
     removed = client.post("/sources/kandji-prod/remove", data={"csrf_token": client.csrf})
     assert removed.headers["location"] == "/sources?removed=kandji-prod"
     assert "Source kandji-prod was removed" in client.get(removed.headers["location"]).text
+
+
+def test_a_device_import_only_connection_is_listed_as_not_polled(
+    api: TestClient, client: TestClient, runtime: Runtime
+) -> None:
+    sources.add_source(
+        runtime.state, "devices-only", "https://acme.api.kandji.io", "t0ken", logs_enabled=False
+    )
+    (listed,) = api.get("/api/sources").json()
+    assert (listed["status"], listed["logs_enabled"]) == ("not polled", False)
+    page = client.get("/sources/devices-only")
+    assert "imports devices only" in page.text
