@@ -166,7 +166,8 @@ class Scheduler:
     ) -> None:
         self.runtime = runtime
         self.holder = holder or default_holder()
-        self.tick_seconds = tick_seconds
+        # Ticks also renew leases: at least three to a lease's life, so none lapses in between.
+        self.tick_seconds = min(tick_seconds, lease_seconds / 3)
         self.lease_seconds = lease_seconds
         self.max_jobs = max_jobs
         self.retry = timedelta(seconds=retry_seconds)
@@ -329,6 +330,8 @@ class Scheduler:
     def _start(self, job: Job) -> None:
         running = _Running(job, threading.Event(), time.monotonic())
         with self._lock:
+            if self._stopping.is_set():  # stop() came since the tick looked: one page at most
+                running.stop.set()
             self._running[job.key] = running
             self._triggered.discard(job.key)
         try:

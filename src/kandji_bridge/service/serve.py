@@ -116,6 +116,11 @@ async def _serve(
     await web
     for task in waits:
         task.cancel()
+    if not server.started:
+        raise BridgeError(
+            f"The web server did not start on {url}; the messages above say why "
+            "(run with --debug for more)."
+        )
 
 
 async def _wait_for(stop: threading.Event) -> None:
