@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import redact, sources
-from kandji_bridge.cli_common import Context, app_context, err, out, read_token
+from kandji_bridge.cli_common import Context, app_context, err, not_blank, out, read_token
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.inventory.commands import collection_app, inventory_app, mapping_app
@@ -170,7 +170,9 @@ def demo(
 @app.command("verify")
 def verify_command(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="A source added with `source add`.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(callback=not_blank, help="A source added with `source add`.")
+    ] = None,
     url: Annotated[str | None, typer.Option(help="Kandji API URL (or the web-app URL).")] = None,
     token_env: Annotated[
         str | None, typer.Option(help="Read the token from this environment variable.")
@@ -271,7 +273,8 @@ def source_list(ctx: typer.Context) -> None:
 
 @source_app.command("remove")
 def source_remove(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The source to remove.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The source to remove.")],
 ) -> None:
     """Remove a source (its token is deleted)."""
 

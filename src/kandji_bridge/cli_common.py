@@ -29,6 +29,13 @@ def app_context(ctx: typer.Context) -> Context:
     return ctx.find_root().obj
 
 
+def not_blank(value: str | None) -> str | None:
+    """Refuse an empty or blank name while the arguments are parsed: a usage error (exit 2)."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("is empty; give a name.")
+    return value
+
+
 def read_token(token_env: str | None, token_stdin: bool) -> str:
     """The Kandji token from an environment variable or standard input, never from argv."""
     if bool(token_env) == token_stdin:

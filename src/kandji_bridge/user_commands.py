@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import users
-from kandji_bridge.cli_common import app_context, err, out
+from kandji_bridge.cli_common import app_context, err, not_blank, out
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 
@@ -37,7 +37,9 @@ def read_password(from_stdin: bool) -> str:
 @user_app.command("create")
 def create(
     ctx: typer.Context,
-    username: Annotated[str, typer.Argument(help="The new account's username.")],
+    username: Annotated[
+        str, typer.Argument(callback=not_blank, help="The new account's username.")
+    ],
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Create an admin account (the first one can also come from `serve`'s setup link)."""
@@ -79,8 +81,10 @@ def set_password(
 @user_app.command("token")
 def token(
     ctx: typer.Context,
-    username: Annotated[str, typer.Argument(help="The account the token acts as.")],
-    name: Annotated[str, typer.Option("--name", help="What the token is for.")],
+    username: Annotated[
+        str, typer.Argument(callback=not_blank, help="The account the token acts as.")
+    ],
+    name: Annotated[str, typer.Option("--name", callback=not_blank, help="What the token is for.")],
 ) -> None:
     """Create an API token for scripts; it is printed once, on standard output."""
     with open_state(app_context(ctx).settings()) as state:

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from kandji_bridge.cli_common import app_context, err, out
+from kandji_bridge.cli_common import app_context, err, not_blank, out
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.inventory import collections, mappings, records, runs
@@ -101,7 +101,8 @@ def collection_list(ctx: typer.Context) -> None:
 
 @collection_app.command("show")
 def collection_show(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The collection.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The collection.")],
 ) -> None:
     """Show a collection's fields, records and mappings."""
     summary = collections.summarize(_state(ctx), name)
@@ -118,7 +119,7 @@ def collection_show(
 @collection_app.command("export")
 def collection_export(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The collection.")],
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The collection.")],
     format: Annotated[ExportFormat, typer.Option(help="csv or json.")] = ExportFormat.CSV,
     include_archived: Annotated[bool, typer.Option(help="Also export archived records.")] = False,
 ) -> None:
@@ -166,9 +167,16 @@ def _counts(counts: dict[str, int]) -> str:
 @mapping_app.command("create")
 def mapping_create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="The mapping's name, e.g. 'Kandji Device Import'.")],
-    source: Annotated[str, typer.Option(help="The Kandji source (see `source list`).")],
-    collection: Annotated[str, typer.Option(help="The collection to import into.")],
+    name: Annotated[
+        str,
+        typer.Option(callback=not_blank, help="The mapping's name, e.g. 'Kandji Device Import'."),
+    ],
+    source: Annotated[
+        str, typer.Option(callback=not_blank, help="The Kandji source (see `source list`).")
+    ],
+    collection: Annotated[
+        str, typer.Option(callback=not_blank, help="The collection to import into.")
+    ],
     identifier: Annotated[
         str,
         typer.Option(
@@ -280,7 +288,8 @@ def mapping_list(ctx: typer.Context) -> None:
 
 @mapping_app.command("remove")
 def mapping_remove(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The mapping to remove.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The mapping to remove.")],
 ) -> None:
     """Remove a mapping (its collection keeps the records it imported)."""
     mappings.remove_mapping(_state(ctx), name)
@@ -293,7 +302,7 @@ def mapping_remove(
 @inventory_app.command("sync")
 def inventory_sync(
     ctx: typer.Context,
-    mapping: Annotated[str, typer.Argument(help="The mapping to sync.")],
+    mapping: Annotated[str, typer.Argument(callback=not_blank, help="The mapping to sync.")],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write nothing; show what would change.")
     ] = False,
@@ -312,7 +321,7 @@ def inventory_sync(
 @inventory_app.command("runs")
 def inventory_runs(
     ctx: typer.Context,
-    mapping: Annotated[str, typer.Argument(help="The mapping.")],
+    mapping: Annotated[str, typer.Argument(callback=not_blank, help="The mapping.")],
     limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
 ) -> None:
     """Show a mapping's recent sync runs: when, counts, API requests, errors."""

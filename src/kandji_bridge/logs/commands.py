@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from kandji_bridge import redact, sources
-from kandji_bridge.cli_common import app_context, err, out
+from kandji_bridge.cli_common import app_context, err, not_blank, out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
@@ -42,7 +42,7 @@ def open_store(settings: Settings) -> LogStore:
 @logs_app.command("sync")
 def sync(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The source to collect.")],
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The source to collect.")],
     backfill_days: Annotated[
         int | None,
         typer.Option(min=1, max=366, help="On a first sync, backfill only this many days."),
