@@ -6,9 +6,10 @@ Plain functions that build one SQL text, the same for chDB and ClickHouse. Every
 Results are newest first.
 
 Full-text search is a case-insensitive substring of `rawLog` through `ILIKE '%text%'` (with `%`,
-`_` and backslash escaped): on the 5M-event benchmark it answered 2.5-3.5x faster than
-`positionCaseInsensitive` (see benchmarks/RESULTS.md); `hasTokenCaseInsensitive` would only match
-whole tokens (no "recov" for "recovery").
+`_` and backslash escaped). On the 5M-event benchmark it ran within noise of
+`positionCaseInsensitive` (no consistent winner over interleaved runs, see benchmarks/RESULTS.md),
+and unlike it ILIKE also folds non-ASCII letters ("ZOË" finds "zoë");
+`hasTokenCaseInsensitive` would only match whole tokens (no "recov" for "recovery").
 """
 
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
