@@ -280,3 +280,13 @@ def wait_for_runs(api: TestClient, count: int) -> list[dict]:
             return found
         time.sleep(0.1)
     pytest.fail(f"the scheduler did not finish {count} sync runs within 60 s")
+
+
+def test_the_api_docs_list_the_integration_routes(runtime: Runtime, api: TestClient) -> None:
+    paths = api.get("/api/openapi.json").json()["paths"]
+    assert set(paths["/api/integrations/kandji"]) == {"get", "put"}
+    assert set(paths["/api/mappings"]) == {"get", "post"}
+    assert set(paths["/api/mappings/{name}"]) == {"get", "delete"}
+    for action in ("sync", "preview"):
+        assert "post" in paths[f"/api/mappings/{{name}}/{action}"]
+    assert "get" in paths["/api/mappings/{name}/runs"]
