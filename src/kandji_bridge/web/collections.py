@@ -49,7 +49,8 @@ STATUS_CHOICES = (
 
 @dataclass(frozen=True)
 class DeviceEvent:
-    id: str
+    id: str  # the stored event's (its page: /logs/events/ID)
+    kandji_event_id: str
     event_time: str  # UTC, 'YYYY-MM-DD HH:MM:SS'
     event_name: str
     action: str
@@ -67,19 +68,20 @@ def device_events(store: LogStore, device_id: str, limit: int = EVENTS_LIMIT) ->
     """The audit events whose target is this device, newest first."""
     # The device id reaches SQL through sql_string only.
     sql = (
-        "SELECT id, toString(eventTime), eventName, action, actorType, actor "  # noqa: S608
-        f"FROM {LOGS_TABLE} WHERE targetId = {sql_string(device_id)} "
-        f"ORDER BY eventTime DESC, id DESC LIMIT {int(limit)}"
+        "SELECT id, kandjiEventId, toString(eventTime), eventName, action, actorType, "  # noqa: S608
+        f"actor FROM {LOGS_TABLE} WHERE targetId = {sql_string(device_id)} "
+        # occurredAt (Kandji's time, to the microsecond) orders events within one second.
+        f"ORDER BY eventTime DESC, occurredAt DESC, id DESC LIMIT {int(limit)}"
     )
     try:
         result = store.query(sql, read_only=True)
     except BridgeError as exc:
         return Timeline([], f"The audit events could not be read: {exc}")
     events = []
-    for event_id, when, name, action, actor_type, actor in result.rows:
+    for event_id, kandji_id, when, name, action, actor_type, actor in result.rows:
         actor = actor if isinstance(actor, dict) else {}
         who = actor.get("email") or actor.get("name") or actor.get("username") or actor.get("id")
-        events.append(DeviceEvent(event_id, when, name, action, actor_type, who or ""))
+        events.append(DeviceEvent(event_id, kandji_id, when, name, action, actor_type, who or ""))
     return Timeline(events)
 
 
@@ -251,12 +253,16 @@ def records_page(
         "table": _table(collection, result),
         "statuses": STATUS_CHOICES,
         "base": _collection_url(collection),
+        "partial": "hx-request" in request.headers
+        and "hx-history-restore-request" not in request.headers,
     }
-    partial = "hx-request" in request.headers and "hx-history-restore-request" not in (
-        request.headers
-    )
-    template = "collections/_table.html" if partial else "collections/records.html"
-    return render(request, template, context)
+    partial = context["partial"]
+    if not partial:
+        return render(request, "collections/records.html", context)
+    response = render(request, "collections/_table.html", context)
+    # The address bar shows the table's own address, tidy whatever the form sent.
+    response.headers["HX-Push-Url"] = context["table"].current_url
+    return response
 
 
 @pages.get("/collections/{name}/export")
@@ -334,6 +340,7 @@ class Table:
     export_json: str
     first: int  # the rows shown, 1-based
     last: int
+    current_url: str  # this page of this search and sort
 
 
 def _table(collection: CollectionInfo, result: RecordPage) -> Table:
@@ -383,6 +390,7 @@ def _table(collection: CollectionInfo, result: RecordPage) -> Table:
         export_json=f"{base}/export?" + urlencode({"format": "json", "archived": archived}),
         first=first,
         last=first + len(rows) - 1 if rows else 0,
+        current_url=url(page=result.page),
     )
 
 
@@ -473,6 +481,7 @@ class ChangeOut(BaseModel):
 
 class DeviceEventOut(BaseModel):
     id: str
+    kandji_event_id: str
     event_time: str
     event_name: str
     action: str
