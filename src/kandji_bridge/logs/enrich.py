@@ -34,6 +34,7 @@ import maxminddb
 import orjson
 
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.logs.geoip2fast_compact import load_compact
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.schema import COLUMN_NAMES
 
@@ -96,10 +97,10 @@ class Geoip2FastDatabase:
 
 @cache
 def _geoip2fast() -> Any:
-    """Loaded once per process (about 0.3 s and 115 MB), on the first public address."""
+    """Loaded once per process (about 0.6 s; 40 MB kept of 115), on the first public address."""
     from geoip2fast import GeoIP2Fast
 
-    return GeoIP2Fast(verbose=False, geoip2fast_data_file=GEOIP2FAST_DATA)
+    return load_compact(lambda: GeoIP2Fast(verbose=False, geoip2fast_data_file=GEOIP2FAST_DATA))
 
 
 class MmdbDatabase:

@@ -333,6 +333,7 @@ class ChdbLogStore(SqlLogStore):
         self.display_url = f"chdb://{self.path}"
         self._session = None
         self._lock = threading.Lock()  # see the module docstring: one call at a time
+        self._purge = True
         if not in_memory:
             try:
                 Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -378,8 +379,23 @@ class ChdbLogStore(SqlLogStore):
             ):
                 inserter.append(body)
                 inserter.finish()
+                self._release_freed_memory()
         except RuntimeError as exc:
             raise _query_error(exc) from exc
+
+    def _release_freed_memory(self) -> None:
+        """Hand the pages the engine has freed back to the OS now, not seconds later.
+
+        chDB's allocator (jemalloc) keeps freed pages for reuse and returns them after a decay
+        time; during a backfill, inserts and merges free memory faster than it decays, and those
+        idle pages were 40-50 MB of the process's resident memory. A purge costs about 0.1 ms.
+        Builds without jemalloc refuse the statement: then it is not tried again.
+        """
+        if self._purge:
+            try:
+                self._session.query("SYSTEM JEMALLOC PURGE")
+            except RuntimeError:
+                self._purge = False
 
     def _open_session(self) -> Any:
         if self._session is None:
