@@ -52,11 +52,14 @@ class CrashHarness:
             "KANDJI_TOKEN": self.sim.token,
         }
 
-    def run(self, *args: str, timeout: float = 300) -> str:
-        """Run a command to its end; its stdout. A failure says the command and the seed."""
-        done = subprocess.run(
+    def attempt(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
             [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
+
+    def run(self, *args: str, timeout: float = 600) -> str:
+        """Run a command to its end; its stdout. A failure says the command and the seed."""
+        done = self.attempt(*args, timeout=timeout)
         assert done.returncode == 0, (
             f"seed {self.seed}: `{' '.join(args)}` exited {done.returncode}: {done.stderr}"
         )
