@@ -28,7 +28,7 @@ CTX = NormalizeContext(
     "ws-prop", "src-prop", RETENTION_DAYS, received_at=datetime(2025, 3, 6, tzinfo=UTC)
 )
 DEFAULT = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MANY = settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+MANY = settings(max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def body_of(events: list, ensure_ascii: bool) -> bytes:
@@ -116,7 +116,7 @@ def test_a_page_of_bad_events_is_stored_or_quarantined_whole(store, enricher, ev
 
 
 @pytest.mark.slow
-@settings(max_examples=1_500, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
 @given(pages, st.booleans())
 def test_a_page_of_bad_events_is_stored_or_quarantined_whole_many(store, enricher, events, ascii_):
     check_page(store, enricher, events, ascii_)
