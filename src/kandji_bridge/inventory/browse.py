@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     TextClause,
     and_,
+    bindparam,
     func,
     literal_column,
     select,
@@ -175,7 +176,14 @@ def page_records(
         order.append(Record.id.desc() if down else Record.id.asc())
         ids = list(
             session.scalars(
-                select(Record.id).where(*where).order_by(*order).limit(count).offset(offset)
+                select(Record.id)
+                .where(*where)
+                .order_by(*order)
+                # Literals: with parameters, PostgreSQL's reused (generic) plan cannot tell a
+                # page of 50 from most of the table, and sorts everything instead of walking
+                # the sort index.
+                .limit(bindparam("page_limit", count, literal_execute=True))
+                .offset(bindparam("page_offset", offset, literal_execute=True))
             )
         )
         if backwards:
