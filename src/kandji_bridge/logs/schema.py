@@ -85,6 +85,16 @@ LOGS_TABLE_SETTINGS = {
     "max_cleanup_delay_period": 10,
 }
 
+# Background merges were a quarter of the CPU of a bulk load into chDB (1M rows in 5,000-row
+# inserts, one core: 27 µs per row for the inserts and merges with the defaults, 21 µs with this).
+# A merge selector base of 10 instead of 5 merges parts when more of them have piled up, so each
+# row is rewritten fewer times; a partition keeps a few more parts (about 10 per size level).
+# The embedded engine only: the setting is recent (ClickHouse 25), older servers refuse it.
+CHDB_TABLE_SETTINGS = {"merge_selector_base": 10}
+CHDB_DDL = f"ALTER TABLE {LOGS_TABLE} MODIFY SETTING " + ", ".join(
+    f"{key} = {value}" for key, value in CHDB_TABLE_SETTINGS.items()
+)
+
 # ReplacingMergeTree keyed by the stable `id` is a second line of defence against duplicates only:
 # exactly-once never waits for a merge, because the collector drops already-stored event ids
 # before it inserts. ORDER BY serves time-range queries per source; the month partition lets TTL

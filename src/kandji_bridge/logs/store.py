@@ -48,7 +48,7 @@ import orjson
 
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
-from kandji_bridge.logs.schema import DDL, LOGS_TABLE, QUARANTINE_TABLE
+from kandji_bridge.logs.schema import CHDB_DDL, DDL, LOGS_TABLE, QUARANTINE_TABLE
 
 SESSION_SETTINGS = {
     "session_timezone": "UTC",
@@ -353,6 +353,10 @@ class ChdbLogStore(SqlLogStore):
         _open_here[self.path] += 1
         self._session.query(f"SET {_settings_clause(SESSION_SETTINGS)}")
         self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {_settings_clause(INSERT_SETTINGS)}"
+
+    def ensure_schema(self) -> None:
+        super().ensure_schema()
+        self._execute(CHDB_DDL)  # also brings a table created by an earlier version up to date
 
     def _execute(self, sql: str) -> None:
         try:
