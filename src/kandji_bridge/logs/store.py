@@ -375,14 +375,12 @@ class ChdbLogStore(SqlLogStore):
 
     def _insert_json(self, table: str, body: bytes) -> None:
         try:
-            with (
-                self._lock,
-                self._open_session().send_insert(
-                    self._insert_prefix.format(table=table), "JSONEachRow"
-                ) as inserter,
-            ):
-                inserter.append(body)
-                inserter.finish()
+            with self._lock:
+                session = self._open_session()
+                prefix = self._insert_prefix.format(table=table)
+                with session.send_insert(prefix, "JSONEachRow") as inserter:
+                    inserter.append(body)
+                    inserter.finish()
                 self._release_freed_memory()
         except RuntimeError as exc:
             raise _query_error(exc) from exc
