@@ -208,3 +208,13 @@ def test_api_docs_are_served_behind_login(api: TestClient, anonymous: TestClient
     docs = api.get("/api/docs")
     assert docs.status_code == 200
     assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text
+
+
+def test_metrics_need_login_and_serve_prometheus_text(
+    api: TestClient, anonymous: TestClient
+) -> None:
+    assert anonymous.get("/metrics").status_code == 401
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "kandji_bridge_jobs_running" in response.text

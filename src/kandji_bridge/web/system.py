@@ -1,8 +1,12 @@
-"""/healthz for load balancers, and the API's own documentation (OpenAPI and Swagger UI)."""
+"""/healthz for load balancers, /metrics for Prometheus (behind login: use an API token), and
+the API's own documentation (OpenAPI and Swagger UI)."""
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from kandji_bridge.service.metrics import render_metrics
+from kandji_bridge.web.auth import runtime_of
 
 public = APIRouter(include_in_schema=False)
 pages = APIRouter(include_in_schema=False)
@@ -28,3 +32,9 @@ def docs() -> HTMLResponse:
         swagger_css_url="/static/swagger-ui/swagger-ui.css",
         swagger_favicon_url="/static/favicon.svg",
     )
+
+
+@pages.get("/metrics")
+def metrics(request: Request) -> Response:
+    body, content_type = render_metrics(runtime_of(request))
+    return Response(body, media_type=content_type)
