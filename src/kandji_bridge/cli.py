@@ -153,15 +153,17 @@ def demo(
         bool, typer.Option("--no-browser", help="Do not open a browser.")
     ] = False,
 ) -> None:
-    """Start a simulated Kandji tenant, register it as source `demo`, verify it, keep serving."""
+    """Everything in one: a simulated tenant as a source and an integration, its logs backfilled,
+    its devices imported into a demo collection, and the web UI."""
     from kandji_bridge.demo import run_demo
 
-    try:
-        run_demo(app_context(ctx).settings(), devices=devices, events=events, port=port)
-    except OSError as exc:
-        raise BridgeError(
-            f"Cannot listen on port {port} ({exc.strerror}); pick another with --port."
-        ) from exc
+    run_demo(
+        app_context(ctx).settings(),
+        devices=devices,
+        events=events,
+        port=port,
+        open_browser=not no_browser,
+    )
 
 
 # -- verify ---------------------------------------------------------------------------------

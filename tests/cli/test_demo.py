@@ -1,31 +1,31 @@
-"""`demo`, the README's first command: a new user sees a tenant verified and registered."""
+"""`demo`, the README's first command: a new user signs in and sees logs and assets."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
+
 READY = "demo ready"
 
 
-def test_demo_registers_a_verified_source_that_other_commands_can_use(home: Path) -> None:
+def sign_in(client: httpx.Client, password: str) -> None:
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+    response = client.post(
+        "/login", data={"username": "demo", "password": password, "csrf_token": csrf}
+    )
+    assert response.status_code == 303, response.text
+
+
+def test_demo_serves_logs_and_assets_to_a_signed_in_user(home: Path) -> None:
     env = {**os.environ, "KANDJI_BRIDGE_HOME": str(home)}
+    command = [sys.executable, "-m", "kandji_bridge", "demo", "--port", "0", "--no-browser"]
     demo = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kandji_bridge",
-            "demo",
-            "--port",
-            "0",
-            "--devices",
-            "5",
-            "--events",
-            "50",
-            "--no-browser",
-        ],
+        [*command, "--devices", "5", "--events", "50"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -43,22 +43,23 @@ def test_demo_registers_a_verified_source_that_other_commands_can_use(home: Path
         output = "".join(lines)
         assert "5 devices, 50 audit events" in output
         assert output.count("ok  ") == 5, output
-        allowed = next(
-            line.split("=", 1)[1].strip()
-            for line in lines
-            if "KANDJI_BRIDGE_ALLOWED_HOSTS=" in line
-        )
-        verify = subprocess.run(
-            [sys.executable, "-m", "kandji_bridge", "verify", "demo"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**env, "KANDJI_BRIDGE_ALLOWED_HOSTS": allowed},
-        )
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+        url, password = re.search(r"Sign in at (\S+) as demo with password (\S+)", output).groups()
+        with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
+            sign_in(client, password)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                events = client.get(
+                    "/api/logs/events", params={"from": "2000-01-01T00:00:00Z"}
+                ).json()
+                records = client.get("/api/collections/Demo devices/records").json()
+                if records.get("total") == 5 and events.get("events"):
+                    break
+                time.sleep(1)
+            assert records["total"] == 5, records
+            assert events["events"], events
     finally:
         demo.send_signal(signal.SIGINT)
-        stdout, stderr = demo.communicate(timeout=30)
+        stdout, stderr = demo.communicate(timeout=60)
     assert demo.returncode == 0, stderr
     assert "Stopped." in stdout
     assert "Traceback" not in stderr
