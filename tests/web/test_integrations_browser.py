@@ -100,6 +100,8 @@ def test_the_seed_flow_from_integrations_store_to_the_first_sync(
     before = rows.count()
     page.get_by_role("button", name="Add more").click()
     rows.nth(before).wait_for()
+    # htmx binds the new row's hx-get once the swap settles; a change before that is lost.
+    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling')")
     new_row = rows.nth(before)
     new_row.locator("select[name=kandji]").select_option("device_name")
     new_row.locator(".hint").filter(has_text="Use only if standardized").wait_for()
