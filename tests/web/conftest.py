@@ -120,7 +120,9 @@ def live_server(runtime: Runtime, admin: users.UserInfo) -> Iterator[str]:
     thread.join(timeout=15)
 
 
-@pytest.fixture(scope="session")
+# Per test, not per session: sync Playwright keeps an event loop running in the main thread while
+# it is open, and any later test calling asyncio.run() would fail.
+@pytest.fixture
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         missing = f"{CHROMIUM} is missing; install Debian's chromium package"
