@@ -996,18 +996,4 @@ def _mapped_out(kandji: KandjiField, mapped: mappings.MappedField) -> MappedFiel
 
 
 def _run_out(run: RunInfo) -> RunOut:
-    return RunOut(
-        id=run.id,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        status=run.status,
-        created=run.created,
-        updated=run.updated,
-        unchanged=run.unchanged,
-        skipped=run.skipped,
-        conflicts=run.conflicts,
-        vanished=run.vanished,
-        api_requests=run.api_requests,
-        details_requests=run.details_requests,
-        errors=run.errors,
-    )
+    return RunOut.model_validate(run, from_attributes=True)
