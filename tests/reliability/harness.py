@@ -5,20 +5,25 @@ failure replays with KANDJI_BRIDGE_CRASH_SEED=<seed>; the seed is in every asser
 """
 
 import os
+import queue
 import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import orjson
 
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 
 CLI = (sys.executable, "-m", "kandji_bridge")
+SERVING = re.compile(r"Serving on (http://\S+)")
 
 
 def crash_seed() -> int:
@@ -52,14 +57,17 @@ class CrashHarness:
             "KANDJI_TOKEN": self.sim.token,
         }
 
-    def attempt(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def attempt(
+        self, *args: str, timeout: float = 600, input: str | None = None
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+            [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+            input=input,
+        )  # fmt: skip
 
-    def run(self, *args: str, timeout: float = 600) -> str:
+    def run(self, *args: str, timeout: float = 600, input: str | None = None) -> str:
         """Run a command to its end; its stdout. A failure says the command and the seed."""
-        done = self.attempt(*args, timeout=timeout)
+        done = self.attempt(*args, timeout=timeout, input=input)
         assert done.returncode == 0, (
             f"seed {self.seed}: `{' '.join(args)}` exited {done.returncode}: {done.stderr}"
         )
@@ -114,6 +122,59 @@ class CrashHarness:
         if text.startswith("["):
             return orjson.loads(text)
         return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class ServeProcess:
+    """A real `kandji-bridge serve` on a free port of 127.0.0.1; its stderr goes to `log`."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [*CLI, "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=stderr,
+                text=True,
+            )  # fmt: skip
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.url: str | None = None
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+
+    def wait_serving(self, seconds: float) -> str | None:
+        """The URL once serve says it serves, or None if it does not within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while self.url is None:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return None
+            if match := SERVING.search(line):
+                self.url = match.group(1)
+        return self.url
+
+    def api(self, method: str, path: str, token: str) -> httpx.Response:
+        assert self.url is not None
+        return httpx.request(
+            method, f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=120)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.kill()
+        self._reader.join(timeout=10)
 
 
 def wait_until(predicate: Callable[[], bool], seconds: float) -> None:
