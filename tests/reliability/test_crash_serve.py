@@ -26,7 +26,7 @@ from kandji_bridge import sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.db.models import utcnow
-from kandji_bridge.inventory import mappings
+from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.kandji.simulator.devices import device_json
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs
@@ -36,6 +36,7 @@ from .harness import CrashHarness, KillReport, ServeProcess, crash_seed
 from .test_crash import DEFAULT_KILLS, FIELDS, SLOW_KILLS
 
 SYNC = "/api/mappings/devices/sync"
+RUNS = "/api/mappings/devices/runs"
 LONGEST_AFTER_SERVING = 5.0  # seconds: a kill lands in the backfill, a sync, or a later poll
 KILLED_IN_STARTUP = 0.15  # the share of kills that land before serve serves
 
@@ -196,6 +197,11 @@ def crash_serve(home: Path, tmp_path: Path, simulator_factory, kills: int) -> No
                     break
                 assert time.monotonic() < deadline, f"seed {seed}: no clean pass: {statuses}"
                 time.sleep(0.2)
+        # What the UI and the API show: no sync that will never end.
+        history = serve.api("GET", f"{RUNS}?limit=1000", token).json()
+        left_running = [run["id"] for run in history if run["status"] == "running"]
+        assert not left_running, f"seed {seed}: runs left running for good: {left_running}"
+        interrupted_runs = sum(run["errors"] == [runs.INTERRUPTED] for run in history)
         assert serve.stop() == 0, f"seed {seed}: {serve.log.read_text()}"
     finally:
         serve.close()
@@ -216,9 +222,9 @@ def crash_serve(home: Path, tmp_path: Path, simulator_factory, kills: int) -> No
         )
     again = harness.run("inventory", "sync", "devices")
     assert "created 0, updated 0," in again, f"seed {seed}: an unchanged sync wrote: {again}"
-    print(f"serve: {report.kills} kills survived ({caught[0]} mid-poll, {caught[1]} mid-sync), "
-          f"{len(expected)} events stored once each, {len(held)} records, one per device, "
-          "all current")  # fmt: skip
+    print(f"serve: {report.kills} kills survived ({caught[0]} mid-poll, {caught[1]} mid-sync; "
+          f"{interrupted_runs} sync runs closed as interrupted), {len(expected)} events stored "
+          f"once each, {len(held)} records, one per device, all current")  # fmt: skip
 
 
 def test_serve_survives_kill_9(home: Path, tmp_path: Path, simulator_factory) -> None:

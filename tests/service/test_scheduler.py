@@ -8,13 +8,13 @@ from sqlalchemy import select
 from kandji_bridge import sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import SyncRun
-from kandji_bridge.inventory import collections, mappings
+from kandji_bridge.inventory import collections, mappings, runs
 from kandji_bridge.inventory.collections import parse_field_spec
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
 from kandji_bridge.kandji.ratelimit import limiter_for
 from kandji_bridge.kandji.simulator.config import PERMISSION_KEYS
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.service import jobs
+from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.scheduler import Scheduler
 
 from .helpers import running, wait_until
@@ -117,3 +117,25 @@ def test_a_job_never_runs_twice_at_once_in_one_process_or_across_two(
     for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at <= later.started_at, "two syncs of one mapping overlapped"
     assert status(state, job).runs == len(runs)
+
+
+def test_a_sync_run_left_running_by_a_killed_process_is_closed_as_interrupted(
+    simulator_factory, runtime_for, state: StateDB
+) -> None:
+    """A process that dies mid-sync leaves its run `running` and its lease held; once the lease
+    runs out, the next process's sync closes that run as interrupted, and the UI stops showing a
+    sync that will never end."""
+    sim = simulator_factory(devices=20, events=0, history_days=30, seed=24)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    mapping = add_mapping(state, "acme")
+    job = jobs.mapping_job(mapping.id)
+    # What a process killed mid-sync leaves: its lease (run out), the job started, a run running.
+    assert leases.acquire(state, job, "killed", ttl=0.01)
+    jobs.record_start(state, job)
+    orphan = runs.start_run(state, mapping.id)
+    with running(Scheduler(runtime_for(sim), tick_seconds=0.05)):
+        wait_until(lambda: (s := status(state, job)) and s.last_success_at, "the next sync")
+    latest, closed = runs.list_runs(state, mapping.id)
+    assert closed.id == orphan and closed.status == runs.FAILED
+    assert closed.errors == [runs.INTERRUPTED] and closed.finished_at is not None
+    assert latest.status == runs.SUCCEEDED and latest.created == 20

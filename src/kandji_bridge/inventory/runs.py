@@ -10,6 +10,10 @@ from kandji_bridge.db.models import SyncRun, utcnow
 from kandji_bridge.db.state import StateDB
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+INTERRUPTED = (
+    "Interrupted: the process running this sync stopped before it finished (killed or crashed); "
+    "each batch it wrote is complete, and the next sync did what was left."
+)
 MAX_ERRORS_KEPT = 1000  # a run with 100,000 skipped devices keeps the first ones, and the count
 
 
@@ -51,6 +55,25 @@ def finish_run(state: StateDB, run_id: str, status: str, errors: list[str], **co
                 status=status, finished_at=utcnow(), errors=orjson.dumps(kept).decode(), **counts
             )
         )
+
+
+def close_interrupted(state: StateDB, mapping_id: str, since: datetime) -> int:
+    """Mark the mapping's runs still `running` that started at or after `since` as failed: their
+    process died mid-run (the caller knows, from the job's lease), so none will ever finish them.
+    How many were closed."""
+    with state.session() as session:
+        closed = session.execute(
+            update(SyncRun)
+            .where(
+                SyncRun.mapping_id == mapping_id,
+                SyncRun.status == RUNNING,
+                SyncRun.started_at >= since,
+            )
+            .values(
+                status=FAILED, finished_at=utcnow(), errors=orjson.dumps([INTERRUPTED]).decode()
+            )
+        )
+        return closed.rowcount
 
 
 def list_runs(state: StateDB, mapping_id: str, limit: int = 20) -> list[RunInfo]:

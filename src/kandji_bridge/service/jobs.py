@@ -83,6 +83,13 @@ def record_failure(state: StateDB, job: str, error: str) -> None:
     )
 
 
+def job_status(state: StateDB, job: str) -> JobStatusInfo | None:
+    """The job's status, or None if it never ran."""
+    with state.session() as session:
+        row = session.get(JobStatus, job)
+        return _info(row) if row is not None else None
+
+
 def job_statuses(state: StateDB) -> dict[str, JobStatusInfo]:
     """Every job's status, by job key (jobs that never ran have none)."""
     with state.session() as session:

@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from kandji_bridge import redact, sources
 from kandji_bridge.db.models import Mapping, Source, SyncRun, utcnow
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.inventory import runs
 from kandji_bridge.inventory.sync import sync_mapping
 from kandji_bridge.kandji.client import ClientStats, KandjiClient
 from kandji_bridge.kandji.urls import normalize_api_url
@@ -335,11 +336,23 @@ class Scheduler:
             self._running[job.key] = running
             self._triggered.discard(job.key)
         try:
+            if job.kind == jobs.MAPPING:
+                self._close_interrupted(job)
             jobs.record_start(self.runtime.state, job.key)
             self._executor.submit(self._execute, running)
         except BaseException:
             self._done(job)
             raise
+
+    def _close_interrupted(self, job: Job) -> None:
+        """A mapping job whose last run never finished: we hold its lease, so the process that ran
+        it is gone, and the sync run it left `running` is closed as interrupted."""
+        previous = jobs.job_status(self.runtime.state, job.key)
+        if previous is None or not previous.running or previous.last_started_at is None:
+            return
+        _, mapping_id = jobs.parse_job(job.key)
+        if runs.close_interrupted(self.runtime.state, mapping_id, previous.last_started_at):
+            log.warning("The last sync of mapping %s was interrupted; syncing again.", job.name)
 
     def _execute(self, running: _Running) -> None:
         job, state = running.job, self.runtime.state
