@@ -146,11 +146,22 @@ def crash_serve(home: Path, tmp_path: Path, simulator_factory, kills: int) -> No
             jobs.mapping_job(mappings.get_mapping(state, "devices").id),
         )
 
+    seen_starts: dict[str, object] = {}
+
     def interrupted() -> list[bool]:
-        """Which of the two jobs (poll, sync) the kill caught mid-run."""
+        """Which of the two jobs (poll, sync) the kill caught mid-run: a run started by the
+        killed process that never finished (not one left by an earlier kill)."""
+        hits = []
         with open_state(load_settings(env=harness.env)) as state:
             statuses = jobs.job_statuses(state)
-            return [(s := statuses.get(key)) is not None and s.running for key in job_keys(state)]
+            for key in job_keys(state):
+                status = statuses.get(key)
+                started = status.last_started_at if status is not None else None
+                hits.append(
+                    status is not None and status.running and seen_starts.get(key) != started
+                )
+                seen_starts[key] = started
+        return hits
 
     report = KillReport()
     caught = [0, 0]
