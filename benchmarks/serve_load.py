@@ -81,6 +81,8 @@ class LoadResult:
     cpu_percent_max: float = 0.0  # the busiest sampling interval
     rss_mb_median: float = 0.0
     rss_mb_max: float = 0.0
+    rss_mb_first: float = 0.0  # at the first and the last sample: does it grow?
+    rss_mb_last: float = 0.0
     events_stored: int = 0
 
     @property
@@ -267,6 +269,7 @@ def sample(
     result.cpu_percent = 100 * (cpu_seconds(pid) - cpu_start) / (time.monotonic() - wall_start)
     result.rss_mb_median = statistics.median(rss)
     result.rss_mb_max = max(rss)
+    result.rss_mb_first, result.rss_mb_last = rss[0], rss[-1]
 
 
 def report(result: LoadResult) -> None:
@@ -286,7 +289,8 @@ def report(result: LoadResult) -> None:
     print(f"worst lag {result.worst_lag:.1f} s: {verdict} 2 poll intervals ({bound} s)")
     print(
         f"serve CPU {result.cpu_percent:.0f}% of a core (busiest {result.cpu_percent_max:.0f}%), "
-        f"RSS median {result.rss_mb_median:.0f} MB, max {result.rss_mb_max:.0f} MB; "
+        f"RSS median {result.rss_mb_median:.0f} MB, max {result.rss_mb_max:.0f} MB "
+        f"(first sample {result.rss_mb_first:.0f}, last {result.rss_mb_last:.0f}); "
         f"{result.events_stored:,} events stored"
     )
 
