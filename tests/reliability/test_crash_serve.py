@@ -134,7 +134,10 @@ def crash_serve(home: Path, tmp_path: Path, simulator_factory, kills: int) -> No
         assert not duplicated, f"seed {seed}, kill {number}: two records: {duplicated[:5]}"
         for record in held:
             device = by_id[record["Device ID"]]
-            assert (record["Serial"], record["Model"]) == (device.serial_number, device.model.name)
+            assert (record["Serial"], record["Model"]) == (
+                device.serial_number,
+                device.model.name,
+            ), f"seed {seed}, kill {number}: record of {device.device_id} has another's values"
             assert (record["Name"], record["OS"]) in changes.versions[device.device_id], (
                 f"seed {seed}, kill {number}: record of {device.device_id} is half-updated: "
                 f"{record['Name']!r}, {record['OS']!r} was never a version of the device"
