@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import dataclasses
-import os
 import secrets
 import threading
 import webbrowser
@@ -12,7 +11,7 @@ from rich.markup import escape
 
 from kandji_bridge import sources, users
 from kandji_bridge.cli_common import out
-from kandji_bridge.config import ENV_ALLOWED_HOSTS, Settings
+from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, NotFound
@@ -55,8 +54,6 @@ def run_demo(
         settings = dataclasses.replace(
             settings, allowed_hosts=settings.allowed_hosts | {simulator.host_port}
         )
-        # The device import reads the allowed hosts from the environment, as the CLI's does.
-        os.environ[ENV_ALLOWED_HOSTS] = ",".join(sorted(settings.allowed_hosts))
         out.print(
             f"Simulated Kandji tenant at {simulator.base_url}: {len(simulator.devices)} devices, "
             f"{len(simulator.events())} audit events over the last year."

@@ -1,6 +1,8 @@
 """Device-import test helpers: a simulated tenant as a source, a collection, row counts."""
 
 import asyncio
+import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -8,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kandji_bridge import sources
+from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import (
     MappedDevice,
@@ -72,7 +75,11 @@ def make_mapping(
 
 
 def sync(state: StateDB, name: str = "devices", **options: Any) -> SyncReport:
-    return asyncio.run(sync_mapping(state, name, **options))
+    """A sync with the state's settings as a process started now would load them: fixtures open
+    the state before `allow_simulator` lists the simulator's host in the environment."""
+    allowed = parse_allowed_hosts(os.environ.get(ENV_ALLOWED_HOSTS))
+    settings = dataclasses.replace(state.settings, allowed_hosts=allowed)
+    return asyncio.run(sync_mapping(dataclasses.replace(state, settings=settings), name, **options))
 
 
 def row_counts(state: StateDB) -> dict[str, int]:

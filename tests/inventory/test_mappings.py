@@ -138,19 +138,17 @@ def test_other_bad_settings(state: StateDB, source: str, itam: CollectionInfo) -
     assert mapping_rows(state) == (0, 0)
 
 
-def test_access_is_checked_for_exactly_what_the_mapping_needs(
-    simulator_factory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_access_is_checked_for_exactly_what_the_mapping_needs(simulator_factory) -> None:
     sim = simulator_factory(
         devices=5, events=1, tokens={"list-only": frozenset({"devices"}), "none": frozenset()}
     )
-    monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", sim.host_port)
-    asyncio.run(check_device_access(sim.base_url, "list-only", details=False))
+    allowed = frozenset({sim.host_port})
+    asyncio.run(check_device_access(sim.base_url, "list-only", False, allowed))
     with pytest.raises(PermissionDeniedError) as caught:
-        asyncio.run(check_device_access(sim.base_url, "list-only", details=True))
+        asyncio.run(check_device_access(sim.base_url, "list-only", True, allowed))
     assert '"Device details" permission (403)' in str(caught.value)
     with pytest.raises(PermissionDeniedError) as caught:
-        asyncio.run(check_device_access(sim.base_url, "none", details=False))
+        asyncio.run(check_device_access(sim.base_url, "none", False, allowed))
     assert '"Device list" permission (403)' in str(caught.value)
     assert set(sim.stats.by_endpoint) <= {
         "GET /api/v1/devices",

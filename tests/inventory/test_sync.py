@@ -1,5 +1,7 @@
 """The sync engine against a simulated tenant over real HTTP, on SQLite and PostgreSQL."""
 
+import asyncio
+import dataclasses
 import math
 from typing import Any
 
@@ -14,7 +16,8 @@ from kandji_bridge.inventory import sync as sync_module
 from kandji_bridge.inventory.collections import CollectionInfo
 from kandji_bridge.inventory.convert import format_datetime
 from kandji_bridge.inventory.mappings import OnRemoved
-from kandji_bridge.inventory.sync import FieldChange, SyncFailed, read_device
+from kandji_bridge.inventory.sync import FieldChange, SyncFailed, read_device, sync_mapping
+from kandji_bridge.kandji.errors import InvalidURLError
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.kandji.simulator.timefmt import from_us
 
@@ -395,3 +398,21 @@ def test_a_value_the_field_cannot_take_skips_the_device_with_the_reason(
         "its last_check_in cannot go into the datetime field 'Last Check In' "
         '(expected a date and time, got "soon")'
     )
+
+
+def test_the_allowed_hosts_come_from_the_settings_not_the_environment(
+    state: StateDB, simulator: RunningSimulator, itam: CollectionInfo, monkeypatch
+) -> None:
+    """As `demo` and `serve` run it: the settings list the simulator, the environment may not."""
+    monkeypatch.delenv("KANDJI_BRIDGE_ALLOWED_HOSTS", raising=False)
+    sources.add_source(state, "sim", simulator.base_url, simulator.token)
+    mapping = make_mapping(state)
+    allowed = dataclasses.replace(state.settings, allowed_hosts=frozenset({simulator.host_port}))
+    report = asyncio.run(sync_mapping(dataclasses.replace(state, settings=allowed), "devices"))
+    assert report.created == 40
+
+    # And the environment alone does not let a host the settings leave out through.
+    monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", simulator.host_port)
+    with pytest.raises(InvalidURLError, match="KANDJI_BRIDGE_ALLOWED_HOSTS"):
+        asyncio.run(sync_mapping(state, "devices"))
+    assert len(runs.list_runs(state, mapping.id)) == 1  # refused before a run is recorded

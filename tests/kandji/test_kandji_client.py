@@ -664,14 +664,16 @@ async def test_a_token_is_trimmed(kandji: respx.MockRouter) -> None:
     assert kandji.calls[0].request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_string_urls_are_checked_against_the_allowed_hosts(
+def test_string_urls_are_checked_against_the_allowed_hosts_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("KANDJI_BRIDGE_ALLOWED_HOSTS", raising=False)
+    # The environment is not the client's to read: the caller passes its Settings' hosts.
+    monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", "127.0.0.1:8089")
     with pytest.raises(InvalidURLError):
         KandjiClient("http://127.0.0.1:8089", TOKEN)
-    monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", "127.0.0.1:8089")
-    assert KandjiClient("http://127.0.0.1:8089", TOKEN).api_url == ApiUrl("http://127.0.0.1:8089")
+    allowed = frozenset({"127.0.0.1:8089"})
+    client = KandjiClient("http://127.0.0.1:8089", TOKEN, allowed_hosts=allowed)
+    assert client.api_url == ApiUrl("http://127.0.0.1:8089")
     derived = KandjiClient("https://acme.kandji.io", TOKEN)
     assert derived.api_url.base_url == API
     assert derived.host == HOST

@@ -46,7 +46,9 @@ def collect_events(runtime: Runtime, simulator: RunningSimulator) -> None:
     info = sources.get_source(runtime.state, "sim")
 
     async def run() -> None:
-        async with KandjiClient(simulator.base_url, simulator.token) as client:
+        async with KandjiClient(
+            simulator.base_url, simulator.token, allowed_hosts=frozenset({simulator.host_port})
+        ) as client:
             result = await collect(
                 client,
                 runtime.store,

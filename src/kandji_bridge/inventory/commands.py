@@ -224,7 +224,11 @@ def mapping_create(
     if not no_verify:
         token = get_source_token(state, valid.source.name)
         try:
-            asyncio.run(check_device_access(valid.source.api_url, token, valid.needs_details))
+            asyncio.run(
+                check_device_access(
+                    valid.source.api_url, token, valid.needs_details, state.settings.allowed_hosts
+                )
+            )
         except KandjiError as exc:
             raise BridgeError(f"Mapping {valid.name} was not saved: {exc}") from exc
     mapping = mappings.save_mapping(state, valid)

@@ -112,7 +112,7 @@ async def sync_mapping(
     mapping = get_mapping(state, name)
     token = get_source_token(state, mapping.source.name)
     # Made first: a source URL no longer allowed fails here, before a run is recorded.
-    client = KandjiClient(mapping.source.api_url, token)
+    client = KandjiClient(mapping.source.api_url, token, allowed_hosts=state.settings.allowed_hosts)
     if stats is not None:
         client.stats = stats
     report = SyncReport(mapping.name, dry_run)

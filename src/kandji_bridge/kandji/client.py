@@ -6,7 +6,6 @@ method, and all of them GET, so nothing here can change a Kandji tenant.
 
 import asyncio
 import logging
-import os
 import random
 import socket
 import ssl
@@ -22,7 +21,6 @@ import httpx
 import orjson
 
 from kandji_bridge import __version__
-from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
 from kandji_bridge.kandji.errors import (
     AuthenticationError,
     ConnectError,
@@ -98,8 +96,9 @@ def _count(stats: ClientStats, endpoint: str, **counts: float) -> None:
 class KandjiClient:
     """An async, read-only client for one Kandji tenant; use it as `async with KandjiClient(...)`.
 
-    A string URL is checked with `normalize_api_url` against KANDJI_BRIDGE_ALLOWED_HOSTS; an
-    ApiUrl is used as it is. Every request waits its turn on the tenant's shared rate limiter.
+    A string URL is checked with `normalize_api_url` against `allowed_hosts` (the Settings'
+    allowed hosts: callers pass them, the client never reads the environment); an ApiUrl is used
+    as it is. Every request waits its turn on the tenant's shared rate limiter.
     """
 
     def __init__(
@@ -107,6 +106,7 @@ class KandjiClient:
         api_url: ApiUrl | str,
         token: str,
         *,
+        allowed_hosts: frozenset[str] = frozenset(),
         limiter: RateLimiter | None = None,
         max_tries: int = 6,
         timeout: float = 30.0,
@@ -119,8 +119,7 @@ class KandjiClient:
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
         if isinstance(api_url, str):
-            allowed = parse_allowed_hosts(os.environ.get(ENV_ALLOWED_HOSTS))
-            api_url = normalize_api_url(api_url, allowed)
+            api_url = normalize_api_url(api_url, allowed_hosts)
         self.api_url = api_url
         self.host = api_url.host
         self.limiter = limiter or limiter_for(api_url.base_url)

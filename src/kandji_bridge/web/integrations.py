@@ -349,7 +349,11 @@ def save_and_start(runtime: Runtime, spec: MappingSpec, verify: bool = True) -> 
     if verify:
         token = sources.get_source_token(state, valid.source.name)
         try:
-            asyncio.run(check_device_access(valid.source.api_url, token, valid.needs_details))
+            asyncio.run(
+                check_device_access(
+                    valid.source.api_url, token, valid.needs_details, runtime.settings.allowed_hosts
+                )
+            )
         except KandjiError as exc:
             raise BridgeError(f"Mapping {valid.name} was not saved: {_explained(exc)}") from exc
     mapping = mappings.save_mapping(state, valid)
