@@ -88,17 +88,7 @@ def fill(state: StateDB, count: int, seed: int) -> tuple[CollectionInfo, float]:
                 for label, value in device_values(number, rng, now).items()
                 if value is not None
             }
-            writes.new_records.append(
-                {
-                    "id": record_id,
-                    "collection_id": collection.id,
-                    "status": records.ACTIVE,
-                    "data": records.encode_data(values),
-                    "created_run_id": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            writes.add_record(collection, (), record_id, records.ACTIVE, values, None, now)
             writes.key_inserts += [
                 {"field_id": field.id, "value": encode(values[field.id]),
                  "record_id": record_id}

@@ -44,11 +44,7 @@ def write(state: StateDB, collection: CollectionInfo, rows: list[tuple[str, dict
         time.sleep(0.002)  # record ids hold the creation time to the millisecond
         record_id = records.new_record_id()
         data = {by_label[label].id: value for label, value in values.items()}
-        writes.new_records.append(
-            {"id": record_id, "collection_id": collection.id, "status": status,
-             "data": records.encode_data(data), "created_run_id": None, "created_at": now,
-             "updated_at": now}
-        )  # fmt: skip
+        writes.add_record(collection, (), record_id, status, data, None, now)
         writes.key_inserts.append(
             {"field_id": by_label["Serial"].id, "value": encode(values["Serial"]),
              "record_id": record_id}

@@ -4,7 +4,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,6 +122,9 @@ class CollectionField(Base):
     label: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(16))  # text, number, boolean, date, datetime, list
     is_unique: Mapped[bool] = mapped_column(default=False)
+    # The records have sort keys for this field (record_sort_keys), made the first time someone
+    # sorts on it: an import writes keys only for fields someone sorts on.
+    has_sort_keys: Mapped[bool] = mapped_column(default=False)
 
 
 class SyncRun(Base):
@@ -142,13 +155,16 @@ class Record(Base):
     record keeps a 100,000-device import fast however many fields the collection has."""
 
     __tablename__ = "records"
+    # A collection's records in creation order with their status, from the index alone: the
+    # records table's unsorted pages and its counts.
+    __table_args__ = (Index("ix_records_collection_id_id_status", "collection_id", "id", "status"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    collection_id: Mapped[str] = mapped_column(
-        ForeignKey("collections.id", ondelete="CASCADE"), index=True
-    )
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="active")  # removed, archived
     data: Mapped[str] = mapped_column(Text, default="{}")  # {"field id": value}; empty: absent
+    # The values in lower case for the records table's search (inventory/keys.py).
+    search: Mapped[str] = mapped_column(Text, default="")
     created_run_id: Mapped[str | None] = mapped_column(
         ForeignKey("sync_runs.id", ondelete="SET NULL")
     )
@@ -167,6 +183,26 @@ class RecordKey(Base):
     )
     value: Mapped[str] = mapped_column(Text, primary_key=True)  # JSON, as in records.data
     record_id: Mapped[str] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+
+
+class RecordSortKey(Base):
+    """Each record's sort key for each field someone sorts on (`has_sort_keys`; keys.py), with
+    the record's status: a page sorted by the field is a walk along this primary key, index only.
+
+    No foreign keys: their checks would cost every row an import writes (issue 4's rate), and
+    nothing deletes a record or a field (a collection keeps its records)."""
+
+    __tablename__ = "record_sort_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("field_id", "key", "record_id", postgresql_include=["status"]),
+        {"sqlite_with_rowid": False},
+    )
+
+    field_id: Mapped[int]
+    # Byte order on PostgreSQL, as SQLite compares text.
+    key: Mapped[str] = mapped_column(Text().with_variant(Text(collation="C"), "postgresql"))
+    record_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))
 
 
 class RecordChange(Base):

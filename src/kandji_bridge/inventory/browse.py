@@ -1,31 +1,18 @@
 """Browse a collection's records: one page of a search, sorted by any field, and one record with
 its change history (the web UI's records table and record page, and the REST API).
 
-Values live in one JSON object per record (`records.data`), so sorting and searching extract
-them in SQL: `json_extract` on SQLite, `->>` on PostgreSQL. A page is found in two steps: the
-sort runs over (key, id) pairs only, then the page's few rows are read whole, so the sort never
-carries 100,000 JSON documents.
+Pages and counts come from indexed columns the sync writes with each record (inventory/keys.py):
+a field's order is a walk along `record_sort_keys` (field, key, record) that carries the
+record's status too, creation order a walk along records (collection, id, status), and a search
+one substring test per record on `records.search`. Only the page's rows are read whole.
 """
 
-import logging
 import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    TextClause,
-    and_,
-    bindparam,
-    func,
-    literal_column,
-    select,
-    text,
-)
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
@@ -35,12 +22,14 @@ from kandji_bridge.db.models import (
     Mapping,
     Record,
     RecordChange,
+    RecordSortKey,
     SyncRun,
 )
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.inventory import keys, records
 from kandji_bridge.inventory.collections import CollectionInfo, FieldInfo
-from kandji_bridge.inventory.convert import FieldType, Value, decode
+from kandji_bridge.inventory.convert import Value, decode
 from kandji_bridge.inventory.records import ACTIVE, ARCHIVED, REMOVED, decode_data
 
 # The status filter: "" shows what an export shows (active and removed records).
@@ -58,13 +47,7 @@ HISTORY_LIMIT = 500  # a record page shows the newest changes; the count says ho
 STATUS_LABEL = "Record status"  # the history's name for a status change (as sync.py writes it)
 
 
-_INDEX_EXISTS = {
-    "postgresql": "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
-    "AND indexname = :name",
-    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name",
-}
-_known_indexes: set[tuple[str, str]] = set()  # (database, index) known to exist
-log = logging.getLogger(__name__)
+_SORT_KEYS: Table = RecordSortKey.__table__  # type: ignore[assignment]
 
 
 class InvalidBrowse(BridgeError):
@@ -146,18 +129,18 @@ def page_records(
         raise InvalidBrowse(f"The page is {page}; pages are numbered from 1.")
     field = _sort_field(collection, sort_field)
     if field is not None:
-        _ensure_sort_index(state, collection, field)
+        records.add_field_sort_keys(state, collection, field)
     with state.session() as session:
         dialect = session.get_bind().dialect.name
         statuses = ", ".join(f"'{name}'" for name in STATUS_FILTERS[status])
         where: list[ColumnElement] = [
-            # Literals, not parameters: SQLite only uses a partial index (the sort indexes are)
-            # for a query that names the same value.
+            # Literals, not parameters: PostgreSQL's reused (generic) plan cannot tell a
+            # collection of 100,000 records from one of ten.
             text(f"records.collection_id = '{_checked_id(collection)}'"),
             text(f"records.status IN ({statuses})"),
         ]
         if search:
-            where.append(_search(dialect, search))
+            where.append(_contains(dialect, keys.search_term(search)))
         total = session.scalar(select(func.count()).select_from(Record).where(*where)) or 0
         pages = max(1, math.ceil(total / page_size))
         page = min(page, pages)
@@ -168,22 +151,21 @@ def page_records(
         if backwards:
             offset = total - offset - count
         down = descending != backwards
-        order = []
-        if field is not None:
-            key = literal_column(_sort_key(dialect, field))
-            order.append(_nulls(dialect, key.desc() if down else key.asc(), down))
-        # Record ids are UUIDv7: their order is the order the records were created in.
-        order.append(Record.id.desc() if down else Record.id.asc())
+        if field is None:
+            # Record ids are UUIDv7: their order is the order the records were created in.
+            query = select(Record.id).where(*where).order_by(_direction(Record.id, down))
+        else:
+            query = _sorted(field, statuses, down)
+            if search:
+                query = query.where(_SORT_KEYS.c.record_id.in_(select(Record.id).where(*where)))
         ids = list(
             session.scalars(
-                select(Record.id)
-                .where(*where)
-                .order_by(*order)
                 # Literals: with parameters, PostgreSQL's reused (generic) plan cannot tell a
                 # page of 50 from most of the table, and sorts everything instead of walking
-                # the sort index.
-                .limit(bindparam("page_limit", count, literal_execute=True))
-                .offset(bindparam("page_offset", offset, literal_execute=True))
+                # the index.
+                query.limit(bindparam("page_limit", count, literal_execute=True)).offset(
+                    bindparam("page_offset", offset, literal_execute=True)
+                )
             )
         )
         if backwards:
@@ -270,101 +252,36 @@ def _sort_field(collection: CollectionInfo, label: str | None) -> FieldInfo | No
         raise InvalidBrowse(f"Cannot sort by {label.strip()!r}: {exc}") from None
 
 
-def _sort_key(dialect: str, field: FieldInfo) -> str:
-    """The SQL a field's records are sorted on, typed: numbers as numbers, datetimes by the
-    second (ISO text with a varying fraction does not sort right below that), text ignoring case
-    and by code point on both backends. The same text makes the field's sort index."""
-    if dialect == "postgresql":
-        value = f"(CAST(data AS jsonb) ->> '{int(field.id)}')"
-        return {
-            FieldType.NUMBER: f"CAST({value} AS numeric)",
-            FieldType.BOOLEAN: f"CAST({value} AS boolean)",
-            FieldType.DATETIME: f"left({value}, 19)",
-            FieldType.DATE: value,
-        }.get(field.type, f'(lower({value}) COLLATE "C")')
-    value = f"json_extract(data, '$.\"{int(field.id)}\"')"
-    return {
-        FieldType.NUMBER: value,  # json_extract gives numbers and booleans (0, 1) typed
-        FieldType.BOOLEAN: value,
-        FieldType.DATETIME: f"substr({value}, 1, 19)",
-        FieldType.DATE: value,
-    }.get(field.type, f"{value} COLLATE NOCASE")
+def _sorted(field: FieldInfo, statuses: str, descending: bool) -> Select:
+    """The records of the statuses, by the field's sort key then by creation: a walk along the
+    sort keys' primary key that reads nothing else (the status is in the index too)."""
+    return (
+        select(_SORT_KEYS.c.record_id)
+        .where(
+            text(f"record_sort_keys.field_id = {int(field.id)}"),
+            text(f"record_sort_keys.status IN ({statuses})"),
+        )
+        .order_by(
+            _direction(_SORT_KEYS.c.key, descending), _direction(_SORT_KEYS.c.record_id, descending)
+        )
+    )
 
 
-def _ensure_sort_index(state: StateDB, collection: CollectionInfo, field: FieldInfo) -> None:
-    """An index on the field's sort key for this collection's records, made the first time the
-    field is sorted on: pages then walk the index in order instead of extracting and sorting the
-    key of every record (on SQLite the index covers the whole query). Only fields someone sorts
-    on get one, so a sync does not pay for indexes nobody uses. If it cannot be made (another
-    process is making it, no privilege), pages are still right, only slower."""
-    name = f"ix_records_sort_{int(field.id)}"
-    known = (state.engine.url.render_as_string(), name)
-    if known in _known_indexes:
-        return
-    try:
-        with state.session() as session:
-            connection = session.connection()
-            dialect = connection.dialect.name
-            if connection.scalar(text(_INDEX_EXISTS[dialect]), {"name": name}) is None:
-                nulls = " NULLS FIRST" if dialect == "postgresql" else ""  # as SQLite orders them
-                connection.execute(
-                    text(
-                        f"CREATE INDEX IF NOT EXISTS {name} ON records "
-                        f"({_sort_key(dialect, field)}{nulls}, id, status) "
-                        f"WHERE collection_id = '{_checked_id(collection)}'"
-                    )
-                )
-    except DBAPIError as exc:
-        log.warning("Could not make the sort index %s: %s", name, exc.orig)
-        return
-    _known_indexes.add(known)
-
-
-def _nulls(dialect: str, key: UnaryExpression, descending: bool) -> ColumnElement:
-    """Empty values sort as the smallest, as SQLite orders NULL; PostgreSQL is told so."""
-    if dialect != "postgresql":
-        return key
-    return key.nulls_last() if descending else key.nulls_first()
+def _direction(column: ColumnElement, descending: bool) -> UnaryExpression:
+    return column.desc() if descending else column.asc()
 
 
 def _checked_id(collection: CollectionInfo) -> str:
-    """The collection's id, for SQL text: a partial index is only used by a query that names
-    the same literal. Ids are UUIDs; anything else is refused rather than quoted."""
+    """The collection's id, for SQL text. Ids are UUIDs; anything else is refused rather than
+    quoted."""
     return str(uuid.UUID(collection.id))
 
 
-def _search(dialect: str, term: str) -> ColumnElement:
-    """Records with `term` inside one of their values, case-insensitively.
-
-    A LIKE over the whole JSON text is cheap and drops most records; what it keeps is checked
-    value by value, so a term that only matches a field id ("1") or JSON punctuation does not
-    match every record.
-    """
-    escaped = orjson.dumps(term).decode()[1:-1]  # as the term appears inside the JSON text
-    coarse = f"%{_like_escape(escaped)}%"
-    if dialect == "postgresql":
-        exact = text(
-            "EXISTS (SELECT 1 FROM jsonb_each_text(CAST(records.data AS jsonb)) AS each_value "
-            "WHERE each_value.value ILIKE :search_value ESCAPE '\\')"
-        )
-        return and_(Record.data.ilike(coarse, escape="\\"), _exact(exact, term))
-    # SQLite's LIKE ignores ASCII case by itself. json_each gives booleans as 1 and 0: they are
-    # matched by their type's name, true or false.
-    exact = text(
-        "EXISTS (SELECT 1 FROM json_each(records.data) AS each_value "
-        "WHERE each_value.value LIKE :search_value ESCAPE '\\' "
-        "OR (each_value.type IN ('true', 'false') "
-        "AND each_value.type LIKE :search_value ESCAPE '\\'))"
-    )
-    return and_(Record.data.like(coarse, escape="\\"), _exact(exact, term))
-
-
-def _exact(clause: TextClause, term: str) -> ColumnElement:
-    return clause.bindparams(search_value=f"%{_like_escape(term)}%")  # type: ignore[return-value]
-
-
-def _like_escape(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _contains(dialect: str, term: str) -> ColumnElement:
+    """Records with `term` (as keys.search_term gives it) inside one of their values: a
+    substring of the search text, which separates values with a character no term holds."""
+    position = func.strpos if dialect == "postgresql" else func.instr
+    return position(Record.search, term) > 0
 
 
 def _rows(session: Session, ids: list[str]) -> list[RecordRow]:

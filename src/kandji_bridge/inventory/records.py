@@ -2,8 +2,10 @@
 
 A record's values are one JSON object (`records.data`, keyed by field id); the values of unique
 fields are also rows of `record_keys`, whose primary key makes the database refuse duplicates.
-Writes are grouped by kind into one statement each (COPY on PostgreSQL): a row-by-row ORM flush
-is far too slow for 100,000 devices.
+What the records table sorts and searches on is written with them (inventory/keys.py): a sort
+key per field in `record_sort_keys` and the search text in `records.search`. Writes are grouped
+by kind into one statement each (COPY on PostgreSQL): a row-by-row ORM flush is far too slow for
+100,000 devices.
 """
 
 import os
@@ -24,15 +26,25 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import TableClause
 
-from kandji_bridge.db.models import MappedDevice, Record, RecordChange, RecordKey
+from kandji_bridge.db.models import (
+    CollectionField,
+    MappedDevice,
+    Record,
+    RecordChange,
+    RecordKey,
+    RecordSortKey,
+)
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.inventory.collections import CollectionInfo
+from kandji_bridge.inventory import keys
+from kandji_bridge.inventory.collections import CollectionInfo, FieldInfo
 from kandji_bridge.inventory.convert import Value
 
 ACTIVE, REMOVED, ARCHIVED = "active", "removed", "archived"
@@ -42,6 +54,8 @@ _records: Table = Record.__table__  # type: ignore[assignment]
 _keys: Table = RecordKey.__table__  # type: ignore[assignment]
 _history: Table = RecordChange.__table__  # type: ignore[assignment]
 _links: Table = MappedDevice.__table__  # type: ignore[assignment]
+_sort_keys: Table = RecordSortKey.__table__  # type: ignore[assignment]
+_fields: Table = CollectionField.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,9 @@ class Writes:
     """The rows one transaction inserts, updates and deletes, kept by kind for executemany."""
 
     new_records: list[dict[str, Any]] = field(default_factory=list)
-    record_updates: list[dict[str, Any]] = field(default_factory=list)  # rid, st, at, data
+    record_updates: list[dict[str, Any]] = field(default_factory=list)  # rid, st, at, data, search
+    sort_key_deletes: list[dict[str, Any]] = field(default_factory=list)  # field_id, key, record_id
+    sort_key_inserts: list[dict[str, Any]] = field(default_factory=list)
     key_deletes: list[dict[str, Any]] = field(default_factory=list)  # fid, v
     key_inserts: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -71,6 +87,49 @@ class Writes:
 
     def rows(self) -> int:
         return sum(len(rows) for rows in vars(self).values())
+
+    def add_record(
+        self,
+        collection: CollectionInfo,
+        keyed: tuple[FieldInfo, ...],
+        record_id: str,
+        status: str,
+        values: dict[int, Value],
+        run_id: str | None,
+        now: datetime,
+    ) -> None:
+        """A new record's row and its sort keys for the `keyed` fields (keyed_fields); its
+        unique values are the caller's."""
+        self.new_records.append(
+            {
+                "id": record_id,
+                "collection_id": collection.id,
+                "status": status,
+                "data": encode_data(values),
+                "search": keys.search_text(values),
+                "created_run_id": run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        self.add_sort_keys(keyed, record_id, status, values)
+
+    def add_sort_keys(
+        self, fields: tuple[FieldInfo, ...], record_id: str, status: str, values: dict[int, Value]
+    ) -> None:
+        """A record's sort keys for `fields` (all keyed ones again after its status changed)."""
+        self.sort_key_inserts += [
+            {"field_id": field_id, "key": key, "record_id": record_id, "status": status}
+            for field_id, key in keys.field_keys(fields, values).items()
+        ]
+
+    def drop_sort_keys(
+        self, fields: tuple[FieldInfo, ...], record_id: str, values: dict[int, Value]
+    ) -> None:
+        self.sort_key_deletes += [
+            {"field_id": field_id, "key": key, "record_id": record_id}
+            for field_id, key in keys.field_keys(fields, values).items()
+        ]
 
 
 def new_record_id() -> str:
@@ -124,17 +183,73 @@ def load_stored(session: Session, record_ids: list[str]) -> dict[str, Stored]:
     return {record_id: Stored(status, decode_data(data)) for record_id, status, data in rows}
 
 
+def keyed_fields(session: Session, collection: CollectionInfo) -> tuple[FieldInfo, ...]:
+    """The collection's fields that have sort keys, which a write must keep current.
+
+    Read with the fields' rows key-share locked on PostgreSQL: a first sort's backfill
+    (add_field_sort_keys) locks its field's row for update, so it runs wholly before or after
+    this transaction and never misses what this one writes. SQLite runs one writer at a time.
+    """
+    flags = dict(
+        session.execute(
+            select(_fields.c.id, _fields.c.has_sort_keys)
+            .where(_fields.c.collection_id == collection.id)
+            .with_for_update(read=True, key_share=True)
+        ).all()
+    )
+    return tuple(field for field in collection.fields if flags.get(field.id))
+
+
+def add_field_sort_keys(state: StateDB, collection: CollectionInfo, field: FieldInfo) -> None:
+    """Sort keys for every record of the collection in `field`, if it has none yet: the first
+    sort on a field pays for them (about a second at 100,000 records), and imports keep them
+    current from then on."""
+    flag = select(_fields.c.has_sort_keys).where(_fields.c.id == field.id)
+    with state.session() as session:
+        if session.scalar(flag) is not False:  # without a lock: the usual case
+            return
+    with state.session() as session:
+        if session.scalar(flag.with_for_update()) is not False:
+            return
+        rows = [
+            {
+                "field_id": field.id,
+                "key": keys.sort_key(orjson.loads(data).get(str(field.id)), field.type),
+                "record_id": record_id,
+                "status": status,
+            }
+            for record_id, status, data in session.execute(
+                select(_records.c.id, _records.c.status, _records.c.data).where(
+                    _records.c.collection_id == collection.id
+                )
+            )
+        ]
+        rows.sort(key=lambda row: (row["key"], row["record_id"]))  # appends to the B-tree
+        connection = session.connection()
+        bulk_insert(connection, _sort_keys, rows)
+        connection.execute(
+            update(_fields).where(_fields.c.id == field.id).values(has_sort_keys=True)
+        )
+
+
 def write(session: Session, writes: Writes) -> None:
     """Apply `writes` in the order constraints need: freed unique values and links go first."""
     connection = session.connection()
-    _insert(connection, _records, writes.new_records)
+    bulk_insert(connection, _records, writes.new_records)
     _execute(
         connection,
         update(_records)
         .where(_records.c.id == bindparam("rid"))
-        .values(status=bindparam("st"), updated_at=bindparam("at"), data=bindparam("data")),
+        .values(
+            status=bindparam("st"),
+            updated_at=bindparam("at"),
+            data=bindparam("data"),
+            search=bindparam("search"),
+        ),
         writes.record_updates,
     )
+    _delete_sort_keys(connection, writes.sort_key_deletes)
+    bulk_insert(connection, _sort_keys, writes.sort_key_inserts)
     _execute(
         connection,
         delete(_keys).where(
@@ -142,8 +257,8 @@ def write(session: Session, writes: Writes) -> None:
         ),
         writes.key_deletes,
     )
-    _insert(connection, _keys, writes.key_inserts)
-    _insert(connection, _history, writes.history)
+    bulk_insert(connection, _keys, writes.key_inserts)
+    bulk_insert(connection, _history, writes.history)
     _execute(
         connection,
         delete(_links).where(
@@ -151,7 +266,7 @@ def write(session: Session, writes: Writes) -> None:
         ),
         writes.link_deletes,
     )
-    _insert(connection, _links, writes.link_inserts)
+    bulk_insert(connection, _links, writes.link_inserts)
     _execute(
         connection,
         update(_links)
@@ -163,12 +278,43 @@ def write(session: Session, writes: Writes) -> None:
     )
 
 
+def _delete_sort_keys(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """By primary key. On PostgreSQL one statement over arrays: executemany costs ~20 µs a row
+    through psycopg, and a sync that changes every device changes a key or two of each."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        statement = delete(_sort_keys).where(
+            _sort_keys.c.field_id == bindparam("field_id"),
+            _sort_keys.c.key == bindparam("key"),
+            _sort_keys.c.record_id == bindparam("record_id"),
+        )
+        connection.execute(statement, rows)
+        return
+    connection.execute(
+        text(
+            "DELETE FROM record_sort_keys AS k "
+            "USING unnest(CAST(:field_ids AS integer[]), CAST(:keys AS text[]), "
+            "CAST(:record_ids AS text[])) AS gone(field_id, key, record_id) "
+            'WHERE k.field_id = gone.field_id AND k.key = gone.key COLLATE "C" '
+            "AND k.record_id = gone.record_id"
+        ),
+        {
+            "field_ids": [row["field_id"] for row in rows],
+            "keys": [row["key"] for row in rows],
+            "record_ids": [row["record_id"] for row in rows],
+        },
+    )
+
+
 def _execute(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
     if rows:
         connection.execute(statement, rows)
 
 
-def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    connection: Connection, table: Table | TableClause, rows: list[dict[str, Any]]
+) -> None:
     """executemany on SQLite; COPY on PostgreSQL, where executemany costs ~20 µs a row with
     psycopg and COPY a few (measured for benchmarks/inventory_sync.py)."""
     if not rows:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.inventory import records, runs
+from kandji_bridge.inventory import keys, records, runs
 from kandji_bridge.inventory.collections import FieldInfo
 from kandji_bridge.inventory.convert import ConversionError, Value, convert, decode, encode, text
 from kandji_bridge.inventory.mappings import MappedField, MappingInfo, OnRemoved, get_mapping
@@ -256,6 +256,7 @@ def _write_batch(
     state: StateDB, context: _Context, batch: list[Target], report: SyncReport
 ) -> None:
     with state.session() as session:
+        keyed = records.keyed_fields(session, context.mapping.collection)  # before reading
         existing = [target.record_id for target in batch if target.record_id is not None]
         stored = records.load_stored(session, existing)
         ready: list[tuple[Target, Stored | None]] = []
@@ -268,10 +269,12 @@ def _write_batch(
                 continue
             ready.append((target, stored.get(target.record_id) if target.record_id else None))
         writes = Writes()
-        changes = [_record_writes(context, target, record, writes) for target, record in ready]
+        changes = [
+            _record_writes(context, target, record, writes, keyed) for target, record in ready
+        ]
         failed: dict[int, str] = {}
         if not report.dry_run:
-            failed, rows = _apply(session, context, ready, writes)
+            failed, rows = _apply(session, context, ready, writes, keyed)
             report.rows_written += rows
             for index, reason in failed.items():
                 _skip(report, Problem(ready[index][0].device, reason), conflict=True)
@@ -292,6 +295,7 @@ def _apply(
     context: _Context,
     ready: list[tuple[Target, Stored | None]],
     writes: Writes,
+    keyed: tuple[FieldInfo, ...],
 ) -> tuple[dict[int, str], int]:
     """Write the batch in one statement per kind. If the database refuses a unique value, write
     device by device to find who collides. Returns {index in `ready`: why} and the rows written.
@@ -305,7 +309,7 @@ def _apply(
     failed, written = {}, 0
     for index, (target, stored) in enumerate(ready):
         single = Writes()
-        _record_writes(context, target, stored, single)
+        _record_writes(context, target, stored, single, keyed)
         try:
             with session.begin_nested():
                 records.write(session, single)
@@ -324,10 +328,15 @@ def _collision(session: Session, context: _Context, writes: Writes) -> str:
 
 
 def _record_writes(
-    context: _Context, target: Target, stored: Stored | None, writes: Writes
+    context: _Context,
+    target: Target,
+    stored: Stored | None,
+    writes: Writes,
+    keyed: tuple[FieldInfo, ...],
 ) -> Change | None:
-    """Add to `writes` the rows that bring one record up to date with its device; returns the
-    change they make (field by field in a dry run), or None if the record is up to date."""
+    """Add to `writes` the rows that bring one record up to date with its device (sort keys of
+    the `keyed` fields included); returns the change they make (field by field in a dry run),
+    or None if the record is up to date."""
     device, now, fields, explain = target.device, context.now, context.fields, context.dry_run
     status = _status(
         context.mapping.on_removed, device.removed, stored.status if stored else ACTIVE
@@ -336,17 +345,8 @@ def _record_writes(
     if stored is None:
         record_id = records.new_record_id()
         data = {field_id: value for field_id, value in device.values.items() if value is not None}
-        writes.new_records.append(
-            {
-                "id": record_id,
-                "collection_id": context.mapping.collection.id,
-                "status": status,
-                "data": records.encode_data(data),
-                "created_run_id": context.run_id,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        collection = context.mapping.collection
+        writes.add_record(collection, keyed, record_id, status, data, context.run_id, now)
         for field_id, value in data.items():
             if fields[field_id].unique:
                 writes.key_inserts.append(
@@ -359,11 +359,13 @@ def _record_writes(
         record_id = target.record_id or ""
         data = dict(stored.values)
         history_before = len(writes.history)
+        changed_fields = []
         for field_id, value in device.values.items():
             old = data.get(field_id)
             old_json, new_json = encode(old), encode(value)
             if old_json == new_json:
                 continue
+            changed_fields.append(fields[field_id])
             if value is None:
                 del data[field_id]
             else:
@@ -387,8 +389,18 @@ def _record_writes(
         changed, action = len(writes.history) > history_before, "update"
         if changed:
             writes.record_updates.append(
-                {"rid": record_id, "st": status, "at": now, "data": records.encode_data(data)}
+                {
+                    "rid": record_id,
+                    "st": status,
+                    "at": now,
+                    "data": records.encode_data(data),
+                    "search": keys.search_text(data),
+                }
             )
+            # The status is in every key row; a value only in its own field's.
+            moved = keyed if status != stored.status else [f for f in changed_fields if f in keyed]
+            writes.drop_sort_keys(tuple(moved), record_id, stored.values)
+            writes.add_sort_keys(tuple(moved), record_id, status, data)
     _link_writes(context, target, record_id, writes)
     if not changed:
         return None
@@ -425,6 +437,7 @@ def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncR
     status = REMOVED if policy is OnRemoved.MARK else ARCHIVED
     writes = Writes()
     with state.session() as session:
+        keyed = records.keyed_fields(session, context.mapping.collection)
         for record_id, record in records.load_stored(session, plan.vanished).items():
             if record.status == status:
                 continue
@@ -434,8 +447,11 @@ def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncR
                     "st": status,
                     "at": context.now,
                     "data": records.encode_data(record.values),
+                    "search": keys.search_text(record.values),
                 }
             )
+            writes.drop_sort_keys(keyed, record_id, record.values)
+            writes.add_sort_keys(keyed, record_id, status, record.values)
             writes.history.append(
                 _history_row(context, record_id, None, encode(record.status), encode(status))
             )
