@@ -3,9 +3,11 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,7 +19,9 @@ from kandji_bridge.db import make_engine, migrate, open_state
 from kandji_bridge.db.models import Base
 from kandji_bridge.db.schema import alembic_config
 from kandji_bridge.errors import ConfigError
+from kandji_bridge.inventory import browse, collections
 
+COLLECTION_ID = "7ea5cfd9-cb5c-4ec0-a659-942c11b7f4e5"
 SRC = str(Path(kandji_bridge.__file__).resolve().parents[1])
 
 
@@ -130,3 +134,65 @@ def test_sqlite_is_set_up_for_several_processes(tmp_path: Path) -> None:
             assert pragma("PRAGMA busy_timeout").scalar() == 15_000
     finally:
         engine.dispose()
+
+
+def test_records_stored_before_the_sort_keys_are_searched_and_sorted_after(
+    database_url: str, settings: Settings
+) -> None:
+    """0004 fills the search text of every record, and sort keys for the fields that had a
+    sort index (made by pages before it), whose index it drops."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0003")
+        now = datetime.now(UTC)
+        connection.execute(
+            text("INSERT INTO collections (id, name, created_at) VALUES (:id, 'ITAM', :now)"),
+            {"id": COLLECTION_ID, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO collection_fields (id, collection_id, position, label, type, "
+                "is_unique) VALUES (:id, :collection, :id, :label, :type, :unique)"
+            ),
+            [
+                {"id": 1, "collection": COLLECTION_ID, "label": "Serial", "type": "text",
+                 "unique": True},
+                {"id": 2, "collection": COLLECTION_ID, "label": "Disk GB", "type": "number",
+                 "unique": False},
+            ],
+        )  # fmt: skip
+        connection.execute(
+            text(
+                "INSERT INTO records (id, collection_id, status, data, created_at, updated_at) "
+                "VALUES (:id, :collection, 'active', :data, :now, :now)"
+            ),
+            [
+                {"id": f"0000000{number}-0000-7000-8000-000000000000", "collection": COLLECTION_ID,
+                 "data": data, "now": now}
+                for number, data in enumerate(
+                    ['{"1":"C02B","2":100}', '{"1":"C02A","2":9.5}', '{"1":"X1"}']
+                )
+            ],
+        )  # fmt: skip
+        connection.execute(text("CREATE INDEX ix_records_sort_2 ON records (collection_id)"))
+    engine.dispose()
+
+    with open_state(settings) as state:
+        collection = collections.get_collection(state, "ITAM")
+        with state.session() as session:
+            rows = session.execute(text("SELECT id, has_sort_keys FROM collection_fields"))
+            flags = {field_id: bool(flag) for field_id, flag in rows}
+            keys = session.scalar(text("SELECT count(*) FROM record_sort_keys"))
+            indexes = {
+                index["name"] for index in inspect(session.connection()).get_indexes("records")
+            }
+        assert (flags, keys) == ({1: False, 2: True}, 3)
+        assert "ix_records_sort_2" not in indexes
+
+        def serials(**query) -> list[str]:
+            page = browse.page_records(state, collection, **query)
+            return [row.values[1] for row in page.rows]
+
+        assert serials(sort_field="Disk GB") == ["X1", "C02A", "C02B"]  # empty first
+        assert serials(search="c02", sort_field="Disk GB", descending=True) == ["C02B", "C02A"]
+        assert serials(sort_field="Serial") == ["C02A", "C02B", "X1"]  # its keys made now

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from kandji_bridge import sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import CollectionField, RecordChange
-from kandji_bridge.inventory import collections, records, runs
+from kandji_bridge.inventory import browse, collections, records, runs
 from kandji_bridge.inventory import sync as sync_module
 from kandji_bridge.inventory.collections import CollectionInfo
 from kandji_bridge.inventory.convert import format_datetime
@@ -416,3 +416,33 @@ def test_the_allowed_hosts_come_from_the_settings_not_the_environment(
     with pytest.raises(InvalidURLError, match="KANDJI_BRIDGE_ALLOWED_HOSTS"):
         asyncio.run(sync_mapping(state, "devices"))
     assert len(runs.list_runs(state, mapping.id)) == 1  # refused before a run is recorded
+
+
+def test_sorted_pages_and_searches_follow_what_later_syncs_change(
+    state: StateDB, source: str, itam: CollectionInfo, allow_simulator: RunningSimulator
+) -> None:
+    """The first sort on a field makes its keys; from then on each sync keeps them current,
+    values and statuses both (a page sorted by Name lists what the records hold now)."""
+    make_mapping(state, fields=LIST_FIELDS, on_removed=OnRemoved.MARK)
+    sync(state)
+
+    def names(status: str = "active", search: str = "") -> list[str]:
+        page = browse.page_records(
+            state, itam, sort_field="Name", status=status, search=search, page_size=500
+        )
+        return [str(row.values.get(itam.field("Name").id)) for row in page.rows]
+
+    before = names()
+    assert before == sorted(before, key=str.lower) and len(before) == 40 - sum(
+        device.is_removed for device in allow_simulator.devices
+    )
+    present = [i for i, d in enumerate(allow_simulator.devices) if not d.is_removed]
+    edit_device(allow_simulator, present[0], lambda d: setattr(d, "device_name", "aaa Mac"))
+    gone = drop_device(allow_simulator, present[1])
+    sync(state)
+
+    after = names()
+    assert after[0] == "aaa Mac"
+    assert after == sorted(after, key=str.lower) and len(after) == len(before) - 1
+    assert gone.device_name in names(status="removed")
+    assert names(search="AAA mac") == ["aaa Mac"]  # the search reads the new value
