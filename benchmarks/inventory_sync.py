@@ -44,8 +44,15 @@ from sqlalchemy.engine import make_url
 from kandji_bridge import sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
-from kandji_bridge.db.models import MappedDevice, Record, RecordChange, RecordKey, SyncRun
-from kandji_bridge.inventory import collections, mappings
+from kandji_bridge.db.models import (
+    MappedDevice,
+    Record,
+    RecordChange,
+    RecordKey,
+    RecordSortKey,
+    SyncRun,
+)
+from kandji_bridge.inventory import collections, mappings, records
 from kandji_bridge.inventory.collections import parse_field_spec
 from kandji_bridge.inventory.sync import PAGE_SIZE, SyncReport, sync_mapping
 from kandji_bridge.kandji.ratelimit import limiter_for
@@ -69,7 +76,7 @@ DETAIL_PAIRS = [
     "serial_number=Serial Number", "model_identifier=Model Identifier",
     "filevault_enabled=FileVault", "boot_volume_capacity_gb=Disk GB",
 ]  # fmt: skip
-TABLES = (Record, RecordKey, RecordChange, MappedDevice, SyncRun)
+TABLES = (Record, RecordKey, RecordSortKey, RecordChange, MappedDevice, SyncRun)
 
 
 # -- the simulated tenant, in its own process ---------------------------------------------------
@@ -147,10 +154,14 @@ def fresh_state(backend: str, postgres_url: str) -> Iterator[StateDB]:
                     admin.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-def prepare(state: StateDB, source: str, pairs: list[str]) -> None:
+def prepare(state: StateDB, source: str, pairs: list[str], sorted_on: list[str]) -> None:
     base_url, token = source.split(" ")
     sources.add_source(state, "sim", base_url, token)
-    collections.create_collection(state, "ITAM", [parse_field_spec(spec) for spec in FIELDS])
+    collection = collections.create_collection(
+        state, "ITAM", [parse_field_spec(spec) for spec in FIELDS]
+    )
+    for label in sorted_on:  # as the records table's first sort on each does
+        records.add_field_sort_keys(state, collection, collection.field(label))
     spec = mappings.MappingSpec(
         "bench", "sim", "ITAM", mappings.parse_pair("device_id=Device ID"),
         [mappings.parse_pair(pair) for pair in pairs],
@@ -205,7 +216,7 @@ def throughput_run(
     backend: str, args: argparse.Namespace, control: Connection, source: str
 ) -> ThroughputRun:
     with fresh_state(backend, args.postgres_url) as state:
-        prepare(state, source, LIST_PAIRS)
+        prepare(state, source, LIST_PAIRS, args.sorted)
         create = timed_sync(state)
         before = row_counts(state)
         unchanged = timed_sync(state)
@@ -230,7 +241,7 @@ class DetailsRun:
 def details_run(args: argparse.Namespace, control: Connection, source: str) -> DetailsRun:
     before = command(control, "stats", None)["by_endpoint"]
     with fresh_state("sqlite", args.postgres_url) as state:
-        prepare(state, source, DETAIL_PAIRS)
+        prepare(state, source, DETAIL_PAIRS, args.sorted)
         first = timed_sync(state).report
         unchanged = timed_sync(state).report
         command(control, "check_in", args.checked_in)
@@ -267,6 +278,13 @@ def main() -> None:
     parser.add_argument("--checked-in", type=int, help="devices that check in (default: 5 %%)")
     parser.add_argument("--no-details", action="store_true", help="skip the details scenario")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--sorted",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="a field the records table was sorted on, so the import writes its sort keys",
+    )
     args = parser.parse_args()
     args.checked_in = args.checked_in or max(1, args.devices // 20)
     backends = args.backend or ["sqlite", "postgresql"]

@@ -17,6 +17,7 @@ from kandji_bridge.db.models import (
     Record,
     RecordChange,
     RecordKey,
+    RecordSortKey,
     SyncRun,
 )
 from kandji_bridge.inventory import collections, mappings
@@ -87,7 +88,7 @@ def row_counts(state: StateDB) -> dict[str, int]:
     with state.session() as session:
         return {
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (Record, RecordKey, RecordChange, MappedDevice, SyncRun)
+            for model in (Record, RecordKey, RecordSortKey, RecordChange, MappedDevice, SyncRun)
         }
 
 

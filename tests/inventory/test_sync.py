@@ -102,11 +102,13 @@ def test_a_second_sync_with_nothing_changed_writes_nothing(
 ) -> None:
     make_mapping(state, fields=LIST_FIELDS)
     sync(state)
+    browse.page_records(state, itam, sort_field="Name")  # its sort keys are kept from now on
     before = row_counts(state)
     report = sync(state)
     after = row_counts(state)
     assert (report.created, report.updated, report.unchanged) == (0, 0, 40)
     assert report.rows_written == 0
+    assert before["record_sort_keys"] == 40
     assert after == {**before, "sync_runs": before["sync_runs"] + 1}  # only the run's own row
 
 

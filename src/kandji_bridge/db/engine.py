@@ -14,6 +14,7 @@ from kandji_bridge.errors import ConfigError
 
 # Seconds a SQLite writer waits for another process's write to finish before giving up.
 SQLITE_BUSY_TIMEOUT = 15
+SQLITE_CACHE_KIB = 32 * 1024  # per connection, at most
 # Seconds before an unreachable PostgreSQL server counts as down.
 POSTGRES_CONNECT_TIMEOUT = 10
 
@@ -91,6 +92,10 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor.execute("PRAGMA foreign_keys = ON")
     # WAL: readers never block the writer, so `serve` and CLI commands can share the file.
     cursor.execute("PRAGMA journal_mode = WAL")
+    # A 32 MB page cache (the default is 2 MB), filled only as pages are read: an import that
+    # keeps sort keys inserts them all over their B-tree, and with 2 MB each insert read its
+    # page back from the file (inventory_sync.py --sorted: updates 3,600-4,300/s -> 5,900-6,800).
+    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

@@ -283,8 +283,10 @@ def write(session: Session, writes: Writes) -> None:
 
 
 def _delete_sort_keys(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """By primary key. On PostgreSQL one statement over arrays: executemany costs ~20 µs a row
-    through psycopg, and a sync that changes every device changes a key or two of each."""
+    """By primary key. On PostgreSQL one statement over arrays, each row found through the
+    primary key (the LATERAL ... LIMIT 1 keeps the planner from hashing the whole table, which
+    it chose otherwise: 330 ms for 4,000 keys, not 60); executemany costs ~20 µs a row. Key
+    rows are never updated, only inserted and deleted, so a row's ctid stays its own."""
     if not rows:
         return
     if connection.dialect.name != "postgresql":
@@ -297,11 +299,11 @@ def _delete_sort_keys(connection: Connection, rows: list[dict[str, Any]]) -> Non
         return
     connection.execute(
         text(
-            "DELETE FROM record_sort_keys AS k "
-            "USING unnest(CAST(:field_ids AS integer[]), CAST(:keys AS text[]), "
-            "CAST(:record_ids AS text[])) AS gone(field_id, key, record_id) "
-            'WHERE k.field_id = gone.field_id AND k.key = gone.key COLLATE "C" '
-            "AND k.record_id = gone.record_id"
+            "DELETE FROM record_sort_keys WHERE ctid = ANY(ARRAY("
+            "SELECT found.ctid FROM unnest(CAST(:field_ids AS integer[]), CAST(:keys AS text[]), "
+            "CAST(:record_ids AS text[])) AS gone(field_id, key, record_id), "
+            "LATERAL (SELECT k.ctid FROM record_sort_keys AS k WHERE k.field_id = gone.field_id "
+            'AND k.key = gone.key COLLATE "C" AND k.record_id = gone.record_id LIMIT 1) AS found))'
         ),
         {
             "field_ids": [row["field_id"] for row in rows],
