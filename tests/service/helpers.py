@@ -35,9 +35,10 @@ def runtime_for(
     enricher = build_enricher([], use_geoip2fast=False, env={})
 
     def make(sim: RunningSimulator) -> Runtime:
-        monkeypatch.setenv(ENV_ALLOWED_HOSTS, sim.host_port)
+        # The environment does not list it: every path reads the allowed hosts from Settings.
+        monkeypatch.delenv(ENV_ALLOWED_HOSTS, raising=False)
         settings = dataclasses.replace(state.settings, allowed_hosts=frozenset({sim.host_port}))
-        return Runtime(settings, state, store, enricher)
+        return Runtime(settings, dataclasses.replace(state, settings=settings), store, enricher)
 
     yield make
     enricher.close()
