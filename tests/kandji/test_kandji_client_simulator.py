@@ -91,9 +91,10 @@ async def test_device_details_and_a_missing_device(simulator: RunningSimulator) 
 
 
 async def test_a_string_url_works_once_the_host_is_allowed(
-    allow_simulator: RunningSimulator,
+    simulator: RunningSimulator,
 ) -> None:
-    async with KandjiClient(allow_simulator.base_url, allow_simulator.token) as client:
+    allowed = frozenset({simulator.host_port})
+    async with KandjiClient(simulator.base_url, simulator.token, allowed_hosts=allowed) as client:
         assert len(await _devices(client)) == 40
 
 
