@@ -250,3 +250,25 @@ def test_api_query_needs_csrf_from_a_browser_session(client: TestClient, stored)
     assert client.post("/api/logs/query", json=body).status_code == 403
     ok = client.post("/api/logs/query", json=body, headers={"X-CSRF-Token": client.csrf})
     assert ok.status_code == 200
+
+
+def test_api_ranges_take_only_iso_date_times_with_an_offset(api: TestClient, stored) -> None:
+    # Found by schemathesis: pydantic read `to=-559` as a Unix timestamp (1969), and a bare
+    # date or a time without its offset as something the schema's `date-time` does not allow.
+    for value in ("-559", "1700000000", "2025-03-01", "2025-03-01T09:30:00", "yesterday"):
+        for path in ("/api/logs/events", "/api/logs/histogram", "/api/logs/facets"):
+            response = api.get(path, params={"to": value})
+            assert response.status_code == 422, (path, value, response.text)
+            assert "ISO 8601 date and time with its offset" in response.json()["detail"]
+    week = {"from": (NOW - timedelta(days=7)).isoformat(), "to": NOW.isoformat()}
+    assert len(api.get("/api/logs/events", params=week).json()["events"]) == 50
+    zulu = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert api.get("/api/logs/histogram", params={"to": zulu}).status_code == 200
+
+
+def test_api_query_declares_its_csv_answer(api: TestClient) -> None:
+    # Found by schemathesis: `format=csv` answered text/csv, which the schema did not list.
+    declared = api.get("/api/openapi.json").json()["paths"]["/api/logs/query"]["post"]
+    content = declared["responses"]["200"]["content"]
+    assert set(content) == {"application/json", "text/csv"}
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/QueryOut"}

@@ -16,6 +16,7 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.web import auth, collections, integrations, logs, sources, system
+from kandji_bridge.web.errors_schema import ERROR_RESPONSES
 from kandji_bridge.web.templating import STATIC_DIR, render
 
 FEATURES = (auth, system, sources, logs, integrations, collections)
@@ -38,7 +39,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     signed_in = [Depends(auth.require_user)]
     for feature in FEATURES:
         app.include_router(feature.pages, dependencies=signed_in)
-        app.include_router(feature.api, prefix="/api", dependencies=signed_in)
+        app.include_router(
+            feature.api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES
+        )
 
     @app.get("/", include_in_schema=False, dependencies=signed_in)
     def home() -> Response:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from kandji_bridge.db.models import Collection, MappedDevice, Mapping
@@ -458,8 +458,12 @@ class QueryOut(BaseModel):
 class SearchParams(BaseModel):
     """The explorer's filters as query parameters (default range: the last 24 hours)."""
 
-    start: datetime | None = Field(None, alias="from", description="Range start (ISO 8601).")
-    end: datetime | None = Field(None, alias="to", description="Range end (ISO 8601); now.")
+    start: datetime | None = Field(
+        None, alias="from", description="Range start (ISO 8601, with its offset)."
+    )
+    end: datetime | None = Field(
+        None, alias="to", description="Range end (ISO 8601, with its offset); now."
+    )
     q: str = Field("", description="Case-insensitive text to find in rawLog.")
     eventName: str = ""
     action: str = ""
@@ -467,6 +471,23 @@ class SearchParams(BaseModel):
     targetType: str = ""
     sourceID: str = ""
     targetId: str = ""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _iso_date_time(cls, value: object) -> object:
+        """Only what the schema says: an ISO 8601 date and time with its UTC offset, not the
+        Unix timestamps or bare dates pydantic would otherwise take."""
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
+            raise ValueError(
+                "give an ISO 8601 date and time with its offset, like 2025-03-01T09:30:00Z"
+            )
+        return parsed
 
     def query(self) -> SearchQuery:
         end = self.end or datetime.now(UTC).replace(microsecond=0)
@@ -540,7 +561,17 @@ def get_event(request: Request, principal: CurrentUser, event_id: str) -> EventD
     )
 
 
-@api.post("/logs/query", response_model=None)
+@api.post(
+    "/logs/query",
+    response_model=None,
+    responses={
+        200: {
+            "model": QueryOut,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "The result: JSON, or CSV (a header row, then the rows).",
+        }
+    },
+)
 def run_query(
     request: Request,
     principal: CurrentUser,
