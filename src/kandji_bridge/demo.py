@@ -48,8 +48,7 @@ def run_demo(
 ) -> None:
     """A simulated tenant, registered as a source and an integration with a device mapping, and
     `serve` on `port`: the scheduler backfills the logs and imports the devices at once."""
-    config = SimulatorConfig(devices=devices, events=events, history_days=365, seed=1)
-    with running_simulator(config, port=0) as simulator:
+    with running_simulator(simulator_config(devices, events), port=0) as simulator:
         # The simulator speaks plain http on loopback, which only listed hosts may.
         settings = dataclasses.replace(
             settings, allowed_hosts=settings.allowed_hosts | {simulator.host_port}
@@ -80,6 +79,11 @@ def run_demo(
 
         run_serve(settings, "127.0.0.1", port, stop=stop, on_ready=ready)
         out.print("Stopped.")
+
+
+def simulator_config(devices: int, events: int) -> SimulatorConfig:
+    """The demo's tenant: seeded, so the same sizes give the same devices, events and token."""
+    return SimulatorConfig(devices=devices, events=events, history_days=365, seed=1)
 
 
 def _register(state: StateDB, base_url: str, token: str) -> str:
