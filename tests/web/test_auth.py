@@ -2,15 +2,16 @@
 
 import re
 
+import fastapi.routing
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
 from kandji_bridge import users
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.web import auth, system
-from kandji_bridge.web.app import FEATURES, create_app
+from kandji_bridge.web.app import create_app
 
 from .conftest import ADMIN, PASSWORD, sign_in
 
@@ -22,12 +23,12 @@ def concrete(path: str) -> str:
 
 
 def all_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
-    """Every route of the app: its own, and those of each feature's pages and api routers."""
-    found = [(route.path, route.methods) for route in app.routes if isinstance(route, APIRoute)]
-    for feature in FEATURES:
-        for router, prefix in ((feature.pages, ""), (feature.api, "/api")):
-            found += [(prefix + route.path, route.methods) for route in router.routes]
-    return found
+    """Every route the app answers, read from its routing tree, so a route added anywhere (a new
+    module, an app-level route) is found. FastAPI keeps included routers nested in `app.routes`
+    (newer versions) or flattens them there (older ones); iter_route_contexts walks either."""
+    walk = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes = walk(app.routes) if walk else app.routes
+    return [(route.path, set(route.methods)) for route in routes if getattr(route, "methods", None)]
 
 
 def test_only_healthz_and_sign_in_are_open() -> None:
@@ -35,21 +36,129 @@ def test_only_healthz_and_sign_in_are_open() -> None:
     assert set(public) == OPEN_PATHS
 
 
+def test_the_route_list_sees_every_route_even_one_added_outside_the_features(
+    runtime: Runtime,
+) -> None:
+    app = create_app(runtime)
+    extra = APIRouter()
+    extra.get("/added-later")(lambda: {})
+    app.include_router(extra)
+    paths = {path for path, _ in all_routes(app)}
+    assert {"/added-later", "/", "/api/me", "/sources/{name}/poll", "/logs/sql.csv"} <= paths
+    mounts = [route.path for route in app.routes if isinstance(route, Mount)]
+    assert mounts == ["/static"]  # the only other thing served, and it is open by design
+
+
 def test_every_route_but_healthz_and_sign_in_refuses_an_anonymous_request(
     runtime: Runtime, anonymous: TestClient
 ) -> None:
+    routes = [(path, methods) for path, methods in all_routes(create_app(runtime))]
+    assert len(routes) >= 70  # the whole app, not only the features' routers
+    nobody = {"Authorization": "Bearer kbt_forged"}, {"Cookie": "kb_session=forged"}, {}
     checked = 0
-    for path, methods in all_routes(create_app(runtime)):
+    for path, methods in routes:
+        if path in OPEN_PATHS:
+            continue
         for method in methods - {"HEAD"}:
-            response = anonymous.request(method, concrete(path))
-            if path.startswith("/api/"):
-                assert response.status_code == 401, (method, path, response.status_code)
-                assert "Sign in first" in response.json()["detail"]
-            else:
-                assert response.status_code in (303, 401), (method, path)
+            for headers in nobody:
+                for accept in ({}, {"Accept": "text/html"}, {"HX-Request": "true"}):
+                    response = anonymous.request(method, concrete(path), headers=headers | accept)
+                    if path.startswith("/api/") or path == "/metrics" or not accept:
+                        assert response.status_code == 401, (method, path, headers, accept)
+                        assert "Sign in first" in response.json()["detail"]
+                    elif "HX-Request" in accept:
+                        assert response.status_code == 401, (method, path)
+                        assert response.headers["HX-Redirect"].startswith("/login?next=")
+                    else:
+                        assert response.status_code == 303, (method, path)
+                        assert response.headers["location"].startswith("/login?next=")
             checked += 1
-    assert checked >= 8
+    assert checked >= 60
     assert anonymous.get("/healthz").json() == {"status": "ok"}
+
+
+def state_changing_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) that can change something, but the sign-in and setup forms (which
+    are used before a session exists and carry a double-submit token of their own)."""
+    return [
+        (method, path)
+        for path, methods in all_routes(app)
+        for method in sorted(methods - auth.SAFE_METHODS)
+        if path not in OPEN_PATHS
+    ]
+
+
+def test_every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(
+    runtime: Runtime, client: TestClient
+) -> None:
+    other = TestClient(create_app(runtime), follow_redirects=False)
+    others_csrf = sign_in(other)  # a real token, of another session
+    assert others_csrf != client.csrf
+    routes = state_changing_routes(create_app(runtime))
+    assert len(routes) >= 24
+    wrong = ("", "forged", others_csrf, client.csrf[:-1], client.csrf + "x")
+    for method, path in routes:
+        url = concrete(path)
+        for sent in wrong:
+            as_form = client.request(method, url, data={"csrf_token": sent, "name": "x"})
+            as_header = client.request(method, url, json={}, headers={"X-CSRF-Token": sent})
+            for response in (as_form, as_header):
+                assert response.status_code == 403, (method, path, sent, response.status_code)
+                assert "security token" in response.text
+        missing = client.request(method, url, json={"name": "x"})
+        assert missing.status_code == 403, (method, path)
+    assert client.get("/api/me").json()["username"] == ADMIN  # still signed in, nothing made
+    assert users.list_api_tokens(runtime.state, ADMIN) == []
+
+
+def test_the_right_csrf_token_is_accepted_as_a_form_field_or_a_header(client: TestClient) -> None:
+    form = client.post("/account/tokens", data={"name": "a", "csrf_token": client.csrf})
+    header = client.post(
+        "/account/tokens", data={"name": "b"}, headers={"X-CSRF-Token": client.csrf}
+    )
+    assert form.status_code == header.status_code == 200
+    assert "kbt_" in form.text and "kbt_" in header.text
+
+
+def test_the_setup_form_refuses_a_missing_or_wrong_csrf_token(runtime: Runtime) -> None:
+    link = users.ensure_setup_link(runtime.state, "http://127.0.0.1:8000")
+    path = link.removeprefix("http://127.0.0.1:8000")
+    fields = {"username": "root", "password": PASSWORD, "confirm": PASSWORD}
+    with TestClient(create_app(runtime), follow_redirects=False) as browser:
+        browser.get(path)  # sets the double-submit cookie
+        for sent in ("", "forged"):
+            response = browser.post(path, data={**fields, "csrf_token": sent})
+            assert response.status_code == 400
+            assert "setup form had expired" in response.text
+        assert users.user_count(runtime.state) == 0
+
+
+def test_the_login_form_refuses_a_wrong_csrf_token(runtime: Runtime, admin: users.UserInfo) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        client.get("/login")
+        for sent in ("forged", ""):
+            response = client.post(
+                "/login", data={"username": ADMIN, "password": PASSWORD, "csrf_token": sent}
+            )
+            assert response.status_code == 403
+            assert "kb_session" not in client.cookies
+
+
+def test_sign_in_is_also_limited_per_address_across_usernames(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    with TestClient(create_app(runtime), follow_redirects=False) as client:
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
+
+        def attempt(username: str, password: str = "guess") -> int:  # noqa: S107
+            data = {"username": username, "password": password, "csrf_token": csrf}
+            return client.post("/login", data=data).status_code
+
+        # Four tries per name stays under the per-name limit; the address limit (20) still bites.
+        codes = [attempt(f"user{n // 4}") for n in range(auth.LOGIN_FAILURES_PER_ADDRESS)]
+        assert set(codes) == {401}
+        assert attempt("someone-else") == 429
+        assert attempt(ADMIN, PASSWORD) == 429
 
 
 def test_a_browser_is_sent_to_the_sign_in_page_and_back(anonymous: TestClient) -> None:
