@@ -26,11 +26,13 @@ from kandji_bridge.kandji.errors import (
     KandjiError,
     MalformedResponseError,
     PermissionDeniedError,
+    RedirectError,
     ServerError,
     TLSError,
 )
 from kandji_bridge.kandji.ratelimit import RateLimiter
 from kandji_bridge.kandji.urls import ApiUrl
+from kandji_bridge.verify import verify
 
 TOKEN = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
 
@@ -224,3 +226,32 @@ async def test_the_token_is_in_no_log_line_error_or_repr(caplog: pytest.LogCaptu
         assert TOKEN not in repr(error.__cause__)
     assert TOKEN not in repr(client)
     assert TOKEN not in repr(client.stats)
+
+
+def _redirect_to(location: str) -> Respond:
+    return lambda head: _http("302 Found", b"", f"Location: {location}\r\n")
+
+
+async def test_a_redirect_to_another_local_server_is_never_followed_even_an_allowed_one() -> None:
+    # Over real sockets: a Kandji URL that answers 302 to another server on this machine (a
+    # stand-in for 127.0.0.1 services and 169.254.169.254, whose respx twin is in
+    # test_kandji_client.py). The second server must never see a request, whatever the call.
+    async with (
+        raw_server(lambda head: _http("200 OK", b"[]")) as (target, target_seen),
+        raw_server(_redirect_to(f"http://{target}/api/v1/audit/events")) as (bouncer, _),
+    ):
+        for call in (
+            _first_audit_page,
+            lambda client: client.iter_device_pages().__anext__(),
+            lambda client: client.get_device_details("d1"),
+        ):
+            async with _client(f"http://{bouncer}") as client:
+                with pytest.raises(RedirectError) as caught:
+                    await call(client)
+            assert f"redirect (302) to {target.split(':')[0]}" in str(caught.value)
+        # Through `verify`, with both hosts allowed: still refused, still not followed.
+        report = await verify(f"http://{bouncer}", TOKEN, frozenset({bouncer, target}))
+    assert target_seen == []
+    assert not report.ok
+    assert any("never follows" in check.detail for check in report.checks)
+    assert TOKEN not in repr(report)
