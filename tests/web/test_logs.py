@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from kandji_bridge import sources
 from kandji_bridge.db.models import Collection, MappedDevice, Mapping, Record, Source
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMN_NAMES
@@ -272,3 +273,37 @@ def test_api_query_declares_its_csv_answer(api: TestClient) -> None:
     content = declared["responses"]["200"]["content"]
     assert set(content) == {"application/json", "text/csv"}
     assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/QueryOut"}
+
+
+def test_every_sql_entry_point_refuses_writes_ddl_and_file_reads(
+    runtime: Runtime, client: TestClient, api: TestClient, stored
+) -> None:
+    # Each kind once here; tests/logs/test_search.py tries many spellings against the guard.
+    sources.add_source(runtime.state, "acme", "https://acme.api.kandji.io", "t" * 36)
+    key_file = runtime.settings.secret_key_file  # made by the first stored token
+    key = key_file.read_bytes().strip()
+    statements = [
+        *(f"{verb} kandji_logs" for verb in ("DROP TABLE", "TRUNCATE TABLE", "OPTIMIZE TABLE")),
+        "INSERT INTO kandji_logs (id) VALUES ('x')",
+        "ALTER TABLE kandji_logs DELETE WHERE 1",
+        "CREATE TABLE x (a Int8) ENGINE = Memory",
+        "SYSTEM DROP MARK CACHE",
+        "SELECT 1; DROP TABLE kandji_logs",
+        "SELECT 1; SELECT 2",
+        f"SELECT file('{key_file}')",
+        f"SELECT base64Encode(file('{key_file}'))",
+        f"SELECT * FROM file('{key_file}', 'LineAsString')",  # noqa: S608
+    ]
+    before = runtime.store.count()
+    for sql in statements:
+        answers = [
+            client.get("/logs/sql", params={"q": sql}),
+            client.get("/logs/sql.csv", params={"q": sql}),
+            api.post("/api/logs/query", json={"sql": sql}),
+            api.post("/api/logs/query", params={"format": "csv"}, json={"sql": sql}),
+        ]
+        for answer in answers:
+            assert answer.status_code == 400, (sql, answer.request.url.path, answer.text[:200])
+            assert key not in answer.content
+    assert runtime.store.count() == before
+    assert runtime.store.query("SHOW TABLES").rows == [["kandji_logs"], ["kandji_logs_quarantine"]]

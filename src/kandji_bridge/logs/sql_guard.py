@@ -28,6 +28,9 @@ READ_ROOTS = {
 SAFE_TABLE_FUNCTIONS = frozenset(
     {"numbers", "numbers_mt", "zeros", "zeros_mt", "values", "generate_series", "generateSeries"}
 )
+# Ordinary (not table) functions that read outside the query: file('/path') returns a server
+# file's contents, the secret key file in the home included.
+OUTSIDE_READING_FUNCTIONS = frozenset({"file"})
 # Root node -> the statement word for the refusal sentence.
 WRITE_WORDS = {
     "InsertQuery": "INSERT",
@@ -110,8 +113,17 @@ def _check_tree(statement: str, lines: list[str]) -> str:
     bare = _STRINGS.sub("''", statement)
     if "Literal" in top or _OUTFILE.search(bare):
         raise QueryRefused("INTO OUTFILE cannot run here; use the CSV download instead.")
-    if (kind != "EXISTS" and "Identifier" in top) or _FORMAT.search(bare):
+    # A top-level identifier is a SELECT's or EXPLAIN's FORMAT name; SHOW CREATE and EXISTS
+    # name their table there.
+    if (kind not in ("EXISTS", "SHOW") and "Identifier" in top) or _FORMAT.search(bare):
         raise QueryRefused("Leave out the FORMAT clause; the CSV download gives the result as CSV.")
+    for line in lines:
+        words = line.split()
+        if len(words) >= 2 and words[0] == "Function" and words[1] in OUTSIDE_READING_FUNCTIONS:
+            raise QueryRefused(
+                f"The function {words[1]}() reads files on the server and cannot run here; "
+                "query kandji_logs instead."
+            )
     for index in range(len(lines)):
         name = _table_function(lines, depths, index)
         if name and name not in SAFE_TABLE_FUNCTIONS:
