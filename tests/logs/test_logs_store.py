@@ -476,3 +476,15 @@ def test_chdb_store_serves_several_threads_while_inserting(chdb_store: ChdbLogSt
     for counts in seen:  # each reader saw whole inserts only, never fewer rows than before
         assert counts == sorted(counts)
         assert all(count % batch_size == 0 for count in counts)
+
+
+def test_a_query_stopped_by_its_time_limit_leaves_the_next_one_right(
+    chdb_store: ChdbLogStore,
+) -> None:
+    # Found with the SQL page's time bound: chDB left the stopped query's partial output in
+    # the session, and the next query's JSON could not be read.
+    slow = "SELECT count() FROM numbers(1000000000000) SETTINGS max_execution_time = 0.2"
+    with pytest.raises(LogStoreError, match="Timeout exceeded"):
+        chdb_store.query(slow)
+    assert chdb_store.query("SELECT 41 + 1").rows == [[42]]
+    assert chdb_store.count() == 0

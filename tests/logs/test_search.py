@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kandji_bridge.errors import NotFound
+from kandji_bridge.logs import sql_guard
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.logs.search import (
@@ -227,3 +228,24 @@ def test_the_guard_names_the_statement_and_the_row_limit_truncates(store) -> Non
     assert len(result.columns) == len(COLUMN_NAMES)
     with pytest.raises(QueryRefused, match=r"^The query failed: .*nope"):
         run_read_only(store, "SELECT nope FROM kandji_logs")
+
+
+def test_a_query_is_bounded_in_time_and_a_download_in_rows(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the security audit: `SELECT * FROM system.numbers` as a CSV download (no row
+    # limit) filled the memory, and a long count held a worker for as long as it ran.
+    monkeypatch.setattr(sql_guard, "QUERY_SECONDS", 1)
+    monkeypatch.setattr(sql_guard, "MAX_ROWS", 10)
+    for sql in (
+        "SELECT count() FROM numbers(1000000000000)",
+        "SELECT count() FROM numbers(1000000000000) SETTINGS max_execution_time = 0",
+    ):
+        with pytest.raises(QueryRefused, match=r"^The query ran longer than 1 s and was stopped"):
+            run_read_only(store, sql, limit=5)
+    with pytest.raises(QueryRefused, match=r"^The result has more than 10 rows"):
+        run_read_only(store, "SELECT * FROM system.numbers")
+    result, truncated = run_read_only(store, "SELECT number FROM numbers(10)")
+    assert len(result.rows) == 10 and not truncated
+    result, truncated = run_read_only(store, "SELECT * FROM system.numbers", limit=3)
+    assert result.rows == [[0], [1], [2]] and truncated

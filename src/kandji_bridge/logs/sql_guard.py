@@ -49,6 +49,9 @@ WRITE_WORDS = {
     "UseQuery": "USE",
     "RenameQuery": "RENAME",
 }
+# Bounds of one web query: its time in the engine, and the rows of a CSV download.
+QUERY_SECONDS = 120
+MAX_ROWS = 1_000_000
 READ_ONLY_HINT = "this page only reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)"
 
 
@@ -84,17 +87,35 @@ def check_read_only(store: LogStore, sql: str) -> CheckedStatement:
 def run_read_only(store: LogStore, sql: str, limit: int | None = None) -> tuple[QueryResult, bool]:
     """Run a read-only statement; with `limit`, at most that many rows and whether there were more.
 
-    A SELECT is limited inside the engine (wrapped as a subquery); other statements (SHOW,
+    A SELECT runs inside the engine as a subquery, bounded in time (QUERY_SECONDS) and, with a
+    `limit`, in rows; without one (the CSV download) a result of more than MAX_ROWS rows is
+    refused, so `SELECT * FROM system.numbers` cannot fill the memory or hold a worker forever.
+    The outer query's SETTINGS win over any the statement carries. Other statements (SHOW,
     DESCRIBE, EXPLAIN) return short results and are cut here.
     """
     checked = check_read_only(store, sql)
     statement = checked.sql
-    if limit is not None and checked.kind == "SELECT":
-        statement = f"SELECT * FROM ({statement}) LIMIT {int(limit) + 1}"
+    if checked.kind == "SELECT":
+        rows = MAX_ROWS + 1 if limit is None else int(limit) + 1
+        statement = (
+            f"SELECT * FROM ({statement}) LIMIT {rows} "
+            f"SETTINGS max_execution_time = {QUERY_SECONDS}, timeout_overflow_mode = 'throw'"
+        )
     try:
         result = store.query(statement)
     except LogStoreError as exc:
-        raise QueryRefused(f"The query failed: {engine_sentence(str(exc))}") from None
+        message = engine_sentence(str(exc))
+        if "Timeout exceeded" in message:
+            raise QueryRefused(
+                f"The query ran longer than {QUERY_SECONDS} s and was stopped; narrow it with "
+                "WHERE on eventTime, or aggregate."
+            ) from None
+        raise QueryRefused(f"The query failed: {message}") from None
+    if limit is None and len(result.rows) > MAX_ROWS:
+        raise QueryRefused(
+            f"The result has more than {MAX_ROWS:,} rows, too many to download at once; narrow "
+            "it with WHERE on eventTime, or use `kandji-bridge logs query`."
+        )
     if limit is None or len(result.rows) <= limit:
         return result, False
     return QueryResult(result.columns, result.types, result.rows[:limit]), True
