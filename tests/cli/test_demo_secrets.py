@@ -153,14 +153,18 @@ def test_a_demo_run_never_shows_its_kandji_token(home: Path) -> None:
             "KANDJI_BRIDGE_HOME": str(home),
             "KANDJI_BRIDGE_ALLOWED_HOSTS": allowed,
         }
-        verify = subprocess.run(
-            [sys.executable, "-m", "kandji_bridge", "--debug", "verify", SOURCE_NAME],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+        commands = [["verify", SOURCE_NAME], ["source", "list"], ["collection", "list"]]
+        shell = [
+            subprocess.run(
+                [sys.executable, "-m", "kandji_bridge", "--debug", *command],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            for command in commands
+        ]
+        assert [run.returncode for run in shell] == [0, 0, 0], [run.stderr for run in shell]
     finally:
         demo.send_signal(signal.SIGINT)
         stdout, stderr = demo.communicate(timeout=60)
@@ -168,7 +172,10 @@ def test_a_demo_run_never_shows_its_kandji_token(home: Path) -> None:
     outputs = {
         "demo stdout": ("".join(lines) + stdout).encode(),
         "demo stderr": stderr.encode(),
-        "verify output": (verify.stdout + verify.stderr).encode(),
+        **{
+            f"`{' '.join(run.args[3:])}` output": (run.stdout + run.stderr).encode()
+            for run in shell
+        },
     }
     assert "DEBUG" in stderr, "the demo ran without debug logs, so its log lines were not scanned"
     for number, answer in enumerate(answers):
