@@ -289,9 +289,11 @@ def test_passwords_and_tokens_are_not_stored_in_plain_text(
     runtime: Runtime, admin: users.UserInfo, home
 ) -> None:
     token = users.create_api_token(runtime.state, ADMIN, "script")
+    session, _ = users.start_session(runtime.state, admin.id)
     database = b"".join(path.read_bytes() for path in home.glob("state.db*"))  # and its WAL
     assert PASSWORD.encode() not in database
     assert token.encode() not in database
+    assert session.encode() not in database  # a session cookie read from the file is no use
     assert b"$argon2id$" in database
 
 
