@@ -7,6 +7,9 @@ Path names are drawn partly from the names that exist, and connection URLs partl
 simulator's, so the generated requests reach real records and real Kandji calls (GET only),
 not just 404s. What a call deletes is put back before the next one."""
 
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -221,3 +224,22 @@ def test_every_generated_request_gets_an_answer_its_schema_declares(world: World
 def test_many_generated_requests_get_answers_their_schema_declares(world: World) -> None:
     failures = run_schemathesis(world, SLOW_EXAMPLES)
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.slow
+def test_the_schemathesis_command_finds_nothing_in_any_phase(world: World, request) -> None:
+    """`schemathesis run` itself against the app on a real port, with every phase: the schema's
+    examples, coverage (boundary values, wrong types, missing parts, unsupported methods),
+    fuzzing and stateful sequences that reuse what earlier answers returned."""
+    url = request.getfixturevalue("live_server")
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{url}/api/openapi.json",
+        "--header", f"Authorization: {world.headers['Authorization']}",
+        "--max-examples", "25", "--seed", "1", "--workers", "1", "--max-time", "400",
+        "--exclude-checks", "positive_data_acceptance", "--continue-on-failure",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    summary = done.stdout[done.stdout.rfind("SUMMARY") :]
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    tested = re.search(r"Tested: (\d+)", summary)
+    assert tested and int(tested[1]) >= 20, summary

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import auth, collections, integrations, logs, sources, system
+from kandji_bridge.web import allow, auth, collections, integrations, logs, sources, system
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
 from kandji_bridge.web.templating import STATIC_DIR, render
 
@@ -48,6 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return RedirectResponse("/sources", status_code=303)
 
     auth.install_handlers(app)
+    allow.install(app)
     _install_error_handlers(app)
     return app
 
