@@ -28,15 +28,17 @@ from kandji_bridge.inventory.collections import FieldSpec
 from kandji_bridge.inventory.convert import FieldType
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.web import auth
 from kandji_bridge.web.app import create_app
 
-from .conftest import ADMIN
+from .conftest import ADMIN, PASSWORD
 
 SOURCE = "sim"
 COLLECTION = "ITAM"
 MAPPING = "Kandji Device Import"
 # Examples per operation: the default suite stays within a minute or two, the slow one digs.
 QUICK_EXAMPLES = 8
+SESSION_EXAMPLES = 3
 SLOW_EXAMPLES = 150
 
 
@@ -44,8 +46,10 @@ SLOW_EXAMPLES = 150
 class World:
     runtime: Runtime
     simulator: RunningSimulator
-    headers: dict[str, str]
+    headers: dict[str, str]  # what every call sends: an API token, or a session's CSRF token
     event_id: str
+    cookies: dict[str, str] = field(default_factory=dict)  # a browser session's cookie
+    token: str = ""  # the admin's API token, which loads the schema
     # Status codes each operation got for valid data: the fuzzing must reach real data too.
     answers: dict[str, set[int]] = field(default_factory=dict)
 
@@ -109,7 +113,7 @@ def world(
         assert synced.json()["last_run"]["created"] == len(allow_simulator.devices), synced.text
         events = client.get("/api/logs/events", params={"from": "2000-01-01T00:00:00Z"}).json()
     assert events["events"], "the poll stored no events"
-    return World(runtime, allow_simulator, headers, events["events"][0]["id"])
+    return World(runtime, allow_simulator, headers, events["events"][0]["id"], token=token)
 
 
 def known_values(world: World) -> dict[str, list[str]]:
@@ -155,7 +159,9 @@ def load_schema(world: World, mode: GenerationMode):
     """The app's schema; for valid data with the world's names mixed in (never for invalid data:
     a known value put in place of the invalid one would make the request valid)."""
     schema = schemathesis.openapi.from_asgi(
-        "/api/openapi.json", create_app(world.runtime), headers=world.headers
+        "/api/openapi.json",
+        create_app(world.runtime),
+        headers={"Authorization": f"Bearer {world.token}"},
     )
     if mode is GenerationMode.POSITIVE:
         known = known_values(world)
@@ -187,7 +193,9 @@ def check_operation(world: World, operation, mode: GenerationMode, examples: int
         # cursor this API never gave out): the schema cannot say that, so that check is off;
         # what such a request must never get is 422, the answer for a schema violation.
         response = case.call_and_validate(
-            headers=world.headers, excluded_checks=[positive_data_acceptance]
+            headers=world.headers,
+            cookies=world.cookies,
+            excluded_checks=[positive_data_acceptance],
         )
         if mode is GenerationMode.POSITIVE:
             world.answers.setdefault(operation.label, set()).add(response.status_code)
@@ -220,6 +228,16 @@ def test_every_generated_request_gets_an_answer_its_schema_declares(world: World
         assert label in succeeded, world.answers
 
 
+def test_a_signed_in_browser_session_gets_declared_answers_too(world: World) -> None:
+    # The same with a session cookie and its CSRF token (as htmx sends it), fewer examples.
+    admin = users.authenticate(world.runtime.state, ADMIN, PASSWORD)
+    secret, csrf = users.start_session(world.runtime.state, admin.id)
+    world.headers, world.cookies = {"X-CSRF-Token": csrf}, {auth.SESSION_COOKIE: secret}
+    failures = run_schemathesis(world, SESSION_EXAMPLES)
+    assert not failures, "\n\n".join(failures)
+    assert world.answers["GET /api/me"] == {200}
+
+
 @pytest.mark.slow
 def test_many_generated_requests_get_answers_their_schema_declares(world: World) -> None:
     failures = run_schemathesis(world, SLOW_EXAMPLES)
@@ -234,12 +252,13 @@ def test_the_schemathesis_command_finds_nothing_in_any_phase(world: World, reque
     url = request.getfixturevalue("live_server")
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{url}/api/openapi.json",
-        "--header", f"Authorization: {world.headers['Authorization']}",
+        "--header", f"Authorization: Bearer {world.token}",
         "--max-examples", "25", "--seed", "1", "--workers", "1", "--max-time", "400",
         "--exclude-checks", "positive_data_acceptance", "--continue-on-failure",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     summary = done.stdout[done.stdout.rfind("SUMMARY") :]
+    print(summary)  # the phases, the number of cases and the time, for benchmarks/RELIABILITY.md
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     tested = re.search(r"Tested: (\d+)", summary)
     assert tested and int(tested[1]) >= 20, summary
