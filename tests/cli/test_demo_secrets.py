@@ -67,7 +67,7 @@ def start_demo(home: Path) -> tuple[subprocess.Popen, str, str, list[str]]:
     return demo, *found.groups(), lines
 
 
-def exercise(client: httpx.Client, password: str, token: str) -> list[httpx.Response]:
+def exercise(client: httpx.Client, password: str, token: str, tenant: str) -> list[httpx.Response]:
     """What a user does with the demo; returns every answer."""
     answers = [client.get("/login")]
     answers.append(
@@ -107,6 +107,13 @@ def exercise(client: httpx.Client, password: str, token: str) -> list[httpx.Resp
     for statement in (sql, "SELECT * FROM system.query_log", "SELECT * FROM system.text_log"):
         answers.append(client.post("/api/logs/query", json={"sql": statement}, headers=api))
     answers.append(client.post(f"/api/mappings/{mapping}/preview", headers=api))
+    # The token this test looks for is the tenant's: Kandji (the simulator) accepts it.
+    answers.append(
+        client.put(
+            "/api/integrations/kandji", json={"base_url": tenant, "api_key": token}, headers=api
+        )
+    )
+    assert answers[-1].json()["connected"] is True, answers[-1].text
     # Refused requests that carry the token: their errors must not echo it.
     answers += [
         client.put(
@@ -145,7 +152,8 @@ def test_a_demo_run_never_shows_its_kandji_token(home: Path) -> None:
     demo, url, password, lines = start_demo(home)
     try:
         with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
-            answers = exercise(client, password, token)
+            tenant = re.search(r"Simulated Kandji tenant at (\S+):", "".join(lines))[1]
+            answers = exercise(client, password, token, tenant)
         # From another shell, as the demo suggests: verify sends the stored token to the tenant.
         allowed = re.search(r"export KANDJI_BRIDGE_ALLOWED_HOSTS=(\S+)", "".join(lines))[1]
         env = {
