@@ -1,5 +1,5 @@
 """Schemathesis against the REST API's own OpenAPI schema (/api/openapi.json), signed in with an
-API token, on a home with data: a simulator-backed source whose logs were polled, a collection,
+API token (or a browser session and its CSRF token), on a home with data: a simulator-backed source whose logs were polled, a collection,
 and a mapping that has synced. Every generated request must get an answer its schema declares:
 no 500, no undeclared status code, no body or content type the schema does not describe.
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -22,6 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from kandji_bridge import sources, users
+from kandji_bridge.db.models import Record
 from kandji_bridge.errors import NotFound
 from kandji_bridge.inventory import collections, mappings
 from kandji_bridge.inventory.collections import FieldSpec
@@ -104,8 +106,6 @@ def world(
     sources.add_source(runtime.state, SOURCE, allow_simulator.base_url, allow_simulator.token)
     make_collection(runtime)
     make_mapping(runtime)
-    from fastapi.testclient import TestClient
-
     with TestClient(create_app(runtime), headers=headers) as client:
         polled = client.post(f"/api/sources/{SOURCE}/poll")
         assert polled.status_code == 200 and polled.json()["error"] is None, polled.text
@@ -119,8 +119,6 @@ def world(
 def known_values(world: World) -> dict[str, list[str]]:
     """Values that exist in this world, per parameter or body field name."""
     with world.runtime.state.session() as session:
-        from kandji_bridge.db.models import Record
-
         record_ids = [str(row.id) for row in session.query(Record).limit(3)]
     return {
         "name": [SOURCE, COLLECTION, MAPPING],
