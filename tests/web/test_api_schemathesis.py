@@ -1,7 +1,8 @@
 """Schemathesis against the REST API's own OpenAPI schema (/api/openapi.json), signed in with an
-API token (or a browser session and its CSRF token), on a home with data: a simulator-backed source whose logs were polled, a collection,
-and a mapping that has synced. Every generated request must get an answer its schema declares:
-no 500, no undeclared status code, no body or content type the schema does not describe.
+API token (or a browser session and its CSRF token), on a home with data: a simulator-backed
+source whose logs were polled, a collection, and a mapping that has synced. Every generated
+request must get an answer its schema declares: no 500, no undeclared status code, no body or
+content type the schema does not describe.
 
 Path names are drawn partly from the names that exist, and connection URLs partly from the
 simulator's, so the generated requests reach real records and real Kandji calls (GET only),
