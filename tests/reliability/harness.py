@@ -24,6 +24,9 @@ from kandji_bridge.kandji.simulator.server import RunningSimulator
 
 CLI = (sys.executable, "-m", "kandji_bridge")
 SERVING = re.compile(r"Serving on (http://\S+)")
+# What a sync says while a killed run's lease on its job has not run out yet.
+BUSY = "by another process (`serve` or another"
+LEASE_SECONDS = "2"  # a killed run's job is free again 2 s later
 
 
 def crash_seed() -> int:
@@ -55,15 +58,22 @@ class CrashHarness:
             "KANDJI_BRIDGE_HOME": str(self.home),
             "KANDJI_BRIDGE_ALLOWED_HOSTS": self.sim.host_port,
             "KANDJI_TOKEN": self.sim.token,
+            "KANDJI_BRIDGE_LEASE_SECONDS": LEASE_SECONDS,
         }
 
     def attempt(
         self, *args: str, timeout: float = 600, input: str | None = None
     ) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-            input=input,
-        )  # fmt: skip
+        """Run a command to its end; a sync refused while a killed run's lease lasts is retried."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = subprocess.run(
+                [*CLI, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                input=input,
+            )  # fmt: skip
+            if not (done.returncode == 1 and BUSY in done.stderr) or time.monotonic() > deadline:
+                return done
+            time.sleep(0.25)
 
     def run(self, *args: str, timeout: float = 600, input: str | None = None) -> str:
         """Run a command to its end; its stdout. A failure says the command and the seed."""
@@ -105,11 +115,17 @@ class CrashHarness:
                 report.delays.append(delay)
                 if check is not None:
                     check()
+                # The killed run's lease on its job runs out: the next run starts on a free job
+                # (else the kill could land while it is only being refused).
+                time.sleep(float(LEASE_SECONDS))
                 continue
             finally:
                 stderr = process.stderr.read().decode() if process.stderr else ""
                 if process.stderr:
                     process.stderr.close()
+            if process.returncode == 1 and BUSY in stderr:
+                time.sleep(0.25)  # the last killed run's lease has not run out yet
+                continue
             assert process.returncode == 0, (
                 f"seed {self.seed}: `{' '.join(args)}` exited {process.returncode}: {stderr}"
             )

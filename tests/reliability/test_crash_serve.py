@@ -30,7 +30,7 @@ from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.kandji.simulator.devices import device_json
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs
-from kandji_bridge.service.serve import ENV_LEASE_SECONDS
+from kandji_bridge.service.leases import ENV_LEASE_SECONDS
 
 from .harness import CrashHarness, KillReport, ServeProcess, crash_seed
 from .test_crash import DEFAULT_KILLS, FIELDS, SLOW_KILLS

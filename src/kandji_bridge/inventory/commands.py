@@ -32,6 +32,7 @@ from kandji_bridge.inventory.fields import CATALOG
 from kandji_bridge.inventory.mappings import InvalidMapping, OnRemoved
 from kandji_bridge.inventory.sync import Change, Progress, SyncReport, sync_mapping
 from kandji_bridge.kandji.errors import KandjiError
+from kandji_bridge.service import exclusive, jobs
 
 collection_app = typer.Typer(
     help="Asset collections that Kandji devices are imported into.", no_args_is_help=True
@@ -311,15 +312,45 @@ def inventory_sync(
         bool, typer.Option("--dry-run", help="Write nothing; show what would change.")
     ] = False,
 ) -> None:
-    """Import the mapping's devices now; prints created, updated, unchanged, skipped, conflicts."""
+    """Import the mapping's devices now; prints created, updated, unchanged, skipped, conflicts.
+
+    A sync holds the mapping's job as `serve` does, so it never runs alongside serve's scheduled
+    sync or another `inventory sync`; a dry run writes nothing and needs no such hold.
+    """
     state = _state(ctx)
     with _progress_bar() as progress:
-        report = asyncio.run(sync_mapping(state, mapping, dry_run=dry_run, progress=progress))
+        if dry_run:
+            report = asyncio.run(sync_mapping(state, mapping, dry_run=True, progress=progress))
+        else:
+            report = _sync_held(state, mapping, progress)
     if dry_run:
         out.print("Dry run: nothing was written.")
         for change in report.changes:
             _print_change(change)
     _print_report(report)
+
+
+def _sync_held(state: StateDB, name: str, progress: Progress | None) -> SyncReport:
+    info = mappings.get_mapping(state, name)
+    busy = (
+        f"Mapping {info.name} is being synced by another process (`serve` or another "
+        "`inventory sync`); wait for it to finish, or follow its run with "
+        f"`kandji-bridge inventory runs {shlex.quote(info.name)}`"
+    )
+    with exclusive.claimed(state, jobs.mapping_job(info.id), busy) as claim:
+        if claim.interrupted:
+            err.print(
+                f"[yellow]Note:[/yellow] the last sync of mapping {escape(info.name)} was "
+                "interrupted (its process was killed); this one does what it left."
+            )
+        report = asyncio.run(sync_mapping(state, info.name, progress=progress))
+    if claim.lost.is_set():
+        err.print(
+            f"[yellow]Note:[/yellow] this sync lost its hold on mapping {escape(info.name)} "
+            "while it ran (it could not renew it in time), so another process may have synced "
+            "it meanwhile; each batch written is complete."
+        )
+    return report
 
 
 @inventory_app.command("runs")

@@ -23,6 +23,7 @@ from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import LogStore, open_log_store
+from kandji_bridge.service import exclusive, jobs
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
 
@@ -59,8 +60,19 @@ def sync(
     source = CollectorSource(info.id, info.name, info.retention_days)
     store = open_store(settings)
     enricher = build_enricher()
+    # The source's job, held as `serve` holds it: with a shared state DB and a ClickHouse server,
+    # serve and this command may run on two machines, where the home's file lock cannot see.
+    busy = (
+        f"Source {info.name} is being collected by another process (`serve` or another "
+        "`logs sync`); wait for it to finish and try again"
+    )
     try:
-        with source_lock(settings.home, source), PassProgress(enabled=out.is_terminal) as bar:
+        with (
+            open_state(settings) as state,
+            exclusive.claimed(state, jobs.source_job(info.id), busy) as claim,
+            source_lock(settings.home, source),
+            PassProgress(enabled=out.is_terminal) as bar,
+        ):
 
             async def run() -> PassResult:
                 async with KandjiClient(api_url, token) as client:
@@ -72,18 +84,25 @@ def sync(
                         enricher=enricher,
                         backfill_days=backfill_days,
                         on_page=bar.update,
+                        stop=claim.lost,
                     )
 
             result = asyncio.run(run())
+            out.print(summary(info.name, result))
+            if result.error:
+                raise BridgeError(
+                    f"The pass for source {info.name} stopped early: {result.error} What was "
+                    f"stored is kept; run `kandji-bridge logs sync {info.name}` again to resume."
+                )
+            if result.stopped:
+                raise BridgeError(
+                    f"The pass for source {info.name} stopped early: another process took the "
+                    "source over (this one could not renew its hold on it in time). What was "
+                    "stored is kept, and that process collects the rest."
+                )
     finally:
         enricher.close()
         store.close()
-    out.print(summary(info.name, result))
-    if result.error:
-        raise BridgeError(
-            f"The pass for source {info.name} stopped early: {result.error} "
-            f"What was stored is kept; run `kandji-bridge logs sync {info.name}` again to resume."
-        )
 
 
 def summary(name: str, result: PassResult) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kandji_bridge.db.models import JobStatus, utcnow
 from kandji_bridge.db.state import StateDB
+from kandji_bridge.inventory import runs
 
 SOURCE = "source"
 MAPPING = "mapping"
@@ -81,6 +82,18 @@ def record_failure(state: StateDB, job: str, error: str) -> None:
         runs=JobStatus.runs + 1,
         failures=JobStatus.failures + 1,
     )
+
+
+def close_interrupted(state: StateDB, job: str) -> int:
+    """For the caller that has just taken `job`'s lease: if the job's last run never finished, the
+    process that ran it is gone, and a sync run it left `running` is closed as interrupted (none
+    will ever finish it). How many runs were closed."""
+    kind, target = parse_job(job)
+    previous = job_status(state, job)
+    if kind != MAPPING or previous is None or not previous.running:
+        return 0
+    assert previous.last_started_at is not None  # running implies started
+    return runs.close_interrupted(state, target, previous.last_started_at)
 
 
 def job_status(state: StateDB, job: str) -> JobStatusInfo | None:

@@ -8,6 +8,9 @@ runs the job, so a process that dies stops renewing and its lease runs out for a
 Expiry compares the holders' clocks, so the machines sharing a database keep time with NTP.
 """
 
+import os
+import secrets
+import socket
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -15,6 +18,33 @@ from sqlalchemy.exc import IntegrityError
 
 from kandji_bridge.db.models import JobLease, utcnow
 from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import ConfigError
+
+DEFAULT_LEASE_SECONDS = 30.0
+# How long a job stays held by a process that stopped renewing it (died, hung, lost the network):
+# the time before another process (`serve`, `inventory sync`, `logs sync`) may take it over.
+ENV_LEASE_SECONDS = "KANDJI_BRIDGE_LEASE_SECONDS"
+
+
+def lease_seconds() -> float:
+    """The leases' time to live, from KANDJI_BRIDGE_LEASE_SECONDS (default 30 s)."""
+    value = os.environ.get(ENV_LEASE_SECONDS)
+    if not value:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 3600:
+        raise ConfigError(
+            f"{ENV_LEASE_SECONDS} must be a number of seconds from 1 to 3600, not {value!r}."
+        )
+    return seconds
+
+
+def default_holder() -> str:
+    """This process's name in the lease table: host, pid, and a random part (pids are reused)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def acquire(state: StateDB, job: str, holder: str, ttl: float) -> bool:
@@ -63,3 +93,13 @@ def holders(state: StateDB) -> dict[str, str]:
             select(JobLease.job, JobLease.holder).where(JobLease.expires_at > utcnow())
         )
         return {job: holder for job, holder in rows}
+
+
+def seconds_left(state: StateDB, job: str) -> float | None:
+    """How long the lease on `job` has still to run (None if nobody holds it)."""
+    with state.session() as session:
+        expires = session.scalar(select(JobLease.expires_at).where(JobLease.job == job))
+    if expires is None:
+        return None
+    left = (expires - utcnow()).total_seconds()
+    return left if left > 0 else None

@@ -21,9 +21,6 @@ done.
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -36,26 +33,20 @@ from sqlalchemy import func, select
 from kandji_bridge import redact, sources
 from kandji_bridge.db.models import Mapping, Source, SyncRun, utcnow
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.inventory import runs
 from kandji_bridge.inventory.sync import sync_mapping
 from kandji_bridge.kandji.client import ClientStats, KandjiClient
 from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.jobs import JobStatusInfo
+from kandji_bridge.service.leases import DEFAULT_LEASE_SECONDS
 from kandji_bridge.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE_SECONDS = 30.0
 # Two cores are common; each run is mostly waiting on Kandji's rate limit or the store.
 DEFAULT_MAX_JOBS = 4
 DEFAULT_RETRY_SECONDS = 60.0
-
-
-def default_holder() -> str:
-    """This process's name in the lease table: host, pid, and a random part (pids are reused)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -166,7 +157,7 @@ class Scheduler:
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
     ) -> None:
         self.runtime = runtime
-        self.holder = holder or default_holder()
+        self.holder = holder or leases.default_holder()
         # Ticks also renew leases: at least three to a lease's life, so none lapses in between.
         self.tick_seconds = min(tick_seconds, lease_seconds / 3)
         self.lease_seconds = lease_seconds
@@ -345,13 +336,7 @@ class Scheduler:
             raise
 
     def _close_interrupted(self, job: Job) -> None:
-        """A mapping job whose last run never finished: we hold its lease, so the process that ran
-        it is gone, and the sync run it left `running` is closed as interrupted."""
-        previous = jobs.job_status(self.runtime.state, job.key)
-        if previous is None or not previous.running or previous.last_started_at is None:
-            return
-        _, mapping_id = jobs.parse_job(job.key)
-        if runs.close_interrupted(self.runtime.state, mapping_id, previous.last_started_at):
+        if jobs.close_interrupted(self.runtime.state, job.key):
             log.warning("The last sync of mapping %s was interrupted; syncing again.", job.name)
 
     def _execute(self, running: _Running) -> None:

@@ -8,7 +8,6 @@ at once, which loses nothing either (the collector resumes from what the store h
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import threading
@@ -18,16 +17,14 @@ import uvicorn
 
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
-from kandji_bridge.errors import BridgeError, ConfigError
+from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.commands import open_store
 from kandji_bridge.logs.enrich import build_enricher
+from kandji_bridge.service.leases import lease_seconds
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.service.scheduler import DEFAULT_LEASE_SECONDS, Scheduler
+from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.users import ensure_setup_link
 
-# How long a job stays held by a process that stopped renewing it (died, hung, lost the network):
-# the time before another `serve` takes its jobs over.
-ENV_LEASE_SECONDS = "KANDJI_BRIDGE_LEASE_SECONDS"
 _STOP_POLL_SECONDS = 0.2
 
 
@@ -46,7 +43,7 @@ def run_serve(
     """
     from kandji_bridge.web.app import create_app  # FastAPI and the UI load only for serving
 
-    lease_seconds = _lease_seconds()
+    ttl = lease_seconds()
     sock = _bind(host, port)
     with contextlib.ExitStack() as resources:
         resources.callback(sock.close)
@@ -56,7 +53,7 @@ def run_serve(
         enricher = build_enricher()
         resources.callback(enricher.close)
         runtime = Runtime(settings, state, store, enricher)
-        runtime.scheduler = Scheduler(runtime, lease_seconds=lease_seconds)
+        runtime.scheduler = Scheduler(runtime, lease_seconds=ttl)
         config = uvicorn.Config(
             create_app(runtime), log_config=None, log_level="warning", access_log=False
         )
@@ -157,18 +154,3 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _lease_seconds() -> float:
-    value = os.environ.get(ENV_LEASE_SECONDS)
-    if not value:
-        return DEFAULT_LEASE_SECONDS
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not 1 <= seconds <= 3600:
-        raise ConfigError(
-            f"{ENV_LEASE_SECONDS} must be a number of seconds from 1 to 3600, not {value!r}."
-        )
-    return seconds
