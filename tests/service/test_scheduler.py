@@ -29,18 +29,24 @@ def status(state: StateDB, job: str) -> jobs.JobStatusInfo | None:
 
 
 def add_mapping(
-    state: StateDB, source: str, name: str = "devices", collection: str = "ITAM"
+    state: StateDB,
+    source: str,
+    name: str = "devices",
+    collection: str = "ITAM",
+    details: bool = False,
 ) -> mappings.MappingInfo:
-    """A mapping of device ids and names into `collection` (made if needed), every minute."""
+    """A mapping of device ids and names into `collection` (made if needed), every minute; with
+    `details`, also each device's model identifier (one device-details request a device)."""
     if collection not in {c.collection.name for c in collections.list_collections(state)}:
-        fields = [parse_field_spec("Device ID:text:unique"), parse_field_spec("Name:text")]
-        collections.create_collection(state, collection, fields)
+        specs = ["Device ID:text:unique", "Name:text", "Model:text"]
+        collections.create_collection(state, collection, [parse_field_spec(s) for s in specs])
+    pairs = ["device_name=Name"] + (["model_identifier=Model"] if details else [])
     spec = MappingSpec(
         name=name,
         source=source,
         collection=collection,
         identifier=parse_pair("device_id=Device ID"),
-        pairs=[parse_pair("device_name=Name")],
+        pairs=[parse_pair(pair) for pair in pairs],
         schedule_minutes=1,
     )
     return mappings.create_mapping(state, spec)

@@ -1,0 +1,175 @@
+"""`inventory sync` and `logs sync` hold the same job leases as `serve`, as real processes.
+
+Run on SQLite and PostgreSQL: a sync is refused (exit 1, one sentence) while another live
+process holds its job and runs once it is released; a CLI sync killed with SIGKILL leaves its run
+`running`, and the next sync closes it as interrupted; a CLI sync and serve's scheduler never
+sync one mapping at once.
+"""
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from kandji_bridge import sources
+from kandji_bridge.config import ENV_ALLOWED_HOSTS
+from kandji_bridge.db import StateDB
+from kandji_bridge.db.models import SyncRun
+from kandji_bridge.inventory import runs
+from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.service import jobs, leases
+from kandji_bridge.service.leases import ENV_LEASE_SECONDS
+from kandji_bridge.service.scheduler import Scheduler
+
+from .helpers import running, wait_until
+from .test_scheduler import add_mapping
+
+CLI = (sys.executable, "-m", "kandji_bridge")
+SERVE = "serve-host:4242:0badf00d"  # another live process: it keeps its lease while the test runs
+
+
+def cli_env(sim: RunningSimulator) -> dict[str, str]:
+    """The test's home and state DB (set by the fixtures), the simulator allowed, 2 s leases."""
+    return {**os.environ, ENV_ALLOWED_HOSTS: sim.host_port, ENV_LEASE_SECONDS: "2"}
+
+
+def kandji_bridge(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], sentence: str) -> None:
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"Error: {sentence}"), done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_inventory_sync_waits_for_the_process_holding_its_mapping(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    sim = simulator_factory(devices=20, events=0, history_days=30, seed=31)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    mapping = add_mapping(state, "acme")
+    job = jobs.mapping_job(mapping.id)
+    env = cli_env(sim)
+    assert leases.acquire(state, job, SERVE, ttl=120)
+
+    refused = kandji_bridge(env, "inventory", "sync", "devices")
+    assert_refused(
+        refused,
+        "Mapping devices is being synced by another process (`serve` or another `inventory "
+        "sync`); wait for it to finish, or follow its run with `kandji-bridge inventory runs "
+        "devices` (if that process was killed, it is free again within ",
+    )
+    assert runs.list_runs(state, mapping.id) == [], "a refused sync recorded a run"
+    assert leases.holders(state) == {job: SERVE}, "a refused sync touched the holder's lease"
+    # A dry run writes nothing, so it does not wait for the lease.
+    dry = kandji_bridge(env, "inventory", "sync", "devices", "--dry-run")
+    assert dry.returncode == 0 and "would be created 20" in dry.stdout, dry.stderr
+
+    leases.release(state, job, SERVE)
+    synced = kandji_bridge(env, "inventory", "sync", "devices")
+    assert synced.returncode == 0, synced.stderr
+    assert "created 20, updated 0" in synced.stdout
+    assert leases.holders(state) == {}, "the sync did not release its lease"
+    status = jobs.job_status(state, job)
+    assert status is not None and status.last_success_at is not None and not status.running
+
+
+def test_a_killed_inventory_sync_is_shown_interrupted_after_the_next_sync(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    # Device details at 5 requests a second: the sync runs for seconds, long enough to kill.
+    sim = simulator_factory(devices=30, events=0, history_days=30, seed=32, rate_per_second=5)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    mapping = add_mapping(state, "acme", details=True)
+    env = cli_env(sim)
+    process = subprocess.Popen(
+        [*CLI, "inventory", "sync", "devices"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: runs.list_runs(state, mapping.id), "the sync's run to start")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    (killed,) = runs.list_runs(state, mapping.id)
+    assert killed.status == runs.RUNNING
+
+    # Its lease outlives it by up to 2 s: until then the next sync is refused, then it runs.
+    deadline = time.monotonic() + 30
+    while (done := kandji_bridge(env, "inventory", "sync", "devices")).returncode != 0:
+        assert_refused(done, "Mapping devices is being synced by another process")
+        assert time.monotonic() < deadline, "the killed sync's lease never ran out"
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+    latest, closed = runs.list_runs(state, mapping.id)
+    assert closed.id == killed.id and closed.status == runs.FAILED
+    assert closed.errors == [runs.INTERRUPTED] and closed.finished_at is not None
+    assert latest.status == runs.SUCCEEDED
+
+    shown = kandji_bridge(env, "inventory", "runs", "devices")
+    assert shown.returncode == 0
+    assert "UTC  running" not in shown.stdout, shown.stdout
+    assert "UTC  failed" in shown.stdout and "UTC  succeeded" in shown.stdout
+    assert "Interrupted: the process running this sync stopped" in shown.stdout
+
+
+def test_a_cli_sync_and_serve_never_sync_one_mapping_at_once(
+    simulator_factory, runtime_for, state: StateDB, home: Path
+) -> None:
+    sim = simulator_factory(devices=200, events=0, history_days=30, seed=33)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    mapping = add_mapping(state, "acme")
+    job = jobs.mapping_job(mapping.id)
+    env = cli_env(sim)
+    outcomes = []
+    scheduler = Scheduler(runtime_for(sim), tick_seconds=0.05, lease_seconds=2)
+    with running(scheduler):
+        for _ in range(6):
+            scheduler.trigger(job)  # serve's "Sync now", again and again
+            outcomes.append(kandji_bridge(env, "inventory", "sync", "devices"))
+    for done in outcomes:
+        if done.returncode != 0:
+            assert_refused(done, "Mapping devices is being synced by another process")
+    with state.session() as session:
+        synced = session.scalars(
+            select(SyncRun).where(SyncRun.mapping_id == mapping.id).order_by(SyncRun.started_at)
+        ).all()
+    assert any(done.returncode == 0 for done in outcomes) and len(synced) > 1
+    for earlier, later in itertools.pairwise(synced):
+        assert earlier.finished_at is not None and earlier.finished_at <= later.started_at, (
+            "a CLI sync and serve's sync of one mapping overlapped"
+        )
+
+
+def test_logs_sync_waits_for_the_process_collecting_its_source(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    sim = simulator_factory(devices=5, events=300, history_days=30, seed=34)
+    source = sources.add_source(state, "acme", sim.base_url, sim.token)
+    job = jobs.source_job(source.id)
+    env = cli_env(sim)
+    assert leases.acquire(state, job, SERVE, ttl=120)
+
+    refused = kandji_bridge(env, "logs", "sync", "acme")
+    assert_refused(
+        refused,
+        "Source acme is being collected by another process (`serve` or another `logs sync`); "
+        "wait for it to finish and try again (if that process was killed, it is free again "
+        "within ",
+    )
+    assert leases.holders(state) == {job: SERVE}
+
+    leases.release(state, job, SERVE)
+    collected = kandji_bridge(env, "logs", "sync", "acme")
+    assert collected.returncode == 0, collected.stderr
+    assert "Backfilled 300 new events for acme" in collected.stdout
+    assert leases.holders(state) == {}
+    status = jobs.job_status(state, job)
+    assert status is not None and status.last_success_at is not None and not status.running
