@@ -118,8 +118,14 @@ def crash_inventory_sync(home: Path, simulator_factory, kills: int) -> None:
         assert values == current, f"seed {seed}: record of {device.device_id} is stale"
     again = harness.run("inventory", "sync", "devices")
     assert "created 0, updated 0," in again, f"seed {seed}: an unchanged sync wrote: {again}"
+    # Each killed run was closed as interrupted by the sync after it: none shows running for good.
+    history = harness.run("inventory", "runs", "devices", "--limit", "1000").splitlines()
+    left_running = [line for line in history if " UTC  running" in line]
+    assert not left_running, f"seed {seed}: runs left running for good: {left_running}"
+    interrupted = sum(line.strip().startswith("Interrupted:") for line in history)
     print(f"inventory sync: {report.kills} kills survived, {report.finished} runs ended on their "
-          f"own, {len(held)} records, one per device, all current")  # fmt: skip
+          f"own ({interrupted} sync runs closed as interrupted), {len(held)} records, one per "
+          "device, all current")  # fmt: skip
 
 
 def test_logs_sync_survives_kill_9(home: Path, simulator_factory) -> None:
