@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from kandji_bridge import sources
 from kandji_bridge.config import ENV_ALLOWED_HOSTS
 from kandji_bridge.db import StateDB
-from kandji_bridge.db.models import SyncRun
+from kandji_bridge.db.models import JobLease, SyncRun, utcnow
 from kandji_bridge.inventory import runs
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs, leases
@@ -33,9 +34,17 @@ CLI = (sys.executable, "-m", "kandji_bridge")
 SERVE = "serve-host:4242:0badf00d"  # another live process: it keeps its lease while the test runs
 
 
-def cli_env(sim: RunningSimulator) -> dict[str, str]:
-    """The test's home and state DB (set by the fixtures), the simulator allowed, 2 s leases."""
-    return {**os.environ, ENV_ALLOWED_HOSTS: sim.host_port, ENV_LEASE_SECONDS: "2"}
+def cli_env(sim: RunningSimulator, lease_seconds: str = "2") -> dict[str, str]:
+    """The test's home and state DB (set by the fixtures), the simulator allowed, short leases."""
+    return {**os.environ, ENV_ALLOWED_HOSTS: sim.host_port, ENV_LEASE_SECONDS: lease_seconds}
+
+
+def slow_tenant(simulator_factory, seed: int, devices: int = 1_500) -> RunningSimulator:
+    """Devices listed 300 a page at 1 request a second: a sync that lasts seconds (one request
+    at a time, so Kandji's 429 answers only make the client wait, never give up)."""
+    return simulator_factory(
+        devices=devices, events=0, history_days=30, seed=seed, rate_per_second=1
+    )
 
 
 def kandji_bridge(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -83,10 +92,9 @@ def test_inventory_sync_waits_for_the_process_holding_its_mapping(
 def test_a_killed_inventory_sync_is_shown_interrupted_after_the_next_sync(
     simulator_factory, state: StateDB, home: Path
 ) -> None:
-    # Device details at 5 requests a second: the sync runs for seconds, long enough to kill.
-    sim = simulator_factory(devices=30, events=0, history_days=30, seed=32, rate_per_second=5)
+    sim = slow_tenant(simulator_factory, seed=32, devices=900)
     sources.add_source(state, "acme", sim.base_url, sim.token)
-    mapping = add_mapping(state, "acme", details=True)
+    mapping = add_mapping(state, "acme")
     env = cli_env(sim)
     process = subprocess.Popen(
         [*CLI, "inventory", "sync", "devices"],
@@ -120,6 +128,51 @@ def test_a_killed_inventory_sync_is_shown_interrupted_after_the_next_sync(
     assert "Interrupted: the process running this sync stopped" in shown.stdout
 
 
+def test_a_sync_longer_than_its_lease_keeps_it_until_it_ends(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    sim = slow_tenant(simulator_factory, seed=35, devices=3_000)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    mapping = add_mapping(state, "acme")
+    job = jobs.mapping_job(mapping.id)
+    env = cli_env(sim, lease_seconds="1")  # a sync of seconds on 1 s leases
+    process = subprocess.Popen(
+        [*CLI, "inventory", "sync", "devices"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: lease_expiry(state, job), "the sync to take its lease")
+        first = lease_expiry(state, job)
+        assert first is not None
+        # Past the time to live it was taken with, the lease is still the sync's, renewed.
+        wait_until(lambda: utcnow() > first, "the first lease time to run out")
+        renewed = lease_expiry(state, job)
+        assert process.poll() is None, "the sync ended too soon for this test; slow it down"
+        assert renewed is not None and renewed > first, "the running sync lost its lease"
+        assert_refused(
+            kandji_bridge(env, "inventory", "sync", "devices"),
+            "Mapping devices is being synced by another process",
+        )
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert process.returncode == 0, err
+    assert "created 3000, updated 0" in out and "lost its hold" not in err
+    (run,) = runs.list_runs(state, mapping.id)
+    assert run.status == runs.SUCCEEDED and run.created == 3_000
+    assert leases.holders(state) == {}
+
+
+def lease_expiry(state: StateDB, job: str) -> datetime | None:
+    with state.session() as session:
+        return session.scalar(select(JobLease.expires_at).where(JobLease.job == job))
+
+
 def test_a_cli_sync_and_serve_never_sync_one_mapping_at_once(
     simulator_factory, runtime_for, state: StateDB, home: Path
 ) -> None:
@@ -131,7 +184,7 @@ def test_a_cli_sync_and_serve_never_sync_one_mapping_at_once(
     outcomes = []
     scheduler = Scheduler(runtime_for(sim), tick_seconds=0.05, lease_seconds=2)
     with running(scheduler):
-        for _ in range(6):
+        for _ in range(4):
             scheduler.trigger(job)  # serve's "Sync now", again and again
             outcomes.append(kandji_bridge(env, "inventory", "sync", "devices"))
     for done in outcomes:
