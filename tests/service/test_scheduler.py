@@ -29,24 +29,18 @@ def status(state: StateDB, job: str) -> jobs.JobStatusInfo | None:
 
 
 def add_mapping(
-    state: StateDB,
-    source: str,
-    name: str = "devices",
-    collection: str = "ITAM",
-    details: bool = False,
+    state: StateDB, source: str, name: str = "devices", collection: str = "ITAM"
 ) -> mappings.MappingInfo:
-    """A mapping of device ids and names into `collection` (made if needed), every minute; with
-    `details`, also each device's model identifier (one device-details request a device)."""
+    """A mapping of device ids and names into `collection` (made if needed), every minute."""
     if collection not in {c.collection.name for c in collections.list_collections(state)}:
-        specs = ["Device ID:text:unique", "Name:text", "Model:text"]
-        collections.create_collection(state, collection, [parse_field_spec(s) for s in specs])
-    pairs = ["device_name=Name"] + (["model_identifier=Model"] if details else [])
+        fields = [parse_field_spec("Device ID:text:unique"), parse_field_spec("Name:text")]
+        collections.create_collection(state, collection, fields)
     spec = MappingSpec(
         name=name,
         source=source,
         collection=collection,
         identifier=parse_pair("device_id=Device ID"),
-        pairs=[parse_pair(pair) for pair in pairs],
+        pairs=[parse_pair("device_name=Name")],
         schedule_minutes=1,
     )
     return mappings.create_mapping(state, spec)
