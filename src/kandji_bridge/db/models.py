@@ -330,7 +330,7 @@ class SetupLink(Base):
 
 
 class JobLease(Base):
-    """Which `serve` process holds a scheduled job (a source's polling, a mapping's sync).
+    """Which process holds a job (a source's polling, a mapping's sync): a `serve`, or a command.
 
     A holder renews its lease while it lives; a lease past `expires_at` may be taken over, so a
     dead process's jobs move to another one.

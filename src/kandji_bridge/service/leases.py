@@ -1,4 +1,5 @@
-"""Job leases: which `serve` process runs a scheduled job, on SQLite and PostgreSQL alike.
+"""Job leases: which process runs a job, on SQLite and PostgreSQL alike: a `serve` scheduler,
+or an `inventory sync` / `logs sync` run from the command line (exclusive.py).
 
 A lease is a row in `job_leases` (job, holder, expires_at). Taking one is a single conditional
 UPDATE (free, expired, or already ours), or an INSERT when the job has no row yet; the database
