@@ -172,6 +172,7 @@ def test_kill_9_mid_backfill_then_resume_loses_and_duplicates_nothing(
         "KANDJI_BRIDGE_HOME": str(home),
         "KANDJI_BRIDGE_ALLOWED_HOSTS": sim.host_port,
         "KANDJI_TOKEN": sim.token,
+        "KANDJI_BRIDGE_LEASE_SECONDS": "1",  # a killed sync's hold on the source, 1 s after
     }
     cli = [sys.executable, "-m", "kandji_bridge"]
     added = subprocess.run(
@@ -206,6 +207,7 @@ def test_kill_9_mid_backfill_then_resume_loses_and_duplicates_nothing(
         if sync.poll() is None:
             sync.send_signal(signal.SIGKILL)
             kills += 1
+            time.sleep(1.0)  # its lease runs out: the next sync is not refused
         sync.wait(timeout=30)
     assert kills >= 1
     final = subprocess.run(
