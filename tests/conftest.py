@@ -11,6 +11,8 @@ from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simu
 
 # CI sets this so a test that needs a service (PostgreSQL, Chromium) fails instead of skipping.
 REQUIRE_SERVICES = os.environ.get("KANDJI_BRIDGE_TEST_REQUIRE_SERVICES") == "1"
+# Test settings the home fixture keeps: the crash harness's seed, to replay a run.
+KEPT = frozenset({"KANDJI_BRIDGE_CRASH_SEED"})
 
 
 def skip_or_fail(reason: str) -> None:
@@ -24,7 +26,11 @@ def skip_or_fail(reason: str) -> None:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh kandji-bridge home; the KANDJI_BRIDGE_* environment is cleared around the test."""
     for name in list(os.environ):
-        if name.startswith("KANDJI_BRIDGE_") and not name.startswith("KANDJI_BRIDGE_TEST_"):
+        if (
+            name.startswith("KANDJI_BRIDGE_")
+            and name not in KEPT
+            and not name.startswith("KANDJI_BRIDGE_TEST_")
+        ):
             monkeypatch.delenv(name)
     path = tmp_path / "home"
     monkeypatch.setenv("KANDJI_BRIDGE_HOME", str(path))
