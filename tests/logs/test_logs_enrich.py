@@ -24,7 +24,7 @@ from kandji_bridge.logs.enrich import (
     mmdb_paths_from_env,
     parse_rules,
 )
-from kandji_bridge.logs.normalize import NormalizeContext, normalize
+from kandji_bridge.logs.normalize import NormalizeContext, full_row, normalize
 
 
 def event(**metadata: Any) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def test_each_maxmind_database(maxmind: Path, file: str, ip: str, expected: dict
 def test_several_databases_fill_every_column(maxmind: Path, ctx) -> None:
     names = ["GeoIP2-City-Test", "GeoIP2-ISP-Test", "GeoIP2-Connection-Type-Test"]
     enricher = build_enricher([maxmind / f"{name}.mmdb" for name in names], env={})
-    row = enricher.enrich(row_for(event(ip_address="216.160.83.56"), ctx))
+    row = full_row(enricher.enrich(row_for(event(ip_address="216.160.83.56"), ctx)))
     assert src(row) == {
         "srcIP": "216.160.83.56",
         "srcASCountryCode": "US",
@@ -145,13 +145,13 @@ def test_first_database_wins_a_field(maxmind: Path, ctx) -> None:
         use_geoip2fast=False,
         env={},
     )
-    row = enterprise_first.enrich(row_for(event(ip="89.160.20.112"), ctx))
+    row = full_row(enterprise_first.enrich(row_for(event(ip="89.160.20.112"), ctx)))
     assert (row["srcISP"], row["srcUserType"]) == ("Bredband2 AB", "government")
 
 
 def test_geoip2fast_alone(ctx) -> None:
     enricher = build_enricher([], env={})
-    row = enricher.enrich(row_for(event(ip_address="81.2.69.142"), ctx))
+    row = full_row(enricher.enrich(row_for(event(ip_address="81.2.69.142"), ctx)))
     assert src(row) == {
         "srcIP": "81.2.69.142",
         "srcASCountryCode": "GB",
@@ -164,13 +164,15 @@ def test_geoip2fast_alone(ctx) -> None:
         "srcLongitude": 0.0,
         "srcUserType": "",
     }
-    v6 = enricher.enrich(row_for(event(ip="2a02:cf40::1"), ctx))
+    v6 = full_row(enricher.enrich(row_for(event(ip="2a02:cf40::1"), ctx)))
     assert (v6["srcASCountryCode"], v6["srcASOrganization"]) == ("DK", "Christian Ebsen ApS")
 
 
 def test_destination_is_enriched_too(maxmind: Path, ctx) -> None:
     enricher = build_enricher([maxmind / "GeoIP2-City-Test.mmdb"], use_geoip2fast=False, env={})
-    row = enricher.enrich(row_for(event(ip="10.0.0.9", destination_ip="81.2.69.142"), ctx))
+    row = full_row(
+        enricher.enrich(row_for(event(ip="10.0.0.9", destination_ip="81.2.69.142"), ctx))
+    )
     assert (row["srcIP"], row["srcASCountryCode"]) == ("10.0.0.9", "")
     assert (row["dstIP"], row["dstCity"], row["dstASCountryCode"]) == (
         "81.2.69.142",
@@ -201,7 +203,7 @@ def test_destination_is_enriched_too(maxmind: Path, ctx) -> None:
 )
 def test_private_and_reserved_addresses_are_not_looked_up(ip: str, ctx) -> None:
     spy = Spy()
-    row = Enricher([spy]).enrich(row_for(event(ip=ip), ctx))
+    row = full_row(Enricher([spy]).enrich(row_for(event(ip=ip), ctx)))
     assert spy.asked == []
     assert row["srcIP"] == ip and row["srcASCountryCode"] == ""
     assert not is_lookup_address(ip)
@@ -211,7 +213,8 @@ def test_lookups_are_cached(ctx) -> None:
     spy = Spy()
     enricher = Enricher([spy])
     for _ in range(5):
-        assert enricher.enrich(row_for(event(ip="81.2.69.142"), ctx))["srcASCountryCode"] == "ZZ"
+        row = enricher.enrich(row_for(event(ip="81.2.69.142"), ctx))
+        assert row["srcASCountryCode"] == "ZZ"
     enricher.enrich(row_for(event(ip="89.160.20.112"), ctx))
     assert spy.asked == ["81.2.69.142", "89.160.20.112"]
     assert enricher.details("81.2.69.142") == IpDetails(ASCountryCode="ZZ")
@@ -219,7 +222,7 @@ def test_lookups_are_cached(ctx) -> None:
 
 def test_no_ip_no_lookup(ctx) -> None:
     spy = Spy()
-    row = Enricher([spy]).enrich(row_for(event(), ctx))
+    row = full_row(Enricher([spy]).enrich(row_for(event(), ctx)))
     assert spy.asked == [] and row["srcIP"] == ""
 
 
@@ -340,7 +343,7 @@ RULE_SETS = [
 def test_custom_rules_append_runreveal_style_enrichments(ctx) -> None:
     enricher = Enricher([], parse_rules(RULE_SETS))
     data = event(ip="81.2.69.142", user_agent="curl/8.5.0", actor_email="ana@example.com")
-    row = enricher.enrich(row_for(data, ctx), data)
+    row = full_row(enricher.enrich(row_for(data, ctx), data))
     assert row["enrichments"] == [
         ({"tier": "vip", "level": "1"}, "vip-admins", "custom", "custom", "ana@example.com"),
         ({"site": "london"}, "office-networks", "netops", "custom", "81.2.69.142"),
@@ -355,7 +358,7 @@ def test_rules_that_do_not_match_add_nothing(ctx) -> None:
     enricher = Enricher([], parse_rules(RULE_SETS))
     data = event(ip="10.1.2.3", user_agent="Mozilla/5.0", actor_email="bob@example.com")
     data["action"], data["target_id"] = "update", "someone-else"
-    row = enricher.enrich(row_for(data, ctx), data)
+    row = full_row(enricher.enrich(row_for(data, ctx), data))
     assert row["enrichments"] == []
 
 
@@ -385,7 +388,7 @@ def test_rule_paths(ctx) -> None:
         ]
     )
     data = event(hops=["10.0.0.1", "10.0.0.2"], attempts=3)
-    row = Enricher([], rules).enrich(row_for(data, ctx), data)
+    row = full_row(Enricher([], rules).enrich(row_for(data, ctx), data))
     assert [entry[1] for entry in row["enrichments"]] == [
         "by-tag",
         "by-column",
@@ -396,7 +399,7 @@ def test_rule_paths(ctx) -> None:
         "by-number",
     ]
     # Without the event, only paths into the row can match.
-    row = Enricher([], rules).enrich(row_for(data, ctx))
+    row = full_row(Enricher([], rules).enrich(row_for(data, ctx)))
     assert [entry[1] for entry in row["enrichments"]] == ["by-tag", "by-column"]
 
 

@@ -10,8 +10,10 @@ import pytest
 from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.normalize import (
     ID_NAMESPACE,
+    OMITTED_DEFAULTS,
     NormalizeContext,
     NormalizeError,
+    full_row,
     is_read_only,
     normalize,
     normalize_event,
@@ -70,7 +72,10 @@ def run(event: dict[str, Any], ctx: NormalizeContext) -> dict[str, Any]:
 
 def test_first_example_event_every_column(postman_events: list[Event], ctx) -> None:
     event = postman_events[0]
-    row = normalize_event(event, ctx)
+    normalized = normalize_event(event, ctx)
+    # No public address, no rule: the IP details and enrichments are left out, at their default.
+    assert list(normalized) == [name for name in COLUMN_NAMES if name not in OMITTED_DEFAULTS]
+    row = full_row(normalized)
     assert list(row) == list(COLUMN_NAMES)
     assert row == {
         "workspaceID": WORKSPACE_ID,
@@ -121,7 +126,7 @@ def test_first_example_event_every_column(postman_events: list[Event], ctx) -> N
 
 def test_second_example_event_every_column(postman_events: list[Event], ctx) -> None:
     event = postman_events[1]
-    row = normalize_event(event, ctx)
+    row = full_row(normalize_event(event, ctx))
     assert row == {
         "workspaceID": WORKSPACE_ID,
         "sourceID": SOURCE_ID,
@@ -173,7 +178,7 @@ def test_every_example_event_keeps_its_raw_text_and_fields(
     event_names = []
     for event in postman_events:
         row = normalize_event(event, ctx)
-        assert list(row) == list(COLUMN_NAMES)
+        assert list(full_row(row)) == list(COLUMN_NAMES)
         assert row["rawLog"] == event.raw  # byte for byte: tabs, newlines, key order
         assert row["rawLog"].encode() == event.raw.encode()
         assert row["eventID"] == row["kandjiEventId"] == event.data["id"]

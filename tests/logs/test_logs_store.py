@@ -20,7 +20,7 @@ import clickhouse_connect
 import pytest
 
 from kandji_bridge.logs.enrich import Enricher, Geoip2FastDatabase, parse_rules
-from kandji_bridge.logs.normalize import NormalizeContext, normalize, normalize_event
+from kandji_bridge.logs.normalize import NormalizeContext, full_row, normalize, normalize_event
 from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.logs.store import (
     SESSION_SETTINGS,
@@ -89,8 +89,7 @@ def rich_row(ctx: NormalizeContext) -> dict[str, Any]:
 def as_stored(row: dict[str, Any]) -> list[Any]:
     """A row as JSONCompact returns it: DateTime text, tuples as objects."""
     values = []
-    for name in COLUMN_NAMES:
-        value = row[name]
+    for name, value in full_row(row).items():
         if isinstance(value, datetime):
             value = value.strftime("%Y-%m-%d %H:%M:%S")
         elif name == "enrichments":

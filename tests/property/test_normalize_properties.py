@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kandji_bridge.kandji.payloads import BadShape, parse_audit_page
 from kandji_bridge.logs.enrich import Enricher, Geoip2FastDatabase
-from kandji_bridge.logs.normalize import NormalizeContext, NormalizeError, normalize
+from kandji_bridge.logs.normalize import NormalizeContext, NormalizeError, full_row, normalize
 from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.logs.store import ChdbLogStore, sql_string
 from kandji_bridge.logs.transform import transform
@@ -44,7 +44,7 @@ def check_normalize(data: object) -> None:
     except NormalizeError as exc:
         assert str(exc) and "\n" not in str(exc)  # one sentence, stored as the reason
         return
-    assert tuple(row) == COLUMN_NAMES
+    assert tuple(full_row(row)) == COLUMN_NAMES
     assert row["eventID"] == data["id"] and row["rawLog"] == raw  # type: ignore[index]
     assert 1970 <= row["eventTime"].year < 2106
 

@@ -36,7 +36,7 @@ import orjson
 
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.geoip2fast_compact import load_compact
-from kandji_bridge.logs.normalize import Row
+from kandji_bridge.logs.normalize import OMITTED_DEFAULTS, Row
 from kandji_bridge.logs.schema import COLUMN_NAMES
 
 ENV_MMDB = "KANDJI_BRIDGE_MMDB"
@@ -66,8 +66,6 @@ class IpDetails:
 
 
 _DETAIL_FIELDS = tuple(f.name for f in fields(IpDetails))
-_SRC_COLUMNS = tuple((f"src{name}", name) for name in _DETAIL_FIELDS)
-_DST_COLUMNS = tuple((f"dst{name}", name) for name in _DETAIL_FIELDS)
 
 
 class IpDatabase(Protocol):
@@ -301,7 +299,9 @@ class RuleSet:
     def apply(self, row: Row, event: Mapping[str, Any] | None) -> None:
         for value in self._read(row, event):
             for rule in self.matching(value):
-                row["enrichments"].append((rule.data, self.name, self.provider, "custom", value))
+                row.setdefault("enrichments", []).append(
+                    (rule.data, self.name, self.provider, "custom", value)
+                )
 
     def matching(self, value: str) -> list[Rule]:
         matched = list(self._exact.get(value, ()))
@@ -335,8 +335,9 @@ def _path_reader(path: str, name: str) -> Reader:
             f"The enrichment {name!r} path {path!r} is not a single value; "
             "name a key in it, e.g. actor.email."
         )
-    if path in _COLUMNS:
-        return lambda row, event: _texts(row[path])
+    if path in _COLUMNS:  # a column left out of the row holds its default
+        default = OMITTED_DEFAULTS.get(path)
+        return lambda row, event: _texts(row.get(path, default))
     if head in _MAP_COLUMNS:
         return lambda row, event: _texts(row[head].get(rest))
     keys = path.split(".")
@@ -455,19 +456,14 @@ class Enricher:
         self.databases = tuple(databases)
         self.rule_sets = tuple(rule_sets)
         self.details = lru_cache(maxsize=cache_size)(self._lookup)
+        self._columns = lru_cache(maxsize=cache_size)(self._detail_columns)
 
     def enrich(self, row: Row, event: Mapping[str, Any] | None = None) -> Row:
         """Enrich one row; `event` (the Kandji event's data) serves rule paths into the event."""
         if row["srcIP"]:
-            found = self.details(row["srcIP"])
-            if found is not None:
-                for column, name in _SRC_COLUMNS:
-                    row[column] = getattr(found, name)
+            row.update(self._columns(row["srcIP"])[0])
         if row["dstIP"]:
-            found = self.details(row["dstIP"])
-            if found is not None:
-                for column, name in _DST_COLUMNS:
-                    row[column] = getattr(found, name)
+            row.update(self._columns(row["dstIP"])[1])
         for rule_set in self.rule_sets:
             rule_set.apply(row, event)
         return row
@@ -480,6 +476,16 @@ class Enricher:
             for key, value in database.lookup(ip).items():
                 found.setdefault(key, value)
         return IpDetails(**found) if found else None
+
+    def _detail_columns(self, ip: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The src* and dst* columns ip fills; a field no database knows stays out of the row."""
+        found = self.details(ip)
+        values = {name: getattr(found, name) for name in _DETAIL_FIELDS} if found else {}
+        known = {name: value for name, value in values.items() if value}
+        return (
+            {f"src{name}": value for name, value in known.items()},
+            {f"dst{name}": value for name, value in known.items()},
+        )
 
     def close(self) -> None:
         for database in self.databases:

