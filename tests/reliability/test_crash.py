@@ -68,13 +68,11 @@ def crash_logs_sync(home: Path, simulator_factory, kills: int) -> None:
           f"{len(expected)} events stored once each")  # fmt: skip
 
 
-def crash_inventory_sync(home: Path, simulator_factory, kills: int) -> None:
-    seed = crash_seed()
-    sim = simulator_factory(devices=3_000, events=0, seed=seed, rate_per_second=0, rate_per_hour=0)
-    harness = CrashHarness(home, sim, seed)
+def register_devices(harness: CrashHarness, *source_flags: str) -> None:
+    """Source `acme` on the simulator, collection ITAM and mapping `devices` of FIELDS into it."""
     harness.run(
-        "source", "add", "--name", "acme", "--url", sim.base_url, "--token-env", "KANDJI_TOKEN",
-        "--no-verify",
+        "source", "add", "--name", "acme", "--url", harness.sim.base_url,
+        "--token-env", "KANDJI_TOKEN", *source_flags, "--no-verify",
     )  # fmt: skip
     harness.run(
         "collection", "create", "ITAM", "--field", "Device ID:text:unique",
@@ -86,6 +84,13 @@ def crash_inventory_sync(home: Path, simulator_factory, kills: int) -> None:
         *[arg for key, label in list(FIELDS.items())[1:] for arg in ("--field", f"{key}={label}")],
         "--no-verify",
     )  # fmt: skip
+
+
+def crash_inventory_sync(home: Path, simulator_factory, kills: int) -> None:
+    seed = crash_seed()
+    sim = simulator_factory(devices=3_000, events=0, seed=seed, rate_per_second=0, rate_per_hour=0)
+    harness = CrashHarness(home, sim, seed)
+    register_devices(harness)
 
     def records() -> list[dict]:
         return harness.json_lines("collection", "export", "ITAM", "--format", "json")

@@ -33,7 +33,7 @@ from kandji_bridge.service import jobs
 from kandji_bridge.service.leases import ENV_LEASE_SECONDS
 
 from .harness import CrashHarness, KillReport, ServeProcess, crash_seed
-from .test_crash import DEFAULT_KILLS, FIELDS, SLOW_KILLS
+from .test_crash import DEFAULT_KILLS, FIELDS, SLOW_KILLS, register_devices
 
 SYNC = "/api/mappings/devices/sync"
 RUNS = "/api/mappings/devices/runs"
@@ -83,20 +83,7 @@ class TenantChanges:
 
 def setup_tenant(harness: CrashHarness, sim: RunningSimulator) -> str:
     """A source polled every second, a collection and a mapping, an account; its API token."""
-    harness.run(
-        "source", "add", "--name", "acme", "--url", sim.base_url, "--token-env", "KANDJI_TOKEN",
-        "--poll-interval", "1", "--no-verify",
-    )  # fmt: skip
-    harness.run(
-        "collection", "create", "ITAM", "--field", "Device ID:text:unique",
-        *[arg for label in list(FIELDS.values())[1:] for arg in ("--field", f"{label}:text")],
-    )  # fmt: skip
-    harness.run(
-        "mapping", "create", "--name", "devices", "--source", "acme", "--collection", "ITAM",
-        "--identifier", "device_id=Device ID",
-        *[arg for key, label in list(FIELDS.items())[1:] for arg in ("--field", f"{key}={label}")],
-        "--no-verify",
-    )  # fmt: skip
+    register_devices(harness, "--poll-interval", "1")
     harness.run("user", "create", "admin", "--password-stdin", input="crash-harness-pw-1\n")
     return harness.run("user", "token", "admin", "--name", "crash harness").strip()
 
