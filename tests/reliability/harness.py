@@ -98,7 +98,8 @@ class CrashHarness:
         """
         report = KillReport()
         while report.kills < kills:
-            assert report.finished <= 3 * kills, (
+            # Bounded, but loose: on a fast moment a short run often ends before its kill time.
+            assert report.finished <= 10 * kills + 20, (
                 f"seed {self.seed}: runs keep ending before their kill time; raise the load"
             )
             between()
