@@ -30,7 +30,6 @@ from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.kandji.simulator.devices import device_json
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs
-from kandji_bridge.service.leases import ENV_LEASE_SECONDS
 
 from .harness import CrashHarness, KillReport, ServeProcess, crash_seed
 from .test_crash import DEFAULT_KILLS, FIELDS, SLOW_KILLS, register_devices
@@ -95,7 +94,6 @@ def crash_serve(home: Path, tmp_path: Path, simulator_factory, kills: int) -> No
         rate_per_hour=0,
     )  # fmt: skip
     harness = CrashHarness(home, sim, seed)
-    harness.env[ENV_LEASE_SECONDS] = "2"  # a killed process's jobs are free again 2 s later
     token = setup_tenant(harness, sim)
     changes = TenantChanges(sim)
     by_id = {device.device_id: device for device in sim.devices}
