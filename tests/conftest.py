@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hostile.kandji import HostileKandji, running
 from kandji_bridge.kandji.simulator.config import SimulatorConfig
 from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
 
@@ -65,3 +66,19 @@ def allow_simulator(
     """The simulator, with its http://127.0.0.1:PORT allowed as a Kandji API URL."""
     monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", simulator.host_port)
     return simulator
+
+
+@pytest.fixture
+def hostile_kandji() -> Iterator[HostileKandji]:
+    """A Kandji server that behaves until the test switches a misbehaviour on (hostile.kandji)."""
+    with running() as server:
+        yield server
+
+
+@pytest.fixture
+def allow_hostile_kandji(
+    home: Path, hostile_kandji: HostileKandji, monkeypatch: pytest.MonkeyPatch
+) -> HostileKandji:
+    """The hostile server, with its http://127.0.0.1:PORT allowed as a Kandji API URL."""
+    monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", hostile_kandji.host_port)
+    return hostile_kandji
