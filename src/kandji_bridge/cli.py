@@ -1,4 +1,4 @@
-"""The `kandji-bridge` command line (the contract is ../shared/CLI.md)."""
+"""The `kandji-bridge` command line (the contract is docs/CLI.md)."""
 
 import asyncio
 import logging

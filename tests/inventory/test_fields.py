@@ -1,4 +1,4 @@
-"""The Kandji field catalog: the seed's table word for word, and readers that fit Kandji's JSON."""
+"""The Kandji field catalog: Asset Panda's table word for word, readers that fit Kandji's JSON."""
 
 import json
 import re
@@ -18,23 +18,15 @@ from kandji_bridge.inventory.fields import (
     get_field,
     identifier_fields,
 )
+from testdata import ASSETPANDA_KANDJI_INTEGRATION, KANDJI_POSTMAN
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-SEED = SHARED / "seeds" / "assetpanda-kandji-integration.txt"
-POSTMAN = SHARED / "kandji-api" / "postman_collection.json"
 DEVICES = Path(__file__).resolve().parents[1] / "kandji" / "data" / "postman_devices.json"
 
 
-def shared_file(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the repository expects shared/ beside it ({SHARED}).")
-    return path
-
-
-def seed_table() -> list[tuple[str, str, str]]:
-    """(label, description, recommendation) rows of the seed's "Kandji unique identifier
+def assetpanda_table() -> list[tuple[str, str, str]]:
+    """(label, description, recommendation) rows of Asset Panda's "Kandji unique identifier
     fields" table: after its three headings, the non-empty lines come in threes."""
-    text = shared_file(SEED).read_text()
+    text = ASSETPANDA_KANDJI_INTEGRATION.read_text()
     table = text.split("Kandji Field\nDescription\nUsage Recommendation", 1)[1]
     lines = [line.strip() for line in table.splitlines() if line.strip()]
     lines = lines[: lines.index("Last updated")]
@@ -44,7 +36,7 @@ def seed_table() -> list[tuple[str, str, str]]:
 
 def postman_details() -> dict[str, dict[str, Any]]:
     """Kandji's example device details by example name ("Get Mac details", ...)."""
-    collection = json.loads(shared_file(POSTMAN).read_text())
+    collection = json.loads(KANDJI_POSTMAN.read_text())
     stack, found = list(collection["item"]), {}
     while stack:
         item = stack.pop()
@@ -59,8 +51,8 @@ def postman_details() -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_the_catalog_is_the_seed_table_word_for_word() -> None:
-    rows = seed_table()
+def test_the_catalog_is_assetpandas_table_word_for_word() -> None:
+    rows = assetpanda_table()
     assert len(rows) == 26
     assert [(f.label, f.description, f.recommendation) for f in LIST_FIELDS] == rows
 

@@ -11,12 +11,9 @@ import pytest
 
 from kandji_bridge.logs.normalize import NormalizeContext
 from kandji_bridge.logs.store import ChdbLogStore
+from testdata import KANDJI_POSTMAN, MAXMIND
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT.parent / "shared"
-POSTMAN = SHARED / "kandji-api" / "postman_collection.json"
-MAXMIND = SHARED / "testdata" / "maxmind"
-SEED = SHARED / "seeds" / "runreveal-kandji-source.txt"
 
 WORKSPACE_ID = "ws-test"
 SOURCE_ID = "src-acme"
@@ -31,12 +28,6 @@ class Event:
 
     data: Any
     raw: str
-
-
-def shared_file(path: Path) -> Path:
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the repository expects shared/ beside it ({SHARED}).")
-    return path
 
 
 def split_results(body: str) -> list[str]:
@@ -56,7 +47,7 @@ def split_results(body: str) -> list[str]:
 
 
 def _audit_example_body() -> str:
-    collection = json.loads(shared_file(POSTMAN).read_text())
+    collection = json.loads(KANDJI_POSTMAN.read_text())
     stack = list(collection["item"])
     while stack:
         item = stack.pop()
@@ -79,7 +70,7 @@ def ctx() -> NormalizeContext:
 
 @pytest.fixture(scope="session")
 def maxmind() -> Path:
-    return shared_file(MAXMIND)
+    return MAXMIND
 
 
 @pytest.fixture

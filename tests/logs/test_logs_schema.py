@@ -1,40 +1,39 @@
-"""The kandji_logs table has exactly the seed's 46 columns: names, order and ClickHouse types."""
+"""The kandji_logs table has exactly RunReveal's 46 columns: names, order and ClickHouse types."""
 
 import re
 
 from kandji_bridge.logs.schema import COLUMN_NAMES, COLUMNS, LOGS_DDL, QUARANTINE_TABLE
 from kandji_bridge.logs.store import ChdbLogStore
+from testdata import RUNREVEAL_KANDJI_SOURCE
 
-from .conftest import SEED, shared_file
-
-# In the seed's text each table row reads "<name><Type>" with nothing between the two.
-SEED_ROW = re.compile(
+# In RunReveal's page each table row reads "<name><Type>" with nothing between the two.
+TABLE_ROW = re.compile(
     r"^([a-z][A-Za-z]*?)(String|UInt32|DateTime|Float64|Bool|Map\(.*\)|Array\(.*\))$"
 )
 
 
-def seed_columns() -> list[tuple[str, str]]:
-    text = shared_file(SEED).read_text()
+def runreveal_columns() -> list[tuple[str, str]]:
+    text = RUNREVEAL_KANDJI_SOURCE.read_text()
     table = text[text.index("Table: kandji_logs (46 columns)") :]
     columns = []
     for line in table.splitlines():
-        match = SEED_ROW.match(line.strip())
+        match = TABLE_ROW.match(line.strip())
         if match:
             columns.append((match.group(1), match.group(2)))
     return columns
 
 
-def test_schema_lists_the_seed_columns_exactly() -> None:
-    seed = seed_columns()
-    assert len(seed) == 46
-    assert list(COLUMNS) == seed
+def test_schema_lists_runreveals_columns_exactly() -> None:
+    expected = runreveal_columns()
+    assert len(expected) == 46
+    assert list(COLUMNS) == expected
     assert len(set(COLUMN_NAMES)) == 46
 
 
-def test_created_table_describes_as_the_seed(chdb_store: ChdbLogStore) -> None:
+def test_created_table_describes_as_runreveals(chdb_store: ChdbLogStore) -> None:
     described = chdb_store.query("DESCRIBE TABLE kandji_logs")
     assert described.columns[:2] == ["name", "type"]
-    assert [(row[0], row[1]) for row in described.rows] == seed_columns()
+    assert [(row[0], row[1]) for row in described.rows] == runreveal_columns()
 
 
 def test_engine_order_partition_and_ttl(chdb_store: ChdbLogStore) -> None:

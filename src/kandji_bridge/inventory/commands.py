@@ -1,4 +1,4 @@
-"""`collection`, `mapping` and `inventory` commands (the contract is ../shared/CLI.md)."""
+"""`collection`, `mapping` and `inventory` commands (the contract is docs/CLI.md)."""
 
 import asyncio
 import csv
