@@ -8,7 +8,7 @@ median rate is reported as Markdown, with the peak RSS of each stage.
     python benchmarks/logs_pipeline.py --events 100000 --runs 3 --batch-sizes 500,5000
 
 `.mmdb` files: --mmdb PATH (repeatable); by default MaxMind's test databases in
-../shared/testdata/maxmind (City, ISP, Connection-Type, ASN). They are small, but every lookup is
+tests/data/maxmind (City, ISP, Connection-Type, ASN). They are small, but every lookup is
 cached per address anyway, so the pipeline's cost is the first lookup of each address.
 """
 
@@ -36,7 +36,7 @@ from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.logs.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
-MAXMIND = ROOT.parent / "shared" / "testdata" / "maxmind"
+MAXMIND = ROOT / "tests" / "data" / "maxmind"
 DEFAULT_MMDB = [
     MAXMIND / name
     for name in (
