@@ -20,7 +20,6 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.commands import open_store
 from kandji_bridge.logs.enrich import build_enricher
-from kandji_bridge.service.leases import lease_seconds
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.users import ensure_setup_link
@@ -43,7 +42,6 @@ def run_serve(
     """
     from kandji_bridge.web.app import create_app  # FastAPI and the UI load only for serving
 
-    ttl = lease_seconds()
     sock = _bind(host, port)
     with contextlib.ExitStack() as resources:
         resources.callback(sock.close)
@@ -53,7 +51,7 @@ def run_serve(
         enricher = build_enricher()
         resources.callback(enricher.close)
         runtime = Runtime(settings, state, store, enricher)
-        runtime.scheduler = Scheduler(runtime, lease_seconds=ttl)
+        runtime.scheduler = Scheduler(runtime, lease_seconds=settings.lease_seconds)
         config = uvicorn.Config(
             create_app(runtime), log_config=None, log_level="warning", access_log=False
         )
