@@ -15,6 +15,7 @@ from kandji_bridge.errors import BridgeError, UsageError
 
 user_app = typer.Typer(help="Accounts for the web UI and the REST API.", no_args_is_help=True)
 
+
 class Scope(StrEnum):
     read = users.READ
     admin = users.ADMIN

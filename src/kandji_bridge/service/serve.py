@@ -53,12 +53,25 @@ def run_serve(
         runtime = Runtime(settings, state, store, enricher)
         runtime.scheduler = Scheduler(runtime, lease_seconds=settings.lease_seconds)
         config = uvicorn.Config(
-            create_app(runtime), log_config=None, log_level="warning", access_log=False
+            create_app(runtime),
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            **proxy_options(settings),
         )
         url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
         asyncio.run(
             _serve(_Server(config), runtime, sock, url, stop, on_ready or (lambda _url: None))
         )
+
+
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's proxy-header handling: X-Forwarded-For and X-Forwarded-Proto are believed only
+    from the listed proxies. uvicorn would otherwise believe them from 127.0.0.1 (or whatever
+    its own FORWARDED_ALLOW_IPS says), letting a local client pick its apparent address."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.forwarded_allow_ips)}
 
 
 class _Server(uvicorn.Server):
