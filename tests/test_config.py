@@ -111,3 +111,33 @@ def test_ensure_home_under_a_file_is_a_clear_error(tmp_path: Path) -> None:
         f"Cannot create the home folder {tmp_path / 'file' / 'home'} (Not a directory); "
         "pass --home with a folder you can write to."
     )
+
+
+def test_lease_seconds_and_trusted_proxies_from_the_environment(tmp_path: Path) -> None:
+    defaults = load_settings(tmp_path, env={})
+    assert defaults.lease_seconds == 30 and defaults.forwarded_allow_ips == ()
+    settings = load_settings(
+        tmp_path,
+        env={
+            "KANDJI_BRIDGE_LEASE_SECONDS": "2.5",
+            "KANDJI_BRIDGE_FORWARDED_ALLOW_IPS": " 10.0.0.5, 10.1.0.0/16,::1",
+        },
+    )
+    assert settings.lease_seconds == 2.5
+    assert settings.forwarded_allow_ips == ("10.0.0.5", "10.1.0.0/16", "::1")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("KANDJI_BRIDGE_LEASE_SECONDS", "0", "must be a number of seconds from 1 to 3600"),
+        ("KANDJI_BRIDGE_LEASE_SECONDS", "soon", "must be a number of seconds from 1 to 3600"),
+        ("KANDJI_BRIDGE_FORWARDED_ALLOW_IPS", "proxy.local", "is not an IP address or network"),
+    ],
+)
+def test_a_bad_lease_or_proxy_setting_is_one_sentence(
+    tmp_path: Path, name: str, value: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(tmp_path, env={name: value})
+    assert says in str(error.value) and str(error.value).endswith(".")

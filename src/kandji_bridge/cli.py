@@ -1,6 +1,7 @@
 """The `kandji-bridge` command line (the contract is docs/CLI.md)."""
 
 import asyncio
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -12,8 +13,9 @@ from rich.table import Table
 
 from kandji_bridge import redact, sources
 from kandji_bridge.cli_common import Context, app_context, err, not_blank, out, read_token
+from kandji_bridge.config import ENV_FORWARDED_ALLOW_IPS, parse_forwarded_allow_ips
 from kandji_bridge.db import open_state
-from kandji_bridge.errors import BridgeError, UsageError
+from kandji_bridge.errors import BridgeError, ConfigError, UsageError
 from kandji_bridge.inventory.commands import collection_app, inventory_app, mapping_app
 from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.urls import normalize_api_url
@@ -131,11 +133,26 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed "
+            "(comma-separated addresses or networks; default: none, the peer is the client; "
+            f"or {ENV_FORWARDED_ALLOW_IPS}).",
+        ),
+    ] = None,
 ) -> None:
     """Run the scheduler, the REST API under /api/ and the web UI until SIGTERM or Ctrl-C."""
     from kandji_bridge.service.serve import run_serve
 
-    run_serve(app_context(ctx).settings(), host, port)
+    settings = app_context(ctx).settings()
+    if forwarded_allow_ips is not None:
+        try:
+            proxies = parse_forwarded_allow_ips(forwarded_allow_ips)
+        except ConfigError as exc:
+            raise typer.BadParameter(exc.message, param_hint="--forwarded-allow-ips") from None
+        settings = dataclasses.replace(settings, forwarded_allow_ips=proxies)
+    run_serve(settings, host, port)
 
 
 # -- demo -----------------------------------------------------------------------------------

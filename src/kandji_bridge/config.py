@@ -1,5 +1,6 @@
 """Where state lives and how to reach it, from `--home` and the KANDJI_BRIDGE_* environment."""
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,12 @@ ENV_DATABASE_URL = "KANDJI_BRIDGE_DATABASE_URL"
 ENV_LOG_STORE = "KANDJI_BRIDGE_LOG_STORE"
 ENV_ALLOWED_HOSTS = "KANDJI_BRIDGE_ALLOWED_HOSTS"
 ENV_SECRET_KEY = "KANDJI_BRIDGE_SECRET_KEY"  # noqa: S105 (a variable's name, not a secret)
+# How long a job stays held by a process that stopped renewing it (hung, lost the network, or
+# killed on another host): the time before another process may take it over.
+ENV_LEASE_SECONDS = "KANDJI_BRIDGE_LEASE_SECONDS"
+# Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto `serve` believes.
+ENV_FORWARDED_ALLOW_IPS = "KANDJI_BRIDGE_FORWARDED_ALLOW_IPS"
+DEFAULT_LEASE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class Settings:
     log_store: str = field(repr=False)
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     secret_key: str | None = field(default=None, repr=False)
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    # None trusted: the socket's peer is the client (a client cannot pick its own address).
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     @property
     def secret_key_file(self) -> Path:
@@ -47,6 +57,37 @@ def parse_allowed_hosts(value: str | None) -> frozenset[str]:
     return frozenset(hosts)
 
 
+def parse_lease_seconds(value: str | None) -> float:
+    """The leases' time to live in seconds, 1 to 3600 (default 30)."""
+    if not value:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 3600:
+        raise ConfigError(
+            f"{ENV_LEASE_SECONDS} must be a number of seconds from 1 to 3600, not {value!r}."
+        )
+    return seconds
+
+
+def parse_forwarded_allow_ips(value: str | None) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (`10.0.0.5`, `10.0.0.0/8`, `*` for any)."""
+    entries = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{entry!r} in the trusted proxy list is not an IP address or network; "
+                "give addresses like 10.0.0.5 or 10.0.0.0/8, comma-separated."
+            ) from None
+    return entries
+
+
 def load_settings(home: Path | str | None = None, env: dict[str, str] | None = None) -> Settings:
     """Settings from an explicit home (the `--home` flag) and the environment."""
     env = dict(os.environ) if env is None else env
@@ -62,6 +103,8 @@ def load_settings(home: Path | str | None = None, env: dict[str, str] | None = N
         log_store=env.get(ENV_LOG_STORE) or f"chdb://{home_path / 'logs'}",
         allowed_hosts=parse_allowed_hosts(env.get(ENV_ALLOWED_HOSTS)),
         secret_key=env.get(ENV_SECRET_KEY) or None,
+        lease_seconds=parse_lease_seconds(env.get(ENV_LEASE_SECONDS)),
+        forwarded_allow_ips=parse_forwarded_allow_ips(env.get(ENV_FORWARDED_ALLOW_IPS)),
     )
 
 

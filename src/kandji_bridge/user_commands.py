@@ -1,6 +1,7 @@
 """`user create/list/set-password/token`: the accounts that sign in to `serve`'s UI and API."""
 
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -13,6 +14,12 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 
 user_app = typer.Typer(help="Accounts for the web UI and the REST API.", no_args_is_help=True)
+
+
+class Scope(StrEnum):
+    read = users.READ
+    admin = users.ADMIN
+
 
 PasswordStdin = Annotated[
     bool,
@@ -85,9 +92,20 @@ def token(
         str, typer.Argument(callback=not_blank, help="The account the token acts as.")
     ],
     name: Annotated[str, typer.Option("--name", callback=not_blank, help="What the token is for.")],
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            "--scope",
+            help="read (the default): pages, queries and /metrics, e.g. for Prometheus or a "
+            "dashboard. admin: also every change (sources, mappings, collections, users, tokens).",
+        ),
+    ] = Scope.read,
 ) -> None:
     """Create an API token for scripts; it is printed once, on standard output."""
     with open_state(app_context(ctx).settings()) as state:
-        secret = users.create_api_token(state, username, name)
-    err.print("Store this token now; it is not shown again. Send it as 'Authorization: Bearer …'.")
+        secret = users.create_api_token(state, username, name, scope.value)
+    err.print(
+        f"Store this {scope.value} token now; it is not shown again. Send it as "
+        "'Authorization: Bearer …'."
+    )
     out.print(secret, markup=False)

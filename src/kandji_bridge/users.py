@@ -7,6 +7,7 @@ handed out once; only their SHA-256 is stored, so a copy of the state DB lets no
 import hashlib
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,11 @@ SESSION_LIFETIME = timedelta(days=7)
 SETUP_LINK_LIFETIME = timedelta(hours=24)
 API_TOKEN_PREFIX = "kbt_"  # noqa: S105 - a marker, not a secret
 _USERNAME = re.compile(r"[\w.@+-]+")
+# What an API token may do: `read` the pages, queries and /metrics, or, as `admin`, also change
+# anything (sources, mappings, collections, users, tokens). Browser sessions are admins.
+READ = "read"
+ADMIN = "admin"
+SCOPES = (READ, ADMIN)
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
@@ -57,16 +63,31 @@ class ApiTokenInfo:
     id: str
     name: str
     prefix: str
+    scope: str
     created_at: datetime
     last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    """Whom an API token acts as, and what it may do."""
+
+    user: UserInfo
+    scope: str
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def normalize_username(username: str) -> str:
+    """The one spelling of a username, for accounts, sign-in and its throttle alike: Unicode
+    NFKC (a full-width or ligature letter is the plain one) without surrounding whitespace."""
+    return unicodedata.normalize("NFKC", username).strip()
+
+
 def validate_username(username: str) -> str:
-    username = username.strip()
+    username = normalize_username(username)
     if not username:
         raise InvalidUser("The username is empty; choose one, for example admin.")
     if len(username) > USERNAME_MAX_LENGTH:
@@ -127,7 +148,7 @@ def user_count(state: StateDB) -> int:
 def authenticate(state: StateDB, username: str, password: str) -> UserInfo | None:
     """The user when the password is right, else None (which of the two was wrong stays unsaid)."""
     with state.session() as session:
-        user = session.scalar(select(User).where(User.username == username.strip()))
+        user = session.scalar(select(User).where(User.username == normalize_username(username)))
         if user is None:
             _verify(_DUMMY_HASH, password)
             return None
@@ -174,11 +195,13 @@ def end_session(state: StateDB, secret: str) -> None:
         session.execute(delete(WebSession).where(WebSession.id_hash == digest(secret)))
 
 
-def create_api_token(state: StateDB, username: str, name: str) -> str:
+def create_api_token(state: StateDB, username: str, name: str, scope: str = READ) -> str:
     """A new API token for scripts; returned once, only its digest is kept."""
     name = name.strip()
     if not name or len(name) > 64:
         raise InvalidUser("Name the token in 1 to 64 characters, for example the script using it.")
+    if scope not in SCOPES:
+        raise InvalidUser(f"A token's scope is read or admin, not {scope!r}; choose one of them.")
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     with state.session() as session:
         user = _find(session, username)
@@ -188,6 +211,7 @@ def create_api_token(state: StateDB, username: str, name: str) -> str:
                 name=name,
                 token_hash=digest(token),
                 prefix=token[: len(API_TOKEN_PREFIX) + 4],
+                scope=scope,
             )
         )
     return token
@@ -200,7 +224,14 @@ def list_api_tokens(state: StateDB, username: str) -> list[ApiTokenInfo]:
             select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at)
         )
         return [
-            ApiTokenInfo(token.id, token.name, token.prefix, token.created_at, token.last_used_at)
+            ApiTokenInfo(
+                token.id,
+                token.name,
+                token.prefix,
+                token.scope,
+                token.created_at,
+                token.last_used_at,
+            )
             for token in tokens
         ]
 
@@ -215,7 +246,7 @@ def revoke_api_token(state: StateDB, username: str, token_id: str) -> None:
             raise NotFound("No such API token; it may have been revoked already.")
 
 
-def token_user(state: StateDB, token: str) -> UserInfo | None:
+def token_user(state: StateDB, token: str) -> TokenUser | None:
     if not token.startswith(API_TOKEN_PREFIX):
         return None
     with state.session() as session:
@@ -228,7 +259,7 @@ def token_user(state: StateDB, token: str) -> UserInfo | None:
             return None
         api_token, user = row
         api_token.last_used_at = utcnow()
-        return _info(user)
+        return TokenUser(_info(user), api_token.scope)
 
 
 def ensure_setup_link(state: StateDB, base_url: str) -> str | None:
@@ -279,7 +310,7 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 def _find(session: Session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    user = session.scalar(select(User).where(User.username == normalize_username(username)))
     if user is None:
         raise NotFound(f"No user is called {username!r}; `kandji-bridge user list` shows them.")
     return user

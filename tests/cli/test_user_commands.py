@@ -62,12 +62,31 @@ def test_token_is_printed_once_and_works(home: Path, capsys, monkeypatch) -> Non
     assert token.startswith("kbt_")
     assert "not shown again" in err
     with open_state(load_settings(home)) as state:
-        user = users.token_user(state, token)
-        assert user is not None
-        assert user.username == "ci"
+        found = users.token_user(state, token)
+        assert found is not None
+        assert found.user.username == "ci"
+        assert found.scope == "read", "a token reads only unless asked for more"
     code, _, err = run(["user", "token", "nobody", "--name", "x"], capsys, monkeypatch)
     assert code == 1
     assert "No user is called 'nobody'" in err
+
+
+def test_a_token_gets_the_scope_asked_for_and_nothing_else(home: Path, capsys, monkeypatch) -> None:
+    run(["user", "create", "ops", "--password-stdin"], capsys, monkeypatch, PASSWORD)
+    code, out, err = run(
+        ["user", "token", "ops", "--name", "terraform", "--scope", "admin"], capsys, monkeypatch
+    )
+    assert code == 0 and "Store this admin token now" in err
+    with open_state(load_settings(home)) as state:
+        found = users.token_user(state, out.strip())
+        assert found is not None and found.scope == "admin"
+    code, out, err = run(
+        ["user", "token", "ops", "--name", "x", "--scope", "write"], capsys, monkeypatch
+    )
+    assert code == 2 and out == ""
+    assert "'write' is not one of 'read', 'admin'" in err
+    _, help_text, _ = run(["user", "token", "--help"], capsys, monkeypatch)
+    assert "read (the default)" in " ".join(help_text.split())
 
 
 def test_set_password_signs_out_old_sessions(home: Path, capsys, monkeypatch) -> None:

@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,12 +14,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 import kandji_bridge
+from kandji_bridge import users
 from kandji_bridge.config import Settings
 from kandji_bridge.db import make_engine, migrate, open_state
 from kandji_bridge.db.models import Base
 from kandji_bridge.db.schema import alembic_config
 from kandji_bridge.errors import ConfigError
 from kandji_bridge.inventory import browse, collections
+from kandji_bridge.service import leases
 
 COLLECTION_ID = "7ea5cfd9-cb5c-4ec0-a659-942c11b7f4e5"
 SRC = str(Path(kandji_bridge.__file__).resolve().parents[1])
@@ -196,3 +198,44 @@ def test_records_stored_before_the_sort_keys_are_searched_and_sorted_after(
         assert serials(sort_field="Disk GB") == ["X1", "C02A", "C02B"]  # empty first
         assert serials(search="c02", sort_field="Disk GB", descending=True) == ["C02B", "C02A"]
         assert serials(sort_field="Serial") == ["C02A", "C02B", "X1"]  # its keys made now
+
+
+def test_tokens_made_before_scopes_keep_working_as_admin_tokens(
+    database_url: str, settings: Settings
+) -> None:
+    """0005 gives the tokens that could do everything the `admin` scope, and leaves the job
+    leases of older versions (no host recorded) to run out as before."""
+    token = "kbt_made-by-an-older-version-0123456789abcdef"
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0004")
+        now = datetime.now(UTC)
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, password_hash, is_admin, created_at) "
+                "VALUES ('u1', 'ops', 'x', :yes, :now)"
+            ),
+            {"yes": True, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at) "
+                "VALUES ('t1', 'u1', 'terraform', :hash, 'kbt_made', :now)"
+            ),
+            {"hash": users.digest(token), "now": now},
+        )
+        connection.execute(
+            text("INSERT INTO job_leases (job, holder, expires_at) VALUES ('source:s1', 'h', :t)"),
+            {"t": now + timedelta(minutes=5)},
+        )
+    engine.dispose()
+
+    with open_state(settings) as state:
+        found = users.token_user(state, token)
+        assert found is not None and found.user.username == "ops" and found.scope == "admin"
+        assert [t.scope for t in users.list_api_tokens(state, "ops")] == ["admin"]
+        assert users.token_user(state, users.create_api_token(state, "ops", "dash")).scope == "read"
+        assert not leases.acquire(state, "source:s1", "new", ttl=30), "an old lease was dropped"
+        with state.session() as session:
+            row = session.execute(text("SELECT host, pid FROM job_leases")).one()
+        assert tuple(row) == (None, None)

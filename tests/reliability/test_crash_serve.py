@@ -84,7 +84,9 @@ def setup_tenant(harness: CrashHarness, sim: RunningSimulator) -> str:
     """A source polled every second, a collection and a mapping, an account; its API token."""
     register_devices(harness, "--poll-interval", "1")
     harness.run("user", "create", "admin", "--password-stdin", input="crash-harness-pw-1\n")
-    return harness.run("user", "token", "admin", "--name", "crash harness").strip()
+    return harness.run(
+        "user", "token", "admin", "--name", "crash harness", "--scope", "admin"
+    ).strip()
 
 
 def crash_serve(home: Path, tmp_path: Path, simulator_factory, kills: int) -> None:

@@ -12,25 +12,25 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from kandji_bridge import sources
-from kandji_bridge.config import ENV_ALLOWED_HOSTS
+from kandji_bridge.config import ENV_ALLOWED_HOSTS, ENV_LEASE_SECONDS
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import JobLease, SyncRun, utcnow
 from kandji_bridge.inventory import runs
 from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs, leases
-from kandji_bridge.service.leases import ENV_LEASE_SECONDS
 from kandji_bridge.service.scheduler import Scheduler
 
 from .helpers import running, wait_until
 from .test_scheduler import add_mapping
 
 CLI = (sys.executable, "-m", "kandji_bridge")
+TEXT = {"capture_output": True, "text": True, "check": True}
 SERVE = "serve-host:4242:0badf00d"  # another live process: it keeps its lease while the test runs
 
 
@@ -226,3 +226,84 @@ def test_logs_sync_waits_for_the_process_collecting_its_source(
     assert leases.holders(state) == {}
     status = jobs.job_status(state, job)
     assert status is not None and status.last_success_at is not None and not status.running
+
+
+def test_a_logs_sync_killed_with_sigkill_can_be_rerun_at_once(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    # 2,500 events at 500 a page and 1 request a second: a backfill that lasts seconds.
+    sim = simulator_factory(devices=5, events=2_500, history_days=30, seed=36, rate_per_second=1)
+    source = sources.add_source(state, "acme", sim.base_url, sim.token)
+    job = jobs.source_job(source.id)
+    env = cli_env(sim, lease_seconds="600")  # only the holder's death can free the job in time
+    process = subprocess.Popen(
+        [*CLI, "logs", "sync", "acme"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_until(lambda: leases.holders(state), "the sync to take its source's lease")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the sync ended before it was killed"
+    assert job in leases.holders(state), "the killed sync's lease is not left behind"
+
+    rerun = kandji_bridge(env, "logs", "sync", "acme")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "another process" not in rerun.stderr and "Traceback" not in rerun.stderr
+    assert leases.holders(state) == {}
+    status = jobs.job_status(state, job)
+    assert status is not None and status.last_success_at is not None and not status.running
+
+
+def test_an_inventory_sync_killed_with_sigkill_can_be_rerun_at_once(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    sim = slow_tenant(simulator_factory, seed=37, devices=900)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    mapping = add_mapping(state, "acme")
+    env = cli_env(sim, lease_seconds="600")
+    process = subprocess.Popen(
+        [*CLI, "inventory", "sync", "devices"], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: runs.list_runs(state, mapping.id), "the sync's run to start")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the sync ended before it was killed"
+
+    rerun = kandji_bridge(env, "inventory", "sync", "devices")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "created 900" in rerun.stdout or "updated" in rerun.stdout, rerun.stdout
+    latest, closed = runs.list_runs(state, mapping.id)
+    assert closed.status == runs.FAILED and closed.errors == [runs.INTERRUPTED]
+    assert latest.status == runs.SUCCEEDED
+
+
+def test_a_sync_waits_for_a_holder_on_another_host_until_its_lease_runs_out(
+    simulator_factory, state: StateDB, home: Path
+) -> None:
+    sim = simulator_factory(devices=5, events=300, history_days=30, seed=38)
+    source = sources.add_source(state, "acme", sim.base_url, sim.token)
+    job = jobs.source_job(source.id)
+    env = cli_env(sim, lease_seconds="600")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT)
+    with state.session() as session:  # as `serve` on another machine writes it; that pid is
+        session.add(  # free here, which says nothing about the other machine
+            JobLease(
+                job=job,
+                holder="far-host:4242:0badf00d",
+                expires_at=utcnow() + timedelta(seconds=600),
+                host="far-host.example",
+                pid=int(gone.stdout),
+                pid_started=None,
+            )
+        )
+
+    assert_refused(kandji_bridge(env, "logs", "sync", "acme"), "Source acme is being collected")
+    assert leases.holders(state) == {job: "far-host:4242:0badf00d"}
+    with state.session() as session:  # its time to live passes (that host stopped renewing)
+        session.execute(update(JobLease).where(JobLease.job == job).values(expires_at=utcnow()))
+    collected = kandji_bridge(env, "logs", "sync", "acme")
+    assert collected.returncode == 0, collected.stderr
+    assert "Backfilled 300 new events for acme" in collected.stdout

@@ -1,9 +1,15 @@
 """Job leases on SQLite and PostgreSQL: one holder at a time, and a dead holder's lease moves on."""
 
+import subprocess
+import sys
 import threading
 import time
+from datetime import timedelta
+
+import pytest
 
 from kandji_bridge.db import StateDB, open_state
+from kandji_bridge.db.models import JobLease, utcnow
 from kandji_bridge.service import leases
 
 JOB = "source:0b4f8c8e-0000-4000-8000-000000000001"
@@ -61,3 +67,56 @@ def test_of_many_racing_processes_exactly_one_gets_the_job(state: StateDB) -> No
     finally:
         for opened in states:
             opened.close()
+
+
+def write_lease(state: StateDB, holder: str, host: str, pid: int, started: int | None) -> None:
+    """A lease row as another process (of this host or another) would have written it."""
+    with state.session() as session:
+        session.add(
+            JobLease(
+                job=JOB,
+                holder=holder,
+                expires_at=utcnow() + timedelta(seconds=60),
+                host=host,
+                pid=pid,
+                pid_started=started,
+            )
+        )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended and been collected."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_dead_holder_on_this_host_loses_its_job_at_once(state: StateDB) -> None:
+    me = leases.this_process()
+    write_lease(state, "killed", me.host, dead_pid(), None)
+    assert leases.acquire(state, JOB, "rerun", ttl=60), "a dead holder's lease was kept"
+    assert leases.holders(state) == {JOB: "rerun"}
+    assert not leases.renew(state, JOB, "killed", ttl=60)
+
+
+def test_a_pid_reused_by_another_process_is_not_the_holder(state: StateDB) -> None:
+    me = leases.this_process()
+    if me.started is None:
+        pytest.skip("no /proc here: a reused pid cannot be told from the holder")
+    write_lease(state, "before-reboot", me.host, me.pid, me.started - 1)  # our pid, not us
+    assert leases.acquire(state, JOB, "rerun", ttl=60)
+    assert leases.holders(state) == {JOB: "rerun"}
+
+
+def test_a_live_holder_on_this_host_keeps_its_job(state: StateDB) -> None:
+    me = leases.this_process()
+    write_lease(state, "alive", me.host, me.pid, me.started)
+    assert not leases.acquire(state, JOB, "other", ttl=60)
+    assert leases.holders(state) == {JOB: "alive"}
+
+
+def test_a_holder_on_another_host_keeps_its_job_until_its_lease_runs_out(state: StateDB) -> None:
+    # Its pid means nothing here: even one that no process of this host has.
+    write_lease(state, "far", "another-host.example", dead_pid(), None)
+    assert not leases.acquire(state, JOB, "here", ttl=60)
+    assert leases.holders(state) == {JOB: "far"}

@@ -88,7 +88,7 @@ def client(runtime: Runtime, admin: users.UserInfo) -> Iterator[TestClient]:
 @pytest.fixture
 def api(runtime: Runtime, admin: users.UserInfo) -> Iterator[TestClient]:
     """A script's client: an API token in the Authorization header, no cookies."""
-    token = users.create_api_token(runtime.state, ADMIN, "tests")
+    token = users.create_api_token(runtime.state, ADMIN, "tests", users.ADMIN)
     with TestClient(
         create_app(runtime), headers={"Authorization": f"Bearer {token}"}, follow_redirects=False
     ) as client:

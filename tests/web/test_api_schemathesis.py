@@ -102,7 +102,7 @@ def make_mapping(runtime: Runtime) -> None:
 def world(
     home, allow_simulator: RunningSimulator, runtime: Runtime, admin: users.UserInfo
 ) -> World:
-    token = users.create_api_token(runtime.state, ADMIN, "schemathesis")
+    token = users.create_api_token(runtime.state, ADMIN, "schemathesis", users.ADMIN)
     headers = {"Authorization": f"Bearer {token}"}
     sources.add_source(runtime.state, SOURCE, allow_simulator.base_url, allow_simulator.token)
     make_collection(runtime)

@@ -243,6 +243,7 @@ def test_an_api_token_works_without_csrf_and_a_revoked_one_stops(
             "username": ADMIN,
             "is_admin": True,
             "via": "token",
+            "scope": "read",
         }
         (listed,) = users.list_api_tokens(runtime.state, ADMIN)
         assert listed.last_used_at is not None
@@ -369,3 +370,88 @@ def test_a_405_names_every_method_its_path_supports(api: TestClient) -> None:
         assert response.status_code == 405, path
         assert response.headers["allow"] == allowed, path
         assert response.json() == {"detail": "Method Not Allowed"}
+
+
+def read_only_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) a `read` token may use: the pages and API reads, the SQL query."""
+    found = []
+    walk = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in walk(app.routes) if walk else app.routes:
+        if not getattr(route, "methods", None) or route.path in OPEN_PATHS:
+            continue
+        endpoint = f"{route.endpoint.__module__}.{route.endpoint.__qualname__}"
+        for method in sorted(route.methods - {"HEAD"}):
+            if method in auth.SAFE_METHODS or endpoint in auth.READ_ONLY_ENDPOINTS:
+                found.append((method, route.path))
+    return found
+
+
+def test_a_read_token_may_read_everything_and_change_nothing(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    app = create_app(runtime)
+    read = users.create_api_token(runtime.state, ADMIN, "grafana")  # read unless asked for more
+    changes = [route for route in state_changing_routes(app) if route not in read_only_routes(app)]
+    reads = read_only_routes(app)
+    assert len(changes) >= 23 and len(reads) >= 40
+    assert ("POST", "/api/logs/query") in reads and ("GET", "/metrics") in reads
+    with TestClient(app, headers={"Authorization": f"Bearer {read}"}) as script:
+        for method, path in changes:
+            for accept in ({}, {"Accept": "text/html"}):
+                response = script.request(
+                    method, concrete(path), json={"name": "x"}, headers=accept
+                )
+                assert response.status_code == 403, (method, path, response.status_code)
+                assert "This API token may only read" in response.text, (method, path)
+                assert "--scope admin" in response.text
+        for method, path in reads:
+            response = script.request(method, concrete(path), json={"sql": "SELECT 1"})
+            assert response.status_code not in (401, 403), (method, path, response.text)
+        assert script.get("/metrics").status_code == 200
+        query = script.post("/api/logs/query", json={"sql": "SELECT count() FROM kandji_logs"})
+        assert query.status_code == 200, query.text
+        assert script.get("/api/me").json()["scope"] == "read"
+    assert [token.name for token in users.list_api_tokens(runtime.state, ADMIN)] == ["grafana"]
+    assert users.list_users(runtime.state) == [admin]
+
+
+def test_only_an_admin_token_makes_tokens_and_changes(
+    runtime: Runtime, admin: users.UserInfo
+) -> None:
+    read = users.create_api_token(runtime.state, ADMIN, "grafana", users.READ)
+    made = users.create_api_token(runtime.state, ADMIN, "terraform", users.ADMIN)
+    app = create_app(runtime)
+    with TestClient(app, follow_redirects=False) as script:
+        for token, status in ((read, 403), (made, 200)):
+            response = script.post(
+                "/account/tokens",
+                data={"name": "minted", "scope": "admin"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert response.status_code == status, response.text
+        collection = script.post(
+            "/api/collections",
+            json={"name": "ITAM", "fields": [{"label": "Serial", "type": "text", "unique": True}]},
+            headers={"Authorization": f"Bearer {made}"},
+        )
+        assert collection.status_code == 201, collection.text
+    scopes = {token.name: token.scope for token in users.list_api_tokens(runtime.state, ADMIN)}
+    assert scopes == {"grafana": "read", "terraform": "admin", "minted": "admin"}
+
+
+def test_the_account_page_makes_read_tokens_unless_admin_is_chosen(
+    runtime: Runtime, client: TestClient
+) -> None:
+    page = client.get("/account")
+    assert '<option value="read" selected>' in page.text
+    client.post("/account/tokens", data={"name": "dash", "csrf_token": client.csrf})
+    client.post(
+        "/account/tokens", data={"name": "ops", "scope": "admin", "csrf_token": client.csrf}
+    )
+    wrong = client.post(
+        "/account/tokens", data={"name": "x", "scope": "root", "csrf_token": client.csrf}
+    )
+    assert wrong.status_code == 400 and "scope is read or admin" in wrong.text
+    scopes = {token.name: token.scope for token in users.list_api_tokens(runtime.state, ADMIN)}
+    assert scopes == {"dash": "read", "ops": "admin"}
+    assert "<td>admin</td>" in client.get("/account").text

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -314,6 +315,9 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))  # shown in lists so a token can be told apart
+    # "read" (pages, queries, /metrics) or "admin" (also every change); tokens made before scopes
+    # existed could do everything, so they stay "admin".
+    scope: Mapped[str] = mapped_column(String(16), server_default="admin")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
 
@@ -341,6 +345,10 @@ class JobLease(Base):
     job: Mapped[str] = mapped_column(String(100), primary_key=True)  # "source:ID", "mapping:ID"
     holder: Mapped[str] = mapped_column(String(100))
     expires_at: Mapped[datetime]
+    # Where the holder runs, so a process on the same host can see it died and take over at once.
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    pid_started: Mapped[int | None] = mapped_column(BigInteger)  # start time, in clock ticks
 
 
 class JobStatus(Base):

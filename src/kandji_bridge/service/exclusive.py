@@ -43,7 +43,7 @@ class Claim:
 def claimed(state: StateDB, job: str, busy: str) -> Iterator[Claim]:
     """Hold `job` for the block: take its lease or raise JobBusy(`busy` + when a killed holder's
     lease runs out), renew it meanwhile, record the run in the job's status, release it after."""
-    ttl = leases.lease_seconds()
+    ttl = state.settings.lease_seconds
     claim = Claim(job, leases.default_holder())
     if not leases.acquire(state, job, claim.holder, ttl):
         raise JobBusy(busy + _free_again(state, job))

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from kandji_bridge import redact, sources
+from kandji_bridge.config import DEFAULT_LEASE_SECONDS
 from kandji_bridge.db.models import Mapping, Source, SyncRun, utcnow
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.inventory.sync import sync_mapping
@@ -39,7 +40,6 @@ from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.jobs import JobStatusInfo
-from kandji_bridge.service.leases import DEFAULT_LEASE_SECONDS
 from kandji_bridge.service.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.commands import open_store
 from kandji_bridge.logs.enrich import build_enricher
-from kandji_bridge.service.leases import lease_seconds
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.users import ensure_setup_link
@@ -43,7 +42,6 @@ def run_serve(
     """
     from kandji_bridge.web.app import create_app  # FastAPI and the UI load only for serving
 
-    ttl = lease_seconds()
     sock = _bind(host, port)
     with contextlib.ExitStack() as resources:
         resources.callback(sock.close)
@@ -53,14 +51,27 @@ def run_serve(
         enricher = build_enricher()
         resources.callback(enricher.close)
         runtime = Runtime(settings, state, store, enricher)
-        runtime.scheduler = Scheduler(runtime, lease_seconds=ttl)
+        runtime.scheduler = Scheduler(runtime, lease_seconds=settings.lease_seconds)
         config = uvicorn.Config(
-            create_app(runtime), log_config=None, log_level="warning", access_log=False
+            create_app(runtime),
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            **proxy_options(settings),
         )
         url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
         asyncio.run(
             _serve(_Server(config), runtime, sock, url, stop, on_ready or (lambda _url: None))
         )
+
+
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's proxy-header handling: X-Forwarded-For and X-Forwarded-Proto are believed only
+    from the listed proxies. uvicorn would otherwise believe them from 127.0.0.1 (or whatever
+    its own FORWARDED_ALLOW_IPS says), letting a local client pick its apparent address."""
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.forwarded_allow_ips)}
 
 
 class _Server(uvicorn.Server):

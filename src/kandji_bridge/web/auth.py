@@ -4,13 +4,21 @@ A browser signs in with a username and password and gets an HttpOnly, SameSite c
 random session id; every state-changing request of that session must carry the session's CSRF
 token (the form field `csrf_token`, or the `X-CSRF-Token` header that htmx sends). Scripts send
 `Authorization: Bearer kbt_...` instead and need no CSRF token: no browser adds that header.
+A token's scope says what it may do: `read` tokens get the pages, queries and /metrics, and
+every state-changing route refuses them; `admin` tokens and browser sessions may do everything.
 The sign-in and setup forms, used before any session exists, carry a double-submit token.
+
+The client's address, which the sign-in throttle counts by, is the socket's peer unless `serve`
+was told to trust a reverse proxy's X-Forwarded-For (`--forwarded-allow-ips`), so a client
+cannot pick its own apparent address.
 """
 
 import hmac
 import secrets
+import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -33,6 +41,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_WINDOW_SECONDS = 15 * 60
 LOGIN_FAILURES_PER_USERNAME = 5
 LOGIN_FAILURES_PER_ADDRESS = 20
+# How often the throttle forgets the addresses and usernames whose failures have all expired.
+LOGIN_SWEEP_SECONDS = 60
+# POST routes that change nothing (a SQL query does not fit a URL): open to `read` tokens.
+READ_ONLY_ENDPOINTS = frozenset({"kandji_bridge.web.logs.run_query"})
+NEEDS_ADMIN_SCOPE = (
+    "This API token may only read (its scope is read); make an admin token for changes with "
+    "`kandji-bridge user token USERNAME --name NAME --scope admin`."
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class Principal:
     via: str  # "session" or "token"
     csrf_token: str = ""  # the session's; empty for API tokens
     session_secret: str = ""
+    scope: str = users.ADMIN  # a token's own; sessions are admins'
 
 
 class NotSignedIn(Exception):
@@ -51,6 +68,10 @@ class NotSignedIn(Exception):
 
 class CsrfRefused(Exception):
     """A state-changing browser request without the session's CSRF token."""
+
+
+class ScopeRefused(Exception):
+    """A state-changing request made with a `read` API token."""
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -67,6 +88,8 @@ async def require_user(request: Request) -> Principal:
         sent = request.headers.get("x-csrf-token") or await _form_field(request, "csrf_token")
         if not sent or not hmac.compare_digest(sent, principal.csrf_token):
             raise CsrfRefused
+    if principal.scope != users.ADMIN and not reads_only(request):
+        raise ScopeRefused
     request.state.principal = principal
     return principal
 
@@ -77,8 +100,8 @@ CurrentUser = Annotated[Principal, Depends(require_user)]
 def _identify(runtime: Runtime, request: Request) -> Principal | None:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
-        user = users.token_user(runtime.state, credential.strip())
-        return Principal(user, "token") if user else None
+        found = users.token_user(runtime.state, credential.strip())
+        return Principal(found.user, "token", scope=found.scope) if found else None
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         return None
@@ -86,6 +109,15 @@ def _identify(runtime: Runtime, request: Request) -> Principal | None:
     if found is None:
         return None
     return Principal(found.user, "session", found.csrf_token, secret)
+
+
+def reads_only(request: Request) -> bool:
+    """Whether the request's route only reads: a GET (HEAD, OPTIONS) or a read-only POST."""
+    if request.method in SAFE_METHODS:
+        return True
+    endpoint = request.scope.get("endpoint")
+    name = f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', '')}"
+    return name in READ_ONLY_ENDPOINTS
 
 
 async def _form_field(request: Request, name: str) -> str:
@@ -127,39 +159,93 @@ def install_handlers(app: FastAPI) -> None:
             request, "error.html", {"title": "Refused", "message": message}, status_code=403
         )
 
+    @app.exception_handler(ScopeRefused)
+    async def scope_refused(request: Request, exc: ScopeRefused) -> Response:
+        if not wants_html(request):
+            return JSONResponse({"detail": NEEDS_ADMIN_SCOPE}, status_code=403)
+        context = {"title": "Refused", "message": NEEDS_ADMIN_SCOPE}
+        return render(request, "error.html", context, status_code=403)
+
 
 # -- Sign-in throttle --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A sign-in attempt counted by the throttle; `wait` > 0 if it was refused (not counted)."""
+
+    keys: tuple[str, ...]
+    at: float
+    wait: int
+
+
 class LoginThrottle:
-    """Counts failed sign-ins in a sliding window; refuses more once a limit is reached."""
+    """Counts failed sign-ins in a sliding window; refuses more once a limit is reached.
 
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+    Checking the count and counting the attempt are one step under a lock, and an attempt counts
+    as failed before its password is checked (its place is given back if the password was
+    right): so parallel requests cannot all pass the check before the first failure is counted,
+    and no more passwords are checked than the limit allows.
+    """
 
-    def wait_seconds(self, address: str, username: str) -> int:
-        """0 when a sign-in may be tried now, else how long to wait."""
-        now = time.monotonic()
-        waits = [
-            self._wait(f"{address}|{username.lower()}", LOGIN_FAILURES_PER_USERNAME, now),
-            self._wait(address, LOGIN_FAILURES_PER_ADDRESS, now),
-        ]
-        return max(waits)
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+        self._swept = clock()
 
-    def failed(self, address: str, username: str) -> None:
-        now = time.monotonic()
-        self._failures[f"{address}|{username.lower()}"].append(now)
-        self._failures[address].append(now)
+    def __len__(self) -> int:
+        """How many addresses and address+username pairs are being counted."""
+        return len(self._failures)
+
+    def begin(self, address: str, username: str) -> LoginAttempt:
+        """Count an attempt from `address` as `username`, or refuse it while a limit is reached."""
+        keys = (f"{address}|{users.normalize_username(username)}", address)
+        limits = (LOGIN_FAILURES_PER_USERNAME, LOGIN_FAILURES_PER_ADDRESS)
+        with self._lock:
+            now = self._clock()
+            if now - self._swept >= LOGIN_SWEEP_SECONDS:
+                self._sweep(now)
+            wait = max(self._wait(key, limit, now) for key, limit in zip(keys, limits, strict=True))
+            if wait:
+                return LoginAttempt(keys, now, wait)
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+            return LoginAttempt(keys, now, 0)
+
+    def succeeded(self, attempt: LoginAttempt) -> None:
+        """The password was right: the attempt is not a failure after all."""
+        with self._lock:
+            for key in attempt.keys:
+                window = self._failures.get(key)
+                if window is not None and attempt.at in window:
+                    window.remove(attempt.at)
+                    if not window:
+                        del self._failures[key]
 
     def _wait(self, key: str, limit: int, now: float) -> int:
         window = self._failures.get(key)
-        if not window:
+        if window is None:
             return 0
         while window and window[0] <= now - LOGIN_WINDOW_SECONDS:
             window.popleft()
+        if not window:
+            del self._failures[key]
+            return 0
         if len(window) < limit:
             return 0
         return int(window[0] + LOGIN_WINDOW_SECONDS - now) + 1
+
+    def _sweep(self, now: float) -> None:
+        """Forget the keys whose last failure left the window (addresses that never came back)."""
+        self._swept = now
+        expired = [
+            key
+            for key, window in self._failures.items()
+            if window[-1] <= now - LOGIN_WINDOW_SECONDS
+        ]
+        for key in expired:
+            del self._failures[key]
 
 
 # -- Pages: sign in, sign out, first-run setup -----------------------------------------------
@@ -257,22 +343,23 @@ def login(
         return _login_form(
             request, next_url=next_url, username=username, errors=errors, status_code=403
         )
+    # The socket's peer, or what a trusted proxy said it was (serve --forwarded-allow-ips).
     address = request.client.host if request.client else "unknown"
     throttle = _throttle(request)
-    wait = throttle.wait_seconds(address, username)
-    if wait:
-        minutes = max(1, round(wait / 60))
+    attempt = throttle.begin(address, username)
+    if attempt.wait:
+        minutes = max(1, round(attempt.wait / 60))
         errors = {"": f"Too many failed sign-ins; wait {minutes} minute(s) and try again."}
         return _login_form(
             request, next_url=next_url, username=username, errors=errors, status_code=429
         )
     user = users.authenticate(runtime_of(request).state, username, password)
     if user is None:
-        throttle.failed(address, username)
         errors = {"": "Wrong username or password; check both and try again."}
         return _login_form(
             request, next_url=next_url, username=username, errors=errors, status_code=401
         )
+    throttle.succeeded(attempt)
     return _signed_in(request, user.id, next_url)
 
 
@@ -356,12 +443,19 @@ def account_page(request: Request, principal: CurrentUser) -> Response:
 
 @pages.post("/account/tokens")
 def create_token_page(
-    request: Request, principal: CurrentUser, name: Annotated[str, Form()] = ""
+    request: Request,
+    principal: CurrentUser,
+    name: Annotated[str, Form()] = "",
+    scope: Annotated[str, Form()] = users.READ,
 ) -> Response:
+    state, username = runtime_of(request).state, principal.user.username
     try:
-        token = users.create_api_token(runtime_of(request).state, principal.user.username, name)
+        token = users.create_api_token(state, username, name, scope)
     except users.InvalidUser as exc:
-        return _account(request, principal, errors={"name": str(exc)}, name=name, status_code=400)
+        field = "scope" if scope not in users.SCOPES else "name"
+        return _account(
+            request, principal, errors={field: str(exc)}, name=name, scope=scope, status_code=400
+        )
     return _account(request, principal, new_token=token)
 
 
@@ -378,6 +472,7 @@ def _account(
     new_token: str = "",
     errors: dict[str, str] | None = None,
     name: str = "",
+    scope: str = users.READ,
     status_code: int = 200,
 ) -> Response:
     tokens = users.list_api_tokens(runtime_of(request).state, principal.user.username)
@@ -385,7 +480,7 @@ def _account(
         "tokens": tokens,
         "new_token": new_token,
         "errors": errors or {},
-        "values": {"name": name},
+        "values": {"name": name, "scope": scope},
     }
     response = render(request, "account.html", context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"  # the page may show a new token once
@@ -396,9 +491,13 @@ class Me(BaseModel):
     username: str
     is_admin: bool
     via: str
+    scope: str
 
 
 @api.get("/me")
 def me(principal: CurrentUser) -> Me:
-    """Who this request is signed in as."""
-    return Me(username=principal.user.username, is_admin=principal.user.is_admin, via=principal.via)
+    """Who this request is signed in as, and what it may do (`read` or `admin`)."""
+    user = principal.user
+    return Me(
+        username=user.username, is_admin=user.is_admin, via=principal.via, scope=principal.scope
+    )
