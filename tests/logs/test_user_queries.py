@@ -36,10 +36,12 @@ class Running:
 
 
 def running_user_queries(store: ChdbLogStore) -> int:
-    """How many user queries the engine runs now, seen from the collector's session."""
+    """How many user queries the engine runs now (past the guard's checks: the statement
+    itself, in its row-limit wrapper), seen from the collector's session."""
     result = store.query(
         "SELECT count() FROM system.processes "
-        "WHERE startsWith(Settings['log_comment'], 'kandji-bridge user query ')"
+        "WHERE startsWith(Settings['log_comment'], 'kandji-bridge user query ') "
+        "AND startsWith(query, 'SELECT * FROM (SELECT count() FROM numbers_mt')"
     )
     return int(result.rows[0][0])
 

@@ -105,6 +105,8 @@ def check_read_only(select: Select, sql: str) -> CheckedStatement:
     try:
         result = select(f"SELECT formatQuerySingleLine({sql_string(sql)})")
     except LogStoreError as exc:
+        if "QUERY_WAS_CANCELLED" in str(exc):
+            raise QueryCancelled(STOPPED) from None
         message = engine_sentence(str(exc))
         if "Multi-statements" in message:
             raise QueryRefused(
@@ -118,6 +120,8 @@ def check_read_only(select: Select, sql: str) -> CheckedStatement:
     try:
         lines = [row[0] for row in select(f"EXPLAIN AST {statement}").rows]
     except LogStoreError as exc:
+        if "QUERY_WAS_CANCELLED" in str(exc):
+            raise QueryCancelled(STOPPED) from None
         raise QueryRefused(f"The query is not valid SQL: {engine_sentence(str(exc))}") from None
     kind = _check_tree(statement, lines)
     return CheckedStatement(statement, kind)

@@ -147,6 +147,8 @@ class LogStore(Protocol):
 
     def cancel_user_queries(self) -> None: ...
 
+    def user_queries_running(self) -> int: ...
+
     def close(self) -> None: ...
 
 
@@ -332,12 +334,15 @@ class SqlLogStore:
         """
         from kandji_bridge.logs import sql_guard  # the guard imports this module
 
-        with self._user_queries.session(user) as session:
-            return sql_guard.run_read_only(session.select, sql, limit, self._user_queries.limits)
+        with self._user_queries.session(user) as select:
+            return sql_guard.run_read_only(select, sql, limit, self._user_queries.limits)
 
     def cancel_user_queries(self) -> None:
         """Stop the running user queries and refuse new ones: the service is stopping."""
         self._user_queries.cancel_all()
+
+    def user_queries_running(self) -> int:
+        return self._user_queries.running()
 
     def _kill_user_queries(self, comment_prefix: str) -> None:
         self._execute(

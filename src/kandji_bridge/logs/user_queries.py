@@ -56,6 +56,9 @@ class QueryLimits:
             "max_execution_time": self.seconds,
             "timeout_overflow_mode": "throw",
             "max_memory_usage": self.memory_mb * 1024 * 1024,
+            # The lowest CPU priority (nice 19) for the query's threads: the collector and the
+            # web server come first (benchmarks/heavy_queries.py measures the difference).
+            "os_thread_priority": 19,
             "log_comment": comment,
         }
 
@@ -111,8 +114,9 @@ class UserQueries:
         self._closed = False
 
     @contextmanager
-    def session(self, user: str) -> Iterator[UserSession]:
-        """A session for one query of `user`, or QueryBusy / QueryCancelled at once."""
+    def session(self, user: str) -> Iterator[Callable[[str], "QueryResult"]]:
+        """How to run the statements of one query of `user` (on a session of its own), or
+        QueryBusy / QueryCancelled at once."""
         with self._lock:
             if self._closed:
                 raise QueryCancelled(_STOPPING)
@@ -120,7 +124,7 @@ class UserQueries:
             if mine >= self.limits.per_user:
                 raise QueryBusy(
                     f"You have {mine} queries running, the most one user may run at once; wait "
-                    "for one to finish (or cancel it) and run this one again."
+                    "for one to finish and run this one again."
                 )
             if everyone >= self.limits.total:
                 raise QueryBusy(
@@ -132,7 +136,7 @@ class UserQueries:
         try:
             if session is None:
                 session = self._open_session(f"{COMMENT_PREFIX}{uuid.uuid4().hex}")
-            yield session
+            yield self._checked(session)
         finally:
             with self._lock:
                 self._running[user] -= 1
@@ -143,6 +147,17 @@ class UserQueries:
                     self._idle.append(session)
             if session is not None and not keep:
                 session.close()
+
+    def _checked(self, session: UserSession) -> Callable[[str], "QueryResult"]:
+        def select(sql: str) -> "QueryResult":
+            if self._closed:  # cancel_all came between two statements of this query
+                raise QueryCancelled(STOPPED)
+            result = session.select(sql)
+            if self._closed:  # a killed statement may return what it had (an empty EXPLAIN)
+                raise QueryCancelled(STOPPED)
+            return result
+
+        return select
 
     def running(self) -> int:
         with self._lock:
@@ -160,11 +175,14 @@ class UserQueries:
             self._kill(COMMENT_PREFIX)
 
     def close(self) -> None:
-        """cancel_all, then wait (a little) until the stopped queries have let their sessions go."""
+        """cancel_all, then wait (a little) until the stopped queries have let their sessions go;
+        killed again every half second, for a statement that reached the engine after a kill."""
         self.cancel_all()
         deadline = time.monotonic() + _CLOSE_WAIT_SECONDS
         while self.running() and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.5)
+            if self.running():
+                self._kill(COMMENT_PREFIX)
 
 
 _STOPPING = "The service is stopping, so the query did not run; run it again once it is back."
