@@ -19,8 +19,9 @@ from kandji_bridge.logs.search import (
     histogram,
     search,
 )
-from kandji_bridge.logs.sql_guard import QueryRefused, check_read_only, run_read_only
+from kandji_bridge.logs.sql_guard import QueryRefused
 from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.user_queries import QueryLimits
 
 from .conftest import Event
 
@@ -189,7 +190,7 @@ WRITES = [
 def test_the_guard_refuses_writes_and_outside_reads_in_one_sentence(store, sql: str) -> None:
     before = store.count()
     with pytest.raises(QueryRefused) as refused:
-        run_read_only(store, sql)
+        store.user_query(sql)
     message = str(refused.value)
     assert message.endswith(".") and "\n" not in message
     assert store.count() == before
@@ -214,20 +215,20 @@ def test_the_guard_refuses_writes_and_outside_reads_in_one_sentence(store, sql: 
     ],
 )
 def test_the_guard_accepts_reads(store, sql: str) -> None:
-    result, truncated = run_read_only(store, sql, limit=100)
+    result, truncated = store.user_query(sql, limit=100)
     assert result.columns and not truncated
 
 
 def test_the_guard_names_the_statement_and_the_row_limit_truncates(store) -> None:
     with pytest.raises(QueryRefused, match=r"^DROP statements cannot run here"):
-        check_read_only(store, "drop table kandji_logs")
+        store.user_query("drop table kandji_logs")
     with pytest.raises(QueryRefused, match="not valid SQL"):
-        check_read_only(store, "SELEC 1")
-    result, truncated = run_read_only(store, "SELECT * FROM kandji_logs", limit=3)
+        store.user_query("SELEC 1")
+    result, truncated = store.user_query("SELECT * FROM kandji_logs", limit=3)
     assert len(result.rows) == 3 and truncated
     assert len(result.columns) == len(COLUMN_NAMES)
     with pytest.raises(QueryRefused, match=r"^The query failed: .*nope"):
-        run_read_only(store, "SELECT nope FROM kandji_logs")
+        store.user_query("SELECT nope FROM kandji_logs")
 
 
 def test_a_query_is_bounded_in_time_and_a_download_in_rows(
@@ -235,17 +236,22 @@ def test_a_query_is_bounded_in_time_and_a_download_in_rows(
 ) -> None:
     # Found by the security audit: `SELECT * FROM system.numbers` as a CSV download (no row
     # limit) filled the memory, and a long count held a worker for as long as it ran.
-    monkeypatch.setattr(sql_guard, "QUERY_SECONDS", 1)
     monkeypatch.setattr(sql_guard, "MAX_ROWS", 10)
-    for sql in (
-        "SELECT count() FROM numbers(1000000000000)",
-        "SELECT count() FROM numbers(1000000000000) SETTINGS max_execution_time = 0",
-    ):
-        with pytest.raises(QueryRefused, match=r"^The query ran longer than 1 s and was stopped"):
-            run_read_only(store, sql, limit=5)
+    with ChdbLogStore(store.path, QueryLimits(seconds=1)) as limited:
+        with pytest.raises(
+            QueryRefused,
+            match=r"^The query took longer than 1 s, the most a query may run, and was stopped; "
+            r"narrow it with WHERE on eventTime, or aggregate\.$",
+        ):
+            limited.user_query("SELECT count() FROM numbers(1000000000000)", limit=5)
+        with pytest.raises(QueryRefused, match=r"^Leave out the SETTINGS clause"):
+            limited.user_query(
+                "SELECT count() FROM numbers(1000000000000) SETTINGS max_execution_time = 0"
+            )
+        assert limited.user_query("SELECT 41 + 1")[0].rows == [[42]], "the session still works"
     with pytest.raises(QueryRefused, match=r"^The result has more than 10 rows"):
-        run_read_only(store, "SELECT * FROM system.numbers")
-    result, truncated = run_read_only(store, "SELECT number FROM numbers(10)")
+        store.user_query("SELECT * FROM system.numbers")
+    result, truncated = store.user_query("SELECT number FROM numbers(10)")
     assert len(result.rows) == 10 and not truncated
-    result, truncated = run_read_only(store, "SELECT * FROM system.numbers", limit=3)
+    result, truncated = store.user_query("SELECT * FROM system.numbers", limit=3)
     assert result.rows == [[0], [1], [2]] and truncated

@@ -179,7 +179,7 @@ def query(
     settings = app_context(ctx).settings()
     store = open_store(settings)
     try:
-        result = store.query(sql)
+        result, _ = store.user_query(sql, user="cli")
     finally:
         store.close()
     if output is Format.json:

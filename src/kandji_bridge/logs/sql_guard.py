@@ -1,4 +1,6 @@
-"""Read-only SQL for the SQL page and `POST /api/logs/query`: ClickHouse's own parser decides.
+"""Read-only SQL for every front end that runs SQL a person typed (`logs query`, the SQL page,
+its CSV download, `POST /api/logs/query`), applied by `LogStore.user_query`: ClickHouse's own
+parser decides.
 
 A prefix check is not enough: comments, case, whitespace, a second statement after `;` (chDB
 runs every statement of a multi-statement text), `INTO OUTFILE`, or a table function that reads
@@ -6,31 +8,62 @@ a file, a URL or another server all hide behind a leading SELECT. So the engine 
 (`formatQuerySingleLine`, which refuses more than one statement), the parsed statement is checked
 through `EXPLAIN AST`, and what runs is the engine's own rendering of that one parsed statement,
 never the raw text. Needs ClickHouse 23.10 or later (formatQuerySingleLine).
+
+A SETTINGS clause is refused wherever it stands: the session's limits (user_queries) are the
+query's, and the engine (readonly = 1) would refuse to change them anyway. System tables are
+refused but for a few that list rows, tables, columns and functions: the others show other
+queries' text, the server's settings and paths.
 """
 
 # The statement reaches SQL as a sql_string literal, or as the engine's own rendering of it.
 # ruff: noqa: S608
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.logs.store import LogStore, LogStoreError, QueryResult, sql_string
+from kandji_bridge.logs.store import LogStoreError, QueryResult, sql_string
+from kandji_bridge.logs.user_queries import STOPPED, QueryCancelled, QueryLimits
 
-# Root nodes of EXPLAIN AST for statements that only read (and every Show*, Exists* node).
+Select = Callable[[str], QueryResult]  # runs one statement on a user-query session
+
+# Root nodes of EXPLAIN AST for statements that only read (and every Exists* node).
 READ_ROOTS = {
     "SelectWithUnionQuery": "SELECT",
     "SelectIntersectExceptQuery": "SELECT",
     "DescribeQuery": "DESCRIBE",
     "Explain": "EXPLAIN",
+    # SHOW TABLES (and DATABASES, SETTINGS), SHOW COLUMNS, SHOW CREATE TABLE; not SHOW
+    # PROCESSLIST, GRANTS or USERS.
+    "ShowTables": "SHOW",
+    "ShowColumns": "SHOW",
+    "ShowCreateTableQuery": "SHOW",
 }
+# The system tables a query may read: generators of rows, and what the log store holds.
+SAFE_SYSTEM_TABLES = frozenset(
+    {
+        "one",
+        "numbers",
+        "numbers_mt",
+        "zeros",
+        "zeros_mt",
+        "tables",
+        "columns",
+        "databases",
+        "functions",
+        "table_functions",
+        "data_type_families",
+        "time_zones",
+    }
+)
 # Table functions that read nothing outside the query: generators of rows.
 SAFE_TABLE_FUNCTIONS = frozenset(
     {"numbers", "numbers_mt", "zeros", "zeros_mt", "values", "generate_series", "generateSeries"}
 )
 # Ordinary (not table) functions that read outside the query: file('/path') returns a server
 # file's contents, the secret key file in the home included.
-OUTSIDE_READING_FUNCTIONS = frozenset({"file"})
+OUTSIDE_READING_FUNCTIONS = frozenset({"file", "catboostEvaluate"})
 # Root node -> the statement word for the refusal sentence.
 WRITE_WORDS = {
     "InsertQuery": "INSERT",
@@ -49,10 +82,10 @@ WRITE_WORDS = {
     "UseQuery": "USE",
     "RenameQuery": "RENAME",
 }
-# Bounds of one web query: its time in the engine, and the rows of a CSV download.
-QUERY_SECONDS = 120
+# The rows of a whole result (a CSV download, `logs query`); time and memory: QueryLimits.
 MAX_ROWS = 1_000_000
-READ_ONLY_HINT = "this page only reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)"
+READ_ONLY_HINT = "queries here only read (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)"
+NARROW = "narrow it with WHERE on eventTime, or aggregate"
 
 
 class QueryRefused(BridgeError):
@@ -65,13 +98,15 @@ class CheckedStatement:
     kind: str  # SELECT, SHOW, DESCRIBE, EXPLAIN or EXISTS
 
 
-def check_read_only(store: LogStore, sql: str) -> CheckedStatement:
+def check_read_only(select: Select, sql: str) -> CheckedStatement:
     """The one statement in `sql`, as the engine parsed it, if it only reads; else QueryRefused."""
     if not sql.strip():
         raise QueryRefused("Write a query first, for example SELECT count() FROM kandji_logs.")
     try:
-        result = store.query(f"SELECT formatQuerySingleLine({sql_string(sql)})")
+        result = select(f"SELECT formatQuerySingleLine({sql_string(sql)})")
     except LogStoreError as exc:
+        if "QUERY_WAS_CANCELLED" in str(exc):
+            raise QueryCancelled(STOPPED) from None
         message = engine_sentence(str(exc))
         if "Multi-statements" in message:
             raise QueryRefused(
@@ -79,46 +114,63 @@ def check_read_only(store: LogStore, sql: str) -> CheckedStatement:
             ) from None
         raise QueryRefused(f"The query is not valid SQL: {message}") from None
     statement = str(result.rows[0][0]).strip()
-    lines = [row[0] for row in store.query(f"EXPLAIN AST {statement}").rows]
+    # Before EXPLAIN: it applies the statement's top-level SETTINGS.
+    if _SETTINGS.search(_STRINGS.sub("''", statement)):
+        raise QueryRefused(_NO_SETTINGS)
+    try:
+        lines = [row[0] for row in select(f"EXPLAIN AST {statement}").rows]
+    except LogStoreError as exc:
+        if "QUERY_WAS_CANCELLED" in str(exc):
+            raise QueryCancelled(STOPPED) from None
+        raise QueryRefused(f"The query is not valid SQL: {engine_sentence(str(exc))}") from None
     kind = _check_tree(statement, lines)
     return CheckedStatement(statement, kind)
 
 
-def run_read_only(store: LogStore, sql: str, limit: int | None = None) -> tuple[QueryResult, bool]:
+def run_read_only(
+    select: Select, sql: str, limit: int | None, limits: QueryLimits
+) -> tuple[QueryResult, bool]:
     """Run a read-only statement; with `limit`, at most that many rows and whether there were more.
 
-    A SELECT runs inside the engine as a subquery, bounded in time (QUERY_SECONDS) and, with a
-    `limit`, in rows; without one (the CSV download) a result of more than MAX_ROWS rows is
-    refused, so `SELECT * FROM system.numbers` cannot fill the memory or hold a worker forever.
-    The outer query's SETTINGS win over any the statement carries. Other statements (SHOW,
-    DESCRIBE, EXPLAIN) return short results and are cut here.
+    `select` runs on a session that holds the time and memory `limits` (LogStore.user_query).
+    A SELECT runs inside the engine as a subquery bounded, with a `limit`, in rows; without one
+    (the CSV download, `logs query`) a result of more than MAX_ROWS rows is refused, so
+    `SELECT * FROM system.numbers` cannot fill the memory. Other statements (SHOW, DESCRIBE,
+    EXPLAIN) return short results and are cut here.
     """
-    checked = check_read_only(store, sql)
+    checked = check_read_only(select, sql)
     statement = checked.sql
     if checked.kind == "SELECT":
         rows = MAX_ROWS + 1 if limit is None else int(limit) + 1
-        statement = (
-            f"SELECT * FROM ({statement}) LIMIT {rows} "
-            f"SETTINGS max_execution_time = {QUERY_SECONDS}, timeout_overflow_mode = 'throw'"
-        )
+        statement = f"SELECT * FROM ({statement}) LIMIT {rows}"
     try:
-        result = store.query(statement)
+        result = select(statement)
     except LogStoreError as exc:
-        message = engine_sentence(str(exc))
-        if "Timeout exceeded" in message:
-            raise QueryRefused(
-                f"The query ran longer than {QUERY_SECONDS} s and was stopped; narrow it with "
-                "WHERE on eventTime, or aggregate."
-            ) from None
-        raise QueryRefused(f"The query failed: {message}") from None
+        raise _failure(str(exc), limits) from None
     if limit is None and len(result.rows) > MAX_ROWS:
         raise QueryRefused(
-            f"The result has more than {MAX_ROWS:,} rows, too many to download at once; narrow "
-            "it with WHERE on eventTime, or use `kandji-bridge logs query`."
+            f"The result has more than {MAX_ROWS:,} rows, too many at once; {NARROW}."
         )
     if limit is None or len(result.rows) <= limit:
         return result, False
     return QueryResult(result.columns, result.types, result.rows[:limit]), True
+
+
+def _failure(engine_message: str, limits: QueryLimits) -> BridgeError:
+    """The sentence for a query the engine stopped or refused."""
+    if "TIMEOUT_EXCEEDED" in engine_message or "Timeout exceeded" in engine_message:
+        return QueryRefused(
+            f"The query took longer than {limits.seconds:,} s, the most a query may run, and was "
+            f"stopped; {NARROW}."
+        )
+    if "MEMORY_LIMIT_EXCEEDED" in engine_message or "memory limit exceeded" in engine_message:
+        return QueryRefused(
+            f"The query needed more than {limits.memory_mb:,} MB of memory, the most a query may "
+            f"use, and was stopped; {NARROW}, or select fewer columns."
+        )
+    if "QUERY_WAS_CANCELLED" in engine_message:
+        return QueryCancelled(STOPPED)
+    return QueryRefused(f"The query failed: {engine_sentence(engine_message)}")
 
 
 def _check_tree(statement: str, lines: list[str]) -> str:
@@ -140,6 +192,15 @@ def _check_tree(statement: str, lines: list[str]) -> str:
         raise QueryRefused("Leave out the FORMAT clause; the CSV download gives the result as CSV.")
     for line in lines:
         words = line.split()
+        if words == ["Set"]:
+            raise QueryRefused(_NO_SETTINGS)
+        if len(words) >= 2 and words[0] in ("TableIdentifier", "Identifier"):
+            database, _, table = words[1].partition(".")
+            if database == "system" and table not in SAFE_SYSTEM_TABLES:
+                raise QueryRefused(
+                    f"The table system.{table} shows the server's own workings and cannot be "
+                    "read here; query kandji_logs instead."
+                )
         if len(words) >= 2 and words[0] == "Function" and words[1] in OUTSIDE_READING_FUNCTIONS:
             raise QueryRefused(
                 f"The function {words[1]}() reads files on the server and cannot run here; "
@@ -156,14 +217,14 @@ def _check_tree(statement: str, lines: list[str]) -> str:
 
 
 def _kind(root: str) -> str | None:
-    if root.startswith("Show"):
-        return "SHOW"
     if root.startswith("Exists"):
         return "EXISTS"
     return READ_ROOTS.get(root)
 
 
 def _word(node: str) -> str:
+    if node.startswith("Show"):  # ShowProcesslistQuery: SHOW PROCESSLIST
+        return "SHOW " + node.removeprefix("Show").removesuffix("Query").upper()
     return WRITE_WORDS.get(node, node.removesuffix("Query").upper() or "Such")
 
 
@@ -187,6 +248,10 @@ def _node(line: str) -> str:
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`")
 _OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
 _FORMAT = re.compile(r"\sFORMAT\s+[A-Za-z]")
+_SETTINGS = re.compile(r"\sSETTINGS\s")
+_NO_SETTINGS = (
+    "Leave out the SETTINGS clause: every query runs with the service's own time and memory limits."
+)
 _CODE_PREFIX = re.compile(r"^.*?(?:Code: \d+\. )?(?:DB::Exception: )")
 _NOISE = (". Expected one of", ": In scope", ". In scope", ". Stack trace", " (SYNTAX_ERROR)")
 

@@ -28,7 +28,9 @@ sourceTTL are dropped at the next merge.
 One ChdbLogStore may be shared by threads (the service's collector job and its web requests):
 chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
 insert open fails ("Cannot run a query while a streaming insert is active on this connection"),
-so the store serializes its calls on the session with a lock.
+so the store serializes its calls on the session with a lock. SQL that people type does not take
+that lock: `user_query` runs it on sessions of its own (`user_queries`), which run alongside the
+collector's session on the same engine (measured in benchmarks/heavy_queries.py).
 
 Values in SQL are quoted literals built by `sql_string` rather than engine-side parameters (chDB
 passes parameters through unquoted), so both engines receive the exact same text.
@@ -58,6 +60,7 @@ import orjson
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.schema import CHDB_DDL, DDL, LOGS_TABLE, QUARANTINE_TABLE
+from kandji_bridge.logs.user_queries import QueryLimits, UserQueries, query_limits
 
 SESSION_SETTINGS = {
     "session_timezone": "UTC",
@@ -137,6 +140,14 @@ class LogStore(Protocol):
     ) -> list[QuarantineEntry]: ...
 
     def query(self, sql: str, *, read_only: bool = True) -> QueryResult: ...
+
+    def user_query(
+        self, sql: str, *, limit: int | None = None, user: str = ""
+    ) -> tuple[QueryResult, bool]: ...
+
+    def cancel_user_queries(self) -> None: ...
+
+    def user_queries_running(self) -> int: ...
 
     def close(self) -> None: ...
 
@@ -300,7 +311,8 @@ class SqlLogStore:
         ]
 
     def query(self, sql: str, *, read_only: bool = True) -> QueryResult:
-        """Run SQL (for `logs query`); by default only statements that read are accepted."""
+        """Run the product's own SQL on the store's session; by default only statements that read
+        are accepted. SQL that a person typed goes through `user_query` instead."""
         statement = sql.strip().rstrip(";").strip()
         first_word = statement.split(None, 1)[0].lower() if statement else ""
         if read_only and first_word not in READ_ONLY_STATEMENTS:
@@ -309,6 +321,34 @@ class SqlLogStore:
                 f"here; this one starts with {first_word.upper() or 'nothing'}."
             )
         return self._select(statement)
+
+    def user_query(
+        self, sql: str, *, limit: int | None = None, user: str = ""
+    ) -> tuple[QueryResult, bool]:
+        """SQL a person typed, from any front end: the one way such SQL reaches the engine.
+
+        It runs only if `sql_guard` finds it reads and stays inside the log store, on a read-only
+        session of its own under the time and memory limits, and only while `user` (and everyone)
+        has fewer queries running than the caps allow. With `limit`: at most that many rows, and
+        whether there were more.
+        """
+        from kandji_bridge.logs import sql_guard  # the guard imports this module
+
+        with self._user_queries.session(user) as select:
+            return sql_guard.run_read_only(select, sql, limit, self._user_queries.limits)
+
+    def cancel_user_queries(self) -> None:
+        """Stop the running user queries and refuse new ones: the service is stopping."""
+        self._user_queries.cancel_all()
+
+    def user_queries_running(self) -> int:
+        return self._user_queries.running()
+
+    def _kill_user_queries(self, comment_prefix: str) -> None:
+        self._execute(
+            "KILL QUERY WHERE startsWith(Settings['log_comment'], "
+            f"{sql_string(comment_prefix)}) ASYNC"
+        )
 
     def _count(self, table: str, source_id: str | None) -> int:
         where = f" WHERE sourceID = {sql_string(source_id)}" if source_id is not None else ""
@@ -335,13 +375,16 @@ _open_here: Counter[str] = Counter()
 class ChdbLogStore(SqlLogStore):
     """The embedded store: one chDB session on a folder (or ":memory:")."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: QueryLimits | None = None) -> None:
         from chdb import session  # imported here: loading the engine costs time and memory
 
         in_memory = path == ":memory:"
         self.path = path if in_memory else os.path.realpath(Path(path).expanduser())
         self.display_url = f"chdb://{self.path}"
         self._session = None
+        self._user_queries = UserQueries(
+            limits or query_limits(), self._open_user_session, self._kill_user_queries
+        )
         self._lock = threading.Lock()  # see the module docstring: one call at a time
         self._purge = True
         self._purged_at = float("-inf")
@@ -425,7 +468,26 @@ class ChdbLogStore(SqlLogStore):
             raise LogStoreError("The log store is closed; open it again to run this.")
         return self._session
 
+    def _open_user_session(self, comment: str) -> "_ChdbUserSession":
+        """Another session on the same engine (and data), read-only, with the user limits."""
+        from chdb import session
+
+        self._open_session()  # the engine stays up only while the store's own session is open
+        try:
+            opened = session.Session(self.path)
+        except RuntimeError as exc:
+            raise _query_error(exc) from exc
+        settings = {**SESSION_SETTINGS, **self._user_queries.limits.engine_settings(comment)}
+        try:
+            opened.query(f"SET {_settings_clause(settings)}")
+            opened.query("SET readonly = 1")  # last: from here on no setting can change
+        except RuntimeError as exc:
+            opened.close()
+            raise _query_error(exc) from exc
+        return _ChdbUserSession(opened)
+
     def close(self) -> None:
+        self._user_queries.close()  # first: it stops running user queries through the session
         with self._lock:
             if self._session is not None:
                 self._session.close()
@@ -474,6 +536,24 @@ def _drain(session: Any) -> None:
         session.query("SELECT 1", "JSONCompact").bytes()
 
 
+class _ChdbUserSession:
+    """A user-query session: used by one query at a time (UserQueries hands it out)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def select(self, sql: str) -> QueryResult:
+        try:
+            payload = self._session.query(sql, "JSONCompact").bytes()
+        except RuntimeError as exc:
+            _drain(self._session)  # a stopped query's output must not reach the next one
+            raise _query_error(exc) from exc
+        return _parse_json_compact(payload)
+
+    def close(self) -> None:
+        self._session.close()
+
+
 def _parse_json_compact(payload: bytes) -> QueryResult:
     if not payload.strip():  # statements without a result set
         return QueryResult([], [], [])
@@ -489,9 +569,19 @@ def _parse_json_compact(payload: bytes) -> QueryResult:
 class ClickHouseLogStore(SqlLogStore):
     """A ClickHouse server over HTTP(S), through clickhouse-connect."""
 
-    def __init__(self, client: Any, display_url: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        display_url: str,
+        connect: Any = None,
+        limits: QueryLimits | None = None,
+    ) -> None:
         self._client = client
         self.display_url = display_url
+        self._connect = connect  # settings -> a new client: one per user-query session
+        self._user_queries = UserQueries(
+            limits or query_limits(), self._open_user_session, self._kill_user_queries
+        )
 
     @classmethod
     def from_url(cls, url: str) -> "ClickHouseLogStore":
@@ -513,22 +603,26 @@ class ClickHouseLogStore(SqlLogStore):
             )
         import clickhouse_connect
 
-        try:
-            client = clickhouse_connect.get_client(
-                host=parts.hostname,
-                port=port or (8443 if secure else 8123),
-                username=unquote(parts.username or "default"),
-                password=unquote(parts.password or ""),
-                database=database,
-                secure=secure,
-                settings=SESSION_SETTINGS,
-            )
-        except Exception as exc:  # connect errors come in many classes; all mean the same here
-            raise LogStoreError(
-                f"Cannot reach the ClickHouse log store at {masked}: "
-                f"{_first_line(exc)}; check the host, port, user and password."
-            ) from exc
-        return cls(client, masked)
+        def connect(settings: dict[str, Any], *, server_session: bool = True) -> Any:
+            try:
+                return clickhouse_connect.get_client(
+                    host=parts.hostname,
+                    port=port or (8443 if secure else 8123),
+                    username=unquote(parts.username or "default"),
+                    password=unquote(parts.password or ""),
+                    database=database,
+                    secure=secure,
+                    settings=settings,
+                    # A user query's client runs one query at a time, in no server session.
+                    autogenerate_session_id=server_session,
+                )
+            except Exception as exc:  # connect errors come in many classes; all mean the same
+                raise LogStoreError(
+                    f"Cannot reach the ClickHouse log store at {masked}: "
+                    f"{_first_line(exc)}; check the host, port, user and password."
+                ) from exc
+
+        return cls(connect(SESSION_SETTINGS), masked, connect)
 
     def _execute(self, sql: str) -> None:
         try:
@@ -550,6 +644,30 @@ class ClickHouseLogStore(SqlLogStore):
             )
         except Exception as exc:
             raise _query_error(exc) from exc
+
+    def _open_user_session(self, comment: str) -> "_ClickHouseUserSession":
+        """A client of its own, its settings sent with every query; the server's user decides
+        what it may read, and the guard keeps it to statements that read."""
+        if self._connect is None:
+            raise LogStoreError("This log store cannot run user queries; open it from its URL.")
+        settings = {**SESSION_SETTINGS, **self._user_queries.limits.engine_settings(comment)}
+        return _ClickHouseUserSession(self._connect(settings, server_session=False))
+
+    def close(self) -> None:
+        self._user_queries.close()
+        self._client.close()
+
+
+class _ClickHouseUserSession:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def select(self, sql: str) -> QueryResult:
+        try:
+            payload = self._client.raw_query(sql, fmt="JSONCompact")
+        except Exception as exc:
+            raise _query_error(exc) from exc
+        return _parse_json_compact(payload)
 
     def close(self) -> None:
         self._client.close()

@@ -105,7 +105,12 @@ class _RuntimeCollector(Collector):
                 retries.add_metric([source, endpoint], endpoint_counts.retries)
         running = GaugeMetricFamily(f"{PREFIX}_jobs_running", "Jobs this process is running now.")
         running.add_metric([], len(scheduler.running_jobs()) if scheduler is not None else 0)
-        yield from (ingested, quarantined, requests, limited, retries, running)
+        queries = GaugeMetricFamily(
+            f"{PREFIX}_user_queries_running",
+            "SQL queries of users (SQL page, /api/logs/query) this process is running now.",
+        )
+        queries.add_metric([], self.runtime.store.user_queries_running())
+        yield from (ingested, quarantined, requests, limited, retries, running, queries)
 
     def _store(self, source_names: dict[str, str]) -> Iterator[Metric]:
         stored = GaugeMetricFamily(

@@ -1,9 +1,11 @@
 """`serve`: the web app and the scheduler in one process and one event loop, until stopped.
 
 SIGTERM or SIGINT (or `stop`, for `demo` and tests) stops gracefully: the scheduler starts no new
-run, a running poll stops after storing the page in hand, a running sync finishes, then the web
-server closes and `run_serve` returns (exit 0). A second signal is not caught: it ends the process
-at once, which loses nothing either (the collector resumes from what the store holds).
+run, a running poll stops after storing the page in hand, a running sync finishes, running user
+SQL queries are stopped (their requests answer 503 at once rather than hold the server for up to
+their time limit), then the web server closes and `run_serve` returns (exit 0). A second signal
+is not caught: it ends the process at once, which loses nothing either (the collector resumes
+from what the store holds).
 """
 
 import asyncio
@@ -97,11 +99,15 @@ async def _serve(
     signals = (signal.SIGTERM, signal.SIGINT)
     in_main_thread = threading.current_thread() is threading.main_thread()
 
+    cancelling: list[asyncio.Future[None]] = []
+
     def shut_down() -> None:
         if in_main_thread:
             for number in signals:  # a second signal ends the process at once
                 loop.remove_signal_handler(number)
         scheduler.stop()
+        if not cancelling:  # in a thread: KILL QUERY waits for the store's session
+            cancelling.append(loop.run_in_executor(None, runtime.store.cancel_user_queries))
 
     if in_main_thread:
         for number in signals:
@@ -120,6 +126,7 @@ async def _serve(
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     shut_down()
     await jobs  # the running jobs finish or store the page in hand
+    await cancelling[0]
     server.should_exit = True
     await web
     for task in waits:

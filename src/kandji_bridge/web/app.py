@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.web import allow, auth, collections, integrations, logs, sources, system
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
@@ -58,13 +59,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, exc: BridgeError) -> Response:
-        status = (
-            404 if isinstance(exc, NotFound) else 409 if isinstance(exc, AlreadyExists) else 400
-        )
+        status = _status(exc)
+        # Past the query caps, or while stopping: the same request may work a little later.
+        headers = {"Retry-After": "10"} if status in (429, 503) else None
         if not auth.wants_html(request):
-            return JSONResponse({"detail": str(exc)}, status_code=status)
+            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
         context = {"title": "Not found" if status == 404 else "Error", "message": str(exc)}
-        return render(request, "error.html", context, status_code=status)
+        page = render(request, "error.html", context, status_code=status)
+        page.headers.update(headers or {})
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -79,6 +82,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return render(
             request, "error.html", {"title": "Error", "message": message}, status_code=422
         )
+
+
+def _status(exc: BridgeError) -> int:
+    statuses = ((NotFound, 404), (AlreadyExists, 409), (QueryBusy, 429), (QueryCancelled, 503))
+    return next((status for kind, status in statuses if isinstance(exc, kind)), 400)
 
 
 def _problem(error: dict) -> str:

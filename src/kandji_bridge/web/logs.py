@@ -2,8 +2,10 @@
 
 The explorer is a GET form (a shareable URL holds the whole search); htmx re-renders only the
 histogram and the result table (and the filter selects, out of band) and pushes the URL.
-The SQL page runs read-only statements through `logs.sql_guard`; its CSV download reruns the
-statement without the page's row limit.
+The SQL page runs read-only statements through the store's `user_query` (the guard, the limits
+and the caps of `logs.sql_guard` and `logs.user_queries`); its CSV download reruns the statement
+without the page's row limit. These handlers are plain `def`s: FastAPI runs them in its thread
+pool, so a query never holds the event loop, and the caps keep queries from taking every thread.
 """
 
 import csv
@@ -25,9 +27,11 @@ from kandji_bridge.db.state import StateDB
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.schema import COLUMNS
 from kandji_bridge.logs.search import SearchError, SearchQuery
-from kandji_bridge.logs.sql_guard import QueryRefused, run_read_only
+from kandji_bridge.logs.sql_guard import QueryRefused
 from kandji_bridge.logs.store import QueryResult
-from kandji_bridge.web.auth import CurrentUser, runtime_of
+from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
+from kandji_bridge.web.auth import CurrentUser, Principal, runtime_of
+from kandji_bridge.web.errors_schema import Problem
 from kandji_bridge.web.templating import render
 
 pages = APIRouter(include_in_schema=False)
@@ -325,10 +329,10 @@ def sql_page(request: Request, principal: CurrentUser, q: str = "") -> Response:
     status = 200
     if q.strip():
         try:
-            result, truncated = run_read_only(runtime_of(request).store, q, SQL_ROW_LIMIT)
-        except QueryRefused as exc:
+            result, truncated = user_query(request, principal, q, SQL_ROW_LIMIT)
+        except (QueryRefused, QueryBusy, QueryCancelled) as exc:
             context["errors"] = {"q": str(exc)}
-            status = 400
+            status = query_error_status(exc)
         else:
             context.update(
                 {
@@ -340,6 +344,18 @@ def sql_page(request: Request, principal: CurrentUser, q: str = "") -> Response:
     if "hx-request" in request.headers and "hx-history-restore-request" not in request.headers:
         return render(request, "logs/_sql_result.html", context)  # htmx swaps 200s only
     return render(request, "logs/sql.html", context, status_code=status)
+
+
+def user_query(
+    request: Request, principal: Principal, sql: str, limit: int | None
+) -> tuple[QueryResult, bool]:
+    """The SQL a person typed, run as theirs: the caps count queries per user id."""
+    return runtime_of(request).store.user_query(sql, limit=limit, user=principal.user.id)
+
+
+def query_error_status(exc: Exception) -> int:
+    """429 past the caps, 503 while the service stops, 400 for the query itself."""
+    return 429 if isinstance(exc, QueryBusy) else 503 if isinstance(exc, QueryCancelled) else 400
 
 
 def _sql_url(sql: str) -> str:
@@ -385,7 +401,7 @@ def csv_response(result: QueryResult) -> StreamingResponse:
 
 @pages.get("/logs/sql.csv")
 def sql_csv(request: Request, principal: CurrentUser, q: str = "") -> Response:
-    result, _ = run_read_only(runtime_of(request).store, q)
+    result, _ = user_query(request, principal, q, None)
     return csv_response(result)
 
 
@@ -569,7 +585,9 @@ def get_event(request: Request, principal: CurrentUser, event_id: str) -> EventD
             "model": QueryOut,
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "The result: JSON, or CSV (a header row, then the rows).",
-        }
+        },
+        429: {"model": Problem, "description": "Too many queries of this user, or in all, run."},
+        503: {"model": Problem, "description": "The service is stopping; the query was stopped."},
     },
 )
 def run_query(
@@ -581,7 +599,7 @@ def run_query(
     """Run one read-only statement; `format=csv` (query or body) answers with CSV."""
     wanted = format or body.format
     limit = None if wanted == "csv" else body.limit
-    result, truncated = run_read_only(runtime_of(request).store, body.sql, limit)
+    result, truncated = user_query(request, principal, body.sql, limit)
     if wanted == "csv":
         return csv_response(result)
     return QueryOut(

@@ -14,7 +14,8 @@ api = APIRouter(include_in_schema=False)
 
 
 @public.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # On the event loop, not in the thread pool: it answers even when every pool thread waits.
     return {"status": "ok"}
 
 
