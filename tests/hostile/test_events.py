@@ -1,7 +1,9 @@
 """Every event a hostile Kandji hands over is stored or quarantined, never dropped, and no event
 blocks its source: `logs sync` runs as a real process against a real HTTP server."""
 
+import contextlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from hostile.kandji import (
     start_date_ignored,
     with_bytes,
 )
+from kandji_bridge.kandji.client import KandjiClient
+from kandji_bridge.logs.collector import CollectorSource, collect
+from kandji_bridge.logs.store import ChdbLogStore, LogStoreError, QuarantineEntry
 
 NOT_UTF8 = "NOT-UTF8-BYTES"
 
@@ -195,3 +200,63 @@ def test_events_older_than_the_checkpoint_are_stored_once(
     ids = stored_ids()
     assert len(ids) == len(set(ids)) == 706
     assert "01LATE00000000000000000000" in ids
+
+
+def test_an_event_kandji_records_late_beyond_the_overlap_is_collected_within_a_day(
+    home: Path, allow_hostile_kandji: HostileKandji
+) -> None:
+    server = allow_hostile_kandji  # start_date honoured, as Kandji does
+    now = datetime.now(UTC)
+    server.events = events_over(300, now - timedelta(hours=3))
+    add_source(server)
+    assert "300 new events" in sync_ok(server)
+
+    # Recorded now, dated an hour before the stored history's end: far beyond the overlap.
+    server.events.append(event("01LATE00000000000000000000", now - timedelta(hours=4)))
+    server.events.append(event("01NEW000000000000000000000", now - timedelta(seconds=10)))
+    assert "2 new events" in sync_ok(server)
+    assert {"01LATE00000000000000000000", "01NEW000000000000000000000"} <= set(stored_ids())
+
+    # The day's re-read is done: the next pass asks from the checkpoint minus the overlap only.
+    assert "0 new events" in sync_ok(server)
+    asked = datetime.fromisoformat(server.requests[-1].params["start_date"].replace("Z", "+00:00"))
+    assert now - timedelta(minutes=3) < asked < now
+    ids = stored_ids()
+    assert len(ids) == len(set(ids)) == 302
+
+
+class QuarantineFailsOnce(ChdbLogStore):
+    """A real store whose first quarantine write fails, as a full disk or a crash would."""
+
+    failed = False
+
+    def insert_quarantine(self, entries: Sequence[QuarantineEntry]) -> int:
+        if not self.failed:
+            self.failed = True
+            raise LogStoreError("The log store refused the query: not enough space")
+        return super().insert_quarantine(entries)
+
+
+async def test_a_failed_quarantine_write_loses_no_bad_event(
+    tmp_path: Path, hostile_kandji: HostileKandji
+) -> None:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    # Dated before the good events: once they are stored, no pass asks for its time again.
+    bad = event("x" * 129, start - timedelta(minutes=30))
+    hostile_kandji.events = [bad, *events_over(200, start)]
+    store = QuarantineFailsOnce(str(tmp_path / "logs"))
+    store.ensure_schema()
+    source = CollectorSource("src-quarantine", "acme", 365)
+    try:
+        for _ in range(2):
+            async with KandjiClient(
+                hostile_kandji.url,
+                hostile_kandji.token,
+                allowed_hosts=frozenset({hostile_kandji.host_port}),
+            ) as client:
+                with contextlib.suppress(LogStoreError):
+                    await collect(client, store, source, "ws")
+        assert store.count(source.id) == 200
+        assert [entry.raw_log for entry in store.quarantined(source.id)] == [bad]
+    finally:
+        store.close()

@@ -27,6 +27,12 @@ Every element of a page is stored or quarantined, and none blocks the others:
 - An event the API returns with a time older than the checkpoint (recorded late, or a server
   that ignores start_date) is stored if its id is not: the id check covers the page's whole
   time range, and the checkpoint does not move backwards for it.
+- Kandji may record an event late with an `occurred_at` before the checkpoint minus the overlap;
+  asking from the checkpoint never returns it. So once a day (`REREAD`, kept per source in its
+  lock file) a pass asks from the checkpoint minus a whole `REREAD` instead: a day's events
+  fetched again and dropped by the id check, for the few recorded late. A re-read stopped early
+  is not counted, so the next pass re-reads; the late events it stored are older than the
+  checkpoint and do not move it, so exactly once holds through a crash in the middle of one.
 """
 
 import fcntl
@@ -51,6 +57,8 @@ from kandji_bridge.logs.transform import transform
 DEFAULT_OVERLAP = timedelta(minutes=2)
 # How far ahead of this machine's clock an event may be dated and still move the checkpoint.
 CLOCK_SKEW = timedelta(minutes=5)
+# How far back, and how often, a pass asks again for what it already has (see above).
+REREAD = timedelta(hours=24)
 KANDJI_HISTORY_DAYS = 366  # Kandji keeps a year of audit history
 
 
@@ -75,6 +83,7 @@ class PassResult:
     duplicates: int = 0
     quarantined: int = 0
     covered_until: datetime | None = None  # newest occurred_at seen, future-dated ones aside
+    reread: bool = False  # asked from the checkpoint minus REREAD, not just the overlap
     error: str | None = None
     stopped: bool = False  # ended early by `stop`, after storing the page in hand
     started: float = field(default_factory=time.monotonic)
@@ -89,8 +98,30 @@ class SourceBusy(BridgeError):
     """Another process is collecting this source right now."""
 
 
+@dataclass(frozen=True)
+class SourceHold:
+    """A source this process holds; its lock file keeps when the source was last re-read."""
+
+    fd: int
+
+    @property
+    def reread_due(self) -> bool:
+        """Whether no pass on this machine re-read the source in the last REREAD."""
+        try:
+            last = float(os.pread(self.fd, 32, 0).decode())
+        except ValueError:
+            return True
+        return not 0 <= time.time() - last < REREAD.total_seconds()
+
+    def record(self, result: PassResult) -> None:
+        """Note a re-read that ran to its end, so the next one is REREAD away."""
+        if result.reread and result.error is None and not result.stopped:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{time.time():.0f}".encode(), 0)
+
+
 @contextmanager
-def source_lock(home: Path, source: CollectorSource) -> Iterator[None]:
+def source_lock(home: Path, source: CollectorSource) -> Iterator[SourceHold]:
     """Hold the source for this process, so two runs never collect the same source at once."""
     folder = home / "locks"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -103,7 +134,7 @@ def source_lock(home: Path, source: CollectorSource) -> Iterator[None]:
                 f"Source {source.name} is being collected by another kandji-bridge process; "
                 "wait for it to finish (or stop it) and try again."
             ) from None
-        yield
+        yield SourceHold(fd)
     finally:
         os.close(fd)
 
@@ -134,6 +165,7 @@ async def collect(
     enricher: Enricher | None = None,
     backfill_days: int | None = None,
     overlap: timedelta = DEFAULT_OVERLAP,
+    reread: bool = False,
     on_page: Callable[[PassResult], None] | None = None,
     stop: threading.Event | None = None,
 ) -> PassResult:
@@ -141,16 +173,22 @@ async def collect(
 
     A Kandji error ends the pass with `error` set; what was stored before it stays stored.
     Setting `stop` ends the pass after the page in hand is stored (a service shutting down);
-    the next pass resumes from there.
+    the next pass resumes from there. `reread` asks from the checkpoint minus REREAD (callers
+    pass their SourceHold's `reread_due`, and give it the result to `record`).
     """
-    backfill, start = pass_start(store, source, backfill_days, overlap)
-    result = PassResult(backfill=backfill, start=start)
+    window = max(overlap, REREAD) if reread else overlap
+    backfill, start = pass_start(store, source, backfill_days, window)
+    result = PassResult(backfill=backfill, start=start, reread=reread and not backfill)
     try:
         async for page in client.iter_audit_pages(sort_by="occurred_at", start_date=start):
             context = NormalizeContext(workspace_id, source.id, source.retention_days)
             out = transform(page.events, context, enricher)
             rows, repeats = _unique(out.rows)
             out.quarantine.extend(_repeat_entry(row, context) for row in repeats)
+            # Before the rows: once they are stored the checkpoint may pass this page, and a
+            # crash in between would leave its bad events neither stored nor quarantined.
+            if out.quarantine:
+                result.quarantined += store.insert_quarantine(out.quarantine)
             if rows:
                 times = [row["eventTime"] for row in rows]
                 stored = store.existing_event_ids(
@@ -167,8 +205,6 @@ async def collect(
                     result.covered_until is None or newest > result.covered_until
                 ):
                     result.covered_until = newest
-            if out.quarantine:
-                result.quarantined += store.insert_quarantine(out.quarantine)
             result.pages += 1
             result.fetched += len(page.events)
             if on_page is not None:

@@ -286,14 +286,20 @@ def _poll_inline(runtime: Runtime, info: sources.SourceInfo) -> None:
     api_url = normalize_api_url(info.api_url, runtime.settings.allowed_hosts)
     source = CollectorSource(info.id, info.name, info.retention_days)
 
-    async def run() -> PassResult:
+    async def run(reread: bool) -> PassResult:
         async with KandjiClient(api_url, token) as client:
             return await collect(
-                client, runtime.store, source, runtime.state.workspace_id, enricher=runtime.enricher
+                client,
+                runtime.store,
+                source,
+                runtime.state.workspace_id,
+                enricher=runtime.enricher,
+                reread=reread,
             )
 
-    with source_lock(runtime.settings.home, source):
-        result = asyncio.run(run())
+    with source_lock(runtime.settings.home, source) as hold:
+        result = asyncio.run(run(hold.reread_due))
+        hold.record(result)
     if result.error:
         raise BridgeError(result.error)
 
