@@ -19,6 +19,7 @@ Every element of a page is stored or quarantined, and none blocks the others:
 - An id repeated within one page: the first event with it is stored. A repeat with the very same
   text is counted as a duplicate; a repeat whose text differs is quarantined (Kandji sent two
   different events under one id, and the store keeps one row per id), so nothing it said is lost.
+  An event whose id is already stored (fetched again by the overlap) is never stored again.
 - An event dated in the future (beyond `CLOCK_SKEW` from now) is stored like any other: it is
   what Kandji holds, and quarantining it would hide a real event from searches and detections.
   The checkpoint leaves it out (only eventTimes up to now + CLOCK_SKEW count), so one event
@@ -200,7 +201,7 @@ async def collect(
                 result.stored += len(new_rows)
                 result.duplicates += len(out.rows) - len(new_rows) - len(repeats)
                 ceiling = context.received_at + CLOCK_SKEW
-                newest = max((time for time in times if time <= ceiling), default=None)
+                newest = max((when for when in times if when <= ceiling), default=None)
                 if newest is not None and (
                     result.covered_until is None or newest > result.covered_until
                 ):
@@ -247,8 +248,8 @@ def _repeat_entry(row: dict, context: NormalizeContext) -> QuarantineEntry:
     return QuarantineEntry(
         source_id=context.source_id,
         reason=(
-            f"another event in the same page has the id {row['eventID']} and was stored; this "
-            "one differs from it, and kandji_logs holds one event per id"
+            f"another event in the same page has the id {row['eventID']}, and that one is "
+            "stored; this one differs from it, and kandji_logs holds one event per id"
         ),
         raw_log=row["rawLog"],
         kandji_event_id=row["eventID"],
