@@ -98,7 +98,7 @@ def _occurred_at(raw: str) -> datetime | None:
     try:
         text = json.loads(raw)["occurred_at"]
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 
@@ -328,3 +328,31 @@ def add_source(server: HostileKandji, name: str = "acme") -> None:
         env={"HOSTILE_TOKEN": server.token},
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def start_date_ignored(request: Request, server: "HostileKandji") -> Reply:
+    """Every event on every pass, whatever start_date asks: a server that ignores the filter."""
+    offset, limit = _offset(request), _limit(request, 500)
+    page = server.events[offset : offset + limit]
+    following = offset + len(page)
+    more = following < len(server.events)
+    return audit_page(page, server.next_url(request, _cursor(following)) if more else None)
+
+
+def with_bytes(behaviour: Behaviour, marker: str, replacement: bytes) -> Behaviour:
+    """`behaviour`'s answers with each `marker` in the body replaced by raw bytes (say, bytes
+    that are not UTF-8, which an event's JSON text cannot hold)."""
+
+    def reply(request: Request, server: "HostileKandji") -> Reply:
+        answer = behaviour(request, server)
+        answer.body = answer.body.replace(marker.encode(), replacement)
+        return answer
+
+    return reply
+
+
+def event_with(drop: tuple[str, ...] = (), **fields: Any) -> str:
+    """An event as `event` makes it, with `fields` set to any JSON value (null included) and the
+    keys in `drop` left out."""
+    body = {**json.loads(event()), **fields}
+    return json.dumps({key: value for key, value in body.items() if key not in drop})

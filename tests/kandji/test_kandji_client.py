@@ -623,7 +623,7 @@ async def test_cut_json_is_retried_and_then_reported(
     [
         (AUDIT, _all_audit, httpx.Response(200, html="<html>Sign in</html>"), "it is not JSON"),
         (AUDIT, _all_audit, httpx.Response(200, json={"detail": "x"}), 'no "results" list'),
-        (AUDIT, _all_audit, httpx.Response(200, json={"results": [{}]}), "not an event with an id"),
+        (AUDIT, _all_audit, httpx.Response(200, json={"results": [], "next": 7}), "not a URL"),
         (DEVICES, _all_devices, httpx.Response(200, json={"results": []}), "not a device"),
         (DEVICES, _all_devices, httpx.Response(200, json=5), "not a list of devices"),
     ],

@@ -8,6 +8,7 @@ import pytest
 from kandji_bridge.kandji.payloads import (
     BadJSON,
     BadShape,
+    Unreadable,
     parse_audit_page,
     parse_device_details,
     parse_device_list,
@@ -114,18 +115,74 @@ def test_cut_or_invalid_json_is_bad_json(body: bytes) -> None:
         (b'{"results":null}', 'no "results" list'),
         (b'{"results":{"id":"01A"}}', 'no "results" list'),
         (b'{"results":[{"id":"01A"}],"results":"x"}', 'no "results" list'),
-        (b'{"results":[1]}', "result 1 is not an event with an id"),
-        (b'{"results":[{"id":"01A"},{"action":"x"}]}', "result 2 is not an event with an id"),
-        (b'{"results":[{"id":""}]}', "result 1 is not an event with an id"),
-        (b'{"results":[{"id":7}]}', "result 1 is not an event with an id"),
         (b'{"results":[],"next":7}', '"next" is not a URL'),
         (b'{"results":[],"next":"https://x/api/v1/audit/events?limit=5"}', "no cursor"),
-        (b'{"results":[' + b"[" * 100_000 + b"]" * 100_000 + b"]}", "nested too deeply"),
+        (b'{"results":[],"next":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"results":[],"count":' + b"9" * 5_000 + b"}", "Exceeds the limit"),
     ],
 )
 def test_valid_json_of_the_wrong_shape_is_bad_shape(body: bytes, problem: str) -> None:
     with pytest.raises(BadShape, match=problem):
         parse_audit_page(body)
+
+
+def test_elements_that_are_not_events_are_handed_over_not_refused() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    raws = [
+        "1",
+        '{"action":"x"}',
+        '{"id":""}',
+        '{"id":7}',
+        "null",
+        f'{{"id":"01DEEP","new_state":{deep}}}',
+        '{"id":"01LONG","n":' + "9" * 5_000 + "}",
+        "9" * 5_000,
+        '{"id":"01CTRL","action":"a\x01b","s":"]}"}',
+        '{"id":"01OK"}',
+    ]
+    events, _ = parse_audit_page(_page(*raws, space=" "))
+    assert [event.raw for event in events] == raws
+    assert [event.id for event in events] == ["", "", "", "", "", "", "", "", "", "01OK"]
+    assert [e.data for e in events[:5]] == [
+        1,
+        {"action": "x"},
+        {"id": ""},
+        {"id": 7},
+        None,
+    ]
+    unreadable = [event.data for event in events[5:9]]
+    assert all(isinstance(data, Unreadable) for data in unreadable)
+    assert "nested too deeply" in unreadable[0].reason
+    assert "Exceeds the limit (4300 digits)" in unreadable[1].reason
+    assert "Exceeds the limit (4300 digits)" in unreadable[2].reason
+    assert "is not valid JSON (Invalid control character" in unreadable[3].reason
+    assert events[9].data == {"id": "01OK"}
+
+
+def test_bytes_that_are_not_utf8_set_their_event_aside_and_are_shown() -> None:
+    body = _page('{"id":"01A"}', '{"id":"01B","action":"NOPE"}', '{"id":"01C"}')
+    events, _ = parse_audit_page(body.replace(b"NOPE", b"caf\xc3\x28"))
+    assert [event.data for event in (events[0], events[2])] == [{"id": "01A"}, {"id": "01C"}]
+    assert isinstance(events[1].data, Unreadable)
+    assert "not valid UTF-8" in events[1].data.reason
+    assert events[1].raw == '{"id":"01B","action":"caf\\xc3("}'
+    # Outside every event (here in `next`), they make the page unreadable, as before.
+    with pytest.raises(BadJSON, match="not UTF-8"):
+        parse_audit_page(_page('{"id":"01A"}', next_url="NOPE").replace(b"NOPE", b"\xff"))
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        b'[{"id":"01A"},{"id":"01B",]',  # invalid JSON whose brackets do not close
+        b'[{"id":"01A"},{"id":"01B","x":[}]',  # brackets that do not match
+        b'[{"id":"01A"},nul]',
+        b'[{"id":"01A"},{"id":"01B"',  # cut short
+    ],
+)
+def test_an_element_that_does_not_close_is_the_pages_error(results: bytes) -> None:
+    with pytest.raises(BadJSON):
+        parse_audit_page(b'{"next":null,"results":' + results + b"}")
 
 
 def test_device_lists_and_the_single_object_quirk() -> None:

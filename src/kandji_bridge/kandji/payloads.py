@@ -2,6 +2,9 @@
 
 A body that is not complete JSON raises BadJSON (the simulator and real networks cut bodies short,
 so another try may succeed); complete JSON of the wrong shape raises BadShape (it will not change).
+Both are errors of the whole page, so they are kept to the page's envelope: one bad element of
+`results` (not an object, no id, nested too deeply, not UTF-8, ...) is handed over like any other
+event, for the collector to quarantine, and never fails the events around it.
 """
 
 import json
@@ -23,13 +26,24 @@ class BadShape(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An element of `results` whose text could be cut out of the page but not read as JSON."""
+
+    reason: str  # what is wrong with it, as the quarantine shows it
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
-    data: dict[str, Any]  # the event, parsed
-    raw: str  # the event's JSON text exactly as Kandji sent it (key order, spacing, escapes)
+    # The element, parsed: an event object when Kandji behaves, else whatever JSON value it sent,
+    # or Unreadable.
+    data: Any
+    raw: str  # the element's JSON text exactly as Kandji sent it (key order, spacing, escapes)
 
     @property
     def id(self) -> str:
-        return self.data["id"]
+        """The event's id; "" when the element has none that is a string."""
+        value = self.data.get("id") if isinstance(self.data, dict) else None
+        return value if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +55,59 @@ class AuditPage:
 
 _decoder = json.JSONDecoder()
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# What "surrogateescape" decodes the bytes of invalid UTF-8 to; valid UTF-8 never holds these.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+NOT_UTF8 = "is not valid UTF-8 text (each byte that is not is written here as \\xNN)"
 
 
 def parse_audit_page(body: bytes) -> tuple[list[AuditEvent], str | None]:
-    """The events of an audit page and the cursor of the next page.
+    """The elements of an audit page's `results` and the cursor of the next page.
 
-    One pass of the standard library's C scanner over the page gives both each event's parsed
+    One pass of the standard library's C scanner over the page gives both each element's parsed
     value and where its text starts and ends, so `raw` is a slice of the body, not a re-encoding.
+    Elements are not checked here: whatever Kandji put in `results` is handed over.
     """
-    text = _text(body)
+    try:
+        text, utf8 = body.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, utf8 = body.decode("utf-8", "surrogateescape"), False
+    text = text.removeprefix("\ufeff")
     try:
         fields, results = _split_object(text)
     except json.JSONDecodeError as exc:
         raise BadJSON(str(exc)) from None
     except RecursionError:
         raise BadShape("nested too deeply") from None
+    except ValueError as exc:  # a number too long to read, outside `results`
+        raise BadShape(str(exc).split(":", 1)[0]) from None
     if results is None:
+        if not utf8:
+            raise BadJSON("not UTF-8 text")
         raise BadShape('no "results" list')
-    events = []
-    for number, (value, raw) in enumerate(results, 1):
-        if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
-            raise BadShape(f"result {number} is not an event with an id")
-        events.append(AuditEvent(value, raw))
+    events = [AuditEvent(value, raw) for value, raw in results]
+    if not utf8:
+        events = _utf8_checked(text, events)
     return events, _next_cursor(fields.get("next"))
+
+
+def _utf8_checked(text: str, events: list[AuditEvent]) -> list[AuditEvent]:
+    """The events, those holding bytes that are not UTF-8 made Unreadable, their bytes shown.
+
+    Bytes that are not UTF-8 outside every element (in `next`, say) make the page unreadable.
+    """
+    inside = 0
+    checked = []
+    for event in events:
+        found = len(_NOT_UTF8.findall(event.raw))
+        if found:
+            inside += found
+            raw = event.raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            event = AuditEvent(Unreadable(NOT_UTF8), raw)
+        checked.append(event)
+    if len(_NOT_UTF8.findall(text)) != inside:
+        raise BadJSON("not UTF-8 text")
+    return checked
 
 
 def parse_device_list(body: bytes) -> tuple[list[dict[str, Any]], bool]:
@@ -84,13 +128,6 @@ def parse_device_details(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadShape("not a device details object")
     return value
-
-
-def _text(body: bytes) -> str:
-    try:
-        return body.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
-        raise BadJSON("not UTF-8 text") from None
 
 
 def _loads(body: bytes) -> Any:
@@ -150,12 +187,61 @@ def _split_array(text: str, index: int) -> tuple[list[tuple[Any, str]], int]:
     if text.startswith("]", index):
         return items, index + 1
     while True:
-        value, end = _decoder.raw_decode(text, index)
+        value, end = _element(text, index)
         items.append((value, text[index:end]))
         index = _skip(text, end)
         if not text.startswith(",", index):
             return items, _expect(text, index, "]")
         index = _skip(text, index + 1)
+
+
+def _element(text: str, index: int) -> tuple[Any, int]:
+    """The element of `results` at `index` and where it ends.
+
+    An object or list that cannot be read (invalid JSON inside it, too deep, too long a number)
+    but whose brackets close is Unreadable, so that it alone is set aside; anything else that
+    cannot be read is the page's error (a body cut short never closes its brackets).
+    """
+    try:
+        return _decoder.raw_decode(text, index)
+    except json.JSONDecodeError as exc:
+        if not text.startswith(("[", "{"), index):
+            raise
+        reason = f"is not valid JSON ({exc.msg})"
+    except RecursionError:
+        reason = "is nested too deeply to read (more levels of objects and lists than Python reads)"
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        reason = f"cannot be read: {str(exc).split(':', 1)[0]}"
+    return Unreadable(reason), _value_end(text, index)
+
+
+_CLOSING = {"[": "]", "{": "}"}
+
+
+def _value_end(text: str, index: int) -> int:
+    """Where the JSON value at `index` ends, found without recursion: brackets are matched and
+    strings skipped. Text whose brackets do not match or close raises JSONDecodeError."""
+    if not text.startswith(("[", "{"), index):
+        match = _NUMBER.match(text, index)
+        if match is None:
+            raise json.JSONDecodeError("Expecting value", text, index)
+        return match.end()
+    expected: list[str] = []
+    position = index
+    while position < len(text):
+        char = text[position]
+        if char == '"':
+            _, position = scanstring(text, position + 1, False)
+            continue
+        if char in _CLOSING:
+            expected.append(_CLOSING[char])
+        elif char in "]}":
+            if expected.pop() != char:
+                raise json.JSONDecodeError("Brackets that do not match", text, position)
+            if not expected:
+                return position + 1
+        position += 1
+    raise json.JSONDecodeError("Unterminated array or object", text, index)
 
 
 def _next_cursor(next_url: object) -> str | None:

@@ -70,7 +70,7 @@ def sync(
         with (
             open_state(settings) as state,
             exclusive.claimed(state, jobs.source_job(info.id), busy) as claim,
-            source_lock(settings.home, source),
+            source_lock(settings.home, source) as hold,
             PassProgress(enabled=out.is_terminal) as bar,
         ):
 
@@ -83,11 +83,13 @@ def sync(
                         workspace_id,
                         enricher=enricher,
                         backfill_days=backfill_days,
+                        reread=hold.reread_due,
                         on_page=bar.update,
                         stop=claim.lost,
                     )
 
             result = asyncio.run(run())
+            hold.record(result)
             out.print(summary(info.name, result))
             if result.error:
                 raise BridgeError(

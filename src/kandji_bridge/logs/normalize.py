@@ -34,9 +34,11 @@ columns in column order. Decisions, in column order:
   becomes "{}" so every value is a JSON object text (`rawLog` keeps the original null).
 - Other strings: null becomes "", numbers become their decimal text.
 
-Keys Kandji adds later are ignored. An event that cannot be stored faithfully (not an object, no
-usable id, no parseable occurred_at, a lone surrogate) raises NormalizeError so the caller
-quarantines it.
+Keys Kandji adds later are ignored. An event that cannot be stored faithfully (not an object, an
+element of the page that could not be read, no usable id, no parseable occurred_at, a lone
+surrogate, more than `MAX_EVENT_CHARS` of JSON) raises NormalizeError so the caller quarantines it.
+Fields of another type than Kandji documents are stored as text as above (the row's rawLog keeps
+what was sent), so they never cost an event.
 """
 
 import hashlib
@@ -52,6 +54,7 @@ from typing import Any, Protocol
 import orjson
 
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.kandji.payloads import Unreadable
 from kandji_bridge.logs.schema import COLUMN_NAMES, COLUMNS
 
 Row = dict[str, Any]
@@ -137,6 +140,10 @@ _NOT_TAGS = frozenset(
     + [key for _, keys in _ACTOR_METADATA_KEYS for key in keys]
 )
 _MAX_EVENT_ID = 128
+# Kandji's events are a few kB; one far larger would be copied into every query that reads
+# rawLog or newState (chDB took 1.5 GB of memory to insert one 100 MB event), so it is kept in
+# quarantine instead, whole.
+MAX_EVENT_CHARS = 1_048_576
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
@@ -198,9 +205,17 @@ def normalize_event(event: AuditEventLike, ctx: NormalizeContext) -> Row:
 def normalize(data: Any, raw: str | bytes, ctx: NormalizeContext) -> Row:
     """The row for one event. Raises NormalizeError when the event cannot be stored faithfully."""
     if not isinstance(data, dict):
+        if isinstance(data, Unreadable):
+            raise NormalizeError(f"the event {data.reason}")
         raise NormalizeError(f"the event is a JSON {_json_kind(data)}, not an object")
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
+    if len(raw) > MAX_EVENT_CHARS:
+        raise NormalizeError(
+            f"the event is {len(raw):,} characters of JSON, more than the {MAX_EVENT_CHARS:,} "
+            "an event stored in kandji_logs may have",
+            data["id"] if _valid_event_id(data.get("id")) else "",
+        )
     event_id = data.get("id")
     if not _valid_event_id(event_id):
         raise NormalizeError(f"the event id {_preview(event_id)} is missing or not a valid id")

@@ -129,7 +129,9 @@ class LogStore(Protocol):
         between: tuple[datetime, datetime] | None = None,
     ) -> set[str]: ...
 
-    def latest_checkpoint(self, source_id: str) -> Checkpoint | None: ...
+    def latest_checkpoint(
+        self, source_id: str, not_after: datetime | None = None
+    ) -> Checkpoint | None: ...
 
     def count(self, source_id: str | None = None) -> int: ...
 
@@ -274,12 +276,16 @@ class SqlLogStore:
             found.update(row[0] for row in result.rows)
         return found
 
-    def latest_checkpoint(self, source_id: str) -> Checkpoint | None:
+    def latest_checkpoint(
+        self, source_id: str, not_after: datetime | None = None
+    ) -> Checkpoint | None:
+        """Where the source's stored history ends; events dated after `not_after` are left out."""
         source = sql_string(source_id)
+        ceiling = f" AND eventTime <= {sql_time(not_after)}" if not_after is not None else ""
         result = self._select(
             f"SELECT toUnixTimestamp(eventTime), groupUniqArray(kandjiEventId) FROM {LOGS_TABLE} "
             f"WHERE sourceID = {source} AND eventTime = "
-            f"(SELECT max(eventTime) FROM {LOGS_TABLE} WHERE sourceID = {source}) "
+            f"(SELECT max(eventTime) FROM {LOGS_TABLE} WHERE sourceID = {source}{ceiling}) "
             "GROUP BY eventTime"
         )
         if not result.rows:

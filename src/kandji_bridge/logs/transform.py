@@ -23,23 +23,41 @@ class Transformed:
 def transform(
     events: Iterable[AuditEventLike], ctx: NormalizeContext, enricher: Enricher | None = None
 ) -> Transformed:
-    """Normalize and enrich each event; one that cannot be normalized is quarantined, not lost."""
+    """Normalize and enrich each event; one that cannot be normalized is quarantined, not lost.
+
+    Any other exception raised on one event quarantines that event too, with what it was: an
+    event nobody foresaw must not fail the page it came in, pass after pass.
+    """
     out = Transformed()
     for event in events:
         try:
             row = normalize(event.data, event.raw, ctx)
+            if enricher is not None:
+                enricher.enrich(row, event.data)
         except NormalizeError as exc:
-            out.quarantine.append(
-                QuarantineEntry(
-                    source_id=ctx.source_id,
-                    reason=str(exc),
-                    raw_log=event.raw,
-                    kandji_event_id=exc.event_id,
-                    received_at=ctx.received_at,
-                )
-            )
+            out.quarantine.append(_entry(ctx, str(exc), event.raw, exc.event_id))
             continue
-        if enricher is not None:
-            enricher.enrich(row, event.data)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+            reason = f"kandji-bridge could not normalize the event ({detail})"
+            out.quarantine.append(_entry(ctx, reason, _storable(event.raw), ""))
+            continue
         out.rows.append(row)
     return out
+
+
+def _entry(ctx: NormalizeContext, reason: str, raw: str, event_id: str) -> QuarantineEntry:
+    return QuarantineEntry(
+        source_id=ctx.source_id,
+        reason=reason,
+        raw_log=raw,
+        kandji_event_id=event_id,
+        received_at=ctx.received_at,
+    )
+
+
+def _storable(raw: str | bytes) -> str:
+    """The raw text as the store can hold it: bytes decoded, lone surrogates escaped."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "backslashreplace")
+    return raw.encode("utf-8", "backslashreplace").decode("utf-8")

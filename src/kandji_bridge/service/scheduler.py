@@ -384,7 +384,7 @@ class Scheduler:
         source = CollectorSource(info.id, info.name, info.retention_days)
         tracker = _Tracker(self.counters, info.name)
 
-        async def run() -> PassResult:
+        async def run(reread: bool) -> PassResult:
             async with KandjiClient(api_url, token) as client:
                 try:
                     return await collect(
@@ -393,14 +393,16 @@ class Scheduler:
                         source,
                         runtime.state.workspace_id,
                         enricher=runtime.enricher,
+                        reread=reread,
                         on_page=lambda result: tracker.page(result, client.stats),
                         stop=stop,
                     )
                 finally:
                     tracker.client(client.stats)
 
-        with source_lock(runtime.settings.home, source):
-            result = asyncio.run(run())
+        with source_lock(runtime.settings.home, source) as hold:
+            result = asyncio.run(run(hold.reread_due))
+            hold.record(result)
         if result.error:
             raise BridgeError(result.error)
         return not result.stopped

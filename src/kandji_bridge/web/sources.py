@@ -26,7 +26,13 @@ from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.errors import InvalidURLError
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
-from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
+from kandji_bridge.logs.collector import (
+    CLOCK_SKEW,
+    CollectorSource,
+    PassResult,
+    collect,
+    source_lock,
+)
 from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.verify import Check, VerifyReport, verify
@@ -101,7 +107,7 @@ def source_health(
         lag, basis = _seconds(now - status.last_success_at), "last successful poll"
     elif events:
         # Collected by `logs sync`, say, but never by a scheduler: how old the newest event is.
-        checkpoint = runtime.store.latest_checkpoint(info.id)
+        checkpoint = runtime.store.latest_checkpoint(info.id, not_after=now + CLOCK_SKEW)
         if checkpoint is not None:
             lag, basis = _seconds(now - checkpoint.event_time), "newest stored event"
     return SourceHealth(
@@ -280,14 +286,20 @@ def _poll_inline(runtime: Runtime, info: sources.SourceInfo) -> None:
     api_url = normalize_api_url(info.api_url, runtime.settings.allowed_hosts)
     source = CollectorSource(info.id, info.name, info.retention_days)
 
-    async def run() -> PassResult:
+    async def run(reread: bool) -> PassResult:
         async with KandjiClient(api_url, token) as client:
             return await collect(
-                client, runtime.store, source, runtime.state.workspace_id, enricher=runtime.enricher
+                client,
+                runtime.store,
+                source,
+                runtime.state.workspace_id,
+                enricher=runtime.enricher,
+                reread=reread,
             )
 
-    with source_lock(runtime.settings.home, source):
-        result = asyncio.run(run())
+    with source_lock(runtime.settings.home, source) as hold:
+        result = asyncio.run(run(hold.reread_due))
+        hold.record(result)
     if result.error:
         raise BridgeError(result.error)
 
