@@ -12,6 +12,7 @@ never the raw text. Needs ClickHouse 23.10 or later (formatQuerySingleLine).
 # ruff: noqa: S608
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kandji_bridge.errors import BridgeError
@@ -65,8 +66,14 @@ class CheckedStatement:
     kind: str  # SELECT, SHOW, DESCRIBE, EXPLAIN or EXISTS
 
 
-def check_read_only(store: LogStore, sql: str) -> CheckedStatement:
-    """The one statement in `sql`, as the engine parsed it, if it only reads; else QueryRefused."""
+def check_read_only(
+    store: LogStore, sql: str, params: Mapping[str, str] | None = None
+) -> CheckedStatement:
+    """The one statement in `sql`, as the engine parsed it, if it only reads; else QueryRefused.
+
+    SQL with `{name:Type}` placeholders (detections) needs `params`: the engine's AST of such a
+    statement holds the bound values. The rendering keeps the placeholders.
+    """
     if not sql.strip():
         raise QueryRefused("Write a query first, for example SELECT count() FROM kandji_logs.")
     try:
@@ -79,7 +86,7 @@ def check_read_only(store: LogStore, sql: str) -> CheckedStatement:
             ) from None
         raise QueryRefused(f"The query is not valid SQL: {message}") from None
     statement = str(result.rows[0][0]).strip()
-    lines = [row[0] for row in store.query(f"EXPLAIN AST {statement}").rows]
+    lines = [row[0] for row in store.query(f"EXPLAIN AST {statement}", params=params).rows]
     kind = _check_tree(statement, lines)
     return CheckedStatement(statement, kind)
 

@@ -31,7 +31,11 @@ insert open fails ("Cannot run a query while a streaming insert is active on thi
 so the store serializes its calls on the session with a lock.
 
 Values in SQL are quoted literals built by `sql_string` rather than engine-side parameters (chDB
-passes parameters through unquoted), so both engines receive the exact same text.
+passes parameters through unquoted), so both engines receive the exact same text. The exception is
+`query(sql, params=...)`, for SQL written with ClickHouse's typed placeholders (`{name:Type}`,
+detections): both engines bind those natively, and a value is text the engine parses as its type.
+chDB hands the value over as-is in ClickHouse's escaped text format (a backslash starts an escape,
+a tab or newline ends the value), so the store escapes it first; clickhouse-connect escapes its own.
 Every session runs with `session_timezone = 'UTC'`: the seed's DateTime columns carry no zone,
 and results must not depend on the machine's. That setting needs ClickHouse 23.6 or later, and
 `print_pretty_type_names` 24.1 or later; older servers refuse them.
@@ -46,7 +50,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,7 +140,9 @@ class LogStore(Protocol):
         self, source_id: str | None = None, limit: int = 100
     ) -> list[QuarantineEntry]: ...
 
-    def query(self, sql: str, *, read_only: bool = True) -> QueryResult: ...
+    def query(
+        self, sql: str, *, read_only: bool = True, params: Mapping[str, str] | None = None
+    ) -> QueryResult: ...
 
     def close(self) -> None: ...
 
@@ -182,7 +188,7 @@ class SqlLogStore:
     def _execute(self, sql: str) -> None:
         raise NotImplementedError
 
-    def _select(self, sql: str) -> QueryResult:
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         raise NotImplementedError
 
     def _insert_json(self, table: str, body: bytes) -> None:
@@ -299,8 +305,13 @@ class SqlLogStore:
             for source, received, event_id, reason, raw in result.rows
         ]
 
-    def query(self, sql: str, *, read_only: bool = True) -> QueryResult:
-        """Run SQL (for `logs query`); by default only statements that read are accepted."""
+    def query(
+        self, sql: str, *, read_only: bool = True, params: Mapping[str, str] | None = None
+    ) -> QueryResult:
+        """Run SQL (for `logs query`); by default only statements that read are accepted.
+
+        `params` bind the SQL's `{name:Type}` placeholders, each value as text of its type.
+        """
         statement = sql.strip().rstrip(";").strip()
         first_word = statement.split(None, 1)[0].lower() if statement else ""
         if read_only and first_word not in READ_ONLY_STATEMENTS:
@@ -308,7 +319,7 @@ class SqlLogStore:
                 "Only queries that read (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) can run "
                 f"here; this one starts with {first_word.upper() or 'nothing'}."
             )
-        return self._select(statement)
+        return self._select(statement, params)
 
     def _count(self, table: str, source_id: str | None) -> int:
         where = f" WHERE sourceID = {sql_string(source_id)}" if source_id is not None else ""
@@ -376,12 +387,13 @@ class ChdbLogStore(SqlLogStore):
         except RuntimeError as exc:
             raise _query_error(exc) from exc
 
-    def _select(self, sql: str) -> QueryResult:
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
+        bound = {name: _escaped(value) for name, value in params.items()} if params else None
         try:
             with self._lock:
                 session = self._open_session()
                 try:
-                    payload = session.query(sql, "JSONCompact").bytes()
+                    payload = session.query(sql, "JSONCompact", params=bound).bytes()
                 except RuntimeError as exc:
                     if "TIMEOUT_EXCEEDED" in str(exc):
                         _drain(session)
@@ -467,6 +479,14 @@ def _open_error(path: str, exc: Exception) -> LogStoreError:
     return LogStoreError(f"Cannot open the log store {path}: {_first_line(exc)}")
 
 
+def _escaped(value: str) -> str:
+    """A parameter value in ClickHouse's escaped text format, as the engine reads it."""
+    return value.translate(_ESCAPES)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
 def _drain(session: Any) -> None:
     """A query stopped by max_execution_time leaves its partial output in the chDB session, in
     front of the next query's (seen with chDB 4.4): one throwaway query takes it."""
@@ -536,9 +556,9 @@ class ClickHouseLogStore(SqlLogStore):
         except Exception as exc:
             raise _query_error(exc) from exc
 
-    def _select(self, sql: str) -> QueryResult:
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         try:
-            payload = self._client.raw_query(sql, fmt="JSONCompact")
+            payload = self._client.raw_query(sql, parameters=dict(params or {}), fmt="JSONCompact")
         except Exception as exc:
             raise _query_error(exc) from exc
         return _parse_json_compact(payload)
