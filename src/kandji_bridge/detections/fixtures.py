@@ -8,8 +8,8 @@ A rule's fixtures are one `NAME.fixtures.yaml`:
         matches: 1                      # optional: the exact number of result rows
         parameters: {...}               # optional: overrides for this case
         events:
-          - {"id": "01J...", "action": "delete", ...}      # a Kandji audit event, as the API sends it
-          - received: -3d                                   # received 3 days before the window
+          - {"id": "01J...", "action": "delete", ...}   # a Kandji audit event, as the API sends it
+          - received: -3d                                # received 3 days before the window
             event: {"id": "01J...", ...}
     negative:
       - case: ...
