@@ -394,9 +394,8 @@ class ChdbLogStore(SqlLogStore):
                 session = self._open_session()
                 try:
                     payload = session.query(sql, "JSONCompact", params=bound).bytes()
-                except RuntimeError as exc:
-                    if "TIMEOUT_EXCEEDED" in str(exc):
-                        _drain(session)
+                except RuntimeError:
+                    _drain(session)
                     raise
         except RuntimeError as exc:
             raise _query_error(exc) from exc
@@ -488,8 +487,10 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "
 
 
 def _drain(session: Any) -> None:
-    """A query stopped by max_execution_time leaves its partial output in the chDB session, in
-    front of the next query's (seen with chDB 4.4): one throwaway query takes it."""
+    """A query that fails while it runs (stopped by max_execution_time, or a value it cannot
+    convert, such as toUInt32('abc')) leaves its partial output in the chDB session, in front of
+    the next query's, which then cannot be parsed (seen with chDB 4.4): one throwaway query takes
+    it. After a query that failed before running, it is just a SELECT 1."""
     with contextlib.suppress(RuntimeError):
         session.query("SELECT 1", "JSONCompact").bytes()
 
