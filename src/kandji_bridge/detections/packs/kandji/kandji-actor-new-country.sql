@@ -20,7 +20,15 @@ INNER JOIN
     WHERE receivedAt < {from:DateTime}
       AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
       AND srcASCountryCode != ''
-      AND actorId != ''
+      AND actorId IN
+      (
+          SELECT actorId
+          FROM kandji_logs
+          WHERE receivedAt >= {from:DateTime}
+            AND receivedAt < {to:DateTime}
+            AND srcASCountryCode != ''
+            AND actorId != ''
+      )
     GROUP BY actorId
 ) AS known ON known.actorId = e.actorId
 WHERE e.receivedAt >= {from:DateTime}

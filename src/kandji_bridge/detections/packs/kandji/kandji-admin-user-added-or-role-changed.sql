@@ -15,6 +15,14 @@ LEFT JOIN
     WHERE receivedAt < {from:DateTime}
       AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
       AND (targetType ILIKE '%admin%' OR lower(targetType) IN ('tenant_user', 'team_member', 'access_user'))
+      AND targetId IN
+      (
+          SELECT targetId
+          FROM kandji_logs
+          WHERE receivedAt >= {from:DateTime}
+            AND receivedAt < {to:DateTime}
+            AND (targetType ILIKE '%admin%' OR lower(targetType) IN ('tenant_user', 'team_member', 'access_user'))
+      )
       AND JSONExtractString(newState, 'role') != ''
     GROUP BY targetId
 ) AS known ON known.targetId = e.targetId

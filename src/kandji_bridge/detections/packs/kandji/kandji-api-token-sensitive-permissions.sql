@@ -26,6 +26,14 @@ LEFT JOIN
     WHERE receivedAt < {from:DateTime}
       AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
       AND targetType ILIKE '%token%'
+      AND targetId IN
+      (
+          SELECT targetId
+          FROM kandji_logs
+          WHERE receivedAt >= {from:DateTime}
+            AND receivedAt < {to:DateTime}
+            AND targetType ILIKE '%token%'
+      )
     GROUP BY targetId
 ) AS known ON known.targetId = e.targetId
 WHERE e.receivedAt >= {from:DateTime}

@@ -1,15 +1,31 @@
-WITH known AS
-(
-    SELECT actorId
-    FROM kandji_logs
-    WHERE receivedAt < {from:DateTime}
-      AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
-      AND readOnly
-      AND multiSearchAnyCaseInsensitive(
-          concat(targetType, ' ', targetComponent, ' ', action),
-          ['filevault', 'recovery', 'unlock_pin', 'unlockpin', 'unlock pin', 'bypass', 'secret']
-      )
-)
+WITH
+    -- Secret views in the window, by an identified actor.
+    window_views AS
+    (
+        SELECT *
+        FROM kandji_logs
+        WHERE receivedAt >= {from:DateTime}
+          AND receivedAt < {to:DateTime}
+          AND readOnly
+          AND actorId != ''
+          AND multiSearchAnyCaseInsensitive(
+              concat(targetType, ' ', targetComponent, ' ', action),
+              ['filevault', 'recovery', 'unlock_pin', 'unlockpin', 'unlock pin', 'bypass', 'secret']
+          )
+    ),
+    -- Secret views received before the window, within the lookback.
+    earlier_views AS
+    (
+        SELECT actorId
+        FROM kandji_logs
+        WHERE receivedAt < {from:DateTime}
+          AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
+          AND readOnly
+          AND multiSearchAnyCaseInsensitive(
+              concat(targetType, ' ', targetComponent, ' ', action),
+              ['filevault', 'recovery', 'unlock_pin', 'unlockpin', 'unlock pin', 'bypass', 'secret']
+          )
+    )
 SELECT
     sourceID,
     actorId,
@@ -22,16 +38,13 @@ SELECT
     min(eventTime) AS firstView,
     max(eventTime) AS lastView,
     groupArray(eventID) AS eventIDs
-FROM kandji_logs
-WHERE receivedAt >= {from:DateTime}
-  AND receivedAt < {to:DateTime}
-  AND readOnly
-  AND actorId != ''
-  AND multiSearchAnyCaseInsensitive(
-      concat(targetType, ' ', targetComponent, ' ', action),
-      ['filevault', 'recovery', 'unlock_pin', 'unlockpin', 'unlock pin', 'bypass', 'secret']
-  )
-  AND actorId NOT IN (SELECT actorId FROM known)
-  AND (SELECT count() FROM known) > 0
+FROM window_views
+WHERE actorId NOT IN
+    (
+        SELECT actorId
+        FROM earlier_views
+        WHERE actorId IN (SELECT actorId FROM window_views)
+    )
+  AND (SELECT count() FROM (SELECT 1 FROM earlier_views LIMIT 1)) > 0
 GROUP BY sourceID, actorId, actorType
 ORDER BY firstView
