@@ -264,3 +264,10 @@ def test_next_run_of_an_interval_and_a_cron_schedule() -> None:
     assert next_run("@15m", at) == datetime(2025, 3, 6, 9, 15, tzinfo=UTC)
     assert next_run("*/15 * * * *", at) == datetime(2025, 3, 6, 9, 15, tzinfo=UTC)
     assert next_run("@1h", at) == datetime(2025, 3, 6, 10, 0, tzinfo=UTC)
+
+
+def test_a_malformed_parameters_field_is_one_problem(store: ChdbLogStore, tmp_path: Path) -> None:
+    path = write_rule(tmp_path, good_fields() | {"parameters": ["targetType"]})
+    assert problems_of(store, path) == [
+        "Rule test-rule: parameters must map names to values, not a list."
+    ]

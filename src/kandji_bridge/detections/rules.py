@@ -194,13 +194,12 @@ def check_rule(path: Path, store: LogStore) -> tuple[Detection | None, list[Prob
     statement = ""
     placeholders: dict[str, str] = {}
     if sql is not None:
-        placeholders, sql_problems = _check_placeholders(rule, sql_path.name, sql, values)
+        # None when the parameters field itself is wrong (reported already): nothing to compare.
+        declared = values.get("parameters", {} if data.get("parameters") is None else None)
+        placeholders, sql_problems = _check_placeholders(rule, sql_path.name, sql, declared)
         problems.extend(sql_problems)
-        parameters = values.get("parameters")
-        if not sql_problems and (parameters is not None or "parameters" not in data):
-            statement, engine_problems = _check_on_engine(
-                store, rule, sql_path.name, sql, parameters or {}
-            )
+        if not sql_problems and declared is not None:
+            statement, engine_problems = _check_on_engine(store, rule, sql_path.name, sql, declared)
             problems.extend(engine_problems)
     if problems:
         return None, problems
@@ -381,7 +380,7 @@ class _Fields:
 
 
 def _check_placeholders(
-    rule: str, sql_file: str, sql: str, values: dict[str, Any]
+    rule: str, sql_file: str, sql: str, declared: dict[str, str] | None
 ) -> tuple[dict[str, str], list[Problem]]:
     problems: list[Problem] = []
 
@@ -405,10 +404,8 @@ def _check_placeholders(
     for name, type_ in WINDOW_PLACEHOLDERS.items():
         if name in placeholders and placeholders[name] != type_:
             add("file", f"{sql_file} must read {{{name}}} as {type_}, not {placeholders[name]}.")
-    declared = values.get("parameters")
-    if declared is None and "parameters" in values:
+    if declared is None:
         return placeholders, problems
-    declared = declared or {}
     for name in placeholders:
         if name not in WINDOW_PLACEHOLDERS and name not in declared:
             add(
