@@ -14,7 +14,6 @@ LEFT JOIN
     FROM kandji_logs
     WHERE receivedAt < {from:DateTime}
       AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
-      AND (targetType ILIKE '%admin%' OR lower(targetType) IN ('tenant_user', 'team_member', 'access_user'))
       AND targetId IN
       (
           SELECT targetId

@@ -25,7 +25,6 @@ LEFT JOIN
     FROM kandji_logs
     WHERE receivedAt < {from:DateTime}
       AND eventTime >= {from:DateTime} - toIntervalDay({lookbackDays:UInt32})
-      AND targetType ILIKE '%token%'
       AND targetId IN
       (
           SELECT targetId
