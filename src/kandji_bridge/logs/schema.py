@@ -100,10 +100,16 @@ CHDB_DDL = f"ALTER TABLE {LOGS_TABLE} MODIFY SETTING " + ", ".join(
 # before it inserts. ORDER BY serves time-range queries per source; the month partition lets TTL
 # drop whole parts. sourceTTL 0 means "keep forever" (a zero-day TTL would delete at once). The
 # bloom filter makes the collector's "which of these event ids are stored?" check cheap.
+# Detections select their window on receivedAt, which the sorting key does not hold; receivedAt
+# follows eventTime closely (a late or backfilled event is the exception), so a minmax index lets a
+# 15-minute window skip almost every granule. Measured with the Kandji pack on 1M events (chDB,
+# 2 shared cores): 1.38 s for the pack without the index, 0.48 s with it.
+RECEIVED_AT_INDEX = "received_at receivedAt TYPE minmax GRANULARITY 1"
 LOGS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {LOGS_TABLE} (\n"
     + ",\n".join(f"    `{name}` {type_}" for name, type_ in COLUMNS)
     + ",\n    INDEX kandji_event_id kandjiEventId TYPE bloom_filter GRANULARITY 4"
+    + f",\n    INDEX {RECEIVED_AT_INDEX}"
     + "\n)\nENGINE = ReplacingMergeTree\n"
     "PARTITION BY toYYYYMM(eventTime)\n"
     "ORDER BY (sourceID, eventTime, id)\n"
@@ -125,4 +131,8 @@ QUARANTINE_DDL = (
     "ORDER BY (sourceID, rawHash)"
 )
 
-DDL: tuple[str, ...] = (LOGS_DDL, QUARANTINE_DDL)
+# A table created before the receivedAt index gets it here; its older parts are indexed as they
+# merge (until then a query reads them whole, as before).
+ADD_RECEIVED_AT_INDEX = f"ALTER TABLE {LOGS_TABLE} ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
+
+DDL: tuple[str, ...] = (LOGS_DDL, ADD_RECEIVED_AT_INDEX, QUARANTINE_DDL)

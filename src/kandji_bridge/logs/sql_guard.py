@@ -99,7 +99,11 @@ class CheckedStatement:
 
 
 def check_read_only(select: Select, sql: str) -> CheckedStatement:
-    """The one statement in `sql`, as the engine parsed it, if it only reads; else QueryRefused."""
+    """The one statement in `sql`, as the engine parsed it, if it only reads; else QueryRefused.
+
+    SQL with `{name:Type}` placeholders (detections) needs a `select` that binds their values:
+    the engine's AST of such a statement holds them. The rendering keeps the placeholders.
+    """
     if not sql.strip():
         raise QueryRefused("Write a query first, for example SELECT count() FROM kandji_logs.")
     try:

@@ -33,7 +33,11 @@ that lock: `user_query` runs it on sessions of its own (`user_queries`), which r
 collector's session on the same engine (measured in benchmarks/heavy_queries.py).
 
 Values in SQL are quoted literals built by `sql_string` rather than engine-side parameters (chDB
-passes parameters through unquoted), so both engines receive the exact same text.
+passes parameters through unquoted), so both engines receive the exact same text. The exception is
+`query(sql, params=...)`, for SQL written with ClickHouse's typed placeholders (`{name:Type}`,
+detections): both engines bind those natively, and a value is text the engine parses as its type.
+chDB hands the value over as-is in ClickHouse's escaped text format (a backslash starts an escape,
+a tab or newline ends the value), so the store escapes it first; clickhouse-connect escapes its own.
 Every session runs with `session_timezone = 'UTC'`: the seed's DateTime columns carry no zone,
 and results must not depend on the machine's. That setting needs ClickHouse 23.6 or later, and
 `print_pretty_type_names` 24.1 or later; older servers refuse them.
@@ -48,7 +52,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,7 +145,9 @@ class LogStore(Protocol):
         self, source_id: str | None = None, limit: int = 100
     ) -> list[QuarantineEntry]: ...
 
-    def query(self, sql: str, *, read_only: bool = True) -> QueryResult: ...
+    def query(
+        self, sql: str, *, read_only: bool = True, params: Mapping[str, str] | None = None
+    ) -> QueryResult: ...
 
     def user_query(
         self, sql: str, *, limit: int | None = None, user: str = ""
@@ -195,7 +201,7 @@ class SqlLogStore:
     def _execute(self, sql: str) -> None:
         raise NotImplementedError
 
-    def _select(self, sql: str) -> QueryResult:
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         raise NotImplementedError
 
     def _insert_json(self, table: str, body: bytes) -> None:
@@ -316,9 +322,14 @@ class SqlLogStore:
             for source, received, event_id, reason, raw in result.rows
         ]
 
-    def query(self, sql: str, *, read_only: bool = True) -> QueryResult:
+    def query(
+        self, sql: str, *, read_only: bool = True, params: Mapping[str, str] | None = None
+    ) -> QueryResult:
         """Run the product's own SQL on the store's session; by default only statements that read
-        are accepted. SQL that a person typed goes through `user_query` instead."""
+        are accepted. SQL that a person typed goes through `user_query` instead.
+
+        `params` bind the SQL's `{name:Type}` placeholders, each value as text of its type.
+        """
         statement = sql.strip().rstrip(";").strip()
         first_word = statement.split(None, 1)[0].lower() if statement else ""
         if read_only and first_word not in READ_ONLY_STATEMENTS:
@@ -326,7 +337,7 @@ class SqlLogStore:
                 "Only queries that read (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) can run "
                 f"here; this one starts with {first_word.upper() or 'nothing'}."
             )
-        return self._select(statement)
+        return self._select(statement, params)
 
     def user_query(
         self, sql: str, *, limit: int | None = None, user: str = ""
@@ -425,15 +436,15 @@ class ChdbLogStore(SqlLogStore):
         except RuntimeError as exc:
             raise _query_error(exc) from exc
 
-    def _select(self, sql: str) -> QueryResult:
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
+        bound = {name: _escaped(value) for name, value in params.items()} if params else None
         try:
             with self._lock:
                 session = self._open_session()
                 try:
-                    payload = session.query(sql, "JSONCompact").bytes()
-                except RuntimeError as exc:
-                    if "TIMEOUT_EXCEEDED" in str(exc):
-                        _drain(session)
+                    payload = session.query(sql, "JSONCompact", params=bound).bytes()
+                except RuntimeError:
+                    _drain(session)
                     raise
         except RuntimeError as exc:
             raise _query_error(exc) from exc
@@ -535,9 +546,19 @@ def _open_error(path: str, exc: Exception) -> LogStoreError:
     return LogStoreError(f"Cannot open the log store {path}: {_first_line(exc)}")
 
 
+def _escaped(value: str) -> str:
+    """A parameter value in ClickHouse's escaped text format, as the engine reads it."""
+    return value.translate(_ESCAPES)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
 def _drain(session: Any) -> None:
-    """A query stopped by max_execution_time leaves its partial output in the chDB session, in
-    front of the next query's (seen with chDB 4.4): one throwaway query takes it."""
+    """A query that fails while it runs (stopped by max_execution_time, or a value it cannot
+    convert, such as toUInt32('abc')) leaves its partial output in the chDB session, in front of
+    the next query's, which then cannot be parsed (seen with chDB 4.4): one throwaway query takes
+    it. After a query that failed before running, it is just a SELECT 1."""
     with contextlib.suppress(RuntimeError):
         session.query("SELECT 1", "JSONCompact").bytes()
 
@@ -636,9 +657,9 @@ class ClickHouseLogStore(SqlLogStore):
         except Exception as exc:
             raise _query_error(exc) from exc
 
-    def _select(self, sql: str) -> QueryResult:
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         try:
-            payload = self._client.raw_query(sql, fmt="JSONCompact")
+            payload = self._client.raw_query(sql, parameters=dict(params or {}), fmt="JSONCompact")
         except Exception as exc:
             raise _query_error(exc) from exc
         return _parse_json_compact(payload)

@@ -1,0 +1,52 @@
+"""The Kandji pack: every rule validates, and every rule's fixtures run for real on chDB.
+
+Each case's Kandji events go through the product's transform (normalize + geoip2fast enrichment)
+into a real chDB store, the rule runs over the fixture window, positives match and negatives don't.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from kandji_bridge.detections import KANDJI_PACK
+from kandji_bridge.detections.fixtures import load_fixtures, run_case
+from kandji_bridge.detections.rules import Detection, load_rule, load_rules
+from kandji_bridge.logs.store import ChdbLogStore
+
+from .conftest import FIXTURES
+
+RULE_FILES = sorted(KANDJI_PACK.glob("*.yaml"))
+CASES = [
+    pytest.param(path, case, id=f"{path.stem}: {'+' if case.positive else '-'} {case.name}")
+    for path in RULE_FILES
+    for case in load_fixtures(FIXTURES / f"{path.stem}.fixtures.yaml")
+]
+
+
+def test_every_rule_of_the_pack_validates(store: ChdbLogStore) -> None:
+    loaded = load_rules(KANDJI_PACK, store)
+    assert [str(p) for p in loaded.problems] == []
+    assert len(loaded.detections) >= 15
+    assert {d.name for d in loaded.detections} == {p.stem for p in RULE_FILES}
+    for detection in loaded.detections:
+        assert detection.source_types == ("kandji",)
+        assert detection.categories[0] == "kandji"
+        assert detection.display_name.startswith("Kandji ")
+
+
+def test_every_rule_has_positive_and_negative_fixtures() -> None:
+    for path in RULE_FILES:
+        cases = load_fixtures(FIXTURES / f"{path.stem}.fixtures.yaml")
+        assert any(c.positive for c in cases), f"{path.stem} has no positive fixture"
+        assert any(not c.positive for c in cases), f"{path.stem} has no negative fixture"
+
+
+_loaded: dict[Path, Detection] = {}
+
+
+@pytest.mark.parametrize(("path", "case"), CASES)
+def test_fixture(store: ChdbLogStore, path: Path, case) -> None:
+    if path not in _loaded:
+        _loaded[path] = load_rule(path, store)
+    result = run_case(store, _loaded[path], case)
+    assert result.passed, result.sentence
