@@ -129,7 +129,7 @@ def test_placeholder_in_a_string_literal_is_not_a_placeholder(
         (
             "INSERT INTO kandji_logs (id) SELECT id FROM kandji_logs WHERE receivedAt >= "
             "{from:DateTime} AND receivedAt < {to:DateTime} AND targetType = {targetType:String}",
-            "INSERT statements cannot run here: this page only reads (SELECT, WITH, SHOW, "
+            "INSERT statements cannot run here: queries here only read (SELECT, WITH, SHOW, "
             "DESCRIBE, EXPLAIN, EXISTS).",
         ),
         (

@@ -437,10 +437,9 @@ def _check_on_engine(
         if checked.kind != "SELECT":
             return problem("file", f"{sql_file} must be a SELECT, not {checked.kind}.")
         store.query(f"EXPLAIN PLAN {checked.sql}", params=bound)
-    except QueryRefused as exc:
-        return problem("file", f"{sql_file} is refused: {_lower_first(str(exc))}")
-    except LogStoreError as exc:
-        message = engine_sentence(str(exc).removeprefix("The log store refused the query: "))
+    except (QueryRefused, LogStoreError) as exc:
+        said = str(exc).removeprefix("The log store refused the query: ")
+        message = engine_sentence(said.removeprefix("The query is not valid SQL: "))
         bad = _BAD_PARAMETER.search(str(exc))
         if bad and bad.group(1) in parameters:
             name = bad.group(1)
@@ -449,6 +448,8 @@ def _check_on_engine(
                 f'parameter "{name}" value {parameters[name]!r} cannot be read as the SQL\'s '
                 f"type for it: {_lower_first(message)}",
             )
+        if isinstance(exc, QueryRefused):
+            return problem("file", f"{sql_file} is refused: {_lower_first(str(exc))}")
         return problem("file", f"{sql_file} does not run on kandji_logs: {message}")
     return checked.sql, []
 
