@@ -130,6 +130,9 @@ async def collect(
             context = NormalizeContext(workspace_id, source.id, source.retention_days)
             out = transform(page.events, context, enricher)
             rows = _unique(out.rows)
+            # Quarantine first: once the page's rows are stored the checkpoint is past these.
+            if out.quarantine:
+                result.quarantined += store.insert_quarantine(out.quarantine)
             if rows:
                 times = [row["eventTime"] for row in rows]
                 stored = store.existing_event_ids(
@@ -141,8 +144,6 @@ async def collect(
                 result.stored += len(new_rows)
                 result.duplicates += len(out.rows) - len(new_rows)
                 result.covered_until = max(times)
-            if out.quarantine:
-                result.quarantined += store.insert_quarantine(out.quarantine)
             result.pages += 1
             result.fetched += len(page.events)
             if on_page is not None:

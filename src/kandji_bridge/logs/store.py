@@ -43,6 +43,7 @@ and results must not depend on the machine's. That setting needs ClickHouse 23.6
 import contextlib
 import fcntl
 import os
+import shutil
 import threading
 import time
 from collections import Counter
@@ -57,7 +58,13 @@ import orjson
 
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
-from kandji_bridge.logs.schema import CHDB_DDL, DDL, LOGS_TABLE, QUARANTINE_TABLE
+from kandji_bridge.logs.schema import (
+    CHDB_DDL,
+    CHDB_TABLE_SETTINGS,
+    DDL,
+    LOGS_TABLE,
+    QUARANTINE_TABLE,
+)
 
 SESSION_SETTINGS = {
     "session_timezone": "UTC",
@@ -80,6 +87,10 @@ class LogStoreError(BridgeError):
 
 class StoreBusy(LogStoreError):
     """Another process owns the embedded store."""
+
+
+class StoreWriteError(LogStoreError):
+    """An insert the engine did not store (a full disk, a read-only folder, a refusal)."""
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,11 @@ class SqlLogStore:
     def _select(self, sql: str) -> QueryResult:
         raise NotImplementedError
 
-    def _insert_json(self, table: str, body: bytes) -> None:
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert `rows` rows; True when the engine confirmed that many are now stored."""
+        raise NotImplementedError
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -202,10 +217,31 @@ class SqlLogStore:
             self._execute(statement)
 
     def insert(self, rows: Sequence[Row]) -> int:
-        """Append rows as given: the caller has dropped the event ids already stored."""
-        if rows:
-            self._insert_json(LOGS_TABLE, orjson.dumps(rows))
+        """Append rows as given: the caller has dropped the event ids already stored.
+
+        Returns only once the rows are confirmed stored; otherwise raises StoreWriteError, so no
+        checkpoint (derived from what is stored) ever moves past rows that are not there.
+        """
+        if rows and not self._insert_json(LOGS_TABLE, orjson.dumps(rows), len(rows)):
+            self._confirm(LOGS_TABLE, len(rows), self._logs_held(rows))
         return len(rows)
+
+    def _logs_held(self, rows: Sequence[Row]) -> int:
+        """How many of these rows' event ids the store holds (rows are unique per source)."""
+        held = 0
+        for source_id in {row["sourceID"] for row in rows}:
+            mine = [row for row in rows if row["sourceID"] == source_id]
+            times = [row["eventTime"] for row in mine]
+            held += len(
+                self.existing_event_ids(
+                    source_id, (row["kandjiEventId"] for row in mine), (min(times), max(times))
+                )
+            )
+        return held
+
+    def _confirm(self, table: str, rows: int, held: int) -> None:
+        if held < rows:
+            raise self._write_error(table, rows - held, rows)
 
     def insert_quarantine(self, entries: Sequence[QuarantineEntry]) -> int:
         """Store new quarantine entries; an entry already held (same source and raw) is skipped."""
@@ -233,8 +269,21 @@ class SqlLogStore:
                     for e in fresh.values()
                 ]
             )
-            self._insert_json(QUARANTINE_TABLE, body)
+            if not self._insert_json(QUARANTINE_TABLE, body, len(fresh)):
+                self._confirm(QUARANTINE_TABLE, len(fresh), self._quarantine_held(fresh))
         return len(fresh)
+
+    def _quarantine_held(self, entries: dict[tuple[str, str], QuarantineEntry]) -> int:
+        held = 0
+        for source_id in {source for source, _ in entries}:
+            raws = [raw for source, raw in entries if source == source_id]
+            result = self._select(
+                f"SELECT uniqExact(rawLog) FROM {QUARANTINE_TABLE} "
+                f"WHERE sourceID = {sql_string(source_id)} "
+                f"AND rawLog IN ({', '.join(map(sql_string, raws))})"
+            )
+            held += int(result.rows[0][0])
+        return held
 
     def existing_event_ids(
         self,
@@ -345,6 +394,7 @@ class ChdbLogStore(SqlLogStore):
         self._lock = threading.Lock()  # see the module docstring: one call at a time
         self._purge = True
         self._purged_at = float("-inf")
+        self._rows_seen: dict[str, int] = {}  # each table's count() after this store's last insert
         if not in_memory:
             try:
                 Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -367,14 +417,24 @@ class ChdbLogStore(SqlLogStore):
 
     def ensure_schema(self) -> None:
         super().ensure_schema()
-        self._execute(CHDB_DDL)  # also brings a table created by an earlier version up to date
+        # Brings a table created by an earlier version up to date, only when it needs it: the
+        # ALTER rewrites the table's metadata file, and on a full disk chDB left that file empty
+        # and the store unable to open again.
+        engine = self._select(
+            "SELECT engine_full FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = {sql_string(LOGS_TABLE)}"
+        )
+        if not all(
+            f"{key} = {value}" in engine.rows[0][0] for key, value in CHDB_TABLE_SETTINGS.items()
+        ):
+            self._execute(CHDB_DDL)
 
     def _execute(self, sql: str) -> None:
         try:
             with self._lock:
                 self._open_session().query(sql)
         except RuntimeError as exc:
-            raise _query_error(exc) from exc
+            raise self._engine_error(exc) from exc
 
     def _select(self, sql: str) -> QueryResult:
         try:
@@ -390,17 +450,55 @@ class ChdbLogStore(SqlLogStore):
             raise _query_error(exc) from exc
         return _parse_json_compact(payload)
 
-    def _insert_json(self, table: str, body: bytes) -> None:
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert, then confirm by the table's row count: True when it grew by exactly `rows`.
+
+        The streaming insert reports success, and its `rows_written`, even when nothing reached
+        the disk (measured with chDB 4.4 on a full disk and on a folder remounted read-only: no
+        error, rows_written 500, count() unchanged). count() without a filter is read from the
+        parts' metadata, ~1.5 ms; the count after the previous insert stands for the count
+        before this one, so confirming costs one query. Anything else that changed the count
+        meanwhile (a TTL or deduplicating merge, another session on this folder) reads as a
+        mismatch, and the caller then checks the rows themselves.
+        """
         try:
             with self._lock:
                 session = self._open_session()
+                before = self._rows_seen.pop(table, None)
+                if before is None:
+                    before = _row_count(session, table)
                 prefix = self._insert_prefix.format(table=table)
                 with session.send_insert(prefix, "JSONEachRow") as inserter:
                     inserter.append(body)
                     inserter.finish()
+                after = _row_count(session, table)
+                self._rows_seen[table] = after
                 self._release_freed_memory()
         except RuntimeError as exc:
-            raise _query_error(exc) from exc
+            raise self._engine_error(exc) from exc
+        return after == before + rows
+
+    def _engine_error(self, exc: Exception) -> LogStoreError:
+        """A full disk or a read-only folder said as such; other refusals as the engine put them."""
+        message = str(exc)
+        if any(marker in message for marker in _DISK_MARKERS) and self.path != ":memory:":
+            return StoreWriteError(
+                f"The log store could not write to {self.path}: {_disk_state(self.path, self.path)}"
+            )
+        return _query_error(exc)
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
+        folder = self.path
+        if folder != ":memory:":
+            with contextlib.suppress(LogStoreError, IndexError):
+                folder = self._select(
+                    "SELECT data_paths[1] FROM system.tables "
+                    f"WHERE database = currentDatabase() AND name = {sql_string(table)}"
+                ).rows[0][0]
+        lost = f"The log store did not store {missing:,} of the {rows:,} rows written to {table}"
+        if folder == ":memory:":
+            return StoreWriteError(f"{lost}, without an error; {_RUN_AGAIN}")
+        return StoreWriteError(f"{lost}: {_disk_state(self.path, folder)}")
 
     def _release_freed_memory(self) -> None:
         """Hand the pages the engine has freed back to the OS, at most once a second.
@@ -431,6 +529,58 @@ class ChdbLogStore(SqlLogStore):
                 self._session.close()
                 self._session = None
                 _open_here[self.path] -= 1
+
+
+_DISK_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device", "Read-only file system")
+_FULL_BELOW = 64 * 1024 * 1024  # chDB reserves a few MB per insert and more per merge
+_RUN_AGAIN = (
+    "nothing already stored is lost, and the next run collects these events again "
+    "(no checkpoint moved past them)."
+)
+
+
+def _row_count(session: Any, table: str) -> int:
+    return int(session.query(f"SELECT count() FROM {table}", "CSV").bytes())
+
+
+def _disk_state(folder: str, written: str) -> str:
+    """The end of a write-failure sentence: what is wrong with the disk under `written` (the
+    table's own folder, which may be a mount of its own), said of the store `folder`."""
+    try:
+        free = shutil.disk_usage(written).free
+        read_only = bool(os.statvfs(written).f_flag & os.ST_RDONLY) or not os.access(
+            written, os.W_OK
+        )
+    except OSError as exc:
+        return (
+            f"its folder {folder} cannot be read ({exc.strerror}); check the disk it is on, "
+            f"then run the command again; {_RUN_AGAIN}"
+        )
+    if read_only:
+        return (
+            f"the folder {folder} is read-only ({_size(free)} free on its disk); make it "
+            "writable (or point KANDJI_BRIDGE_LOG_STORE at a writable folder), then run the "
+            f"command again; {_RUN_AGAIN}"
+        )
+    if free < _FULL_BELOW:
+        return (
+            f"the disk holding {folder} is full ({_size(free)} free); free some space there (or "
+            "point KANDJI_BRIDGE_LOG_STORE at a bigger disk), then run the command again; "
+            f"{_RUN_AGAIN}"
+        )
+    return (
+        f"the engine accepted them but they are not there ({_size(free)} free on the disk "
+        f"holding {folder}); check that disk and the folder's permissions, then run the command "
+        f"again; {_RUN_AGAIN}"
+    )
+
+
+def _size(free: int) -> str:
+    if free >= 1024**3:
+        return f"{free / 1024**3:.1f} GB"
+    if free >= 1024**2:
+        return f"{free / 1024**2:.1f} MB"
+    return f"{free / 1024:.0f} KB"
 
 
 def _owned_elsewhere(path: str) -> bool:
@@ -543,13 +693,23 @@ class ClickHouseLogStore(SqlLogStore):
             raise _query_error(exc) from exc
         return _parse_json_compact(payload)
 
-    def _insert_json(self, table: str, body: bytes) -> None:
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert; True when the server's summary counts every row written (a server reports
+        a full disk as an error, and the summary otherwise)."""
         try:
-            self._client.raw_insert(
+            summary = self._client.raw_insert(
                 table, insert_block=body, settings=INSERT_SETTINGS, fmt="JSONEachRow"
             )
         except Exception as exc:
             raise _query_error(exc) from exc
+        return getattr(summary, "written_rows", None) == rows
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
+        return StoreWriteError(
+            f"The ClickHouse log store at {self.display_url} did not store {missing:,} of the "
+            f"{rows:,} rows written to {table}; check the server's disk and log, then run the "
+            f"command again; {_RUN_AGAIN}"
+        )
 
     def close(self) -> None:
         self._client.close()
