@@ -116,17 +116,25 @@ async def collect(
     overlap: timedelta = DEFAULT_OVERLAP,
     on_page: Callable[[PassResult], None] | None = None,
     stop: threading.Event | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> PassResult:
     """One pass: every event Kandji has after the stored history, normalized, enriched, stored.
 
     A Kandji error ends the pass with `error` set; what was stored before it stays stored.
     Setting `stop` ends the pass after the page in hand is stored (a service shutting down);
-    the next pass resumes from there.
+    the next pass resumes from there. `window` (start, end) collects that period again instead
+    (`logs resync`): the events already stored are skipped as in any pass.
     """
-    backfill, start = pass_start(store, source, backfill_days, overlap)
+    if window is None:
+        backfill, start = pass_start(store, source, backfill_days, overlap)
+        end = None
+    else:
+        (start, end), backfill = window, False
     result = PassResult(backfill=backfill, start=start)
     try:
-        async for page in client.iter_audit_pages(sort_by="occurred_at", start_date=start):
+        async for page in client.iter_audit_pages(
+            sort_by="occurred_at", start_date=start, end_date=end
+        ):
             context = NormalizeContext(workspace_id, source.id, source.retention_days)
             out = transform(page.events, context, enricher)
             rows = _unique(out.rows)

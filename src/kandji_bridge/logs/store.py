@@ -49,7 +49,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -113,6 +113,23 @@ class QuarantineEntry:
 
 
 @dataclass(frozen=True)
+class DamagedPart:
+    """A part of a table the engine could not read and moved aside (into `detached/`): its rows
+    are missing from every query until it is restored or its events are collected again."""
+
+    table: str
+    name: str  # as moved, e.g. broken-on-start_202610_1_1_1
+    reason: str  # the engine's prefix: broken-on-start, unexpected, ...
+    path: str
+    partition: str  # kandji_logs: the month, YYYYMM
+    rows: int | None  # from the part's count.txt, when the store is on this machine
+
+
+# Why the engine moves a part aside that are damage; a part detached by hand has no reason.
+DAMAGE_REASONS = ("broken", "unexpected", "covered-by-broken", "noquorum")
+
+
+@dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
     types: list[str]
@@ -138,6 +155,8 @@ class LogStore(Protocol):
     ) -> set[str]: ...
 
     def latest_checkpoint(self, source_id: str) -> Checkpoint | None: ...
+
+    def damaged_parts(self) -> list[DamagedPart]: ...
 
     def count(self, source_id: str | None = None) -> int: ...
 
@@ -325,6 +344,19 @@ class SqlLogStore:
         seconds, ids = result.rows[0]
         return Checkpoint(datetime.fromtimestamp(int(seconds), UTC), frozenset(ids))
 
+    def damaged_parts(self) -> list[DamagedPart]:
+        """The parts of our tables the engine moved aside as damaged (on open, or on a read)."""
+        tables = ", ".join(map(sql_string, (LOGS_TABLE, QUARANTINE_TABLE)))
+        result = self._select(
+            "SELECT table, name, reason, path, partition_id FROM system.detached_parts "
+            f"WHERE database = currentDatabase() AND table IN ({tables}) ORDER BY table, name"
+        )
+        return [
+            DamagedPart(table, name, reason, path, partition or "", _part_rows(path))
+            for table, name, reason, path, partition in result.rows
+            if reason.startswith(DAMAGE_REASONS)
+        ]
+
     def count(self, source_id: str | None = None) -> int:
         return self._count(LOGS_TABLE, source_id)
 
@@ -362,6 +394,38 @@ class SqlLogStore:
     def _count(self, table: str, source_id: str | None) -> int:
         where = f" WHERE sourceID = {sql_string(source_id)}" if source_id is not None else ""
         return int(self._select(f"SELECT count() FROM {table}{where}").rows[0][0])
+
+
+def _part_rows(path: str) -> int | None:
+    try:
+        return int((Path(path) / "count.txt").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe_damage(parts: Sequence[DamagedPart]) -> str | None:
+    """One sentence for the user: which parts were moved aside, where, and how to recover."""
+    if not parts:
+        return None
+    described = []
+    for part in parts:
+        rows = f"{part.rows:,} rows" if part.rows is not None else "rows not known"
+        month = part.partition
+        period = ""
+        if part.table == LOGS_TABLE and len(month) == 6 and month.isdigit():
+            first = datetime(int(month[:4]), int(month[4:]), 1)
+            last = datetime(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(
+                days=1
+            )
+            period = f" of {first:%Y-%m} (--from {first:%Y-%m-%d} --to {last:%Y-%m-%d})"
+        described.append(f"{part.table}{period}, {rows}, moved to {part.path}")
+    return (
+        f"The log store found {len(parts)} damaged part{'s' if len(parts) > 1 else ''} it could "
+        f"not read and moved aside, so their events are missing from queries: "
+        f"{'; '.join(described)}; restore the store from a backup, or collect that period again "
+        "with `kandji-bridge logs resync SOURCE --from ... --to ...`, then delete the moved "
+        "folder to clear this notice."
+    )
 
 
 def _settings_clause(settings: dict[str, Any]) -> str:

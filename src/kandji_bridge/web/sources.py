@@ -27,6 +27,7 @@ from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.errors import InvalidURLError
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
+from kandji_bridge.logs.store import describe_damage
 from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.verify import Check, VerifyReport, verify
@@ -315,6 +316,7 @@ def list_page(
         "sources": health,
         "message": message,
         "scheduler_running": runtime.scheduler is not None,
+        "store_notice": describe_damage(runtime.store.damaged_parts()),
     }
     return render(request, "sources/list.html", context)
 
