@@ -111,6 +111,17 @@ def test_an_insert_into_a_folder_made_read_only_raises(small_disk: Path) -> None
         store.close()
 
 
+def test_a_store_on_a_read_only_disk_says_so_when_it_opens(small_disk: Path) -> None:
+    store = ChdbLogStore(str(small_disk / "logs"))
+    store.ensure_schema()
+    store.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(StoreWriteError) as failed:
+        ChdbLogStore(str(small_disk / "logs"))
+    assert f"Cannot open the log store {small_disk / 'logs'}: the folder" in str(failed.value)
+    assert "is read-only" in str(failed.value) and "make it writable" in str(failed.value)
+
+
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kandji_bridge", *args],

@@ -678,6 +678,13 @@ def _open_error(path: str, exc: Exception) -> LogStoreError:
             f"This process already has another embedded log store open, so {path} cannot be "
             "opened too; close the other store first."
         )
+    try:
+        unwritable = bool(os.statvfs(path).f_flag & os.ST_RDONLY) or not os.access(path, os.W_OK)
+        full = shutil.disk_usage(path).free < _FULL_BELOW
+    except OSError:
+        unwritable = full = False
+    if unwritable or full:  # chDB says only "Error initializing EmbeddedServer" then
+        return StoreWriteError(f"Cannot open the log store {path}: {_disk_state(path, path)}")
     return LogStoreError(f"Cannot open the log store {path}: {_first_line(exc)}")
 
 
