@@ -111,6 +111,21 @@ def test_an_insert_into_a_folder_made_read_only_raises(small_disk: Path) -> None
         store.close()
 
 
+def test_rows_removed_between_two_inserts_do_not_fail_the_second(tmp_path: Path) -> None:
+    """The count after an insert stands for the count before the next; when something else
+    changed it meanwhile, the rows themselves are looked up instead of failing the insert."""
+    store = ChdbLogStore(str(tmp_path / "logs"))
+    try:
+        store.ensure_schema()
+        store.insert(rows(10))
+        store.query("DELETE FROM kandji_logs WHERE eventID = 'evt-3'", read_only=False)
+        assert store.insert(rows(20, first=10)) == 20
+        assert store.count(SOURCE) == 29
+        assert store.insert(rows(5, first=30)) == 5
+    finally:
+        store.close()
+
+
 def test_a_store_on_a_read_only_disk_says_so_when_it_opens(small_disk: Path) -> None:
     store = ChdbLogStore(str(small_disk / "logs"))
     store.ensure_schema()
