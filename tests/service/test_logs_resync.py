@@ -77,10 +77,11 @@ def test_resync_refuses_a_period_it_cannot_collect_safely(
     simulator_factory, state: StateDB, home: Path
 ) -> None:
     sim = simulator_factory(devices=5, events=100, history_days=10, seed=43)
-    sources.add_source(state, "acme", sim.base_url, sim.token)
+    source = sources.add_source(state, "acme", sim.base_url, sim.token)
     env = cli_env(sim)
     first = kandji_bridge(env, "logs", "resync", "acme", "--from", "2020-01-01")
     assert first.returncode == 1 and "Nothing is stored for source acme yet" in first.stderr
+    assert jobs.job_status(state, jobs.source_job(source.id)) is None  # no failed run recorded
     assert kandji_bridge(env, "logs", "sync", "acme").returncode == 0
     later = str((datetime.now(UTC) + timedelta(days=2)).date())
     ahead = kandji_bridge(env, "logs", "resync", "acme", "--from", later, "--to", "2999-01-01")

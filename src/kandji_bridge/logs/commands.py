@@ -123,14 +123,14 @@ def run_pass(
         "`logs sync`); wait for it to finish and try again"
     )
     try:
+        if window is not None:  # before the job is claimed: a refusal is no failed run
+            _check_window(store, source, window)
         with (
             open_state(settings) as state,
             exclusive.claimed(state, jobs.source_job(info.id), busy) as claim,
             source_lock(settings.home, source),
             PassProgress(enabled=out.is_terminal) as bar,
         ):
-            if window is not None:
-                _check_window(store, source, window)
 
             async def run() -> PassResult:
                 async with KandjiClient(api_url, token) as client:
@@ -169,7 +169,8 @@ def _check_window(
     store: LogStore, source: CollectorSource, window: tuple[datetime, datetime]
 ) -> None:
     """A resync must not start after the stored history ends: the checkpoint would jump past the
-    events in between, and no later `logs sync` would collect them."""
+    events in between, and no later `logs sync` would collect them. Checked before the job is
+    claimed: a sync running meanwhile only moves the stored end later, so the check still holds."""
     checkpoint = store.latest_checkpoint(source.id)
     if checkpoint is None:
         raise BridgeError(
