@@ -246,8 +246,14 @@ class SqlLogStore:
         return len(rows)
 
     def _logs_held(self, rows: Sequence[Row]) -> int:
-        """How many of these rows' event ids the store holds (rows are unique per source)."""
-        held = 0
+        """How many of these rows' event ids the store holds (rows are unique per source), plus
+        the rows already past their sourceTTL: the engine may drop those as soon as they land."""
+        soon = datetime.now(UTC) + timedelta(minutes=1)
+        held = sum(
+            1
+            for row in rows
+            if row.get("sourceTTL") and row["eventTime"] + timedelta(days=row["sourceTTL"]) <= soon
+        )
         for source_id in {row["sourceID"] for row in rows}:
             mine = [row for row in rows if row["sourceID"] == source_id]
             times = [row["eventTime"] for row in mine]
