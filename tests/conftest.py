@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated home, and a simulated Kandji tenant over real HTTP."""
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -82,3 +83,21 @@ def allow_hostile_kandji(
     """The hostile server, with its http://127.0.0.1:PORT allowed as a Kandji API URL."""
     monkeypatch.setenv("KANDJI_BRIDGE_ALLOWED_HOSTS", hostile_kandji.host_port)
     return hostile_kandji
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 48 MB tmpfs of its own, unmounted after the test."""
+    if os.geteuid() != 0:
+        skip_or_fail("mounting a small tmpfs to fill needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        skip_or_fail(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -8,7 +8,7 @@ from sqlalchemy.engine import make_url
 
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, make_engine, mask_url, migrate, open_state, session_factory
-from kandji_bridge.db.engine import parse_url
+from kandji_bridge.db.engine import database_error, parse_url
 from kandji_bridge.db.models import Workspace
 from kandji_bridge.errors import ConfigError
 
@@ -138,3 +138,17 @@ def test_a_failure_after_opening_becomes_a_clear_error(home: Path, tmp_path: Pat
     state = StateDB(settings, engine, session_factory(engine), workspace_id="")
     with state, pytest.raises(ConfigError, match="is read-only"), state.session() as session:
         session.add(Workspace(id="another"))
+
+
+def test_a_postgresql_server_out_of_disk_is_said_as_such() -> None:
+    """PostgreSQL's own words for a full data disk (SQLSTATE 53100); filling a shared server's
+    disk is not something a test may do, so the driver's message is given as it arrives."""
+    url = f"postgresql+psycopg://kb:{PASSWORD}@db:5432/kb"
+    failure = RuntimeError(
+        'could not extend file "base/16384/16385": No space left on device\n'
+        "HINT:  Check free disk space."
+    )
+    message = str(database_error(url, failure))
+    assert message.startswith("The PostgreSQL server of postgresql+psycopg://kb:***@db:5432/kb ")
+    assert "has run out of disk space" in message and "free space on the server" in message
+    assert "KANDJI_BRIDGE_DATABASE_URL" not in message and PASSWORD not in message

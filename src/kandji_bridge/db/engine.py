@@ -1,7 +1,9 @@
 """Connecting to the state database (SQLite or PostgreSQL), and saying clearly why it failed."""
 
 import re
+import shutil
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -17,6 +19,7 @@ SQLITE_BUSY_TIMEOUT = 15
 SQLITE_CACHE_KIB = 32 * 1024  # per connection, at most
 # Seconds before an unreachable PostgreSQL server counts as down.
 POSTGRES_CONNECT_TIMEOUT = 10
+_SQLITE_FULL_BELOW = 16 * 1024 * 1024  # below this, a disk I/O error is a full disk
 
 URL_EXAMPLES = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE"
 
@@ -126,6 +129,23 @@ def database_error(database_url: str, exc: BaseException) -> ConfigError:
 
 
 def _sqlite_sentence(shown: str, text: str, detail: str) -> str:
+    free = _free_bytes(shown)
+    # SQLite says "database or disk is full", or, when the WAL index cannot grow, "disk I/O error".
+    if (
+        "disk is full" in text
+        or "no space left" in text
+        or ("disk i/o error" in text and free is not None and free < _SQLITE_FULL_BELOW)
+    ):
+        where = "" if free is None else f" ({free / 1024**2:.1f} MB free)"
+        return (
+            f"The disk holding the state database {shown} is full{where}; free some space "
+            "there (or move the home to a bigger disk) and run the command again."
+        )
+    if "disk i/o error" in text:
+        return (
+            f"The state database {shown} hit a disk I/O error; check the disk it is on "
+            "(its system log, free space) and run the command again."
+        )
     if "readonly" in text or "read-only" in text:
         return (
             f"The state database {shown} is read-only; "
@@ -150,6 +170,11 @@ def _sqlite_sentence(shown: str, text: str, detail: str) -> str:
 
 
 def _postgres_sentence(shown: str, text: str, detail: str) -> str:
+    if "no space left" in text or "disk full" in text or "could not extend file" in text:
+        return (
+            f"The PostgreSQL server of {shown} has run out of disk space ({detail}); "
+            "free space on the server's data disk and run the command again."
+        )
     if "password authentication failed" in text or "no password supplied" in text:
         return (
             f"PostgreSQL refused the user name or password in {shown}; "
@@ -184,6 +209,15 @@ def _postgres_sentence(shown: str, text: str, detail: str) -> str:
             "grant it CREATE on the database's schema, or use the database's owner."
         )
     return f"The PostgreSQL state database {shown} failed ({detail}); check {ENV_DATABASE_URL}."
+
+
+def _free_bytes(shown: str) -> int | None:
+    """Free bytes on the disk of a SQLite URL's folder, or None when it cannot be read."""
+    try:
+        folder = Path(make_url(shown).database or "").resolve().parent
+        return shutil.disk_usage(folder).free
+    except (ArgumentError, ValueError, OSError):
+        return None
 
 
 def _password(database_url: str) -> str | None:

@@ -169,19 +169,28 @@ async def collect(
     reread: bool = False,
     on_page: Callable[[PassResult], None] | None = None,
     stop: threading.Event | None = None,
+    window: tuple[datetime, datetime] | None = None,
 ) -> PassResult:
     """One pass: every event Kandji has after the stored history, normalized, enriched, stored.
 
     A Kandji error ends the pass with `error` set; what was stored before it stays stored.
     Setting `stop` ends the pass after the page in hand is stored (a service shutting down);
     the next pass resumes from there. `reread` asks from the checkpoint minus REREAD (callers
-    pass their SourceHold's `reread_due`, and give it the result to `record`).
+    pass their SourceHold's `reread_due`, and give it the result to `record`). `window` (start,
+    end) collects that period again instead (`logs resync`): the events already stored are
+    skipped as in any pass.
     """
-    window = max(overlap, REREAD) if reread else overlap
-    backfill, start = pass_start(store, source, backfill_days, window)
+    if window is None:
+        since = max(overlap, REREAD) if reread else overlap
+        backfill, start = pass_start(store, source, backfill_days, since)
+        end = None
+    else:
+        (start, end), backfill = window, False
     result = PassResult(backfill=backfill, start=start, reread=reread and not backfill)
     try:
-        async for page in client.iter_audit_pages(sort_by="occurred_at", start_date=start):
+        async for page in client.iter_audit_pages(
+            sort_by="occurred_at", start_date=start, end_date=end
+        ):
             context = NormalizeContext(workspace_id, source.id, source.retention_days)
             out = transform(page.events, context, enricher)
             rows, repeats = _unique(out.rows)

@@ -3,7 +3,7 @@
 import asyncio
 import csv
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -17,12 +17,12 @@ from kandji_bridge import redact, sources
 from kandji_bridge.cli_common import app_context, err, not_blank, out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
-from kandji_bridge.errors import BridgeError
+from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.logs.enrich import build_enricher
-from kandji_bridge.logs.store import LogStore, open_log_store
+from kandji_bridge.logs.store import LogStore, describe_damage, open_log_store
 from kandji_bridge.service import exclusive, jobs
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
@@ -35,8 +35,16 @@ class Format(StrEnum):
 
 
 def open_store(settings: Settings) -> LogStore:
+    """The log store, schema ensured; damaged parts the engine moved aside are said on stderr."""
     store = open_log_store(settings.log_store)
-    store.ensure_schema()
+    try:
+        store.ensure_schema()
+        notice = describe_damage(store.damaged_parts())
+    except BaseException:
+        store.close()
+        raise
+    if notice:
+        err.print(f"[yellow]Warning:[/yellow] {escape(notice)}")
     return store
 
 
@@ -50,7 +58,55 @@ def sync(
     ] = None,
 ) -> None:
     """One collection pass for a source (the backfill on a first run), then exit."""
-    settings = app_context(ctx).settings()
+    run_pass(app_context(ctx).settings(), name, backfill_days=backfill_days)
+
+
+@logs_app.command("resync")
+def resync(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The source to collect.")],
+    start: Annotated[
+        str,
+        typer.Option("--from", help="First day (YYYY-MM-DD) or moment (ISO 8601, UTC if no zone)."),
+    ],
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Last day (included) or moment; default: now."),
+    ] = None,
+) -> None:
+    """Collect a period again from Kandji: events already stored are skipped, holes are filled."""
+    window = (_moment(start, "--from", end_of_day=False), _moment(end, "--to", end_of_day=True))
+    if window[0] >= window[1]:
+        raise UsageError(
+            f"--from {start} is not before --to {end or 'now'}; give a period that starts first."
+        )
+    run_pass(app_context(ctx).settings(), name, window=window)
+
+
+def _moment(text: str | None, flag: str, *, end_of_day: bool) -> datetime:
+    """A day (its start, or its last microsecond for --to) or an ISO moment, in UTC."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        if len(text.strip()) == 10:
+            day = datetime.combine(date.fromisoformat(text.strip()), time.min, UTC)
+            return day + timedelta(days=1, microseconds=-1) if end_of_day else day
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{flag} {text!r} is not a date; write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS."
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def run_pass(
+    settings: Settings,
+    name: str,
+    *,
+    backfill_days: int | None = None,
+    window: tuple[datetime, datetime] | None = None,
+) -> None:
+    """`logs sync` (window None) or `logs resync` of a source: one pass under the source's job."""
     with open_state(settings) as state:
         info = sources.get_source(state, name)
         token = sources.get_source_token(state, name)
@@ -67,6 +123,8 @@ def sync(
         "`logs sync`); wait for it to finish and try again"
     )
     try:
+        if window is not None:  # before the job is claimed: a refusal is no failed run
+            _check_window(store, source, window)
         with (
             open_state(settings) as state,
             exclusive.claimed(state, jobs.source_job(info.id), busy) as claim,
@@ -83,18 +141,20 @@ def sync(
                         workspace_id,
                         enricher=enricher,
                         backfill_days=backfill_days,
-                        reread=hold.reread_due,
+                        reread=hold.reread_due and window is None,
                         on_page=bar.update,
                         stop=claim.lost,
+                        window=window,
                     )
 
             result = asyncio.run(run())
             hold.record(result)
-            out.print(summary(info.name, result))
+            out.print(summary(info.name, result, window))
             if result.error:
+                again = f"`kandji-bridge logs sync {info.name}`" if window is None else "it"
                 raise BridgeError(
                     f"The pass for source {info.name} stopped early: {result.error} What was "
-                    f"stored is kept; run `kandji-bridge logs sync {info.name}` again to resume."
+                    f"stored is kept; run {again} again to resume."
                 )
             if result.stopped:
                 raise BridgeError(
@@ -107,7 +167,26 @@ def sync(
         store.close()
 
 
-def summary(name: str, result: PassResult) -> str:
+def _check_window(
+    store: LogStore, source: CollectorSource, window: tuple[datetime, datetime]
+) -> None:
+    """A resync must not start after the stored history ends: the checkpoint would jump past the
+    events in between, and no later `logs sync` would collect them. Checked before the job is
+    claimed: a sync running meanwhile only moves the stored end later, so the check still holds."""
+    checkpoint = store.latest_checkpoint(source.id)
+    if checkpoint is None:
+        raise BridgeError(
+            f"Nothing is stored for source {source.name} yet; run `kandji-bridge logs sync "
+            f"{source.name}` first (its first run backfills the history Kandji keeps)."
+        )
+    if window[0] > checkpoint.event_time:
+        raise BridgeError(
+            f"Source {source.name} is stored up to {checkpoint.event_time:%Y-%m-%d %H:%M:%S} UTC, "
+            f"before --from; run `kandji-bridge logs sync {source.name}` to collect what is newer."
+        )
+
+
+def summary(name: str, result: PassResult, window: tuple[datetime, datetime] | None = None) -> str:
     kind = "Backfilled" if result.backfill else "Collected"
     pages = "page" if result.pages == 1 else "pages"
     until = (
@@ -115,6 +194,9 @@ def summary(name: str, result: PassResult) -> str:
         if result.covered_until
         else ""
     )
+    if window is not None:
+        kind = "Resynced"
+        until = f"; the period {window[0]:%Y-%m-%d %H:%M:%S} to {window[1]:%Y-%m-%d %H:%M:%S} UTC"
     return (
         f"{kind} {result.stored:,} new events for {name} from {result.pages:,} {pages} "
         f"({result.duplicates:,} already stored, {result.quarantined:,} quarantined) "

@@ -49,12 +49,13 @@ and results must not depend on the machine's. That setting needs ClickHouse 23.6
 import contextlib
 import fcntl
 import os
+import shutil
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -63,7 +64,13 @@ import orjson
 
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
-from kandji_bridge.logs.schema import CHDB_DDL, DDL, LOGS_TABLE, QUARANTINE_TABLE
+from kandji_bridge.logs.schema import (
+    CHDB_DDL,
+    CHDB_TABLE_SETTINGS,
+    DDL,
+    LOGS_TABLE,
+    QUARANTINE_TABLE,
+)
 from kandji_bridge.logs.user_queries import QueryLimits, UserQueries, query_limits
 
 SESSION_SETTINGS = {
@@ -89,6 +96,10 @@ class StoreBusy(LogStoreError):
     """Another process owns the embedded store."""
 
 
+class StoreWriteError(LogStoreError):
+    """An insert the engine did not store (a full disk, a read-only folder, a refusal)."""
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """Where a source's stored history ends: the latest eventTime and the events stored at it."""
@@ -106,6 +117,23 @@ class QuarantineEntry:
     raw_log: str
     kandji_event_id: str = ""
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class DamagedPart:
+    """A part of a table the engine could not read and moved aside (into `detached/`): its rows
+    are missing from every query until it is restored or its events are collected again."""
+
+    table: str
+    name: str  # as moved, e.g. broken-on-start_202610_1_1_1
+    reason: str  # the engine's prefix: broken-on-start, unexpected, ...
+    path: str
+    partition: str  # kandji_logs: the month, YYYYMM
+    rows: int | None  # from the part's count.txt, when the store is on this machine
+
+
+# Why the engine moves a part aside that are damage; a part detached by hand has no reason.
+DAMAGE_REASONS = ("broken", "unexpected", "covered-by-broken", "noquorum")
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,8 @@ class LogStore(Protocol):
     def latest_checkpoint(
         self, source_id: str, not_after: datetime | None = None
     ) -> Checkpoint | None: ...
+
+    def damaged_parts(self) -> list[DamagedPart]: ...
 
     def count(self, source_id: str | None = None) -> int: ...
 
@@ -204,7 +234,11 @@ class SqlLogStore:
     def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         raise NotImplementedError
 
-    def _insert_json(self, table: str, body: bytes) -> None:
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert `rows` rows; True when the engine confirmed that many are now stored."""
+        raise NotImplementedError
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -221,10 +255,37 @@ class SqlLogStore:
             self._execute(statement)
 
     def insert(self, rows: Sequence[Row]) -> int:
-        """Append rows as given: the caller has dropped the event ids already stored."""
-        if rows:
-            self._insert_json(LOGS_TABLE, orjson.dumps(rows))
+        """Append rows as given: the caller has dropped the event ids already stored.
+
+        Returns only once the rows are confirmed stored; otherwise raises StoreWriteError, so no
+        checkpoint (derived from what is stored) ever moves past rows that are not there.
+        """
+        if rows and not self._insert_json(LOGS_TABLE, orjson.dumps(rows), len(rows)):
+            self._confirm(LOGS_TABLE, len(rows), self._logs_held(rows))
         return len(rows)
+
+    def _logs_held(self, rows: Sequence[Row]) -> int:
+        """How many of these rows' event ids the store holds (rows are unique per source), plus
+        the rows already past their sourceTTL: the engine may drop those as soon as they land."""
+        soon = datetime.now(UTC) + timedelta(minutes=1)
+        held = sum(
+            1
+            for row in rows
+            if row.get("sourceTTL") and row["eventTime"] + timedelta(days=row["sourceTTL"]) <= soon
+        )
+        for source_id in {row["sourceID"] for row in rows}:
+            mine = [row for row in rows if row["sourceID"] == source_id]
+            times = [row["eventTime"] for row in mine]
+            held += len(
+                self.existing_event_ids(
+                    source_id, (row["kandjiEventId"] for row in mine), (min(times), max(times))
+                )
+            )
+        return held
+
+    def _confirm(self, table: str, rows: int, held: int) -> None:
+        if held < rows:
+            raise self._write_error(table, rows - held, rows)
 
     def insert_quarantine(self, entries: Sequence[QuarantineEntry]) -> int:
         """Store new quarantine entries; an entry already held (same source and raw) is skipped."""
@@ -252,8 +313,21 @@ class SqlLogStore:
                     for e in fresh.values()
                 ]
             )
-            self._insert_json(QUARANTINE_TABLE, body)
+            if not self._insert_json(QUARANTINE_TABLE, body, len(fresh)):
+                self._confirm(QUARANTINE_TABLE, len(fresh), self._quarantine_held(fresh))
         return len(fresh)
+
+    def _quarantine_held(self, entries: dict[tuple[str, str], QuarantineEntry]) -> int:
+        held = 0
+        for source_id in {source for source, _ in entries}:
+            raws = [raw for source, raw in entries if source == source_id]
+            result = self._select(
+                f"SELECT uniqExact(rawLog) FROM {QUARANTINE_TABLE} "
+                f"WHERE sourceID = {sql_string(source_id)} "
+                f"AND rawLog IN ({', '.join(map(sql_string, raws))})"
+            )
+            held += int(result.rows[0][0])
+        return held
 
     def existing_event_ids(
         self,
@@ -298,6 +372,19 @@ class SqlLogStore:
             return None
         seconds, ids = result.rows[0]
         return Checkpoint(datetime.fromtimestamp(int(seconds), UTC), frozenset(ids))
+
+    def damaged_parts(self) -> list[DamagedPart]:
+        """The parts of our tables the engine moved aside as damaged (on open, or on a read)."""
+        tables = ", ".join(map(sql_string, (LOGS_TABLE, QUARANTINE_TABLE)))
+        result = self._select(
+            "SELECT table, name, reason, path, partition_id FROM system.detached_parts "
+            f"WHERE database = currentDatabase() AND table IN ({tables}) ORDER BY table, name"
+        )
+        return [
+            DamagedPart(table, name, reason, path, partition or "", _part_rows(path))
+            for table, name, reason, path, partition in result.rows
+            if reason.startswith(DAMAGE_REASONS)
+        ]
 
     def count(self, source_id: str | None = None) -> int:
         return self._count(LOGS_TABLE, source_id)
@@ -372,6 +459,38 @@ class SqlLogStore:
         return int(self._select(f"SELECT count() FROM {table}{where}").rows[0][0])
 
 
+def _part_rows(path: str) -> int | None:
+    try:
+        return int((Path(path) / "count.txt").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def describe_damage(parts: Sequence[DamagedPart]) -> str | None:
+    """One sentence for the user: which parts were moved aside, where, and how to recover."""
+    if not parts:
+        return None
+    described = []
+    for part in parts:
+        rows = f"{part.rows:,} rows" if part.rows is not None else "rows not known"
+        month = part.partition
+        period = ""
+        if part.table == LOGS_TABLE and len(month) == 6 and month.isdigit():
+            first = datetime(int(month[:4]), int(month[4:]), 1)
+            last = datetime(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(
+                days=1
+            )
+            period = f" of {first:%Y-%m} (--from {first:%Y-%m-%d} --to {last:%Y-%m-%d})"
+        described.append(f"{part.table}{period}, {rows}, moved to {part.path}")
+    return (
+        f"The log store found {len(parts)} damaged part{'s' if len(parts) > 1 else ''} it could "
+        f"not read and moved aside, so their events are missing from queries: "
+        f"{'; '.join(described)}; restore the store from a backup, or collect that period again "
+        "with `kandji-bridge logs resync SOURCE --from ... --to ...`, then delete the moved "
+        "folder to clear this notice."
+    )
+
+
 def _settings_clause(settings: dict[str, Any]) -> str:
     return ", ".join(
         f"{key} = {sql_string(value) if isinstance(value, str) else value}"
@@ -405,6 +524,7 @@ class ChdbLogStore(SqlLogStore):
         self._lock = threading.Lock()  # see the module docstring: one call at a time
         self._purge = True
         self._purged_at = float("-inf")
+        self._rows_seen: dict[str, int] = {}  # each table's count() after this store's last insert
         if not in_memory:
             try:
                 Path(self.path).mkdir(parents=True, exist_ok=True)
@@ -427,14 +547,24 @@ class ChdbLogStore(SqlLogStore):
 
     def ensure_schema(self) -> None:
         super().ensure_schema()
-        self._execute(CHDB_DDL)  # also brings a table created by an earlier version up to date
+        # Brings a table created by an earlier version up to date, only when it needs it: the
+        # ALTER rewrites the table's metadata file, and on a full disk chDB left that file empty
+        # and the store unable to open again.
+        engine = self._select(
+            "SELECT engine_full FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = {sql_string(LOGS_TABLE)}"
+        )
+        if not all(
+            f"{key} = {value}" in engine.rows[0][0] for key, value in CHDB_TABLE_SETTINGS.items()
+        ):
+            self._execute(CHDB_DDL)
 
     def _execute(self, sql: str) -> None:
         try:
             with self._lock:
                 self._open_session().query(sql)
         except RuntimeError as exc:
-            raise _query_error(exc) from exc
+            raise self._engine_error(exc) from exc
 
     def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         bound = {name: _escaped(value) for name, value in params.items()} if params else None
@@ -450,17 +580,55 @@ class ChdbLogStore(SqlLogStore):
             raise _query_error(exc) from exc
         return _parse_json_compact(payload)
 
-    def _insert_json(self, table: str, body: bytes) -> None:
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert, then confirm by the table's row count: True when it grew by exactly `rows`.
+
+        The streaming insert reports success, and its `rows_written`, even when nothing reached
+        the disk (measured with chDB 4.4 on a full disk and on a folder remounted read-only: no
+        error, rows_written 500, count() unchanged). count() without a filter is read from the
+        parts' metadata, ~1.5 ms; the count after the previous insert stands for the count
+        before this one, so confirming costs one query. Anything else that changed the count
+        meanwhile (a TTL or deduplicating merge, another session on this folder) reads as a
+        mismatch, and the caller then checks the rows themselves.
+        """
         try:
             with self._lock:
                 session = self._open_session()
+                before = self._rows_seen.pop(table, None)
+                if before is None:
+                    before = _row_count(session, table)
                 prefix = self._insert_prefix.format(table=table)
                 with session.send_insert(prefix, "JSONEachRow") as inserter:
                     inserter.append(body)
                     inserter.finish()
+                after = _row_count(session, table)
+                self._rows_seen[table] = after
                 self._release_freed_memory()
         except RuntimeError as exc:
-            raise _query_error(exc) from exc
+            raise self._engine_error(exc) from exc
+        return after == before + rows
+
+    def _engine_error(self, exc: Exception) -> LogStoreError:
+        """A full disk or a read-only folder said as such; other refusals as the engine put them."""
+        message = str(exc)
+        if any(marker in message for marker in _DISK_MARKERS) and self.path != ":memory:":
+            return StoreWriteError(
+                f"The log store could not write to {self.path}: {_disk_state(self.path, self.path)}"
+            )
+        return _query_error(exc)
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
+        folder = self.path
+        if folder != ":memory:":
+            with contextlib.suppress(LogStoreError, IndexError):
+                folder = self._select(
+                    "SELECT data_paths[1] FROM system.tables "
+                    f"WHERE database = currentDatabase() AND name = {sql_string(table)}"
+                ).rows[0][0]
+        lost = f"The log store did not store {missing:,} of the {rows:,} rows written to {table}"
+        if folder == ":memory:":
+            return StoreWriteError(f"{lost}, without an error; {_RUN_AGAIN}")
+        return StoreWriteError(f"{lost}: {_disk_state(self.path, folder)}")
 
     def _release_freed_memory(self) -> None:
         """Hand the pages the engine has freed back to the OS, at most once a second.
@@ -512,6 +680,58 @@ class ChdbLogStore(SqlLogStore):
                 _open_here[self.path] -= 1
 
 
+_DISK_MARKERS = ("NOT_ENOUGH_SPACE", "No space left on device", "Read-only file system")
+_FULL_BELOW = 64 * 1024 * 1024  # chDB reserves a few MB per insert and more per merge
+_RUN_AGAIN = (
+    "nothing already stored is lost, and the next run collects these events again "
+    "(no checkpoint moved past them)."
+)
+
+
+def _row_count(session: Any, table: str) -> int:
+    return int(session.query(f"SELECT count() FROM {table}", "CSV").bytes())
+
+
+def _disk_state(folder: str, written: str) -> str:
+    """The end of a write-failure sentence: what is wrong with the disk under `written` (the
+    table's own folder, which may be a mount of its own), said of the store `folder`."""
+    try:
+        free = shutil.disk_usage(written).free
+        read_only = bool(os.statvfs(written).f_flag & os.ST_RDONLY) or not os.access(
+            written, os.W_OK
+        )
+    except OSError as exc:
+        return (
+            f"its folder {folder} cannot be read ({exc.strerror}); check the disk it is on, "
+            f"then run the command again; {_RUN_AGAIN}"
+        )
+    if read_only:
+        return (
+            f"the folder {folder} is read-only ({_size(free)} free on its disk); make it "
+            "writable (or point KANDJI_BRIDGE_LOG_STORE at a writable folder), then run the "
+            f"command again; {_RUN_AGAIN}"
+        )
+    if free < _FULL_BELOW:
+        return (
+            f"the disk holding {folder} is full ({_size(free)} free); free some space there (or "
+            "point KANDJI_BRIDGE_LOG_STORE at a bigger disk), then run the command again; "
+            f"{_RUN_AGAIN}"
+        )
+    return (
+        f"the engine accepted them but they are not there ({_size(free)} free on the disk "
+        f"holding {folder}); check that disk and the folder's permissions, then run the command "
+        f"again; {_RUN_AGAIN}"
+    )
+
+
+def _size(free: int) -> str:
+    if free >= 1024**3:
+        return f"{free / 1024**3:.1f} GB"
+    if free >= 1024**2:
+        return f"{free / 1024**2:.1f} MB"
+    return f"{free / 1024:.0f} KB"
+
+
 def _owned_elsewhere(path: str) -> bool:
     """Whether another process holds chDB's lock on <path>/status right now."""
     try:
@@ -543,6 +763,13 @@ def _open_error(path: str, exc: Exception) -> LogStoreError:
             f"This process already has another embedded log store open, so {path} cannot be "
             "opened too; close the other store first."
         )
+    try:
+        unwritable = bool(os.statvfs(path).f_flag & os.ST_RDONLY) or not os.access(path, os.W_OK)
+        full = shutil.disk_usage(path).free < _FULL_BELOW
+    except OSError:
+        unwritable = full = False
+    if unwritable or full:  # chDB says only "Error initializing EmbeddedServer" then
+        return StoreWriteError(f"Cannot open the log store {path}: {_disk_state(path, path)}")
     return LogStoreError(f"Cannot open the log store {path}: {_first_line(exc)}")
 
 
@@ -664,13 +891,23 @@ class ClickHouseLogStore(SqlLogStore):
             raise _query_error(exc) from exc
         return _parse_json_compact(payload)
 
-    def _insert_json(self, table: str, body: bytes) -> None:
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert; True when the server's summary counts every row written (a server reports
+        a full disk as an error, and the summary otherwise)."""
         try:
-            self._client.raw_insert(
+            summary = self._client.raw_insert(
                 table, insert_block=body, settings=INSERT_SETTINGS, fmt="JSONEachRow"
             )
         except Exception as exc:
             raise _query_error(exc) from exc
+        return getattr(summary, "written_rows", None) == rows
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
+        return StoreWriteError(
+            f"The ClickHouse log store at {self.display_url} did not store {missing:,} of the "
+            f"{rows:,} rows written to {table}; check the server's disk and log, then run the "
+            f"command again; {_RUN_AGAIN}"
+        )
 
     def _open_user_session(self, comment: str) -> "_ClickHouseUserSession":
         """A client of its own, its settings sent with every query; the server's user decides

@@ -28,7 +28,7 @@ from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.schema import COLUMNS
 from kandji_bridge.logs.search import SearchError, SearchQuery
 from kandji_bridge.logs.sql_guard import QueryRefused
-from kandji_bridge.logs.store import QueryResult
+from kandji_bridge.logs.store import QueryResult, describe_damage
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.web.auth import CurrentUser, Principal, runtime_of
 from kandji_bridge.web.errors_schema import Problem
@@ -621,4 +621,28 @@ def _event_out(row: logsearch.EventSummary) -> EventOut:
         srcIP=row.src_ip,
         srcASCountryCode=row.country,
         sourceID=row.source_id,
+    )
+
+
+class DamagedPartOut(BaseModel):
+    table: str = Field(description="kandji_logs or kandji_logs_quarantine.")
+    name: str = Field(description="The part's folder name, with the engine's reason prefix.")
+    reason: str = Field(description="Why the engine moved it aside: broken-on-start, ...")
+    path: str = Field(description="Where the part was moved.")
+    partition: str = Field(description="kandji_logs: the month of its events, YYYYMM.")
+    rows: int | None = Field(description="Rows in the part, when the store can read its count.")
+
+
+class StorageOut(BaseModel):
+    damaged_parts: list[DamagedPartOut]
+    notice: str | None = Field(description="What happened and how to recover; null when healthy.")
+
+
+@api.get("/logs/storage")
+def api_storage(request: Request, principal: CurrentUser) -> StorageOut:
+    """Damaged parts of the log store: moved aside by the engine, their events missing."""
+    parts = runtime_of(request).store.damaged_parts()
+    return StorageOut(
+        damaged_parts=[DamagedPartOut(**vars(part)) for part in parts],
+        notice=describe_damage(parts),
     )

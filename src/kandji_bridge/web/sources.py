@@ -33,6 +33,7 @@ from kandji_bridge.logs.collector import (
     collect,
     source_lock,
 )
+from kandji_bridge.logs.store import describe_damage
 from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.verify import Check, VerifyReport, verify
@@ -327,6 +328,7 @@ def list_page(
         "sources": health,
         "message": message,
         "scheduler_running": runtime.scheduler is not None,
+        "store_notice": describe_damage(runtime.store.damaged_parts()),
     }
     return render(request, "sources/list.html", context)
 
