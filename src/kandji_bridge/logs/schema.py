@@ -131,8 +131,8 @@ QUARANTINE_DDL = (
     "ORDER BY (sourceID, rawHash)"
 )
 
-# A table created before the receivedAt index gets it here; its older parts are indexed as they
-# merge (until then a query reads them whole, as before).
+# A table created before the receivedAt index gets it (the store runs this only when the index is
+# missing); its older parts are indexed as they merge (until then a query reads them whole).
 ADD_RECEIVED_AT_INDEX = f"ALTER TABLE {LOGS_TABLE} ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
 
-DDL: tuple[str, ...] = (LOGS_DDL, ADD_RECEIVED_AT_INDEX, QUARANTINE_DDL)
+DDL: tuple[str, ...] = (LOGS_DDL, QUARANTINE_DDL)

@@ -65,6 +65,7 @@ import orjson
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.schema import (
+    ADD_RECEIVED_AT_INDEX,
     CHDB_DDL,
     CHDB_TABLE_SETTINGS,
     DDL,
@@ -253,6 +254,14 @@ class SqlLogStore:
     def ensure_schema(self) -> None:
         for statement in DDL:
             self._execute(statement)
+        # An ALTER rewrites the table's metadata even when it changes nothing, and on a full disk
+        # chDB left that file empty and the store unable to open again: only when it is needed.
+        index = self._select(
+            "SELECT count() FROM system.data_skipping_indices WHERE database = currentDatabase() "
+            f"AND table = {sql_string(LOGS_TABLE)} AND name = 'received_at'"
+        )
+        if not int(index.rows[0][0]):
+            self._execute(ADD_RECEIVED_AT_INDEX)
 
     def insert(self, rows: Sequence[Row]) -> int:
         """Append rows as given: the caller has dropped the event ids already stored.
@@ -547,9 +556,8 @@ class ChdbLogStore(SqlLogStore):
 
     def ensure_schema(self) -> None:
         super().ensure_schema()
-        # Brings a table created by an earlier version up to date, only when it needs it: the
-        # ALTER rewrites the table's metadata file, and on a full disk chDB left that file empty
-        # and the store unable to open again.
+        # Brings a table created by an earlier version up to date, only when it needs it (as the
+        # index above).
         engine = self._select(
             "SELECT engine_full FROM system.tables "
             f"WHERE database = currentDatabase() AND name = {sql_string(LOGS_TABLE)}"
