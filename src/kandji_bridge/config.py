@@ -7,6 +7,13 @@ from pathlib import Path
 import platformdirs
 
 from kandji_bridge.errors import ConfigError
+from kandji_bridge.kandji.limits import (
+    ENV_MAX_AUDIT_PAGES,
+    ENV_MAX_DEVICE_PAGES,
+    ENV_RESPONSE_SECONDS,
+    ENV_RUN_SECONDS,
+    KandjiLimits,
+)
 
 ENV_HOME = "KANDJI_BRIDGE_HOME"
 ENV_DATABASE_URL = "KANDJI_BRIDGE_DATABASE_URL"
@@ -23,6 +30,7 @@ class Settings:
     log_store: str = field(repr=False)
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     secret_key: str | None = field(default=None, repr=False)
+    kandji_limits: KandjiLimits = field(default_factory=KandjiLimits)
 
     @property
     def secret_key_file(self) -> Path:
@@ -62,6 +70,31 @@ def load_settings(home: Path | str | None = None, env: dict[str, str] | None = N
         log_store=env.get(ENV_LOG_STORE) or f"chdb://{home_path / 'logs'}",
         allowed_hosts=parse_allowed_hosts(env.get(ENV_ALLOWED_HOSTS)),
         secret_key=env.get(ENV_SECRET_KEY) or None,
+        kandji_limits=parse_kandji_limits(env),
+    )
+
+
+def parse_kandji_limits(env: dict[str, str]) -> KandjiLimits:
+    """The limits on one run against Kandji; unset variables keep their defaults."""
+    defaults = KandjiLimits()
+
+    def number(name: str, default: float, kind: type) -> float:
+        value = env.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            parsed = kind(value)
+        except ValueError:
+            parsed = 0
+        if parsed <= 0:
+            raise ConfigError(f"{name} is {value!r}; set it to a positive number, or unset it.")
+        return parsed
+
+    return KandjiLimits(
+        response_seconds=number(ENV_RESPONSE_SECONDS, defaults.response_seconds, float),
+        run_seconds=number(ENV_RUN_SECONDS, defaults.run_seconds, float),
+        max_audit_pages=int(number(ENV_MAX_AUDIT_PAGES, defaults.max_audit_pages, int)),
+        max_device_pages=int(number(ENV_MAX_DEVICE_PAGES, defaults.max_device_pages, int)),
     )
 
 
