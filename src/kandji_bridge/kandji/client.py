@@ -83,8 +83,8 @@ AUDIT_EVENTS_LISTING = "audit events"
 DEVICE_LISTING = "device list"
 CURSOR_CYCLE = "repeat a page already read (a cursor cycle)"
 REPORT_IT = (
-    "what was read before is kept; try again later, and report it to Kandji support (or to "
-    "whoever runs a proxy in between) if it happens again."
+    "try again later; report it to Kandji support (or to whoever runs a proxy in between) if it "
+    "happens again."
 )
 
 T = TypeVar("T")
@@ -240,7 +240,7 @@ class KandjiClient:
                     AUDIT_EVENTS_LISTING,
                     "were still paging (a cursor chain that does not end)",
                     pages,
-                    f"what was read is kept; if this tenant really has more than "
+                    f"if this tenant really has more than "
                     f"{pages * limit:,} events to read, raise {ENV_MAX_AUDIT_PAGES} and run "
                     "again, else report it to Kandji support.",
                 )
@@ -278,8 +278,8 @@ class KandjiClient:
                 f"sent a page of events dated after now (from {min(times):%Y-%m-%d %H:%M:%S} "
                 "UTC), so the paging runs past the present",
                 pages,
-                "what was read before is kept; check that this machine's clock is right, then "
-                "report it to Kandji support if it happens again.",
+                "check that this machine's clock is right, then report it to Kandji support if "
+                "it happens again.",
             )
 
     async def iter_device_pages(
@@ -325,7 +325,7 @@ class KandjiClient:
                     DEVICE_LISTING,
                     "was still paging (a list that does not end)",
                     pages,
-                    f"nothing more is read; if this tenant really has more than "
+                    f"if this tenant really has more than "
                     f"{pages * limit:,} devices, raise {ENV_MAX_DEVICE_PAGES} and run again, "
                     "else report it to Kandji support.",
                 )
@@ -481,7 +481,6 @@ class KandjiClient:
         return MalformedResponseError(self.host, path, self._scrub(problem))
 
     def _paging_error(self, listing: str, problem: str, pages: int, what_to_do: str) -> PagingError:
-        log.warning("%s: %s %s after %d pages", self.host, listing, problem, pages)
         return PagingError(self.host, listing, problem, pages, what_to_do)
 
     def _detail(self, response: httpx.Response) -> str:

@@ -89,8 +89,7 @@ class PagingError(KandjiError):
     def __init__(self, host: str, listing: str, problem: str, pages: int, what_to_do: str) -> None:
         super().__init__(
             f"Kandji's {listing} at {host} {problem} after {pages:,} "
-            f"{'page' if pages == 1 else 'pages'}; kandji-bridge stopped reading there, and "
-            f"{what_to_do}"
+            f"{'page' if pages == 1 else 'pages'}, so kandji-bridge stopped reading; {what_to_do}"
         )
 
 
