@@ -8,10 +8,12 @@ logs, answers or files.
 """
 
 import base64
+import html
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -27,6 +29,7 @@ from hostile.kandji import (
     kandji_bridge,
 )
 from hostile.tenant import MAPPING, add_tenant, serving, wait_for
+from kandji_bridge import redact
 
 ECHOES: dict[str, Behaviour] = {
     "JSON detail, 400": echo_token(400),
@@ -156,3 +159,24 @@ def test_serve_never_shows_an_echoed_token_in_its_api_pages_logs_or_files(
         assert_no_token(text, tenant.token)
     assert_no_token(log.read_text(), tenant.token)
     assert_no_token_in_files(home, tenant.token)
+
+
+@pytest.mark.parametrize("user", ["", "a", "ab", "api", "kandji-bridge"])
+def test_a_scrubber_masks_the_token_in_every_form_a_server_may_echo(user: str) -> None:
+    token = "3f1c9a7e-5b2d/4e8f+9a6b&1c2d"  # characters that each encoding changes
+    basic = base64.b64encode(f"{user}:{token}".encode())
+    echoed = [
+        f"Authorization: Bearer {token}",
+        quote(token, safe=""),
+        quote_plus(token),
+        html.escape(token),
+        json.dumps({"detail": token}),
+        f"Authorization: Basic {basic.decode()}",
+        base64.urlsafe_b64encode(f"{user}:{token}".encode()).decode(),
+    ]
+    scrub = redact.Scrubber(token)
+    for text in echoed:
+        scrubbed = scrub(text)
+        assert redact.MASK in scrubbed, text
+        assert token not in scrubbed
+        assert basic.decode() not in scrubbed
