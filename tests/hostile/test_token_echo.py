@@ -107,8 +107,17 @@ def test_logs_sync_with_debug_never_shows_an_echoed_token(
     assert_no_token_in_files(home, tenant.token)
 
 
+# Each echo on both device endpoints, but for the two (JSON 500, HTML 403) that add nothing
+# there: their errors quote no server text, and the audit endpoint already checks them.
+INVENTORY_ECHOES = {
+    name: echo
+    for name, echo in ECHOES.items()
+    if name not in ("JSON detail, 500", "HTML page, 403")
+}
+
+
 @pytest.mark.parametrize("endpoint", ["device_list", "device_details"])
-@echoes
+@pytest.mark.parametrize("echo", list(INVENTORY_ECHOES.values()), ids=list(INVENTORY_ECHOES))
 def test_inventory_sync_and_its_runs_never_show_an_echoed_token(
     tenant: HostileKandji, echo: Behaviour, endpoint: str, home: Path
 ) -> None:
