@@ -157,7 +157,7 @@ async def test_audit_paging_stops_on_an_empty_page_and_refuses_a_cursor_loop(
 
     kandji.get(AUDIT).mock(return_value=_audit_page([_event(1)], "same"))
     async with client_factory() as client:
-        with pytest.raises(PagingError, match=r"cursor cycle\) after 1 page;"):
+        with pytest.raises(PagingError, match=r"cursor cycle\) after 1 page,"):
             await _all_audit(client, cursor="same")
 
 

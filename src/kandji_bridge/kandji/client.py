@@ -83,8 +83,8 @@ AUDIT_EVENTS_LISTING = "audit events"
 DEVICE_LISTING = "device list"
 CURSOR_CYCLE = "repeat a page already read (a cursor cycle)"
 REPORT_IT = (
-    "try again later; report it to Kandji support (or to whoever runs a proxy in between) if it "
-    "happens again."
+    "try again later, and report it to Kandji support (or to whoever runs a proxy in between) "
+    "if it happens again."
 )
 
 T = TypeVar("T")
