@@ -8,6 +8,7 @@ import pytest
 
 from kandji_bridge.config import ensure_home, load_settings, parse_allowed_hosts
 from kandji_bridge.errors import ConfigError
+from kandji_bridge.kandji.limits import KandjiLimits
 
 
 def test_home_flag_beats_the_environment(tmp_path: Path) -> None:
@@ -141,3 +142,23 @@ def test_a_bad_lease_or_proxy_setting_is_one_sentence(
     with pytest.raises(ConfigError) as error:
         load_settings(tmp_path, env={name: value})
     assert says in str(error.value) and str(error.value).endswith(".")
+
+
+def test_kandji_limits_default_and_come_from_the_environment(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, env={}).kandji_limits == KandjiLimits()
+    limits = load_settings(
+        tmp_path,
+        env={
+            "KANDJI_BRIDGE_RESPONSE_SECONDS": "2.5",
+            "KANDJI_BRIDGE_RUN_SECONDS": "600",
+            "KANDJI_BRIDGE_MAX_AUDIT_PAGES": "50",
+            "KANDJI_BRIDGE_MAX_DEVICE_PAGES": "7",
+        },
+    ).kandji_limits
+    assert limits == KandjiLimits(2.5, 600, 50, 7)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "1.5"])
+def test_a_bad_kandji_limit_is_one_sentence(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"KANDJI_BRIDGE_MAX_AUDIT_PAGES is '{value}'; set it"):
+        load_settings(tmp_path, env={"KANDJI_BRIDGE_MAX_AUDIT_PAGES": value})

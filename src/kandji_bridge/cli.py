@@ -212,7 +212,7 @@ def verify_command(
         raise UsageError("Give a source NAME, or --url with --token-env VAR or --token-stdin.")
     else:
         api_url, token = url, read_token(token_env, token_stdin)
-    report = asyncio.run(verify(api_url, token, settings.allowed_hosts))
+    report = asyncio.run(verify(api_url, token, settings.allowed_hosts, settings.kandji_limits))
     print_report(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -246,7 +246,9 @@ def source_add(
     if api_url.note:
         err.print(escape(api_url.note))
     if not no_verify:
-        report = asyncio.run(verify(api_url.base_url, token, settings.allowed_hosts))
+        report = asyncio.run(
+            verify(api_url.base_url, token, settings.allowed_hosts, settings.kandji_limits)
+        )
         print_report(report)
         audit = report.check(permissions.AUDIT_EVENTS.label)
         if not audit.ok:

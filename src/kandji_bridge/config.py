@@ -8,6 +8,13 @@ from pathlib import Path
 import platformdirs
 
 from kandji_bridge.errors import ConfigError
+from kandji_bridge.kandji.limits import (
+    ENV_MAX_AUDIT_PAGES,
+    ENV_MAX_DEVICE_PAGES,
+    ENV_RESPONSE_SECONDS,
+    ENV_RUN_SECONDS,
+    KandjiLimits,
+)
 
 ENV_HOME = "KANDJI_BRIDGE_HOME"
 ENV_DATABASE_URL = "KANDJI_BRIDGE_DATABASE_URL"
@@ -33,6 +40,7 @@ class Settings:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     # None trusted: the socket's peer is the client (a client cannot pick its own address).
     forwarded_allow_ips: tuple[str, ...] = ()
+    kandji_limits: KandjiLimits = field(default_factory=KandjiLimits)
 
     @property
     def secret_key_file(self) -> Path:
@@ -105,6 +113,31 @@ def load_settings(home: Path | str | None = None, env: dict[str, str] | None = N
         secret_key=env.get(ENV_SECRET_KEY) or None,
         lease_seconds=parse_lease_seconds(env.get(ENV_LEASE_SECONDS)),
         forwarded_allow_ips=parse_forwarded_allow_ips(env.get(ENV_FORWARDED_ALLOW_IPS)),
+        kandji_limits=parse_kandji_limits(env),
+    )
+
+
+def parse_kandji_limits(env: dict[str, str]) -> KandjiLimits:
+    """The limits on one run against Kandji; unset variables keep their defaults."""
+    defaults = KandjiLimits()
+
+    def number(name: str, default: float, kind: type) -> float:
+        value = env.get(name, "").strip()
+        if not value:
+            return default
+        try:
+            parsed = kind(value)
+        except ValueError:
+            parsed = 0
+        if parsed <= 0:
+            raise ConfigError(f"{name} is {value!r}; set it to a positive number, or unset it.")
+        return parsed
+
+    return KandjiLimits(
+        response_seconds=number(ENV_RESPONSE_SECONDS, defaults.response_seconds, float),
+        run_seconds=number(ENV_RUN_SECONDS, defaults.run_seconds, float),
+        max_audit_pages=int(number(ENV_MAX_AUDIT_PAGES, defaults.max_audit_pages, int)),
+        max_device_pages=int(number(ENV_MAX_DEVICE_PAGES, defaults.max_device_pages, int)),
     )
 
 

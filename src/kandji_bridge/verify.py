@@ -23,6 +23,7 @@ from kandji_bridge.kandji.errors import (
     RedirectError,
     TLSError,
 )
+from kandji_bridge.kandji.limits import KandjiLimits
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 
 # Kandji checks a token's permission before it looks the device up, so a details call for a
@@ -67,7 +68,9 @@ def _not_checked(names: tuple[str, ...], why: str) -> list[Check]:
     return [Check(name, None, f"not checked: {why}") for name in names]
 
 
-async def verify(url: str, token: str, allowed_hosts: frozenset[str]) -> VerifyReport:
+async def verify(
+    url: str, token: str, allowed_hosts: frozenset[str], limits: KandjiLimits | None = None
+) -> VerifyReport:
     try:
         api_url = normalize_api_url(url, allowed_hosts)
     except InvalidURLError as exc:
@@ -79,7 +82,7 @@ async def verify(url: str, token: str, allowed_hosts: frozenset[str]) -> VerifyR
             ],
         )
 
-    async with KandjiClient(api_url, token, max_tries=3) as client:
+    async with KandjiClient(api_url, token, max_tries=3, limits=limits) as client:
         device_ids: list[str] = []
 
         async def audit_events() -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 AUDIT_PATH = "/api/v1/audit/events"
 DEVICES_PATH = "/api/v1/devices"
@@ -210,6 +210,99 @@ def offset_ignored_shuffled(request: Request, server: "HostileKandji") -> Reply:
     """A full device page whatever the offset, in a new order every time."""
     page = server.devices[: _limit(request, 300)]
     return json_reply(random.sample(page, len(page)))
+
+
+def cycling_pages(period: int, per_page: int = 2) -> Behaviour:
+    """`period` different pages of new-looking events whose `next` cursors go round (A→B→C→A)."""
+    start = datetime.now(UTC) - timedelta(days=1)
+
+    def audit(request: Request, server: "HostileKandji") -> Reply:
+        position = _offset(request)
+        raws = [
+            event(f"01CYCLE{position:03d}{i:016d}", start + timedelta(minutes=position, seconds=i))
+            for i in range(per_page)
+        ]
+        return audit_page(raws, server.next_url(request, _cursor((position + 1) % period)))
+
+    return audit
+
+
+def renamed_cycle(period: int) -> Behaviour:
+    """The same `period` pages over and over, each time under a cursor never sent before."""
+    start = datetime.now(UTC) - timedelta(days=1)
+
+    def audit(request: Request, server: "HostileKandji") -> Reply:
+        position = _offset(request)
+        page = position % period
+        raws = [event(f"01RENAMED{page:017d}", start + timedelta(minutes=page))]
+        return audit_page(raws, server.next_url(request, _cursor(position + 1)))
+
+    return audit
+
+
+def endless_chain(start: datetime, step: timedelta, per_page: int = 1) -> Behaviour:
+    """A cursor chain that never ends, page N dated `start + N * step`: before the start_date
+    asked, or past now, as `start` and `step` say."""
+
+    def audit(request: Request, server: "HostileKandji") -> Reply:
+        position = _offset(request)
+        raws = [
+            event(f"01CHAIN{position:010d}{i:09d}", start + position * step)
+            for i in range(per_page)
+        ]
+        return audit_page(raws, server.next_url(request, _cursor(position + 1)))
+
+    return audit
+
+
+def devices(count: int, prefix: str = "device") -> list[dict[str, Any]]:
+    """`count` listed devices as Kandji's device list has them."""
+    return [
+        {
+            "device_id": f"00000000-0000-4000-8000-{number:012d}",
+            "device_name": f"{prefix}-{number}",
+            "serial_number": f"C02HOSTILE{number:05d}",
+            "last_check_in": "2026-12-01T10:00:00.000000Z",
+        }
+        for number in range(count)
+    ]
+
+
+def endless_devices(request: Request, server: "HostileKandji") -> Reply:
+    """A full page of devices never listed before, whatever the offset: a list without end."""
+    offset, limit = int(request.params.get("offset") or 0), _limit(request, 300)
+    page = devices(offset + limit)[offset:]
+    return json_reply(page)
+
+
+def echo_token_header(status: int = 401, header: str = "WWW-Authenticate") -> Behaviour:
+    """An error whose `header` (and a plain-text body) repeat the request's token back."""
+
+    def reply(request: Request, server: "HostileKandji") -> Reply:
+        said = request.authorization
+        body = f"Refused: {said}".encode()
+        return Reply(status, body, "text/plain", headers={header: said})
+
+    return reply
+
+
+def echo_token_encoded(status: int = 400) -> Behaviour:
+    """An error detail that echoes the token URL-encoded and inside a Basic credential."""
+
+    def reply(request: Request, server: "HostileKandji") -> Reply:
+        token = request.authorization.removeprefix("Bearer ")
+        basic = base64.b64encode(f"api:{token}".encode()).decode()
+        said = f"Bad credentials {quote(token, safe='')} (as Basic {basic})"
+        return json_reply({"detail": said}, status=status)
+
+    return reply
+
+
+def echo_token_redirect(request: Request, server: "HostileKandji") -> Reply:
+    """A redirect to a host named after the token, with the token in the query too."""
+    token = request.authorization.removeprefix("Bearer ")
+    location = f"https://{token}.proxy.example/login?auth={quote(request.authorization)}"
+    return Reply(302, b"", "text/plain", headers={"Location": location})
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kandji_bridge import redact
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
@@ -112,7 +113,12 @@ async def sync_mapping(
     mapping = get_mapping(state, name)
     token = get_source_token(state, mapping.source.name)
     # Made first: a source URL no longer allowed fails here, before a run is recorded.
-    client = KandjiClient(mapping.source.api_url, token, allowed_hosts=state.settings.allowed_hosts)
+    client = KandjiClient(
+        mapping.source.api_url,
+        token,
+        allowed_hosts=state.settings.allowed_hosts,
+        limits=state.settings.kandji_limits,
+    )
     if stats is not None:
         client.stats = stats
     report = SyncReport(mapping.name, dry_run)
@@ -129,7 +135,7 @@ async def sync_mapping(
         except BaseException as exc:
             _count_requests(client, report)
             if report.run_id is not None:
-                reason = str(exc) if isinstance(exc, BridgeError) else repr(exc)
+                reason = str(exc) if isinstance(exc, BridgeError) else redact.scrub(repr(exc))
                 _finish(state, report, runs.FAILED, [reason])
             if isinstance(exc, BridgeError):
                 raise SyncFailed(_stopped(mapping.name, report, exc)) from exc

@@ -5,13 +5,15 @@ method, and all of them GET, so nothing here can change a Kandji tenant.
 """
 
 import asyncio
+import hashlib
 import logging
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -20,7 +22,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from kandji_bridge import __version__
+from kandji_bridge import __version__, redact
 from kandji_bridge.kandji.errors import (
     AuthenticationError,
     ConnectError,
@@ -32,13 +34,17 @@ from kandji_bridge.kandji.errors import (
     KandjiTimeout,
     MalformedResponseError,
     NotFoundError,
+    PagingError,
     PermissionDeniedError,
     RateLimitError,
     RedirectError,
+    RunTooLongError,
     ServerError,
+    SlowResponseError,
     TLSError,
     UnexpectedResponseError,
 )
+from kandji_bridge.kandji.limits import ENV_MAX_AUDIT_PAGES, ENV_MAX_DEVICE_PAGES, KandjiLimits
 from kandji_bridge.kandji.payloads import (
     AuditEvent,
     AuditPage,
@@ -67,6 +73,19 @@ MAX_AUDIT_LIMIT = 500
 MAX_DEVICE_LIMIT = 300
 # A DNS or TLS failure is a wrong URL or a broken network far more often than a blip: one retry.
 NAME_OR_TLS_TRIES = 2
+# A response that trickled past its deadline will most likely trickle again: one retry.
+SLOW_RESPONSE_TRIES = 2
+# Pages wholly dated this far past this machine's clock mean the chain has run past now.
+FUTURE_SKEW = timedelta(hours=1)
+# Pages wholly dated this far before the start_date asked mean start_date is ignored.
+START_SLACK = timedelta(seconds=1)
+AUDIT_EVENTS_LISTING = "audit events"
+DEVICE_LISTING = "device list"
+CURSOR_CYCLE = "repeat a page already read (a cursor cycle)"
+REPORT_IT = (
+    "try again later, and report it to Kandji support (or to whoever runs a proxy in between) "
+    "if it happens again."
+)
 
 T = TypeVar("T")
 
@@ -99,6 +118,10 @@ class KandjiClient:
     A string URL is checked with `normalize_api_url` against `allowed_hosts` (the Settings'
     allowed hosts: callers pass them, the client never reads the environment); an ApiUrl is used
     as it is. Every request waits its turn on the tenant's shared rate limiter.
+
+    `limits` bound one run: each response must arrive whole within `response_seconds`, and no
+    request starts after `run_seconds` from the client's creation (make one client per run).
+    Every text the server sends that ends up in an error is scrubbed of the token first.
     """
 
     def __init__(
@@ -115,9 +138,16 @@ class KandjiClient:
         max_retry_after: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limits: KandjiLimits | None = None,
     ) -> None:
         if max_tries < 1:
             raise ValueError("max_tries must be at least 1")
+        token = _checked_token(token)
+        # Registered for the log filter too: httpcore's debug lines carry response headers.
+        redact.remember(token)
+        self._scrub = redact.Scrubber(token)
+        self.limits = limits or KandjiLimits()
+        self._deadline = time.monotonic() + self.limits.run_seconds
         if isinstance(api_url, str):
             api_url = normalize_api_url(api_url, allowed_hosts)
         self.api_url = api_url
@@ -134,7 +164,7 @@ class KandjiClient:
         self._http = httpx.AsyncClient(
             base_url=api_url.base_url,
             headers={
-                "Authorization": f"Bearer {_checked_token(token)}",
+                "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "User-Agent": USER_AGENT,
             },
@@ -174,6 +204,10 @@ class KandjiClient:
         Only the cursor is taken from `next`; each page is asked of this client's own base URL.
         An empty page ends the pages even if it has a `next`: there is nothing more to read now.
         Naive datetimes are taken as UTC.
+
+        Paging that would never end raises PagingError as soon as it shows: a cursor or a page
+        read before (a cycle), a page wholly before `start_date` or after now, or more pages than
+        `limits.max_audit_pages`.
         """
         if sort_by not in AUDIT_SORTS:
             raise ValueError(f"sort_by must be one of {', '.join(AUDIT_SORTS)}")
@@ -183,22 +217,79 @@ class KandjiClient:
         for name, value in (("start_date", start_date), ("end_date", end_date)):
             if value is not None:
                 params[name] = _date_param(value)
+        earliest = _as_utc(start_date)
+        # Digests, not the texts: a hostile server's cursors may be megabytes each.
+        cursors_read = {_digest([cursor])} if cursor is not None else set()
+        pages_read: set[bytes] = set()
+        pages = 0
         while True:
             query = params if cursor is None else {**params, "cursor": cursor}
             events, next_cursor = await self._get(
                 AUDIT_EVENTS, AUDIT_EVENTS.path, query, parse_audit_page
             )
+            pages += 1
+            if events:
+                self._check_audit_page(events, earliest, pages, pages_read)
             yield AuditPage(events, cursor, next_cursor)
             if next_cursor is None or not events:
                 return
-            if next_cursor == cursor:
-                raise self._malformed(AUDIT_EVENTS.path, "the next cursor is the same as this one")
+            if _digest([next_cursor]) in cursors_read:
+                raise self._paging_error(AUDIT_EVENTS_LISTING, CURSOR_CYCLE, pages, REPORT_IT)
+            if pages >= self.limits.max_audit_pages:
+                raise self._paging_error(
+                    AUDIT_EVENTS_LISTING,
+                    "were still paging (a cursor chain that does not end)",
+                    pages,
+                    f"if this tenant really has more than "
+                    f"{pages * limit:,} events to read, raise {ENV_MAX_AUDIT_PAGES} and run "
+                    "again, else report it to Kandji support.",
+                )
+            cursors_read.add(_digest([next_cursor]))
             cursor = next_cursor
+
+    def _check_audit_page(
+        self,
+        events: list[AuditEvent],
+        earliest: datetime | None,
+        pages: int,
+        pages_read: set[bytes],
+    ) -> None:
+        """Raise PagingError if this page shows that the paging would never end."""
+        page = _digest(event.id for event in events)
+        if page in pages_read:
+            # The same events under a new cursor: a cycle the cursors alone do not show.
+            raise self._paging_error(AUDIT_EVENTS_LISTING, CURSOR_CYCLE, pages, REPORT_IT)
+        pages_read.add(page)
+        times = [when for event in events if (when := _occurred_at(event)) is not None]
+        if not times:
+            return
+        if earliest is not None and max(times) < earliest - START_SLACK:
+            raise self._paging_error(
+                AUDIT_EVENTS_LISTING,
+                f"sent a page of events older than the start date asked "
+                f"({earliest:%Y-%m-%d %H:%M:%S} UTC), so the paging runs past the history asked",
+                pages,
+                REPORT_IT,
+            )
+        now = datetime.now(UTC)
+        if min(times) > now + FUTURE_SKEW:
+            raise self._paging_error(
+                AUDIT_EVENTS_LISTING,
+                f"sent a page of events dated after now (from {min(times):%Y-%m-%d %H:%M:%S} "
+                "UTC), so the paging runs past the present",
+                pages,
+                "check that this machine's clock is right, then report it to Kandji support if "
+                "it happens again.",
+            )
 
     async def iter_device_pages(
         self, *, limit: int = MAX_DEVICE_LIMIT, **filters: str | int | bool | None
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Device pages by offset until a short page; `filters` are the list's query parameters."""
+        """Device pages by offset until a short page; `filters` are the list's query parameters.
+
+        A page made mostly of devices already listed (the server ignores offset), or more pages
+        than `limits.max_device_pages`, raises PagingError.
+        """
         if not 1 <= limit <= MAX_DEVICE_LIMIT:
             raise ValueError(f"limit must be 1..{MAX_DEVICE_LIMIT}")
         if "offset" in filters:
@@ -206,22 +297,38 @@ class KandjiClient:
         params = {key: _query_value(value) for key, value in filters.items() if value is not None}
         params["limit"] = str(limit)
         offset = 0
-        previous_head: list[object] = []
+        pages = 0
+        listed: set[str] = set()
         while True:
             params["offset"] = str(offset)
             devices, single = await self._get(
                 DEVICE_LIST, DEVICE_LIST.path, params, parse_device_list
             )
-            head = [device["device_id"] for device in devices[:3]]
-            if offset and head and head == previous_head:
-                raise self._malformed(
-                    DEVICE_LIST.path, "it ignores offset and repeats the same devices"
+            pages += 1
+            ids = {str(device["device_id"]) for device in devices}
+            # A device enrolled or removed while listing shifts the offsets by one or two: a few
+            # repeats are normal, a page mostly of devices listed before is not.
+            if offset and 2 * len(ids & listed) > len(ids):
+                raise self._paging_error(
+                    DEVICE_LISTING,
+                    "ignores offset: a page repeated devices already listed",
+                    pages,
+                    REPORT_IT,
                 )
+            listed |= ids
             yield devices
             # A single object (a filter matching one device) is the whole answer.
             if single or len(devices) < limit:
                 return
-            previous_head = head
+            if pages >= self.limits.max_device_pages:
+                raise self._paging_error(
+                    DEVICE_LISTING,
+                    "was still paging (a list that does not end)",
+                    pages,
+                    f"if this tenant really has more than "
+                    f"{pages * limit:,} devices, raise {ENV_MAX_DEVICE_PAGES} and run again, "
+                    "else report it to Kandji support.",
+                )
             offset += len(devices)
 
     async def get_device_details(self, device_id: str) -> dict[str, Any]:
@@ -238,13 +345,48 @@ class KandjiClient:
         parse: Callable[[bytes], T],
         device_id: str | None = None,
     ) -> T:
+        """GET `path` and parse the body; any error raised says nothing of the token, even if
+        the server (or a proxy) echoed it into what the error quotes."""
+        try:
+            return await self._request(permission, path, params, parse, device_id)
+        except KandjiError as exc:
+            exc.message = self._scrub(exc.message)
+            exc.args = (exc.message,)
+            raise
+
+    async def _request(
+        self,
+        permission: Permission,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[bytes], T],
+        device_id: str | None,
+    ) -> T:
         """GET `path` and parse the body, retrying what another try may fix."""
         endpoint = permission.endpoint
         for attempt in range(1, self._max_tries + 1):
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise RunTooLongError(self.host, self.limits.run_seconds, self.stats.requests)
             permit = await self.limiter.acquire()
             _count(self.stats, endpoint, requests=1, time_waiting=permit.waited)
             try:
-                response = await self._http.get(path, params=params)
+                # httpx's timeout is per read: this bounds the whole response, body included.
+                async with asyncio.timeout(min(self.limits.response_seconds, left)):
+                    response = await self._http.get(path, params=params)
+            except TimeoutError:
+                permit.done()
+                if time.monotonic() >= self._deadline:
+                    raise RunTooLongError(
+                        self.host, self.limits.run_seconds, self.stats.requests
+                    ) from None
+                if attempt >= min(self._max_tries, SLOW_RESPONSE_TRIES):
+                    raise SlowResponseError(
+                        self.host, self.limits.response_seconds, attempt
+                    ) from None
+                log.info("%s on %s: the response came too slowly; trying again", self.host, path)
+                await self._back_off(endpoint, attempt)
+                continue
             except httpx.TransportError as exc:
                 permit.done()  # before backing off: the limiter counts it as arriving until then
                 error, tries_left = self._transport_error(exc, attempt)
@@ -272,7 +414,7 @@ class KandjiClient:
                     continue
             if status < 400:
                 location = urlsplit(response.headers.get("location", "")).hostname
-                raise RedirectError(self.host, status, location)
+                raise RedirectError(self.host, status, location and self._scrub(location))
             if status == 401:
                 raise AuthenticationError(self.host)
             if status == 403:
@@ -280,7 +422,7 @@ class KandjiClient:
             if status == 404:
                 if device_id is not None:
                     raise DeviceNotFoundError(self.host, device_id)
-                if "cursor" in params and "cursor" in _detail(response).lower():
+                if "cursor" in params and "cursor" in self._detail(response).lower():
                     raise InvalidCursorError(self.host)
                 raise NotFoundError(self.host, path)
             retry_after = _retry_after(response.headers.get("retry-after"))
@@ -308,7 +450,7 @@ class KandjiClient:
                 log.info("%s on %s: %d; trying again", self.host, endpoint, status)
                 await self._back_off(endpoint, attempt, at_least=retry_after)
                 continue
-            raise UnexpectedResponseError(self.host, status, path, _detail(response))
+            raise UnexpectedResponseError(self.host, status, path, self._detail(response))
         raise AssertionError("unreachable: the last try returns or raises")
 
     def _transport_error(self, exc: httpx.TransportError, attempt: int) -> tuple[KandjiError, bool]:
@@ -336,7 +478,16 @@ class KandjiClient:
         return random.uniform(0, ceiling)
 
     def _malformed(self, path: str, problem: str) -> MalformedResponseError:
-        return MalformedResponseError(self.host, path, problem)
+        return MalformedResponseError(self.host, path, self._scrub(problem))
+
+    def _paging_error(self, listing: str, problem: str, pages: int, what_to_do: str) -> PagingError:
+        return PagingError(self.host, listing, problem, pages, what_to_do)
+
+    def _detail(self, response: httpx.Response) -> str:
+        """The `detail` of a Django REST Framework error body, scrubbed, then shortened (a cut
+        token would no longer be recognized)."""
+        detail = self._scrub(_detail(response))
+        return detail if len(detail) <= 200 else detail[:199] + "…"
 
 
 def _checked_token(token: str) -> str:
@@ -393,15 +544,44 @@ def _says_json(response: httpx.Response) -> bool:
 
 
 def _detail(response: httpx.Response) -> str:
-    """The `detail` of a Django REST Framework error body, shortened."""
+    """The `detail` of a Django REST Framework error body, whitespace collapsed."""
     try:
         detail = orjson.loads(response.content).get("detail")
     except (orjson.JSONDecodeError, AttributeError):
         return ""
     if not isinstance(detail, str):
         return ""
-    detail = " ".join(detail.split())
-    return detail if len(detail) <= 200 else detail[:199] + "…"
+    return " ".join(detail.split())
+
+
+def _digest(parts: Iterable[str]) -> bytes:
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).digest()
+
+
+def _as_utc(value: datetime | date | str | None) -> datetime | None:
+    """A start_date as an aware UTC datetime, or None when there is none (or it is unreadable)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return None
+
+
+def _occurred_at(event: AuditEvent) -> datetime | None:
+    """The event's occurred_at, or None if it has none Kandji could have written."""
+    text = event.data.get("occurred_at")
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -4,6 +4,7 @@ Messages name the API host (`acme.api.kandji.io`), never the token.
 """
 
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.kandji.limits import ENV_RUN_SECONDS
 from kandji_bridge.kandji.permissions import Permission
 
 API_URL_HINT = (
@@ -56,6 +57,39 @@ class KandjiTimeout(NetworkError):
         super().__init__(
             f"{host} did not answer within {timeout:g} s ({_tries(tries)}); check the network "
             "and proxy settings, or try again later."
+        )
+
+
+class SlowResponseError(NetworkError):
+    """A response still arriving after the per-response deadline (a server that trickles)."""
+
+    def __init__(self, host: str, seconds: float, tries: int) -> None:
+        super().__init__(
+            f"Kandji at {host} was still sending one response after {seconds:g} s "
+            f"({_tries(tries)}), far slower than Kandji answers; check the network and any proxy "
+            "in between, or try again later."
+        )
+
+
+class RunTooLongError(KandjiError):
+    """A run (a collection pass, a device import) past its wall-clock limit."""
+
+    def __init__(self, host: str, seconds: float, requests: int) -> None:
+        super().__init__(
+            f"Reading from Kandji at {host} took longer than the {seconds:g} s one run may take "
+            f"({requests:,} requests; the limit is {ENV_RUN_SECONDS}); what was read is kept, so "
+            "run it again to go on, or raise the limit for a very large tenant."
+        )
+
+
+class PagingError(KandjiError):
+    """Paging that would never end: a cursor cycle, a chain past the history asked, a device
+    list that ignores offset. Reading stops at once, so the tenant's API budget is spared."""
+
+    def __init__(self, host: str, listing: str, problem: str, pages: int, what_to_do: str) -> None:
+        super().__init__(
+            f"Kandji's {listing} at {host} {problem} after {pages:,} "
+            f"{'page' if pages == 1 else 'pages'}, so kandji-bridge stopped reading; {what_to_do}"
         )
 
 

@@ -133,7 +133,7 @@ def run_pass(
         ):
 
             async def run() -> PassResult:
-                async with KandjiClient(api_url, token) as client:
+                async with KandjiClient(api_url, token, limits=settings.kandji_limits) as client:
                     return await collect(
                         client,
                         store,

@@ -385,7 +385,9 @@ class Scheduler:
         tracker = _Tracker(self.counters, info.name)
 
         async def run(reread: bool) -> PassResult:
-            async with KandjiClient(api_url, token) as client:
+            async with KandjiClient(
+                api_url, token, limits=runtime.settings.kandji_limits
+            ) as client:
                 try:
                     return await collect(
                         client,

@@ -179,7 +179,9 @@ def run_verify(runtime: Runtime, url: str, token: str) -> VerifyReport:
     """verify() from a worker thread (sync routes run in one): its own event loop."""
     token = token.strip()
     redact.remember(token)
-    return asyncio.run(verify(url, token, runtime.settings.allowed_hosts))
+    return asyncio.run(
+        verify(url, token, runtime.settings.allowed_hosts, runtime.settings.kandji_limits)
+    )
 
 
 # -- Checking and saving a new source (shared by the form and the API) ------------------------
@@ -288,7 +290,7 @@ def _poll_inline(runtime: Runtime, info: sources.SourceInfo) -> None:
     source = CollectorSource(info.id, info.name, info.retention_days)
 
     async def run(reread: bool) -> PassResult:
-        async with KandjiClient(api_url, token) as client:
+        async with KandjiClient(api_url, token, limits=runtime.settings.kandji_limits) as client:
             return await collect(
                 client,
                 runtime.store,
