@@ -1,4 +1,4 @@
-"""Benchmark the Kandji client's rate limiting against the simulator (issue 2, Performance).
+"""Benchmark the Kandji client's rate limiting against the simulator.
 
 Both pipelines' traffic is replayed at once: one client pages audit events (500 a page, over and
 over) and another lists devices (300 a page) and fetches device details with 6 workers; the two

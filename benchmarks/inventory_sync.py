@@ -1,4 +1,4 @@
-"""Benchmark the device import (issue 4, Performance).
+"""Benchmark the device import.
 
 (a) API requests for a full sync of N simulated devices (default 100,000):
     - no detail field mapped: the device-list calls, which must be exactly ceil(N / 300);

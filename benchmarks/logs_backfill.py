@@ -1,4 +1,4 @@
-"""Backfill and freshness of the audit-log collector against the simulator (issue 3).
+"""Backfill and freshness of the audit-log collector against the simulator.
 
 Backfill: a simulator process holds N events; a real `kandji-bridge logs sync` process backfills
 them into a fresh chDB store. Reported: audit-event requests against ceil(N / 500), the child's

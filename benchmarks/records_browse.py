@@ -1,4 +1,4 @@
-"""Benchmark the records table (issue 5, Performance): one page of a 100,000-record collection.
+"""Benchmark the records table: one page of a 100,000-record collection.
 
 A collection is filled with N records (default 100,000) through the sync's own writer
 (`inventory.records.write`, as a first import writes them; device-like values: names, serials,

@@ -1,4 +1,4 @@
-"""Load (issue 6): one `serve` polling 20 sources spread over several simulated tenants.
+"""Load: one `serve` polling 20 sources spread over several simulated tenants.
 
 Starts `--tenants` simulator processes (`kandji-bridge simulate`, live mode: new audit events
 every few seconds), registers `--sources` sources across them (round robin, each polled every

@@ -1,4 +1,4 @@
-"""Fault soak (issue 6): `logs sync` and `inventory sync` against a faulty, stingy simulator.
+"""Fault soak: `logs sync` and `inventory sync` against a faulty, stingy simulator.
 
 Each pipeline runs twice as real `kandji-bridge` processes, with the same seed and data: once
 against a clean simulator (no faults, no limits: the baseline) and once with `fault_rate` of the

@@ -308,7 +308,7 @@ def test_vanished_and_removed_devices_follow_the_mapping_policy(
     status: str,
 ) -> None:
     make_mapping(state, on_removed=policy)
-    already = {d.device_id for d in allow_simulator.devices if d.is_removed}  # in the seed
+    already = {d.device_id for d in allow_simulator.devices if d.is_removed}  # in the seeded tenant
     sync(state)
     present = [i for i, d in enumerate(allow_simulator.devices) if not d.is_removed]
     flagged = edit_device(allow_simulator, present[1], lambda d: setattr(d, "is_removed", True))
@@ -331,7 +331,7 @@ def test_vanished_and_removed_devices_follow_the_mapping_policy(
     assert back == {d: status if d in already else "active" for d in imported}
     status_changes = [(old, new) for label, old, new, _ in history(state) if label is None]
     went, came = ('"active"', f'"{status}"'), (f'"{status}"', '"active"')
-    if status != "active":  # two went out and came back (the seed's were created so)
+    if status != "active":  # two went out and came back (the seeded tenant's were created so)
         assert sorted(status_changes) == sorted([went, went, came, came])
     else:
         assert status_changes == []

@@ -1,4 +1,4 @@
-"""The seed's "Set up the Kandji integration" in Chromium against a simulated tenant, step by step.
+"""Asset Panda's "Set up the Kandji integration" in Chromium on a simulated tenant, step by step.
 
 Integrations → Integrations Store → Kandji tile → Add → Configure → Base URL + API Key → Test and
 save connection → success message and green check → Continue with mapping → Mapping List → new

@@ -1,4 +1,4 @@
-"""The Sources flow in Chromium against the simulator, as the RunReveal seed's Step 2 walks it."""
+"""The Sources flow in Chromium against the simulator, as RunReveal's Step 2 walks it."""
 
 import re
 from collections.abc import Callable

@@ -190,7 +190,7 @@ class RecordSortKey(Base):
     """Each record's sort key for each field someone sorts on (`has_sort_keys`; keys.py), with
     the record's status: a page sorted by the field is a walk along this primary key, index only.
 
-    No foreign keys: their checks would cost every row an import writes (issue 4's rate), and
+    No foreign keys: their checks would cost every row an import writes (the import's rate), and
     nothing deletes a record or a field (a collection keeps its records)."""
 
     __tablename__ = "record_sort_keys"

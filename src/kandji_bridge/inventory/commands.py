@@ -250,7 +250,7 @@ def mapping_create(
 
 @mapping_app.command("fields")
 def mapping_fields() -> None:
-    """List every Kandji device field a mapping can use, with the seed's usage recommendation."""
+    """List every Kandji device field a mapping can use, with Asset Panda's usage recommendation."""
     table = Table("key", "label", "type", "from", "usage recommendation")
     for field in CATALOG.values():
         table.add_row(

@@ -1,4 +1,4 @@
-"""The Kandji device fields a mapping can import: the seed's 26, plus what device details add.
+"""The Kandji device fields a mapping can import: Asset Panda's 26, plus what device details add.
 
 The 26 list fields carry the label, description and usage recommendation of Asset Panda's
 "Kandji unique identifier fields" table word for word; their key is the snake_case of the label.
@@ -27,7 +27,7 @@ class Kind(StrEnum):
 
 
 class Suitability(StrEnum):
-    """How well a field identifies one device, per the seed's usage recommendation."""
+    """How well a field identifies one device, per Asset Panda's usage recommendation."""
 
     RECOMMENDED = "recommended"
     ACCEPTABLE = "acceptable"
@@ -102,7 +102,7 @@ def _field(
 _T, _B, _TS, _L, _N = Kind.TEXT, Kind.BOOLEAN, Kind.TIMESTAMP, Kind.LIST, Kind.NUMBER
 _S = Suitability
 
-# The seed's table, in its order, with its words.
+# Asset Panda's field table, in its order, with its words.
 LIST_FIELDS: tuple[KandjiField, ...] = (
     _field("Agent Installed", "Boolean indicating if Kandji agent is installed on the device",
            "Informational; not unique", _B),

@@ -1,4 +1,4 @@
-"""Mappings: Kandji devices of a source into a collection, as the seed describes them.
+"""Mappings: Kandji devices of a source into a collection, as Asset Panda describes them.
 
 A mapping has a name, the external entity (Devices), a target collection, a unique identifier
 (a Kandji field paired with a collection field marked unique), and any number of further pairs.
@@ -86,7 +86,7 @@ class MappingInfo:
     on_removed: OnRemoved
     schedule_minutes: int
     created_at: datetime
-    warnings: tuple[str, ...] = ()  # advice about the identifier, from the seed's table
+    warnings: tuple[str, ...] = ()  # advice about the identifier, from Asset Panda's field table
 
     @property
     def identifier(self) -> MappedField:

@@ -1,7 +1,8 @@
-"""The `kandji_logs` table: the seed's 46 columns, in the seed's order, and the DDL both stores run.
+"""The `kandji_logs` table: RunReveal's 46 columns in its order, and the DDL both stores run.
 
-The names and ClickHouse types are those of `seeds/runreveal-kandji-source.txt`, exactly; a test
-compares this list with the seed and with `DESCRIBE TABLE` on a table created from this DDL.
+The names and ClickHouse types are those of RunReveal's Kandji source table, exactly; a test
+compares this list with RunReveal's page (tests/data/vendor-docs) and with `DESCRIBE TABLE`
+on a table created from this DDL.
 """
 
 LOGS_TABLE = "kandji_logs"
@@ -63,7 +64,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 
-# Memory of the embedded store (issue 3: a 1M-event backfill in at most 600 MB RSS, flat in N).
+# Memory of the embedded store (a 1M-event backfill in at most 600 MB RSS, flat in N).
 # Measured with chDB alone inserting the collector's 500-row pages (peak RSS, 300k / 600k rows):
 # defaults 641 / - MB; with the first two settings 414 / 451 MB; with all of them 403 / 407 MB.
 # - Background merges dominate the working memory, and with 46 columns (the Map, Array and Tuple

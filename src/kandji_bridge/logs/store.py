@@ -38,7 +38,7 @@ passes parameters through unquoted), so both engines receive the exact same text
 detections): both engines bind those natively, and a value is text the engine parses as its type.
 chDB hands the value over as-is in ClickHouse's escaped text format (a backslash starts an escape,
 a tab or newline ends the value), so the store escapes it first; clickhouse-connect escapes its own.
-Every session runs with `session_timezone = 'UTC'`: the seed's DateTime columns carry no zone,
+Every session runs with `session_timezone = 'UTC'`: the table's DateTime columns carry no zone,
 and results must not depend on the machine's. That setting needs ClickHouse 23.6 or later, and
 `print_pretty_type_names` 24.1 or later; older servers refuse them.
 """
@@ -78,7 +78,7 @@ SESSION_SETTINGS = {
     "session_timezone": "UTC",
     "output_format_json_quote_64bit_integers": 0,  # counts as JSON numbers
     "output_format_json_named_tuples_as_objects": 1,  # enrichments as {"data": ..., "name": ...}
-    "print_pretty_type_names": 0,  # DESCRIBE shows types on one line, as the seed writes them
+    "print_pretty_type_names": 0,  # DESCRIBE: types on one line, as RunReveal writes them
 }
 INSERT_SETTINGS = {
     "input_format_json_named_tuples_as_objects": 0,  # enrichments are [data, name, ...] arrays

@@ -1,4 +1,4 @@
-"""The Integrations flow of the Asset Panda seed: the Kandji connection, mappings, the mapping page.
+"""Asset Panda's Integrations flow for Kandji: the Kandji connection, mappings, the mapping page.
 
 Integrations Store → Kandji tile → Add → Configure → Base URL + API Key → "Test and save
 connection" → "Continue with mapping" → Mapping List → a new mapping → Save, which activates it
@@ -73,8 +73,8 @@ api = APIRouter(tags=["integrations"])
 PREVIEW_LIMIT = 20  # devices shown in a dry-run preview
 HISTORY_LIMIT = 20  # runs shown on the mapping page
 BLANK_ROWS = 0  # field rows of a new form; "Add more" adds one (with or without JavaScript)
-# The seed's names of the two permissions, as Kandji's token page lists them.
-SEED_PERMISSION = {DEVICE_LIST.key: "GET /devices", DEVICE_DETAILS.key: "GET /device-details"}
+# The two permissions as Asset Panda's Kandji guide names them on Kandji's token page.
+GUIDE_PERMISSION = {DEVICE_LIST.key: "GET /devices", DEVICE_DETAILS.key: "GET /device-details"}
 REMOVAL_POLICIES = (
     (OnRemoved.KEEP.value, "Keep the record as it is"),
     (OnRemoved.MARK.value, "Mark the record removed"),
@@ -146,7 +146,7 @@ def test_and_save_connection(runtime: Runtime, base_url: str, api_key: str) -> C
 
 
 async def _probe(api_url: ApiUrl, token: str) -> list[Check]:
-    """GET /devices (one device), then its details: both permissions the seed asks for."""
+    """GET /devices (one device), then its details: both permissions the device import needs."""
     url_check = Check("Base URL", True, api_url.base_url)
     found = [NO_SUCH_DEVICE]
 
@@ -179,10 +179,10 @@ async def _probe(api_url: ApiUrl, token: str) -> list[Check]:
 
 
 def missing_permission(permission: Permission) -> str:
-    seed = SEED_PERMISSION[permission.key]
+    named = GUIDE_PERMISSION[permission.key]
     return (
-        f'The API key lacks the "{permission.label}" permission ({seed}); in Kandji open '
-        f"Settings > Access > API Token Management, edit the token, select {seed}, save it, "
+        f'The API key lacks the "{permission.label}" permission ({named}); in Kandji open '
+        f"Settings > Access > API Token Management, edit the token, select {named}, save it, "
         "and test again."
     )
 

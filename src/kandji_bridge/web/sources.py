@@ -1,4 +1,4 @@
-"""Sources: connect a Kandji tenant as the RunReveal seed's flow does, watch each source's health.
+"""Sources: connect a Kandji tenant as RunReveal's flow does, watch each source's health.
 
 The flow is Sources → Add Source → the Kandji tile → a name → Connect Source → API URL and token →
 Verify (the per-permission checklist, swapped in place by htmx, or a page of its own without
@@ -465,7 +465,7 @@ def save_page(
     report = run_verify(runtime, new.api_url.base_url, new.token)
     if refusal(report) is not None:
         # The failed check's own sentence on top; the checklist below explains a missing
-        # List audit events as the seed does.
+        # List audit events, as RunReveal's Kandji source does.
         failed = next(c for c in report.checks if c.name in REQUIRED_CHECKS and c.ok is not True)
         return _connect_form(
             request,

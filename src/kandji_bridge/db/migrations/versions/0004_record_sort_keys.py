@@ -1,4 +1,4 @@
-"""The records table's sort keys and search text (issue 5): `record_sort_keys` with
+"""The records table's sort keys and search text: `record_sort_keys` with
 `collection_fields.has_sort_keys`, `records.search`, records indexed by (collection, id,
 status). The sort indexes pages made on first use (`ix_records_sort_<field id>`) give way to
 sort keys for the same fields; the search text is filled for every stored record.
