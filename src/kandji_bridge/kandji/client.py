@@ -77,8 +77,12 @@ NAME_OR_TLS_TRIES = 2
 SLOW_RESPONSE_TRIES = 2
 # Pages wholly dated this far past this machine's clock mean the chain has run past now.
 FUTURE_SKEW = timedelta(hours=1)
-# Pages wholly dated this far before the start_date asked mean start_date is ignored.
+# A page wholly dated this far before the start_date asked was sent as if start_date were not.
 START_SLACK = timedelta(seconds=1)
+# Such pages are stored (an event already stored is dropped by its id), but this many in a row
+# is a server that ignores start_date or a chain running back through history: stop there, before
+# it spends the tenant's hourly budget re-reading the year.
+OLD_PAGES_ALLOWED = 20
 AUDIT_EVENTS_LISTING = "audit events"
 DEVICE_LISTING = "device list"
 CURSOR_CYCLE = "repeat a page already read (a cursor cycle)"
@@ -205,8 +209,9 @@ class KandjiClient:
         An empty page ends the pages even if it has a `next`: there is nothing more to read now.
         Naive datetimes are taken as UTC.
 
-        Paging that would never end raises PagingError as soon as it shows: a cursor or a page
-        read before (a cycle), a page wholly before `start_date` or after now, or more pages than
+        Paging that would never end raises PagingError as soon as it shows, once the page that
+        shows it is handed over: a cursor or a page read before (a cycle), OLD_PAGES_ALLOWED pages
+        in a row wholly before `start_date`, a page wholly after now, or more pages than
         `limits.max_audit_pages`.
         """
         if sort_by not in AUDIT_SORTS:
@@ -221,18 +226,19 @@ class KandjiClient:
         # Digests, not the texts: a hostile server's cursors may be megabytes each.
         cursors_read = {_digest([cursor])} if cursor is not None else set()
         pages_read: set[bytes] = set()
-        pages = 0
+        pages = old_pages = 0
         while True:
             query = params if cursor is None else {**params, "cursor": cursor}
             events, next_cursor = await self._get(
                 AUDIT_EVENTS, AUDIT_EVENTS.path, query, parse_audit_page
             )
             pages += 1
-            if events:
-                self._check_audit_page(events, earliest, pages, pages_read)
+            # Checked once the page is handed over: whatever a misbehaving server sent is kept.
             yield AuditPage(events, cursor, next_cursor)
             if next_cursor is None or not events:
                 return
+            old_pages = old_pages + 1 if _wholly_before(events, earliest) else 0
+            self._check_audit_page(events, earliest, old_pages, pages, pages_read)
             if _digest([next_cursor]) in cursors_read:
                 raise self._paging_error(AUDIT_EVENTS_LISTING, CURSOR_CYCLE, pages, REPORT_IT)
             if pages >= self.limits.max_audit_pages:
@@ -251,26 +257,27 @@ class KandjiClient:
         self,
         events: list[AuditEvent],
         earliest: datetime | None,
+        old_pages: int,
         pages: int,
         pages_read: set[bytes],
     ) -> None:
         """Raise PagingError if this page shows that the paging would never end."""
-        page = _digest(event.id for event in events)
+        page = _digest(event.id or event.raw for event in events)
         if page in pages_read:
             # The same events under a new cursor: a cycle the cursors alone do not show.
             raise self._paging_error(AUDIT_EVENTS_LISTING, CURSOR_CYCLE, pages, REPORT_IT)
         pages_read.add(page)
-        times = [when for event in events if (when := _occurred_at(event)) is not None]
-        if not times:
-            return
-        if earliest is not None and max(times) < earliest - START_SLACK:
+        if earliest is not None and old_pages > OLD_PAGES_ALLOWED:
             raise self._paging_error(
                 AUDIT_EVENTS_LISTING,
-                f"sent a page of events older than the start date asked "
+                f"sent {old_pages} pages in a row of events older than the start date asked "
                 f"({earliest:%Y-%m-%d %H:%M:%S} UTC), so the paging runs past the history asked",
                 pages,
                 REPORT_IT,
             )
+        times = [when for event in events if (when := _occurred_at(event)) is not None]
+        if not times:
+            return
         now = datetime.now(UTC)
         if min(times) > now + FUTURE_SKEW:
             raise self._paging_error(
@@ -572,9 +579,15 @@ def _as_utc(value: datetime | date | str | None) -> datetime | None:
     return None
 
 
+def _wholly_before(events: list[AuditEvent], earliest: datetime | None) -> bool:
+    """Whether every dated event of the page is older than `earliest` (False if none is dated)."""
+    times = [when for event in events if (when := _occurred_at(event)) is not None]
+    return earliest is not None and bool(times) and max(times) < earliest - START_SLACK
+
+
 def _occurred_at(event: AuditEvent) -> datetime | None:
     """The event's occurred_at, or None if it has none Kandji could have written."""
-    text = event.data.get("occurred_at")
+    text = event.data.get("occurred_at") if isinstance(event.data, dict) else None
     if not isinstance(text, str):
         return None
     try:
