@@ -31,11 +31,10 @@ from pathlib import Path
 from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.rules import Detection, load_rules
 from kandji_bridge.detections.run import run_detection
-from kandji_bridge.logs.schema import COLUMN_NAMES, LOGS_TABLE
+from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.store import ChdbLogStore
+from synthetic_logs import fill
 
-YEAR = 365 * 86400
-CHUNK = 1_000_000  # rows per INSERT ... SELECT
 WINDOW = timedelta(minutes=15)
 
 # One generated row per `number`; h1..h4 are independent hashes of it. Columns not listed here
@@ -143,28 +142,6 @@ GENERATED = [
 ]
 
 
-def fill(store: ChdbLogStore, total: int, end: int) -> float:
-    """Generate `total` events ending at `end` (Unix seconds); returns the seconds it took."""
-    assert set(GENERATED) <= set(COLUMN_NAMES)
-    started = time.perf_counter()
-    for first in range(0, total, CHUNK):
-        count = min(CHUNK, total - first)
-        store.query(
-            GENERATE.format(
-                columns=", ".join(GENERATED),
-                end=end,
-                span=YEAR,
-                total=total,
-                first=first,
-                count=count,
-            ),
-            read_only=False,
-        )
-        print(f"  generated {first + count:,} / {total:,}", flush=True)
-    store.query(f"OPTIMIZE TABLE {LOGS_TABLE} FINAL", read_only=False)
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -180,7 +157,7 @@ def main() -> None:
             store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
             end = int(datetime.now(UTC).timestamp())
             print(f"Generating {args.events:,} events ...", flush=True)
-            seconds = fill(store, args.events, end)
+            seconds = fill(store, GENERATE, GENERATED, args.events, end)
             print(f"Generated in {seconds:.1f} s", flush=True)
         report(store, args.runs)
     finally:

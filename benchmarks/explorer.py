@@ -24,12 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kandji_bridge.logs.schema import COLUMN_NAMES, LOGS_TABLE
+from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.search import SearchQuery, facets, get_event, histogram, last, search
 from kandji_bridge.logs.store import ChdbLogStore
-
-YEAR = 365 * 86400
-CHUNK = 1_000_000  # rows per INSERT ... SELECT
+from synthetic_logs import fill
 
 # One generated row per `number`; h1..h4 are independent hashes of it. Columns not listed here
 # take their defaults (empty strings, zeros, empty maps and arrays).
@@ -99,28 +97,6 @@ GENERATED = [
 ]
 
 
-def fill(store: ChdbLogStore, total: int, end: int) -> float:
-    """Generate `total` events ending at `end` (Unix seconds); returns the seconds it took."""
-    assert set(GENERATED) <= set(COLUMN_NAMES)
-    started = time.perf_counter()
-    for first in range(0, total, CHUNK):
-        count = min(CHUNK, total - first)
-        store.query(
-            GENERATE.format(
-                columns=", ".join(GENERATED),
-                end=end,
-                span=YEAR,
-                total=total,
-                first=first,
-                count=count,
-            ),
-            read_only=False,
-        )
-        print(f"  generated {first + count:,} / {total:,}", flush=True)
-    store.query(f"OPTIMIZE TABLE {LOGS_TABLE} FINAL", read_only=False)
-    return time.perf_counter() - started
-
-
 def timed(action: Callable[[], object], runs: int) -> tuple[float, object]:
     """Median wall time in ms over `runs` (after one warm-up run), and the last result."""
     result = action()
@@ -148,7 +124,7 @@ def main() -> None:
             store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
             end = int(datetime.now(UTC).timestamp())
             print(f"Generating {args.events:,} events ...", flush=True)
-            seconds = fill(store, args.events, end)
+            seconds = fill(store, GENERATE, GENERATED, args.events, end)
             print(f"Generated in {seconds:.1f} s", flush=True)
         report(store, args.runs)
     finally:
