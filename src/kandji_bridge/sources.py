@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from kandji_bridge.db.models import Mapping, Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
-from kandji_bridge.secrets import decrypt_token, encrypt_token
+from kandji_bridge.token_vault import decrypt_token, encrypt_token
 
 NAME_MAX_LENGTH = 64
 API_URL_MAX_LENGTH = 2048  # the column's size

@@ -88,7 +88,7 @@ class Source(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     api_url: Mapped[str] = mapped_column(String(2048))
-    # Fernet ciphertext from kandji_bridge.secrets; the plain token is never stored.
+    # Fernet ciphertext from kandji_bridge.token_vault; the plain token is never stored.
     token_ciphertext: Mapped[str] = mapped_column(Text)
     poll_interval_seconds: Mapped[int] = mapped_column(default=60)
     retention_days: Mapped[int] = mapped_column(default=730)

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 
 from kandji_bridge.config import Settings, load_settings
 from kandji_bridge.errors import ConfigError
-from kandji_bridge.secrets import decrypt_token, encrypt_token, mask_token
+from kandji_bridge.token_vault import decrypt_token, encrypt_token, mask_token
 
 TOKEN = "5f1c7a2e-9d4b-4e8a-b3c6-0a1b2c3d4e5f"
 PASSPHRASE = "correct horse battery staple"
