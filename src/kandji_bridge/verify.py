@@ -15,10 +15,10 @@ from kandji_bridge.kandji.errors import (
     ConnectError,
     DeviceNotFoundError,
     DNSError,
+    EndpointNotFoundError,
     InvalidURLError,
     KandjiError,
     KandjiTimeout,
-    NotFoundError,
     PermissionDeniedError,
     RedirectError,
     TLSError,
@@ -36,7 +36,7 @@ URL_ERRORS = (
     TLSError,
     ConnectError,
     KandjiTimeout,
-    NotFoundError,
+    EndpointNotFoundError,
     RedirectError,
 )
 

@@ -21,12 +21,12 @@ from kandji_bridge.kandji.errors import (
     ConnectError,
     DeviceNotFoundError,
     DNSError,
+    EndpointNotFoundError,
     InvalidCursorError,
     InvalidTokenError,
     InvalidURLError,
     KandjiTimeout,
     MalformedResponseError,
-    NotFoundError,
     PagingError,
     PermissionDeniedError,
     RateLimitError,
@@ -315,11 +315,11 @@ async def test_404_on_a_list_is_a_wrong_url_and_on_details_a_missing_device(
     kandji.get(AUDIT).mock(return_value=httpx.Response(404, text="<h1>Not Found</h1>"))
     kandji.get(f"{DEVICES}/gone/details").mock(return_value=httpx.Response(404, json={}))
     async with client_factory() as client:
-        with pytest.raises(NotFoundError) as wrong_url:
+        with pytest.raises(EndpointNotFoundError) as wrong_url:
             await _all_audit(client)
         with pytest.raises(DeviceNotFoundError) as missing:
             await client.get_device_details("gone")
-    assert type(wrong_url.value) is NotFoundError
+    assert type(wrong_url.value) is EndpointNotFoundError
     assert "API URL or its subdomain is wrong" in str(wrong_url.value)
     assert "https://YOUR_SUBDOMAIN.api.kandji.io" in str(wrong_url.value)
     assert missing.value.device_id == "gone"
@@ -334,7 +334,7 @@ async def test_404_for_a_cursor_kandji_cannot_read(
     async with client_factory() as client:
         with pytest.raises(InvalidCursorError) as caught:
             await _all_audit(client, cursor="bm9wZQ==")
-        with pytest.raises(NotFoundError):  # without a cursor it is the URL that is wrong
+        with pytest.raises(EndpointNotFoundError):  # without a cursor it is the URL that is wrong
             await _all_audit(client)
     assert "page again from a start date" in str(caught.value)
 

@@ -28,12 +28,12 @@ from kandji_bridge.kandji.errors import (
     ConnectError,
     DeviceNotFoundError,
     DNSError,
+    EndpointNotFoundError,
     InvalidCursorError,
     InvalidTokenError,
     KandjiError,
     KandjiTimeout,
     MalformedResponseError,
-    NotFoundError,
     PagingError,
     PermissionDeniedError,
     RateLimitError,
@@ -431,7 +431,7 @@ class KandjiClient:
                     raise DeviceNotFoundError(self.host, device_id)
                 if "cursor" in params and "cursor" in self._detail(response).lower():
                     raise InvalidCursorError(self.host)
-                raise NotFoundError(self.host, path)
+                raise EndpointNotFoundError(self.host, path)
             retry_after = _retry_after(response.headers.get("retry-after"))
             if status == 429:
                 _count(self.stats, endpoint, rate_limited=1)

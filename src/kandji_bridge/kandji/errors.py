@@ -111,7 +111,7 @@ class PermissionDeniedError(KandjiError):
         )
 
 
-class NotFoundError(KandjiError):
+class EndpointNotFoundError(KandjiError):
     """404 on a list endpoint: the URL does not point at a Kandji tenant's API."""
 
     def __init__(self, host: str, path: str) -> None:
@@ -121,14 +121,14 @@ class NotFoundError(KandjiError):
         )
 
 
-class DeviceNotFoundError(NotFoundError):
+class DeviceNotFoundError(KandjiError):
+    """404 on one device's details: the URL is right, the device is gone."""
+
     def __init__(self, host: str, device_id: str) -> None:
         self.device_id = device_id
-        # Not NotFoundError's sentence: the URL is right, the device is gone.
-        KandjiError.__init__(
-            self,
+        super().__init__(
             f"Kandji at {host} has no device {device_id} (404); it may have been deleted, so "
-            "list the devices again.",
+            "list the devices again."
         )
 
 
