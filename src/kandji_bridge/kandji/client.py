@@ -109,6 +109,15 @@ class ClientStats(EndpointStats):
     by_endpoint: dict[str, EndpointStats] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Retry:
+    """A response another try may fix: back off first (at least `at_least` seconds), unless the
+    rate limiter already holds every caller of the tenant (a 429)."""
+
+    back_off: bool = True
+    at_least: float | None = None
+
+
 def _count(stats: ClientStats, endpoint: str, **counts: float) -> None:
     per_endpoint = stats.by_endpoint.setdefault(endpoint, EndpointStats())
     for name, value in counts.items():
@@ -372,93 +381,110 @@ class KandjiClient:
         """GET `path` and parse the body, retrying what another try may fix."""
         endpoint = permission.endpoint
         for attempt in range(1, self._max_tries + 1):
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                raise RunTooLongError(self.host, self.limits.run_seconds, self.stats.requests)
-            permit = await self.limiter.acquire()
-            _count(self.stats, endpoint, requests=1, time_waiting=permit.waited)
-            try:
-                # httpx's timeout is per read: this bounds the whole response, body included.
-                async with asyncio.timeout(min(self.limits.response_seconds, left)):
-                    response = await self._http.get(path, params=params)
-            except TimeoutError:
-                permit.done()
-                if time.monotonic() >= self._deadline:
-                    raise RunTooLongError(
-                        self.host, self.limits.run_seconds, self.stats.requests
-                    ) from None
-                if attempt >= min(self._max_tries, SLOW_RESPONSE_TRIES):
-                    raise SlowResponseError(
-                        self.host, self.limits.response_seconds, attempt
-                    ) from None
-                log.info("%s on %s: the response came too slowly; trying again", self.host, path)
-                await self._back_off(endpoint, attempt)
+            response = await self._send(endpoint, path, params, attempt)
+            if response is None:
                 continue
-            except httpx.TransportError as exc:
-                permit.done()  # before backing off: the limiter counts it as arriving until then
-                error, tries_left = self._transport_error(exc, attempt)
-                if not tries_left:
-                    raise error from exc
-                log.info("%s on %s: %s; trying again", self.host, endpoint, type(exc).__name__)
-                await self._back_off(endpoint, attempt)
-                continue
-            finally:
-                permit.done()
-
-            status = response.status_code
-            if status < 300:
-                try:
-                    return parse(response.content)
-                except BadShape as exc:
-                    raise self._malformed(path, str(exc)) from None
-                except BadJSON as exc:
-                    if not _says_json(response):
-                        raise self._malformed(path, "it is not JSON") from None
-                    if attempt == self._max_tries:
-                        raise self._malformed(path, "the JSON is invalid or cut short") from None
-                    log.info("%s on %s: unreadable JSON (%s); trying again", self.host, path, exc)
-                    await self._back_off(endpoint, attempt)
-                    continue
-            if status < 400:
-                location = urlsplit(response.headers.get("location", "")).hostname
-                raise RedirectError(self.host, status, location and self._scrub(location))
-            if status == 401:
-                raise AuthenticationError(self.host)
-            if status == 403:
-                raise PermissionDeniedError(self.host, permission)
-            if status == 404:
-                if device_id is not None:
-                    raise DeviceNotFoundError(self.host, device_id)
-                if "cursor" in params and "cursor" in self._detail(response).lower():
-                    raise InvalidCursorError(self.host)
-                raise EndpointNotFoundError(self.host, path)
-            retry_after = _retry_after(response.headers.get("retry-after"))
-            if status == 429:
-                _count(self.stats, endpoint, rate_limited=1)
-                if retry_after is not None and retry_after > self._max_retry_after:
-                    raise RateLimitError(
-                        self.host,
-                        tries=attempt,
-                        retry_after=retry_after,
-                        limit=self._max_retry_after,
-                    )
-                # Every caller of this tenant waits, not just this one: the limiter holds them.
-                self.limiter.pause(
-                    retry_after if retry_after is not None else self._backoff_delay(attempt)
-                )
-                if attempt == self._max_tries:
-                    raise RateLimitError(self.host, tries=attempt)
-                log.info("%s on %s: 429 Too Many Requests; waiting", self.host, endpoint)
-                _count(self.stats, endpoint, retries=1)
-                continue
-            if status >= 500:
-                if attempt == self._max_tries:
-                    raise ServerError(self.host, status, attempt)
-                log.info("%s on %s: %d; trying again", self.host, endpoint, status)
-                await self._back_off(endpoint, attempt, at_least=retry_after)
-                continue
-            raise UnexpectedResponseError(self.host, status, path, self._detail(response))
+            outcome = self._classify(response, permission, path, params, parse, device_id, attempt)
+            if not isinstance(outcome, _Retry):
+                return outcome
+            if outcome.back_off:
+                await self._back_off(endpoint, attempt, at_least=outcome.at_least)
         raise AssertionError("unreachable: the last try returns or raises")
+
+    async def _send(
+        self, endpoint: str, path: str, params: dict[str, str], attempt: int
+    ) -> httpx.Response | None:
+        """One GET, on the tenant's rate limit and within the run's deadline: the response, or
+        None after backing off from a failure another try may fix (else its error is raised)."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise RunTooLongError(self.host, self.limits.run_seconds, self.stats.requests)
+        permit = await self.limiter.acquire()
+        _count(self.stats, endpoint, requests=1, time_waiting=permit.waited)
+        try:
+            # httpx's timeout is per read: this bounds the whole response, body included.
+            async with asyncio.timeout(min(self.limits.response_seconds, left)):
+                return await self._http.get(path, params=params)
+        except TimeoutError:
+            permit.done()
+            if time.monotonic() >= self._deadline:
+                raise RunTooLongError(
+                    self.host, self.limits.run_seconds, self.stats.requests
+                ) from None
+            if attempt >= min(self._max_tries, SLOW_RESPONSE_TRIES):
+                raise SlowResponseError(self.host, self.limits.response_seconds, attempt) from None
+            log.info("%s on %s: the response came too slowly; trying again", self.host, path)
+        except httpx.TransportError as exc:
+            permit.done()  # before backing off: the limiter counts it as arriving until then
+            error, tries_left = self._transport_error(exc, attempt)
+            if not tries_left:
+                raise error from exc
+            log.info("%s on %s: %s; trying again", self.host, endpoint, type(exc).__name__)
+        finally:
+            permit.done()
+        await self._back_off(endpoint, attempt)
+        return None
+
+    def _classify(
+        self,
+        response: httpx.Response,
+        permission: Permission,
+        path: str,
+        params: dict[str, str],
+        parse: Callable[[bytes], T],
+        device_id: str | None,
+        attempt: int,
+    ) -> "T | _Retry":
+        """What a response means: the parsed body, another try, or the error to raise."""
+        endpoint, status = permission.endpoint, response.status_code
+        last = attempt == self._max_tries
+        if status < 300:
+            try:
+                return parse(response.content)
+            except BadShape as exc:
+                raise self._malformed(path, str(exc)) from None
+            except BadJSON as exc:
+                if not _says_json(response):
+                    raise self._malformed(path, "it is not JSON") from None
+                if last:
+                    raise self._malformed(path, "the JSON is invalid or cut short") from None
+                log.info("%s on %s: unreadable JSON (%s); trying again", self.host, path, exc)
+                return _Retry()
+        if status < 400:
+            location = urlsplit(response.headers.get("location", "")).hostname
+            raise RedirectError(self.host, status, location and self._scrub(location))
+        if status == 401:
+            raise AuthenticationError(self.host)
+        if status == 403:
+            raise PermissionDeniedError(self.host, permission)
+        if status == 404:
+            if device_id is not None:
+                raise DeviceNotFoundError(self.host, device_id)
+            if "cursor" in params and "cursor" in self._detail(response).lower():
+                raise InvalidCursorError(self.host)
+            raise EndpointNotFoundError(self.host, path)
+        retry_after = _retry_after(response.headers.get("retry-after"))
+        if status == 429:
+            _count(self.stats, endpoint, rate_limited=1)
+            if retry_after is not None and retry_after > self._max_retry_after:
+                raise RateLimitError(
+                    self.host, tries=attempt, retry_after=retry_after, limit=self._max_retry_after
+                )
+            # Every caller of this tenant waits, not just this one: the limiter holds them.
+            self.limiter.pause(
+                retry_after if retry_after is not None else self._backoff_delay(attempt)
+            )
+            if last:
+                raise RateLimitError(self.host, tries=attempt)
+            log.info("%s on %s: 429 Too Many Requests; waiting", self.host, endpoint)
+            _count(self.stats, endpoint, retries=1)
+            return _Retry(back_off=False)
+        if status >= 500:
+            if last:
+                raise ServerError(self.host, status, attempt)
+            log.info("%s on %s: %d; trying again", self.host, endpoint, status)
+            return _Retry(at_least=retry_after)
+        raise UnexpectedResponseError(self.host, status, path, self._detail(response))
 
     def _transport_error(self, exc: httpx.TransportError, attempt: int) -> tuple[KandjiError, bool]:
         """The error to raise for `exc`, and whether another try is allowed."""
