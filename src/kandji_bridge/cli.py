@@ -207,7 +207,6 @@ def verify_command(
         state = open_state(settings)
         source = sources.get_source(state, name)
         api_url, token = source.api_url, sources.get_source_token(state, name)
-        redact.remember(token)
     elif url is None:
         raise UsageError("Give a source NAME, or --url with --token-env VAR or --token-stdin.")
     else:

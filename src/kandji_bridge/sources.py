@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kandji_bridge import redact
 from kandji_bridge.db.models import Mapping, Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
@@ -101,11 +102,14 @@ def get_source(state: StateDB, name: str) -> SourceInfo:
 
 
 def get_source_token(state: StateDB, name: str) -> str:
-    """The source's plain token, for the Kandji client only: never log or print it."""
+    """The source's plain token, for the Kandji client only. It is registered with `redact` as
+    it leaves the vault, so no output or log line of this process can show it."""
     with state.session() as session:
         source = _find(session, name)
         ciphertext, shown = source.token_ciphertext, shlex.quote(source.name)
-    return decrypt_token(state.settings, ciphertext, what=f"The token of source {shown}")
+    token = decrypt_token(state.settings, ciphertext, what=f"The token of source {shown}")
+    redact.remember(token)
+    return token
 
 
 def find_source_by_url(state: StateDB, api_url: str) -> SourceInfo | None:

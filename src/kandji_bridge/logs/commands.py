@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kandji_bridge import redact, sources
+from kandji_bridge import sources
 from kandji_bridge.cli_common import app_context, err, not_blank, out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
@@ -111,7 +111,6 @@ def run_pass(
         info = sources.get_source(state, name)
         token = sources.get_source_token(state, name)
         workspace_id = state.workspace_id
-    redact.remember(token)
     api_url = normalize_api_url(info.api_url, settings.allowed_hosts)
     source = CollectorSource(info.id, info.name, info.retention_days)
     store = open_store(settings)

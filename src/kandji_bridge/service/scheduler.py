@@ -379,7 +379,6 @@ class Scheduler:
         runtime = self.runtime
         info = sources.get_source(runtime.state, job.name)
         token = sources.get_source_token(runtime.state, job.name)
-        redact.remember(token)
         api_url = normalize_api_url(info.api_url, runtime.settings.allowed_hosts)
         source = CollectorSource(info.id, info.name, info.retention_days)
         tracker = _Tracker(self.counters, info.name)

@@ -285,7 +285,6 @@ def poll_now(runtime: Runtime, info: sources.SourceInfo) -> str | None:
 
 def _poll_inline(runtime: Runtime, info: sources.SourceInfo) -> None:
     token = sources.get_source_token(runtime.state, info.name)
-    redact.remember(token)
     api_url = normalize_api_url(info.api_url, runtime.settings.allowed_hosts)
     source = CollectorSource(info.id, info.name, info.retention_days)
 
