@@ -64,9 +64,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 
-# Memory of the embedded store (a 1M-event backfill in at most 600 MB RSS, flat in N).
-# Measured with chDB alone inserting the collector's 500-row pages (peak RSS, 300k / 600k rows):
-# defaults 641 / - MB; with the first two settings 414 / 451 MB; with all of them 403 / 407 MB.
+# Memory of the embedded store: these keep a backfill's memory flat in the size of the history
+# (figures in docs/benchmarks-log.md).
 # - Background merges dominate the working memory, and with 46 columns (the Map, Array and Tuple
 #   ones are several streams each) it is per stream. A merge into a wide part holds a compression
 #   buffer of max_compress_block_size (1 MiB by default) for every stream at once: 64 KiB blocks
@@ -86,10 +85,9 @@ LOGS_TABLE_SETTINGS = {
     "max_cleanup_delay_period": 10,
 }
 
-# Background merges were a quarter of the CPU of a bulk load into chDB (1M rows in 5,000-row
-# inserts, one core: 27 µs per row for the inserts and merges with the defaults, 21 µs with this).
-# A merge selector base of 10 instead of 5 merges parts when more of them have piled up, so each
-# row is rewritten fewer times; a partition keeps a few more parts (about 10 per size level).
+# Background merges were a quarter of the CPU of a bulk load into chDB. A merge selector base of
+# 10 instead of 5 merges parts when more of them have piled up, so each row is rewritten fewer
+# times; a partition keeps a few more parts (about 10 per size level).
 # The embedded engine only: the setting is recent (ClickHouse 25), older servers refuse it.
 CHDB_TABLE_SETTINGS = {"merge_selector_base": 10}
 CHDB_DDL = f"ALTER TABLE {LOGS_TABLE} MODIFY SETTING " + ", ".join(

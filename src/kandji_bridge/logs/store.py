@@ -11,19 +11,13 @@
 - `clickhouse://user:password@host:8123/database` (or `clickhouses://` for HTTPS): a ClickHouse
   server through clickhouse-connect.
 
-Rows are sent as one JSON array in `JSONEachRow`: one orjson call per batch serializes 2-4x faster
-than one call per row, and the engine's insert cost was the same, within noise, for newline-
-separated JSONEachRow, JSONCompactEachRow and JSONCompactColumns. A column a row leaves out
-(`normalize.OMITTED_DEFAULTS`) is stored as its type's default, on both engines. Columnar hand-overs
-do not pay either (5,000-row inserts into chDB, one core): the engine takes Native bytes for ~3 µs
-less CPU per row than this JSON and ArrowStream for ~1 µs less, but building the Arrow arrays in
-Python (Map, Array and Tuple columns included) costs ~5 µs per row against orjson's ~2, and chDB's
-`Python()` table function on an Arrow table costs twice the JSON insert. Each INSERT has a fixed
-cost of a new part (about 18 ms on the benchmark machine's disk, 2 ms on tmpfs), so larger batches
-insert faster up to ~6,000 rows; from ~7,000 rows (10 MB of column data) a part is written wide, one
-file per column stream, and costs more per row again. An INSERT is all-or-nothing only within one
-partition: rows of two months make two parts, committed one after the other. Rows older than their
-sourceTTL are dropped at the next merge.
+Rows are sent as one JSON array in `JSONEachRow`, one orjson call per batch: of the hand-overs
+measured (JSON formats, Native, ArrowStream, chDB's `Python()` table function), it costs the least
+in all once the Python side is counted (figures in docs/benchmarks-log.md). A column a row leaves
+out (`normalize.OMITTED_DEFAULTS`) is stored as its type's default, on both engines. Each INSERT
+makes a part, so the collector inserts a page at a time and bulk loads a few thousand rows at once.
+An INSERT is all-or-nothing only within one partition: rows of two months make two parts,
+committed one after the other. Rows older than their sourceTTL are dropped at the next merge.
 
 One ChdbLogStore may be shared by threads (the service's collector job and its web requests):
 chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
