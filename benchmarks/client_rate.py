@@ -41,9 +41,9 @@ import httpx
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.errors import KandjiError
 from kandji_bridge.kandji.ratelimit import Permit, RateLimiter
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.server import running_simulator
 from kandji_bridge.kandji.urls import ApiUrl
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.server import running_simulator
 
 DETAIL_WORKERS = 6
 WARM_UP = 2.0  # seconds left out of the sustained rate: the opening burst and what it shifts

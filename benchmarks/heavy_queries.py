@@ -37,8 +37,8 @@ import orjson
 from kandji_bridge import sources, users
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.server import RunningSimulator, running_simulator
 
 CLI = (sys.executable, "-m", "kandji_bridge")
 SERVING = re.compile(r"Serving on (http://\S+)")

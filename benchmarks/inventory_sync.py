@@ -56,8 +56,8 @@ from kandji_bridge.inventory import collections, mappings, records
 from kandji_bridge.inventory.collections import parse_field_spec
 from kandji_bridge.inventory.sync import PAGE_SIZE, SyncReport, sync_mapping
 from kandji_bridge.kandji.ratelimit import limiter_for
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.server import running_simulator
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.server import running_simulator
 
 POSTGRES_URL = "postgresql+psycopg://kb:kb@127.0.0.1:5432/kb_test"
 UNLIMITED = {"rate_per_second": 1e6, "rate_per_hour": 1e9}

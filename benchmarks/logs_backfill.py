@@ -27,12 +27,12 @@ from pathlib import Path
 import httpx
 
 from kandji_bridge.kandji.client import KandjiClient
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.server import running_simulator
 from kandji_bridge.kandji.urls import ApiUrl
 from kandji_bridge.logs.collector import CollectorSource, collect
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.server import running_simulator
 
 TOKEN = "benchmark-token-0001"  # noqa: S105 (the simulator's, not a secret)
 CLI = [sys.executable, "-m", "kandji_bridge"]

@@ -27,10 +27,10 @@ import httpx
 import orjson
 
 from kandji_bridge.inventory.fields import dig
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.details import device_details
-from kandji_bridge.kandji.simulator.devices import device_json
-from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.details import device_details
+from kandji_bridge.simulator.devices import device_json
+from kandji_bridge.simulator.server import RunningSimulator, running_simulator
 
 CLI = (sys.executable, "-m", "kandji_bridge")
 MAX_RUNS = 10

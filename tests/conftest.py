@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hostile.kandji import HostileKandji, running
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.server import RunningSimulator, running_simulator
 
 # CI sets this so a test that needs a service (PostgreSQL, Chromium) fails instead of skipping.
 REQUIRE_SERVICES = os.environ.get("KANDJI_BRIDGE_TEST_REQUIRE_SERVICES") == "1"

@@ -96,8 +96,8 @@ def simulate(
     ] = 0,
 ) -> None:
     """Serve a simulated Kandji tenant (same seed, same data)."""
-    from kandji_bridge.kandji.simulator.config import SimulatorConfig, parse_token_option
-    from kandji_bridge.kandji.simulator.server import serve
+    from kandji_bridge.simulator.config import SimulatorConfig, parse_token_option
+    from kandji_bridge.simulator.server import serve
 
     tokens: dict[str, frozenset[str]] = {}
     for value in token or []:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from kandji_bridge.demo import COLLECTION, MAPPING, SOURCE_NAME, simulator_config
-from kandji_bridge.kandji.simulator.config import resolved_tokens
+from kandji_bridge.simulator.config import resolved_tokens
 
 DEVICES, EVENTS = 5, 50
 COMMAND = ["-m", "kandji_bridge", "--debug", "demo", "--port", "0", "--no-browser"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kandji_bridge.cli import main
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 PARTIAL = "partial-token-1234"  # audit only
 

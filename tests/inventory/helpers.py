@@ -24,8 +24,8 @@ from kandji_bridge.inventory import collections, mappings
 from kandji_bridge.inventory.collections import CollectionInfo, parse_field_spec
 from kandji_bridge.inventory.mappings import MappingInfo, MappingSpec, OnRemoved, parse_pair
 from kandji_bridge.inventory.sync import SyncReport, sync_mapping
-from kandji_bridge.kandji.simulator.server import RunningSimulator
-from kandji_bridge.kandji.simulator.tenant import Device
+from kandji_bridge.simulator.server import RunningSimulator
+from kandji_bridge.simulator.tenant import Device
 
 ITAM_FIELDS = (
     "Device ID:text:unique",

@@ -15,7 +15,7 @@ from kandji_bridge.cli import main
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.inventory.fields import CATALOG
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 ITAM = [
     "--field", "Device ID:text:unique", "--field", "Serial:text:unique", "--field", "Name:text",

@@ -18,8 +18,8 @@ from kandji_bridge.inventory.convert import format_datetime
 from kandji_bridge.inventory.mappings import OnRemoved
 from kandji_bridge.inventory.sync import FieldChange, SyncFailed, read_device, sync_mapping
 from kandji_bridge.kandji.errors import InvalidURLError
-from kandji_bridge.kandji.simulator.server import RunningSimulator
-from kandji_bridge.kandji.simulator.timefmt import from_us
+from kandji_bridge.simulator.server import RunningSimulator
+from kandji_bridge.simulator.timefmt import from_us
 
 from .helpers import drop_device, edit_device, make_mapping, restore_device, row_counts, sync
 

@@ -16,8 +16,8 @@ from kandji_bridge.kandji.errors import (
 )
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS, DEVICE_DETAILS, DEVICE_LIST
 from kandji_bridge.kandji.ratelimit import RateLimiter
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.kandji.urls import ApiUrl
+from kandji_bridge.simulator.server import RunningSimulator
 
 Factory = Callable[..., RunningSimulator]
 

@@ -15,7 +15,6 @@ import pytest
 
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.ratelimit import RateLimiter
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.kandji.urls import ApiUrl
 from kandji_bridge.logs.collector import (
     CollectorSource,
@@ -24,6 +23,7 @@ from kandji_bridge.logs.collector import (
     source_lock,
 )
 from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.simulator.server import RunningSimulator
 
 WORKSPACE = "6f1c1d8e-0000-4000-8000-000000000001"
 SOURCE = CollectorSource(id="9d7a3c52-0000-4000-8000-000000000002", name="acme", retention_days=365)

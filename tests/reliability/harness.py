@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 CLI = (sys.executable, "-m", "kandji_bridge")
 SERVING = re.compile(r"Serving on (http://\S+)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge.kandji.simulator.devices import device_json
+from kandji_bridge.simulator.devices import device_json
 
 from .harness import CrashHarness, crash_seed
 

@@ -27,9 +27,9 @@ from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.inventory import mappings, runs
-from kandji_bridge.kandji.simulator.devices import device_json
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs
+from kandji_bridge.simulator.devices import device_json
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .harness import CrashHarness, KillReport, ServeProcess, crash_seed
 from .test_crash import DEFAULT_KILLS, FIELDS, SLOW_KILLS, register_devices

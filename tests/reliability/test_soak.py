@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kandji_bridge.inventory.fields import dig
-from kandji_bridge.kandji.simulator.details import device_details
-from kandji_bridge.kandji.simulator.devices import device_json
+from kandji_bridge.simulator.details import device_details
+from kandji_bridge.simulator.devices import device_json
 
 from .harness import CrashHarness, crash_seed
 

@@ -12,11 +12,11 @@ import pytest
 
 from kandji_bridge.config import ENV_ALLOWED_HOSTS
 from kandji_bridge.db import StateDB
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
+from kandji_bridge.simulator.server import RunningSimulator
 
 
 @pytest.fixture

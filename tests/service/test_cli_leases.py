@@ -22,9 +22,9 @@ from kandji_bridge.config import ENV_ALLOWED_HOSTS, ENV_LEASE_SECONDS
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import JobLease, SyncRun, utcnow
 from kandji_bridge.inventory import runs
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.scheduler import Scheduler
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import running, wait_until
 from .test_scheduler import add_mapping

@@ -20,10 +20,10 @@ from kandji_bridge import sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.serve import run_serve
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import wait_until
 from .test_scheduler import add_mapping

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 
 def client(simulator: RunningSimulator, token: str | None = None) -> httpx.Client:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import client
 

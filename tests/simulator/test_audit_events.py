@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from kandji_bridge.kandji.simulator import ulid
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator import ulid
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import all_event_pages, all_events, client
 

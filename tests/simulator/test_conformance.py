@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.server import RunningSimulator, running_simulator
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.server import RunningSimulator, running_simulator
 
 from .helpers import all_devices, all_events, client
 

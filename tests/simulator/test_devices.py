@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import all_devices, client
 

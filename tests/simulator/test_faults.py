@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import client
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from kandji_bridge.kandji.simulator import catalog
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator import catalog
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import all_devices, client
 

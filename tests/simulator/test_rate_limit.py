@@ -5,8 +5,8 @@ from collections.abc import Callable
 
 import httpx
 
-from kandji_bridge.kandji.simulator.ratelimit import SlidingWindowLimiter
-from kandji_bridge.kandji.simulator.server import RunningSimulator
+from kandji_bridge.simulator.ratelimit import SlidingWindowLimiter
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .helpers import client
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kandji_bridge.kandji.simulator import catalog
-from kandji_bridge.kandji.simulator.config import (
+from kandji_bridge.simulator import catalog
+from kandji_bridge.simulator.config import (
     PERMISSION_KEYS,
     SimulatorConfig,
     parse_token_option,
     resolved_tokens,
 )
-from kandji_bridge.kandji.simulator.server import (
+from kandji_bridge.simulator.server import (
     RunningSimulator,
     announcement,
     running_simulator,

@@ -29,8 +29,8 @@ from kandji_bridge.errors import NotFound
 from kandji_bridge.inventory import collections, mappings
 from kandji_bridge.inventory.collections import FieldSpec
 from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
 from kandji_bridge.web import auth
 from kandji_bridge.web.app import create_app
 

@@ -15,9 +15,9 @@ from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
 from kandji_bridge.inventory.sync import sync_mapping
 from kandji_bridge.kandji.client import KandjiClient
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.logs.collector import CollectorSource, collect
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
 
 DASH = "\N{EN DASH}"  # between the first and last row shown: "1-10 of 40 records"
 

@@ -13,9 +13,9 @@ from kandji_bridge.db.models import Source
 from kandji_bridge.inventory import collections, records
 from kandji_bridge.inventory.collections import FieldSpec
 from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
+from kandji_bridge.simulator.server import RunningSimulator
 
 MAPPING = {
     "name": "Kandji Device Import",

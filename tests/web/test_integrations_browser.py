@@ -10,8 +10,8 @@ import re
 from kandji_bridge.inventory import collections, mappings, records
 from kandji_bridge.inventory.collections import FieldSpec
 from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
 
 from .test_integrations_api import source_rows
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.ratelimit import RateLimiter
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.kandji.urls import ApiUrl
 from kandji_bridge.logs.collector import CollectorSource, collect
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
 
 SOURCE = CollectorSource(id="src-browser", name="acme", retention_days=365)
 

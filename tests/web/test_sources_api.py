@@ -11,9 +11,9 @@ from kandji_bridge.db.models import JobStatus
 from kandji_bridge.inventory import collections, mappings
 from kandji_bridge.inventory.collections import parse_field_spec
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.logs.store import QuarantineEntry
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kandji_bridge import sources
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
 
 NO_AUDIT_TOKEN = "browser-token-without-audit-permission"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kandji_bridge.kandji.simulator.server import RunningSimulator
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
+from kandji_bridge.simulator.server import RunningSimulator
 
 
 @contextlib.contextmanager

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from kandji_bridge.kandji.simulator import timefmt, ulid
-from kandji_bridge.kandji.simulator.events import MAX_ID_LAG_MS, EventLog
+from kandji_bridge.simulator import timefmt, ulid
+from kandji_bridge.simulator.events import MAX_ID_LAG_MS, EventLog
 
 MAX_LIMIT = 500
 SORT_FIELDS = ("occurred_at", "-occurred_at", "id", "-id")

@@ -3,8 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
-from kandji_bridge.kandji.simulator import timefmt
-from kandji_bridge.kandji.simulator.tenant import Device, Tenant, User
+from kandji_bridge.simulator import timefmt
+from kandji_bridge.simulator.tenant import Device, Tenant, User
 
 MAX_LIMIT = 300
 ORDERING_FIELDS = (

@@ -8,8 +8,8 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from kandji_bridge.kandji.simulator import catalog
-from kandji_bridge.kandji.simulator.catalog import Model
+from kandji_bridge.simulator import catalog
+from kandji_bridge.simulator.catalog import Model
 
 DAY_US = 86_400 * 1_000_000
 _SERIAL_CHARS = "0123456789CDFGHJKLMNPQRTVWXY"  # Apple serials avoid vowels and look-alikes

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kandji_bridge.kandji.simulator import catalog
-from kandji_bridge.kandji.simulator.tenant import Admin, Device, Tenant, TokenRecord
+from kandji_bridge.simulator import catalog
+from kandji_bridge.simulator.tenant import Admin, Device, Tenant, TokenRecord
 
 T = TypeVar("T")
 _MASK64 = (1 << 64) - 1

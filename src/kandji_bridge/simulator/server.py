@@ -11,11 +11,11 @@ from typing import Any
 
 import uvicorn
 
-from kandji_bridge.kandji.simulator.app import create_app
-from kandji_bridge.kandji.simulator.config import PERMISSION_KEYS, SimulatorConfig
-from kandji_bridge.kandji.simulator.state import SimulatorState
-from kandji_bridge.kandji.simulator.stats import RequestStats
-from kandji_bridge.kandji.simulator.tenant import Device, Tenant
+from kandji_bridge.simulator.app import create_app
+from kandji_bridge.simulator.config import PERMISSION_KEYS, SimulatorConfig
+from kandji_bridge.simulator.state import SimulatorState
+from kandji_bridge.simulator.stats import RequestStats
+from kandji_bridge.simulator.tenant import Device, Tenant
 
 _STARTUP_TIMEOUT_SECONDS = 30
 

@@ -10,15 +10,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from kandji_bridge.kandji.simulator import catalog, event_kinds
-from kandji_bridge.kandji.simulator.config import SimulatorConfig, resolved_tokens
-from kandji_bridge.kandji.simulator.event_kinds import Body
-from kandji_bridge.kandji.simulator.events import EventLog, history_times, new_event_id
-from kandji_bridge.kandji.simulator.faults import FaultPlan
-from kandji_bridge.kandji.simulator.ratelimit import SlidingWindowLimiter
-from kandji_bridge.kandji.simulator.stats import RequestStats
-from kandji_bridge.kandji.simulator.tenant import DAY_US, Device, generate_tenant
-from kandji_bridge.kandji.simulator.timefmt import to_us
+from kandji_bridge.simulator import catalog, event_kinds
+from kandji_bridge.simulator.config import SimulatorConfig, resolved_tokens
+from kandji_bridge.simulator.event_kinds import Body
+from kandji_bridge.simulator.events import EventLog, history_times, new_event_id
+from kandji_bridge.simulator.faults import FaultPlan
+from kandji_bridge.simulator.ratelimit import SlidingWindowLimiter
+from kandji_bridge.simulator.stats import RequestStats
+from kandji_bridge.simulator.tenant import DAY_US, Device, generate_tenant
+from kandji_bridge.simulator.timefmt import to_us
 
 
 class SimulatorState:

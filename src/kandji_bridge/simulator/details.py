@@ -10,9 +10,9 @@ import random
 import uuid
 from typing import Any
 
-from kandji_bridge.kandji.simulator import catalog, timefmt
-from kandji_bridge.kandji.simulator.devices import user_json
-from kandji_bridge.kandji.simulator.tenant import DAY_US, Device, User
+from kandji_bridge.simulator import catalog, timefmt
+from kandji_bridge.simulator.devices import user_json
+from kandji_bridge.simulator.tenant import DAY_US, Device, User
 
 HOUR_US = 3_600_000_000
 

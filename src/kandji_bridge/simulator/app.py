@@ -18,9 +18,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS, DEVICE_DETAILS, DEVICE_LIST
-from kandji_bridge.kandji.simulator import audit, details, devices
-from kandji_bridge.kandji.simulator.config import SimulatorConfig
-from kandji_bridge.kandji.simulator.state import SimulatorState
+from kandji_bridge.simulator import audit, details, devices
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.state import SimulatorState
 
 _DETAILS_PATH = re.compile(r"^/api/v1/devices/([^/]+)/details$")
 _READ_METHODS = ("GET", "HEAD")

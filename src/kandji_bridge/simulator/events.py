@@ -10,9 +10,9 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Any
 
-from kandji_bridge.kandji.simulator import event_kinds, timefmt, ulid
-from kandji_bridge.kandji.simulator.event_kinds import Body
-from kandji_bridge.kandji.simulator.tenant import Tenant
+from kandji_bridge.simulator import event_kinds, timefmt, ulid
+from kandji_bridge.simulator.event_kinds import Body
+from kandji_bridge.simulator.tenant import Tenant
 
 # Kandji's ULIDs are minted a little after the event happened (the example's id is 62 ms later
 # than its occurred_at), so id order and occurred_at order can differ; we keep that quirk.

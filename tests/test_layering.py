@@ -1,0 +1,60 @@
+"""The package's layers, checked on its imports: a lower layer never imports a higher one.
+
+Each rule names a package and the kandji_bridge modules it may import (prefixes); anything else
+of kandji_bridge it imports is a layering break. Imports inside functions count too.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "kandji_bridge"
+
+# package -> the kandji_bridge modules it may import (besides itself)
+ALLOWED = {
+    # The simulated tenant knows Kandji's permission names and nothing else of the product.
+    "simulator": ("kandji_bridge.kandji.permissions",),
+    # The Kandji client: Kandji's API and the product's error and redaction basics, no pipeline.
+    "kandji": ("kandji_bridge.errors", "kandji_bridge.redact", "kandji_bridge.__version__"),
+    # Detections read the log store and its guard; they know nothing of the service or the web.
+    "detections": (
+        "kandji_bridge.errors",
+        "kandji_bridge.logs.normalize",
+        "kandji_bridge.logs.enrich",
+        "kandji_bridge.logs.schema",
+        "kandji_bridge.logs.sql_guard",
+        "kandji_bridge.logs.store",
+        "kandji_bridge.logs.transform",
+        "kandji_bridge.kandji.payloads",
+    ),
+}
+
+
+def imported(path: Path) -> set[str]:
+    """The kandji_bridge modules (and names, for `from kandji_bridge import x`) `path` imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "kandji_bridge":
+                names.update(f"kandji_bridge.{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module)
+    return {name for name in names if name.startswith("kandji_bridge")}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_a_package_imports_only_what_its_layer_allows(package: str) -> None:
+    own = f"kandji_bridge.{package}"
+    breaks = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in sorted(imported(path))
+        if not (name == own or name.startswith(own + "."))
+        and not any(
+            name == allowed or name.startswith(allowed + ".") for allowed in ALLOWED[package]
+        )
+    ]
+    assert breaks == []
