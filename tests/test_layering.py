@@ -31,8 +31,8 @@ ALLOWED = {
 }
 
 
-def imported(path: Path) -> set[str]:
-    """The kandji_bridge modules (and names, for `from kandji_bridge import x`) `path` imports."""
+def all_imports(path: Path) -> set[str]:
+    """Every module `path` imports (and `kandji_bridge.x` for `from kandji_bridge import x`)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -42,7 +42,12 @@ def imported(path: Path) -> set[str]:
                 names.update(f"kandji_bridge.{alias.name}" for alias in node.names)
             else:
                 names.add(node.module)
-    return {name for name in names if name.startswith("kandji_bridge")}
+    return names
+
+
+def imported(path: Path) -> set[str]:
+    """The kandji_bridge modules `path` imports."""
+    return {name for name in all_imports(path) if name.startswith("kandji_bridge")}
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
@@ -58,3 +63,30 @@ def test_a_package_imports_only_what_its_layer_allows(package: str) -> None:
         )
     ]
     assert breaks == []
+
+
+# The domain: what the product does, whoever asks. The front ends (the CLI, the web app, the
+# service that runs them) call into it, never the other way round.
+DOMAIN = ("db", "detections", "inventory", "kandji", "logs", "simulator")
+FRONT_ENDS = ("kandji_bridge.cli", "kandji_bridge.web", "kandji_bridge.service")
+
+
+@pytest.mark.parametrize("package", DOMAIN)
+def test_the_domain_never_imports_a_front_end(package: str) -> None:
+    breaks = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in sorted(imported(path))
+        if any(name == front or name.startswith(front + ".") for front in FRONT_ENDS)
+    ]
+    assert breaks == []
+
+
+@pytest.mark.parametrize("package", DOMAIN)
+def test_only_the_cli_uses_typer(package: str) -> None:
+    users = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        if "typer" in {name.split(".")[0] for name in all_imports(path)}
+    ]
+    assert users == []

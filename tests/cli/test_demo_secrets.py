@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from kandji_bridge.demo import COLLECTION, MAPPING, SOURCE_NAME, simulator_config
+from kandji_bridge.cli.demo import COLLECTION, MAPPING, SOURCE_NAME, simulator_config
 from kandji_bridge.simulator.config import resolved_tokens
 
 DEVICES, EVENTS = 5, 50

@@ -469,6 +469,18 @@ def _part_rows(path: str) -> int | None:
         return None
 
 
+def open_ready_store(url: str) -> tuple[LogStore, str | None]:
+    """The log store at `url`, its schema ensured, and a sentence on the damaged parts the engine
+    moved aside when it opened (None when there are none): the caller says it to the user."""
+    store = open_log_store(url)
+    try:
+        store.ensure_schema()
+        return store, describe_damage(store.damaged_parts())
+    except BaseException:
+        store.close()
+        raise
+
+
 def describe_damage(parts: Sequence[DamagedPart]) -> str | None:
     """One sentence for the user: which parts were moved aside, where, and how to recover."""
     if not parts:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -20,8 +21,8 @@ import uvicorn
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.logs.commands import open_store
 from kandji_bridge.logs.enrich import build_enricher
+from kandji_bridge.logs.store import open_ready_store
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.users import ensure_setup_link
@@ -48,8 +49,10 @@ def run_serve(
     with contextlib.ExitStack() as resources:
         resources.callback(sock.close)
         state = resources.enter_context(open_state(settings))
-        store = open_store(settings)
+        store, damage = open_ready_store(settings.log_store)
         resources.callback(store.close)
+        if damage:
+            print(f"Warning: {damage}", file=sys.stderr, flush=True)
         enricher = build_enricher()
         resources.callback(enricher.close)
         runtime = Runtime(settings, state, store, enricher)

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from kandji_bridge import sources
-from kandji_bridge.cli_common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
@@ -22,7 +22,7 @@ from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.logs.enrich import build_enricher
-from kandji_bridge.logs.store import LogStore, describe_damage, open_log_store
+from kandji_bridge.logs.store import LogStore, open_ready_store
 from kandji_bridge.service import exclusive, jobs
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
@@ -36,13 +36,7 @@ class Format(StrEnum):
 
 def open_store(settings: Settings) -> LogStore:
     """The log store, schema ensured; damaged parts the engine moved aside are said on stderr."""
-    store = open_log_store(settings.log_store)
-    try:
-        store.ensure_schema()
-        notice = describe_damage(store.damaged_parts())
-    except BaseException:
-        store.close()
-        raise
+    store, notice = open_ready_store(settings.log_store)
     if notice:
         err.print(f"[yellow]Warning:[/yellow] {escape(notice)}")
     return store

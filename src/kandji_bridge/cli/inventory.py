@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from kandji_bridge.cli_common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.inventory import collections, mappings, records, runs

@@ -10,7 +10,7 @@ import webbrowser
 from rich.markup import escape
 
 from kandji_bridge import sources, users
-from kandji_bridge.cli_common import out
+from kandji_bridge.cli.common import out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.state import StateDB

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import users
-from kandji_bridge.cli_common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 

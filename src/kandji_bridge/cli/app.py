@@ -12,15 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import redact, sources
-from kandji_bridge.cli_common import Context, app_context, err, not_blank, out, read_token
+from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
+from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
+from kandji_bridge.cli.logs import logs_app
+from kandji_bridge.cli.users import user_app
 from kandji_bridge.config import ENV_FORWARDED_ALLOW_IPS, parse_forwarded_allow_ips
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, ConfigError, UsageError
-from kandji_bridge.inventory.commands import collection_app, inventory_app, mapping_app
 from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.urls import normalize_api_url
-from kandji_bridge.logs.commands import logs_app
-from kandji_bridge.user_commands import user_app
 from kandji_bridge.verify import VerifyReport, verify
 
 app = typer.Typer(
@@ -172,7 +172,7 @@ def demo(
 ) -> None:
     """Everything in one: a simulated tenant as a source and an integration, its logs backfilled,
     its devices imported into a demo collection, and the web UI."""
-    from kandji_bridge.demo import run_demo
+    from kandji_bridge.cli.demo import run_demo
 
     run_demo(
         app_context(ctx).settings(),
