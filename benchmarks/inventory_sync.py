@@ -42,6 +42,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from kandji_bridge import sources
+from kandji_bridge.assets import collections, records
+from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.db.models import (
@@ -52,8 +54,7 @@ from kandji_bridge.db.models import (
     RecordSortKey,
     SyncRun,
 )
-from kandji_bridge.inventory import collections, mappings, records
-from kandji_bridge.inventory.collections import parse_field_spec
+from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.sync import PAGE_SIZE, SyncReport, sync_mapping
 from kandji_bridge.kandji.ratelimit import limiter_for
 from kandji_bridge.simulator.config import SimulatorConfig

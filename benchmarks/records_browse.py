@@ -1,9 +1,9 @@
 """Benchmark the records table: one page of a 100,000-record collection.
 
 A collection is filled with N records (default 100,000) through the sync's own writer
-(`inventory.records.write`, as a first import writes them; device-like values: names, serials,
+(`assets.records.write`, as a first import writes them; device-like values: names, serials,
 models, OS versions, check-in times, tags, numbers), on SQLite and on PostgreSQL. Then
-`inventory.browse.page_records` (what the web UI and the REST API call) is timed for the first,
+`assets.browse.page_records` (what the web UI and the REST API call) is timed for the first,
 middle and last page (50 records a page), unsorted and sorted by a text field, a number field and
 a datetime field, each without and with a search, counting included. Target: <= 300 ms a page.
 
@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy import text
 
 from inventory_sync import POSTGRES_URL, fresh_state, machine, postgres_version
+from kandji_bridge.assets import browse, collections, records
+from kandji_bridge.assets.collections import CollectionInfo, parse_field_spec
+from kandji_bridge.assets.convert import encode, format_datetime
 from kandji_bridge.db import StateDB
-from kandji_bridge.inventory import browse, collections, records
-from kandji_bridge.inventory.collections import CollectionInfo, parse_field_spec
-from kandji_bridge.inventory.convert import encode, format_datetime
 
 FIELDS = [
     "Device ID:text:unique", "Serial Number:text:unique", "Name:text", "Model:text",

@@ -18,6 +18,19 @@ ALLOWED = {
     # The Kandji client: Kandji's API and the product's error and redaction basics, no pipeline.
     "kandji": ("kandji_bridge.errors", "kandji_bridge.redact", "kandji_bridge.__version__"),
     # Detections read the log store and its guard; they know nothing of the service or the web.
+    # The asset store: collections and records, whoever fills them; nothing of Kandji.
+    "assets": ("kandji_bridge.db", "kandji_bridge.errors"),
+    # The operations: what a user can do, over the domain; never a front end.
+    "operations": (
+        "kandji_bridge.assets",
+        "kandji_bridge.db",
+        "kandji_bridge.errors",
+        "kandji_bridge.inventory",
+        "kandji_bridge.jobs",
+        "kandji_bridge.kandji",
+        "kandji_bridge.logs",
+        "kandji_bridge.sources",
+    ),
     "detections": (
         "kandji_bridge.errors",
         "kandji_bridge.logs.normalize",
@@ -67,8 +80,10 @@ def test_a_package_imports_only_what_its_layer_allows(package: str) -> None:
 
 # The domain: what the product does, whoever asks. The front ends (the CLI, the web app, the
 # service that runs them) call into it, never the other way round.
-DOMAIN = ("db", "detections", "inventory", "kandji", "logs", "simulator")
+DOMAIN = ("assets", "db", "detections", "inventory", "kandji", "logs", "operations", "simulator")
 FRONT_ENDS = ("kandji_bridge.cli", "kandji_bridge.web", "kandji_bridge.service")
+# What the domain packages are built of, below the operations that use them.
+BELOW_OPERATIONS = ("assets", "db", "detections", "inventory", "kandji", "logs", "simulator")
 
 
 @pytest.mark.parametrize("package", DOMAIN)
@@ -90,3 +105,14 @@ def test_only_the_cli_uses_typer(package: str) -> None:
         if "typer" in {name.split(".")[0] for name in all_imports(path)}
     ]
     assert users == []
+
+
+@pytest.mark.parametrize("package", BELOW_OPERATIONS)
+def test_the_domain_never_imports_an_operation(package: str) -> None:
+    breaks = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in sorted(imported(path))
+        if name == "kandji_bridge.operations" or name.startswith("kandji_bridge.operations.")
+    ]
+    assert breaks == []

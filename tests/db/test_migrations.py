@@ -15,12 +15,12 @@ from sqlalchemy import Engine, inspect, text
 
 import kandji_bridge
 from kandji_bridge import users
+from kandji_bridge.assets import browse, collections
 from kandji_bridge.config import Settings
 from kandji_bridge.db import make_engine, migrate, open_state
 from kandji_bridge.db.models import Base
 from kandji_bridge.db.schema import alembic_config
 from kandji_bridge.errors import ConfigError
-from kandji_bridge.inventory import browse, collections
 from kandji_bridge.service import leases
 
 COLLECTION_ID = "7ea5cfd9-cb5c-4ec0-a659-942c11b7f4e5"

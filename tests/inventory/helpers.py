@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from kandji_bridge import sources
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import CollectionInfo, parse_field_spec
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import (
@@ -20,8 +22,7 @@ from kandji_bridge.db.models import (
     RecordSortKey,
     SyncRun,
 )
-from kandji_bridge.inventory import collections, mappings
-from kandji_bridge.inventory.collections import CollectionInfo, parse_field_spec
+from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingInfo, MappingSpec, OnRemoved, parse_pair
 from kandji_bridge.inventory.sync import SyncReport, sync_mapping
 from kandji_bridge.simulator.server import RunningSimulator

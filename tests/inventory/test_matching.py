@@ -1,8 +1,8 @@
 """Matching devices to records: upsert by identifier, and conflicts reported, never guessed."""
 
-from kandji_bridge.inventory.convert import encode
+from kandji_bridge.assets.convert import encode
+from kandji_bridge.inventory.links import Link
 from kandji_bridge.inventory.matching import Device, match
-from kandji_bridge.inventory.records import Link
 
 SERIAL, TAG = 1, 2
 

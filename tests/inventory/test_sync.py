@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from kandji_bridge import sources
+from kandji_bridge.assets import browse, collections, records
+from kandji_bridge.assets.collections import CollectionInfo
+from kandji_bridge.assets.convert import format_datetime
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import CollectionField, RecordChange
-from kandji_bridge.inventory import browse, collections, records, runs
+from kandji_bridge.inventory import runs
 from kandji_bridge.inventory import sync as sync_module
-from kandji_bridge.inventory.collections import CollectionInfo
-from kandji_bridge.inventory.convert import format_datetime
 from kandji_bridge.inventory.mappings import OnRemoved
 from kandji_bridge.inventory.sync import FieldChange, SyncFailed, read_device, sync_mapping
 from kandji_bridge.kandji.errors import InvalidURLError

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kandji_bridge.inventory.convert import (
+from kandji_bridge.assets.convert import (
     ConversionError,
     FieldType,
+    Kind,
     can_hold,
     cell,
     convert,
     decode,
     encode,
 )
-from kandji_bridge.inventory.fields import Kind
 
 from .strategies import clean_text, timestamps
 

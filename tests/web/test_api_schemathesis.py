@@ -24,11 +24,12 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from kandji_bridge import sources, users
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import FieldSpec
+from kandji_bridge.assets.convert import FieldType
 from kandji_bridge.db.models import Record
 from kandji_bridge.errors import NotFound
-from kandji_bridge.inventory import collections, mappings
-from kandji_bridge.inventory.collections import FieldSpec
-from kandji_bridge.inventory.convert import FieldType
+from kandji_bridge.inventory import mappings
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
 from kandji_bridge.web import auth

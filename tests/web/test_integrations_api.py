@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kandji_bridge import sources
+from kandji_bridge.assets import collections, records
+from kandji_bridge.assets.collections import FieldSpec
+from kandji_bridge.assets.convert import FieldType
 from kandji_bridge.db.models import Source
-from kandji_bridge.inventory import collections, records
-from kandji_bridge.inventory.collections import FieldSpec
-from kandji_bridge.inventory.convert import FieldType
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.simulator.server import RunningSimulator

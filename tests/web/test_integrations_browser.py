@@ -7,9 +7,10 @@ mapping → Save → the mapping page with its first sync.
 
 import re
 
-from kandji_bridge.inventory import collections, mappings, records
-from kandji_bridge.inventory.collections import FieldSpec
-from kandji_bridge.inventory.convert import FieldType
+from kandji_bridge.assets import collections, records
+from kandji_bridge.assets.collections import FieldSpec
+from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.inventory import mappings
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
 

@@ -7,9 +7,10 @@ import re
 from fastapi.testclient import TestClient
 
 from kandji_bridge import sources
-from kandji_bridge.inventory import collections, mappings
-from kandji_bridge.inventory.collections import FieldSpec
-from kandji_bridge.inventory.convert import FieldType
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import FieldSpec
+from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.inventory import mappings
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
 

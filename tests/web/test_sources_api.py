@@ -7,9 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kandji_bridge import sources
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.db.models import JobStatus
-from kandji_bridge.inventory import collections, mappings
-from kandji_bridge.inventory.collections import parse_field_spec
+from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
 from kandji_bridge.logs.store import QuarantineEntry
 from kandji_bridge.service.runtime import Runtime

@@ -10,13 +10,14 @@ import webbrowser
 from rich.markup import escape
 
 from kandji_bridge import sources, users
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.convert import FieldType
 from kandji_bridge.cli.common import out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, NotFound
-from kandji_bridge.inventory import collections, mappings
-from kandji_bridge.inventory.convert import FieldType
+from kandji_bridge.inventory import mappings
 from kandji_bridge.service.serve import run_serve
 from kandji_bridge.simulator.config import SimulatorConfig
 from kandji_bridge.simulator.server import running_simulator

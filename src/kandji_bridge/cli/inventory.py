@@ -1,8 +1,6 @@
 """`collection`, `mapping` and `inventory` commands (the contract is docs/CLI.md)."""
 
 import asyncio
-import csv
-import io
 import shlex
 import sys
 from collections.abc import Iterator
@@ -10,7 +8,6 @@ from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
-import orjson
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -22,16 +19,18 @@ from rich.progress import (
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import InvalidCollection
+from kandji_bridge.assets.convert import Value, text
 from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import BridgeError, UsageError
-from kandji_bridge.inventory import collections, mappings, records, runs
-from kandji_bridge.inventory.collections import InvalidCollection
-from kandji_bridge.inventory.convert import Value, cell, text
+from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.fields import CATALOG
 from kandji_bridge.inventory.mappings import InvalidMapping, OnRemoved
 from kandji_bridge.inventory.sync import Change, Progress, SyncReport, sync_mapping
 from kandji_bridge.kandji.errors import KandjiError
+from kandji_bridge.operations import collections as operation
 from kandji_bridge.service import exclusive, jobs
 
 collection_app = typer.Typer(
@@ -74,7 +73,7 @@ def collection_create(
         specs = [collections.parse_field_spec(spec) for spec in field]
     except InvalidCollection as exc:
         raise typer.BadParameter(str(exc), param_hint="--field") from None
-    collection = collections.create_collection(_state(ctx), name, specs)
+    collection = operation.create_collection(_state(ctx), name, specs).collection
     unique = [f.label for f in collection.fields if f.unique]
     out.print(
         f"Created collection {escape(collection.name)} with {len(collection.fields)} fields"
@@ -85,7 +84,7 @@ def collection_create(
 @collection_app.command("list")
 def collection_list(ctx: typer.Context) -> None:
     """List the collections, with their record counts and mappings."""
-    summaries = collections.list_collections(_state(ctx))
+    summaries = operation.list_collections(_state(ctx))
     if not summaries:
         err.print("No collections yet; create one with `kandji-bridge collection create`.")
         return
@@ -106,7 +105,7 @@ def collection_show(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The collection.")],
 ) -> None:
     """Show a collection's fields, records and mappings."""
-    summary = collections.summarize(_state(ctx), name)
+    summary = operation.show_collection(_state(ctx), name)
     collection = summary.collection
     out.print(f"Collection {escape(collection.name)}")
     table = Table("field", "type", "unique")
@@ -129,30 +128,10 @@ def collection_export(
     CSV opens cleanly in a spreadsheet: UTF-8 with a byte-order mark, datetimes in UTC as
     'YYYY-MM-DD HH:MM:SS', booleans TRUE/FALSE, lists comma-separated.
     """
-    state = _state(ctx)
-    collection = collections.get_collection(state, name)
-    statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if include_archived else ())
-    rows = (values for _, values in records.iter_records(state, collection, statuses))
-    fields = collection.fields
+    export = operation.export_collection(_state(ctx), name, format.value, include_archived)
     sink = sys.stdout.buffer
-    if format is ExportFormat.JSON:
-        sink.write(b"[")
-        for number, values in enumerate(rows):
-            item = {field.label: values.get(field.id) for field in fields}
-            sink.write((b",\n" if number else b"\n") + orjson.dumps(item))
-        sink.write(b"\n]\n")
-    else:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow([field.label for field in fields])
-        sink.write(b"\xef\xbb\xbf")  # the BOM: spreadsheets then read the file as UTF-8
-        for values in rows:
-            writer.writerow([cell(values.get(field.id), field.type) for field in fields])
-            if buffer.tell() > 65536:
-                sink.write(buffer.getvalue().encode())
-                buffer.seek(0)
-                buffer.truncate()
-        sink.write(buffer.getvalue().encode())
+    for chunk in export.chunks:
+        sink.write(chunk)
     sink.flush()
 
 

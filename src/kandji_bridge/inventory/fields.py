@@ -13,17 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from kandji_bridge.assets.convert import Kind
 from kandji_bridge.errors import BridgeError
-
-
-class Kind(StrEnum):
-    """What Kandji sends for a field, which decides the collection types that can hold it."""
-
-    TEXT = "text"
-    BOOLEAN = "boolean"  # JSON true/false, or "True"/"False" in the details
-    TIMESTAMP = "timestamp"  # "2024-07-23T14:11:37.150080Z" or "2024-01-26 16:15:36.087016+00:00"
-    LIST = "list"
-    NUMBER = "number"
 
 
 class Suitability(StrEnum):

@@ -15,19 +15,19 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import CollectionInfo, FieldInfo
+from kandji_bridge.assets.convert import can_hold, types_for
+from kandji_bridge.assets.names import check_name
 from kandji_bridge.db.models import Collection, Mapping, MappingField, Source, SyncRun
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
-from kandji_bridge.inventory import collections
-from kandji_bridge.inventory.collections import CollectionInfo, FieldInfo
-from kandji_bridge.inventory.convert import can_hold, types_for
 from kandji_bridge.inventory.fields import (
     KandjiField,
     Suitability,
     get_field,
     identifier_fields,
 )
-from kandji_bridge.inventory.names import check_name
 from kandji_bridge.inventory.runs import RunInfo, run_info
 from kandji_bridge.sources import SourceInfo, get_source, source_info
 
@@ -243,6 +243,17 @@ def list_mappings(state: StateDB) -> list[MappingSummary]:
         return [
             MappingSummary(_load(session, mapping), runs.get(mapping.id)) for mapping in mappings
         ]
+
+
+def mapping_names(state: StateDB) -> dict[str, list[str]]:
+    """collection id -> the names of the mappings that fill it, sorted."""
+    names: dict[str, list[str]] = {}
+    with state.session() as session:
+        for collection_id, name in session.execute(
+            select(Mapping.collection_id, Mapping.name).order_by(Mapping.name)
+        ):
+            names.setdefault(collection_id, []).append(name)
+    return names
 
 
 def due_mappings(state: StateDB, now: datetime) -> list[MappingInfo]:

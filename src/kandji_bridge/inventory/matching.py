@@ -9,8 +9,8 @@ link and identifier point at different records is a conflict, and those devices 
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kandji_bridge.inventory.convert import Value, decode, encode, text
-from kandji_bridge.inventory.records import Link
+from kandji_bridge.assets.convert import Value, decode, encode, text
+from kandji_bridge.inventory.links import Link
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import select, update
 
-from kandji_bridge.db.models import SyncRun, utcnow
+from kandji_bridge.db.models import Mapping, SyncRun, utcnow
 from kandji_bridge.db.state import StateDB
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -86,6 +86,20 @@ def list_runs(state: StateDB, mapping_id: str, limit: int = 20) -> list[RunInfo]
             .limit(limit)
         ).all()
         return [run_info(run) for run in runs]
+
+
+def run_mappings(state: StateDB, run_ids: set[str]) -> dict[str, str]:
+    """run id -> the name of the mapping that ran it, for the runs whose mapping still exists."""
+    if not run_ids:
+        return {}
+    with state.session() as session:
+        return dict(
+            session.execute(
+                select(SyncRun.id, Mapping.name)
+                .join(Mapping, Mapping.id == SyncRun.mapping_id)
+                .where(SyncRun.id.in_(run_ids))
+            ).all()
+        )
 
 
 def run_info(run: SyncRun) -> RunInfo:

@@ -22,15 +22,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kandji_bridge import redact
+from kandji_bridge.assets import keys, records
+from kandji_bridge.assets.collections import FieldInfo
+from kandji_bridge.assets.convert import ConversionError, Value, convert, decode, encode, text
+from kandji_bridge.assets.records import ACTIVE, ARCHIVED, REMOVED, Stored, Writes
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.inventory import keys, records, runs
-from kandji_bridge.inventory.collections import FieldInfo
-from kandji_bridge.inventory.convert import ConversionError, Value, convert, decode, encode, text
+from kandji_bridge.inventory import runs
+from kandji_bridge.inventory.links import LinkWrite, LinkWrites, load_links, write_links
 from kandji_bridge.inventory.mappings import MappedField, MappingInfo, OnRemoved, get_mapping
 from kandji_bridge.inventory.matching import Device, Plan, Problem, Target, match
-from kandji_bridge.inventory.records import ACTIVE, ARCHIVED, REMOVED, Stored, Writes
 from kandji_bridge.kandji.client import ClientStats, KandjiClient
 from kandji_bridge.kandji.errors import DeviceNotFoundError
 from kandji_bridge.kandji.permissions import DEVICE_DETAILS
@@ -168,7 +170,7 @@ async def _sync(
     report.listed = len(devices)
 
     with state.session() as session:
-        links = records.load_links(session, mapping.id)
+        links = load_links(session, mapping.id)
         keys = records.load_keys(session, context.identifier.id)
     unique = {
         mapped.field.id: mapped.field.label
@@ -274,13 +276,14 @@ def _write_batch(
                 _skip(report, Problem(target.device, problem))
                 continue
             ready.append((target, stored.get(target.record_id) if target.record_id else None))
-        writes = Writes()
+        writes, link_writes = Writes(), LinkWrites(context.mapping.id)
         changes = [
-            _record_writes(context, target, record, writes, keyed) for target, record in ready
+            _record_writes(context, target, record, writes, link_writes, keyed)
+            for target, record in ready
         ]
         failed: dict[int, str] = {}
         if not report.dry_run:
-            failed, rows = _apply(session, context, ready, writes, keyed)
+            failed, rows = _apply(session, context, ready, writes, link_writes, keyed)
             report.rows_written += rows
             for index, reason in failed.items():
                 _skip(report, Problem(ready[index][0].device, reason), conflict=True)
@@ -301,6 +304,7 @@ def _apply(
     context: _Context,
     ready: list[tuple[Target, Stored | None]],
     writes: Writes,
+    link_writes: LinkWrites,
     keyed: tuple[FieldInfo, ...],
 ) -> tuple[dict[int, str], int]:
     """Write the batch in one statement per kind. If the database refuses a unique value, write
@@ -309,17 +313,19 @@ def _apply(
     try:
         with session.begin_nested():
             records.write(session, writes)
-        return {}, writes.rows()
+            write_links(session, link_writes)
+        return {}, writes.rows() + link_writes.rows()
     except IntegrityError:
         pass
     failed, written = {}, 0
     for index, (target, stored) in enumerate(ready):
-        single = Writes()
-        _record_writes(context, target, stored, single, keyed)
+        single, single_links = Writes(), LinkWrites(context.mapping.id)
+        _record_writes(context, target, stored, single, single_links, keyed)
         try:
             with session.begin_nested():
                 records.write(session, single)
-            written += single.rows()
+                write_links(session, single_links)
+            written += single.rows() + single_links.rows()
         except IntegrityError:
             failed[index] = _collision(session, context, single)
     return failed, written
@@ -338,6 +344,7 @@ def _record_writes(
     target: Target,
     stored: Stored | None,
     writes: Writes,
+    link_writes: LinkWrites,
     keyed: tuple[FieldInfo, ...],
 ) -> Change | None:
     """Add to `writes` the rows that bring one record up to date with its device (sort keys of
@@ -407,32 +414,23 @@ def _record_writes(
             moved = keyed if status != stored.status else [f for f in changed_fields if f in keyed]
             writes.drop_sort_keys(tuple(moved), record_id, stored.values)
             writes.add_sort_keys(tuple(moved), record_id, status, data)
-    _link_writes(context, target, record_id, writes)
+    _link_writes(target, record_id, link_writes)
     if not changed:
         return None
     record = text(device.values.get(context.identifier.id))
     return Change(action, record, str(device), tuple(changes))
 
 
-def _link_writes(context: _Context, target: Target, record_id: str, writes: Writes) -> None:
-    mapping_id, device = context.mapping.id, target.device
+def _link_writes(target: Target, record_id: str, writes: LinkWrites) -> None:
+    device = target.device
     if target.takes_over is not None:
-        writes.link_deletes.append({"mid": mapping_id, "did": target.takes_over})
+        writes.deletes.append(target.takes_over)
     link = target.link
     check_in = device.check_in if device.details_read else (link.details_check_in if link else None)
     if link is None:
-        writes.link_inserts.append(
-            {
-                "mapping_id": mapping_id,
-                "device_id": device.id,
-                "record_id": record_id,
-                "details_check_in": check_in,
-            }
-        )
+        writes.inserts.append(LinkWrite(device.id, record_id, check_in))
     elif link.details_check_in != check_in or link.record_id != record_id:
-        writes.link_updates.append(
-            {"mid": mapping_id, "did": device.id, "rec": record_id, "check_in": check_in}
-        )
+        writes.updates.append(LinkWrite(device.id, record_id, check_in))
 
 
 def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncReport) -> None:

@@ -2,32 +2,23 @@
 (search, sort, paging, status, export) and a record's page with its change history and, for a
 record imported from a Kandji device, the timeline of audit events that targeted the device."""
 
-import csv
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-import orjson
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from kandji_bridge.assets import browse, collections
+from kandji_bridge.assets.browse import RecordPage
+from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidCollection
+from kandji_bridge.assets.convert import FieldType, Value, text
+from kandji_bridge.assets.names import check_name
 from kandji_bridge.errors import AlreadyExists, BridgeError
-from kandji_bridge.inventory import browse, collections, records
-from kandji_bridge.inventory.browse import RecordDetail, RecordPage
-from kandji_bridge.inventory.collections import (
-    CollectionInfo,
-    CollectionSummary,
-    FieldSpec,
-    InvalidCollection,
-)
-from kandji_bridge.inventory.convert import FieldType, Value, cell, text
-from kandji_bridge.inventory.names import check_name
-from kandji_bridge.logs.schema import LOGS_TABLE
-from kandji_bridge.logs.store import LogStore, sql_string
+from kandji_bridge.operations import collections as operation
+from kandji_bridge.operations.collections import CollectionOverview
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import render
 
@@ -37,7 +28,6 @@ api = APIRouter(tags=["collections"])
 TYPES = [field_type.value for field_type in FieldType]
 BLANK_ROWS = 3  # field rows of an empty "New collection" form
 MAX_FORM_ROWS = collections.MAX_FIELDS
-EVENTS_LIMIT = 100  # audit events on a record's timeline, newest first
 STATUS_CHOICES = (
     ("", "Active and removed"),
     ("active", "Active"),
@@ -45,44 +35,6 @@ STATUS_CHOICES = (
     ("archived", "Archived"),
     ("all", "All"),
 )
-
-
-@dataclass(frozen=True)
-class DeviceEvent:
-    id: str  # the stored event's (its page: /logs/events/ID)
-    kandji_event_id: str
-    event_time: str  # UTC, 'YYYY-MM-DD HH:MM:SS'
-    event_name: str
-    action: str
-    actor_type: str
-    actor: str  # who: email, name or id
-
-
-@dataclass(frozen=True)
-class Timeline:
-    events: list[DeviceEvent]
-    error: str = ""  # the log store could not be read
-
-
-def device_events(store: LogStore, device_id: str, limit: int = EVENTS_LIMIT) -> Timeline:
-    """The audit events whose target is this device, newest first."""
-    # The device id reaches SQL through sql_string only.
-    sql = (
-        "SELECT id, kandjiEventId, toString(eventTime), eventName, action, actorType, "  # noqa: S608
-        f"actor FROM {LOGS_TABLE} WHERE targetId = {sql_string(device_id)} "
-        # occurredAt (Kandji's time, to the microsecond) orders events within one second.
-        f"ORDER BY eventTime DESC, occurredAt DESC, id DESC LIMIT {int(limit)}"
-    )
-    try:
-        result = store.query(sql, read_only=True)
-    except BridgeError as exc:
-        return Timeline([], f"The audit events could not be read: {exc}")
-    events = []
-    for event_id, kandji_id, when, name, action, actor_type, actor in result.rows:
-        actor = actor if isinstance(actor, dict) else {}
-        who = actor.get("email") or actor.get("name") or actor.get("username") or actor.get("id")
-        events.append(DeviceEvent(event_id, kandji_id, when, name, action, actor_type, who or ""))
-    return Timeline(events)
 
 
 def shown(value: Value, field_type: FieldType) -> str:
@@ -99,7 +51,7 @@ def shown(value: Value, field_type: FieldType) -> str:
 
 @pages.get("/collections")
 def list_page(request: Request, user: CurrentUser, created: str = "") -> Response:
-    summaries = collections.list_collections(runtime_of(request).state)
+    summaries = operation.list_collections(runtime_of(request).state)
     message = ""
     if created:
         message = f"Created collection {created}."
@@ -154,14 +106,14 @@ def create_page(
     specs = _form_specs(rows, errors)
     if not errors:
         try:
-            created = collections.create_collection(runtime_of(request).state, name, specs)
+            created = operation.create_collection(runtime_of(request).state, name, specs)
         except AlreadyExists as exc:
             errors["name"] = str(exc)
         except BridgeError as exc:
             errors[""] = str(exc)
         else:
             return RedirectResponse(
-                "/collections?" + urlencode({"created": created.name}), status_code=303
+                "/collections?" + urlencode({"created": created.collection.name}), status_code=303
             )
     rows = rows or [{"label": "", "type": "text", "unique": False}]
     return _new_form(request, name, rows, errors, status_code=400)
@@ -233,11 +185,11 @@ def records_page(
     page_size: Annotated[int, Query(alias="size")] = browse.DEFAULT_PAGE_SIZE,
 ) -> Response:
     state = runtime_of(request).state
-    summary = collections.summarize(state, name)
+    summary = operation.show_collection(state, name)
     collection = summary.collection
-    result = browse.page_records(
+    result = operation.browse_records(
         state,
-        collection,
+        name,
         search=search,
         sort_field=sort or None,
         descending=desc,
@@ -271,32 +223,25 @@ def export_page(
 ) -> Response:
     """The records as the CLI's `collection export` writes them: CSV (opens in a spreadsheet)
     or a JSON array of objects keyed by field labels."""
-    state = runtime_of(request).state
-    collection = collections.get_collection(state, name)
-    if format not in ("csv", "json"):
-        raise browse.InvalidBrowse(f"Unknown export format {format!r}; use csv or json.")
-    statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if archived else ())
-    rows = (values for _, values in records.iter_records(state, collection, statuses))
-    body = _json_export(collection, rows) if format == "json" else _csv_export(collection, rows)
-    filename = f"{collection.name}.{format}"
+    export = operation.export_collection(runtime_of(request).state, name, format, archived)
     return StreamingResponse(
-        body,
-        media_type="application/json" if format == "json" else "text/csv; charset=utf-8",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+        export.chunks,
+        media_type=export.media_type,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(export.filename)}"},
     )
 
 
 @pages.get("/collections/{name}/records/{record_id}")
 def record_page(request: Request, user: CurrentUser, name: str, record_id: str) -> Response:
     runtime = runtime_of(request)
-    collection = collections.get_collection(runtime.state, name)
-    record = browse.get_record(runtime.state, collection, record_id)
-    timeline = device_events(runtime.store, record.device_id) if record.device_id else None
+    imported = operation.show_record(runtime.state, runtime.store, name, record_id)
+    record, collection = imported.record, imported.record.collection
     types = {field.label: field.type for field in collection.fields}
     context = {
         "section": "collections",
         "collection": collection,
         "record": record,
+        "imported": imported,
         "values": [
             (field, shown(record.values.get(field.label), field.type))
             for field in collection.fields
@@ -307,9 +252,9 @@ def record_page(request: Request, user: CurrentUser, name: str, record_id: str) 
                 _history_value(entry.old, types.get(entry.field)),
                 _history_value(entry.new, types.get(entry.field)),
             )
-            for entry in record.history
+            for entry in imported.history
         ],
-        "timeline": timeline,
+        "timeline": imported.timeline,
         "base": _collection_url(collection),
     }
     return render(request, "collections/record.html", context)
@@ -404,28 +349,6 @@ def _history_value(value: Value, field_type: FieldType | None) -> str:
     return shown(value, field_type) if field_type is not None else text(value)
 
 
-def _csv_export(collection: CollectionInfo, rows: Iterator[dict[int, Value]]) -> Iterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([field.label for field in collection.fields])
-    yield b"\xef\xbb\xbf"  # the BOM: spreadsheets then read the file as UTF-8
-    for values in rows:
-        writer.writerow([cell(values.get(field.id), field.type) for field in collection.fields])
-        if buffer.tell() > 65536:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
-
-
-def _json_export(collection: CollectionInfo, rows: Iterator[dict[int, Value]]) -> Iterator[bytes]:
-    yield b"["
-    for number, values in enumerate(rows):
-        item = {field.label: values.get(field.id) for field in collection.fields}
-        yield (b",\n" if number else b"\n") + orjson.dumps(item)
-    yield b"\n]\n"
-
-
 # -- REST API ---------------------------------------------------------------------------------
 
 
@@ -500,7 +423,7 @@ class RecordDetailOut(RecordOut):
     device_events_error: str = ""
 
 
-def _collection_out(summary: CollectionSummary) -> CollectionOut:
+def _collection_out(summary: CollectionOverview) -> CollectionOut:
     collection = summary.collection
     return CollectionOut(
         name=collection.name,
@@ -526,30 +449,19 @@ def _record_out(collection: CollectionInfo, row: browse.RecordRow) -> RecordOut:
 @api.get("/collections")
 def api_list(request: Request, user: CurrentUser) -> list[CollectionOut]:
     """Every collection with its fields, record counts and mappings."""
-    return [_collection_out(s) for s in collections.list_collections(runtime_of(request).state)]
+    return [_collection_out(s) for s in operation.list_collections(runtime_of(request).state)]
 
 
 @api.post("/collections", status_code=201)
 def api_create(request: Request, user: CurrentUser, body: CollectionIn) -> CollectionOut:
     """Create a collection; 409 if the name is taken, 400 for a field that cannot be used."""
-    specs = []
-    for field in body.fields:
-        try:
-            field_type = FieldType(field.type.strip().lower())
-        except ValueError:
-            raise InvalidCollection(
-                f"The field {field.label!r} has the type {field.type!r}; "
-                f"use one of {', '.join(TYPES)}."
-            ) from None
-        specs.append(FieldSpec(field.label, field_type, field.unique))
-    state = runtime_of(request).state
-    created = collections.create_collection(state, body.name, specs)
-    return _collection_out(collections.summarize(state, created.name))
+    specs = [operation.field_spec(field.label, field.type, field.unique) for field in body.fields]
+    return _collection_out(operation.create_collection(runtime_of(request).state, body.name, specs))
 
 
 @api.get("/collections/{name}")
 def api_get(request: Request, user: CurrentUser, name: str) -> CollectionOut:
-    return _collection_out(collections.summarize(runtime_of(request).state, name))
+    return _collection_out(operation.show_collection(runtime_of(request).state, name))
 
 
 @api.get("/collections/{name}/records")
@@ -567,11 +479,9 @@ def api_records(
     page_size: int = browse.DEFAULT_PAGE_SIZE,
 ) -> RecordPageOut:
     """One page of the collection's records; 400 for an unknown sort field or status."""
-    state = runtime_of(request).state
-    collection = collections.get_collection(state, name)
-    result = browse.page_records(
-        state,
-        collection,
+    result = operation.browse_records(
+        runtime_of(request).state,
+        name,
         search=search,
         sort_field=sort or None,
         descending=desc,
@@ -580,7 +490,7 @@ def api_records(
         page_size=page_size,
     )
     return RecordPageOut(
-        records=[_record_out(collection, row) for row in result.rows],
+        records=[_record_out(result.collection, row) for row in result.rows],
         total=result.total,
         page=result.page,
         pages=result.pages,
@@ -592,19 +502,20 @@ def api_records(
 def api_record(request: Request, user: CurrentUser, name: str, record_id: str) -> RecordDetailOut:
     """A record with its change history and the audit events that targeted its device."""
     runtime = runtime_of(request)
-    collection = collections.get_collection(runtime.state, name)
-    record: RecordDetail = browse.get_record(runtime.state, collection, record_id)
-    timeline = device_events(runtime.store, record.device_id) if record.device_id else Timeline([])
+    imported = operation.show_record(runtime.state, runtime.store, name, record_id)
+    record, timeline = imported.record, imported.timeline
     return RecordDetailOut(
         id=record.id,
         status=record.status,
         values=record.values,
         created_at=record.created_at,
         updated_at=record.updated_at,
-        device_id=record.device_id,
-        mapping=record.mapping,
-        history=[ChangeOut(**vars(entry)) for entry in record.history],
+        device_id=imported.device_id,
+        mapping=imported.mapping,
+        history=[ChangeOut(**vars(entry)) for entry in imported.history],
         history_total=record.history_total,
-        device_events=[DeviceEventOut(**vars(event)) for event in timeline.events],
-        device_events_error=timeline.error,
+        device_events=[DeviceEventOut(**vars(event)) for event in timeline.events]
+        if timeline
+        else [],
+        device_events_error=timeline.error if timeline else "",
     )

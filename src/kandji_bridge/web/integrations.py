@@ -25,13 +25,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from kandji_bridge import sources
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import CollectionInfo
+from kandji_bridge.assets.convert import Value, text
+from kandji_bridge.assets.names import check_name
 from kandji_bridge.db.models import Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
-from kandji_bridge.inventory import collections, mappings, runs
+from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.access import check_device_access
-from kandji_bridge.inventory.collections import CollectionInfo
-from kandji_bridge.inventory.convert import Value, text
 from kandji_bridge.inventory.fields import (
     CATALOG,
     DETAIL_FIELDS,
@@ -47,7 +49,6 @@ from kandji_bridge.inventory.mappings import (
     OnRemoved,
     Pair,
 )
-from kandji_bridge.inventory.names import check_name
 from kandji_bridge.inventory.runs import RunInfo
 from kandji_bridge.inventory.sync import SyncReport, sync_mapping
 from kandji_bridge.kandji.client import KandjiClient

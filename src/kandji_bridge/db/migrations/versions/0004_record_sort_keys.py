@@ -14,10 +14,10 @@ import orjson
 import sqlalchemy as sa
 from alembic import op
 
-from kandji_bridge.inventory import keys
-from kandji_bridge.inventory.collections import FieldInfo
-from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.inventory.records import bulk_insert
+from kandji_bridge.assets import keys
+from kandji_bridge.assets.collections import FieldInfo
+from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.assets.records import bulk_insert
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -2,16 +2,16 @@
 
 import pytest
 
-from kandji_bridge.inventory.convert import (
+from kandji_bridge.assets.convert import (
     ConversionError,
     FieldType,
+    Kind,
     can_hold,
     cell,
     convert,
     decode,
     encode,
 )
-from kandji_bridge.inventory.fields import Kind
 
 T, N, B, D, DT, L = (FieldType.TEXT, FieldType.NUMBER, FieldType.BOOLEAN, FieldType.DATE,
                      FieldType.DATETIME, FieldType.LIST)  # fmt: skip

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kandji_bridge.db.models import Collection, CollectionField, Mapping, Record
+from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.assets.names import check_name
+from kandji_bridge.db.models import Collection, CollectionField, Record
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
-from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.inventory.names import check_name
 
 LABEL_MAX_LENGTH = 100  # the column's size
 MAX_FIELDS = 200
@@ -62,7 +62,6 @@ class CollectionInfo:
 class CollectionSummary:
     collection: CollectionInfo
     records: dict[str, int]  # status ("active", "removed", "archived") -> count
-    mappings: list[str]
 
 
 def parse_field_spec(spec: str) -> FieldSpec:
@@ -141,23 +140,14 @@ def list_collections(state: StateDB) -> list[CollectionSummary]:
             )
         ):
             counts.setdefault(collection_id, {})[status] = count
-        mappings: dict[str, list[str]] = {}
-        for collection_id, mapping_name in session.execute(
-            select(Mapping.collection_id, Mapping.name).order_by(Mapping.name)
-        ):
-            mappings.setdefault(collection_id, []).append(mapping_name)
         return [
-            CollectionSummary(
-                load_collection(session, collection),
-                counts.get(collection.id, {}),
-                mappings.get(collection.id, []),
-            )
+            CollectionSummary(load_collection(session, collection), counts.get(collection.id, {}))
             for collection in collections
         ]
 
 
 def summarize(state: StateDB, name: str) -> CollectionSummary:
-    """`collection show`: the fields, records by status, and the mappings that fill it."""
+    """The collection's fields and its records by status."""
     with state.session() as session:
         collection = find_collection(session, name)
         counts = dict(
@@ -167,12 +157,7 @@ def summarize(state: StateDB, name: str) -> CollectionSummary:
                 .group_by(Record.status)
             ).all()
         )
-        mappings = session.scalars(
-            select(Mapping.name)
-            .where(Mapping.collection_id == collection.id)
-            .order_by(Mapping.name)
-        ).all()
-        return CollectionSummary(load_collection(session, collection), counts, list(mappings))
+        return CollectionSummary(load_collection(session, collection), counts)
 
 
 def find_collection(session: Session, name: str) -> Collection:

@@ -1,8 +1,8 @@
 """Sort keys and search text: what the records table orders and searches on."""
 
-from kandji_bridge.inventory.collections import FieldInfo
-from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.inventory.keys import SEPARATOR, field_keys, search_term, search_text, sort_key
+from kandji_bridge.assets.collections import FieldInfo
+from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.assets.keys import SEPARATOR, field_keys, search_term, search_text, sort_key
 
 
 def test_number_keys_sort_as_the_numbers_do() -> None:

@@ -1,11 +1,11 @@
-"""Collection records in the state database: read them, and write a sync's changes in bulk.
+"""Collection records in the state database: read them, and write an import's changes in bulk.
 
 A record's values are one JSON object (`records.data`, keyed by field id); the values of unique
 fields are also rows of `record_keys`, whose primary key makes the database refuse duplicates.
-What the records table sorts and searches on is written with them (inventory/keys.py): a sort
+What the records table sorts and searches on is written with them (assets/keys.py): a sort
 key per field in `record_sort_keys` and the search text in `records.search`. Writes are grouped
 by kind into one statement each (COPY on PostgreSQL): a row-by-row ORM flush is far too slow for
-100,000 devices.
+100,000 records.
 """
 
 import os
@@ -34,18 +34,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import TableClause
 
+from kandji_bridge.assets import keys
+from kandji_bridge.assets.collections import CollectionInfo, FieldInfo
+from kandji_bridge.assets.convert import Value
 from kandji_bridge.db.models import (
     CollectionField,
-    MappedDevice,
     Record,
     RecordChange,
     RecordKey,
     RecordSortKey,
 )
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.inventory import keys
-from kandji_bridge.inventory.collections import CollectionInfo, FieldInfo
-from kandji_bridge.inventory.convert import Value
 
 ACTIVE, REMOVED, ARCHIVED = "active", "removed", "archived"
 EXPORT_PAGE = 5_000
@@ -53,7 +52,6 @@ EXPORT_PAGE = 5_000
 _records: Table = Record.__table__  # type: ignore[assignment]
 _keys: Table = RecordKey.__table__  # type: ignore[assignment]
 _history: Table = RecordChange.__table__  # type: ignore[assignment]
-_links: Table = MappedDevice.__table__  # type: ignore[assignment]
 _sort_keys: Table = RecordSortKey.__table__  # type: ignore[assignment]
 _fields: Table = CollectionField.__table__  # type: ignore[assignment]
 
@@ -62,12 +60,6 @@ _fields: Table = CollectionField.__table__  # type: ignore[assignment]
 class Stored:
     status: str
     values: dict[int, Value]  # field id -> value; an empty field has no entry
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    record_id: str
-    details_check_in: str | None
 
 
 @dataclass
@@ -81,9 +73,6 @@ class Writes:
     key_deletes: list[dict[str, Any]] = field(default_factory=list)  # fid, v
     key_inserts: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    link_deletes: list[dict[str, Any]] = field(default_factory=list)  # mid, did
-    link_inserts: list[dict[str, Any]] = field(default_factory=list)
-    link_updates: list[dict[str, Any]] = field(default_factory=list)  # mid, did, rec, check_in
 
     def rows(self) -> int:
         return sum(len(rows) for rows in vars(self).values())
@@ -148,18 +137,6 @@ def encode_data(values: dict[int, Value]) -> str:
 
 def decode_data(data: str) -> dict[int, Value]:
     return {int(field_id): value for field_id, value in orjson.loads(data).items()}
-
-
-def load_links(session: Session, mapping_id: str) -> dict[str, Link]:
-    """device id -> the record the mapping filled from it."""
-    return {
-        device_id: Link(record_id, check_in)
-        for device_id, record_id, check_in in session.execute(
-            select(_links.c.device_id, _links.c.record_id, _links.c.details_check_in).where(
-                _links.c.mapping_id == mapping_id
-            )
-        )
-    }
 
 
 def load_keys(session: Session, field_id: int) -> dict[str, str]:
@@ -237,7 +214,7 @@ def add_field_sort_keys(state: StateDB, collection: CollectionInfo, field: Field
 
 
 def write(session: Session, writes: Writes) -> None:
-    """Apply `writes` in the order constraints need: freed unique values and links go first."""
+    """Apply `writes` in the order constraints need: freed unique values go first."""
     connection = session.connection()
     bulk_insert(connection, _records, writes.new_records)
     _execute(
@@ -263,23 +240,6 @@ def write(session: Session, writes: Writes) -> None:
     )
     bulk_insert(connection, _keys, writes.key_inserts)
     bulk_insert(connection, _history, writes.history)
-    _execute(
-        connection,
-        delete(_links).where(
-            and_(_links.c.mapping_id == bindparam("mid"), _links.c.device_id == bindparam("did"))
-        ),
-        writes.link_deletes,
-    )
-    bulk_insert(connection, _links, writes.link_inserts)
-    _execute(
-        connection,
-        update(_links)
-        .where(
-            and_(_links.c.mapping_id == bindparam("mid"), _links.c.device_id == bindparam("did"))
-        )
-        .values(record_id=bindparam("rec"), details_check_in=bindparam("check_in")),
-        writes.link_updates,
-    )
 
 
 def _delete_sort_keys(connection: Connection, rows: list[dict[str, Any]]) -> None:

@@ -12,8 +12,8 @@ so a search is one substring test per record and never matches across two values
 
 import struct
 
-from kandji_bridge.inventory.collections import FieldInfo
-from kandji_bridge.inventory.convert import FieldType, Value, text
+from kandji_bridge.assets.collections import FieldInfo
+from kandji_bridge.assets.convert import FieldType, Value, text
 
 # Text keys keep their first characters only: an index entry has a size limit (PostgreSQL's
 # B-tree about 2,700 bytes), and values sharing this much are ordered by record instead.

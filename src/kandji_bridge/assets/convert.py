@@ -1,4 +1,4 @@
-"""Kandji values into collection field types, and collection values into text, JSON and cells.
+"""Imported values into collection field types, and collection values into text, JSON and cells.
 
 A value is None (empty), str (text, and ISO dates and datetimes), int or float, bool, or a list of
 str. Stored values are compact JSON, so the same value is always stored as the same text and an
@@ -13,9 +13,17 @@ from typing import Any
 
 import orjson
 
-from kandji_bridge.inventory.fields import Kind
-
 Value = str | int | float | bool | list[str] | None
+
+
+class Kind(StrEnum):
+    """What a source sends for a field, which decides the collection types that can hold it."""
+
+    TEXT = "text"
+    BOOLEAN = "boolean"  # JSON true/false, or the strings "True"/"False"
+    TIMESTAMP = "timestamp"  # "2024-07-23T14:11:37.150080Z" or "2024-01-26 16:15:36.087016+00:00"
+    LIST = "list"
+    NUMBER = "number"
 
 
 class FieldType(StrEnum):
@@ -27,7 +35,7 @@ class FieldType(StrEnum):
     LIST = "list"
 
 
-# Which Kandji kinds each collection type can hold; text holds them all, written out.
+# Which source kinds each collection type can hold; text holds them all, written out.
 HOLDS: dict[FieldType, frozenset[Kind]] = {
     FieldType.TEXT: frozenset(Kind),
     FieldType.NUMBER: frozenset({Kind.NUMBER}),
@@ -44,7 +52,7 @@ _FALSE = frozenset({"false", "no", "0"})
 
 
 class ConversionError(ValueError):
-    """A value Kandji sent that the field's type cannot take; str() says what it was."""
+    """A value a source sent that the field's type cannot take; str() says what it was."""
 
 
 def can_hold(field_type: FieldType, kind: Kind) -> bool:
@@ -56,7 +64,7 @@ def types_for(kind: Kind) -> list[str]:
 
 
 def convert(raw: Any, kind: Kind, field_type: FieldType) -> Value:
-    """Kandji's `raw` value of `kind` as a value of `field_type`; "", null and [] are empty."""
+    """The source's `raw` value of `kind` as a value of `field_type`; "", null and [] are empty."""
     if raw is None or raw == "" or raw == []:
         return None
     if kind is Kind.BOOLEAN:
@@ -136,7 +144,7 @@ def _timestamp(raw: Any) -> datetime:
         except ValueError:
             pass
         else:
-            # Kandji always gives an offset; a time without one is read as UTC, as Kandji's are.
+            # Sources give an offset (Kandji always does); a time without one is read as UTC.
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             try:

@@ -1,4 +1,4 @@
-"""Names of collections and mappings: what a user types in commands, so kept plain."""
+"""Names of collections, and of what builds on them: what a user types in commands, so plain."""
 
 import re
 
@@ -10,7 +10,7 @@ _ALLOWED = "letters, digits, spaces, dashes (-), underscores (_) and dots (.)"
 
 
 class InvalidName(BridgeError):
-    """A collection or mapping name that cannot be used."""
+    """A name that cannot be used."""
 
 
 def check_name(what: str, name: str) -> str:

@@ -1,7 +1,7 @@
 """Browse a collection's records: one page of a search, sorted by any field, and one record with
 its change history (the web UI's records table and record page, and the REST API).
 
-Pages and counts come from indexed columns the sync writes with each record (inventory/keys.py):
+Pages and counts come from indexed columns written with each record (assets/keys.py):
 a field's order is a walk along `record_sort_keys` (field, key, record) that carries the
 record's status too, creation order a walk along records (collection, id, status), and a search
 one substring test per record on `records.search`. Only the page's rows are read whole.
@@ -16,21 +16,18 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select, te
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import UnaryExpression
 
+from kandji_bridge.assets import keys, records
+from kandji_bridge.assets.collections import CollectionInfo, FieldInfo
+from kandji_bridge.assets.convert import Value, decode
+from kandji_bridge.assets.records import ACTIVE, ARCHIVED, REMOVED, decode_data
 from kandji_bridge.db.models import (
     CollectionField,
-    MappedDevice,
-    Mapping,
     Record,
     RecordChange,
     RecordSortKey,
-    SyncRun,
 )
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
-from kandji_bridge.inventory import keys, records
-from kandji_bridge.inventory.collections import CollectionInfo, FieldInfo
-from kandji_bridge.inventory.convert import Value, decode
-from kandji_bridge.inventory.records import ACTIVE, ARCHIVED, REMOVED, decode_data
 
 # The status filter: "" shows what an export shows (active and removed records).
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
@@ -44,7 +41,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_SEARCH_LENGTH = 200
 HISTORY_LIMIT = 500  # a record page shows the newest changes; the count says how many in all
-STATUS_LABEL = "Record status"  # the history's name for a status change (as sync.py writes it)
+STATUS_LABEL = "Record status"  # the history's name for a status change (no field id)
 
 
 _SORT_KEYS: Table = RecordSortKey.__table__  # type: ignore[assignment]
@@ -66,6 +63,7 @@ class RecordRow:
 
 @dataclass(frozen=True)
 class RecordPage:
+    collection: CollectionInfo
     rows: list[RecordRow]
     total: int  # records that match the search and status, on every page
     page: int  # 1-based; a page past the end gives the last page
@@ -85,8 +83,7 @@ class HistoryEntry:
     field: str  # the field's label, or STATUS_LABEL
     old: Value
     new: Value
-    sync_run_id: str | None
-    mapping: str | None  # the mapping whose sync made the change, if it still exists
+    run_id: str | None  # the import run that made the change
     changed_at: datetime
 
 
@@ -98,8 +95,6 @@ class RecordDetail:
     values: dict[str, Value]  # label -> value, in the collection's field order; None: empty
     created_at: datetime
     updated_at: datetime
-    device_id: str | None  # the Kandji device the record was imported from
-    mapping: str | None  # the mapping that imported it
     history: list[HistoryEntry]  # newest first, at most HISTORY_LIMIT
     history_total: int
 
@@ -176,6 +171,7 @@ def page_records(
             ids.reverse()
         rows = {row.id: row for row in _rows(session, ids)}
     return RecordPage(
+        collection=collection,
         rows=[rows[record_id] for record_id in ids if record_id in rows],
         total=total,
         page=page,
@@ -188,7 +184,7 @@ def page_records(
 
 
 def get_record(state: StateDB, collection: CollectionInfo, record_id: str) -> RecordDetail:
-    """A record of the collection with its values by label, its device and its change history."""
+    """A record of the collection with its values by label and its change history."""
     with state.session() as session:
         record = session.scalar(
             select(Record).where(Record.id == record_id, Record.collection_id == collection.id)
@@ -199,13 +195,6 @@ def get_record(state: StateDB, collection: CollectionInfo, record_id: str) -> Re
                 "it may have been deleted with its collection, or the link is mistyped."
             )
         values = decode_data(record.data)
-        link = session.execute(
-            select(MappedDevice.device_id, Mapping.name)
-            .join(Mapping, Mapping.id == MappedDevice.mapping_id)
-            .where(MappedDevice.record_id == record.id)
-            .order_by(Mapping.name)
-            .limit(1)
-        ).first()
         history_total = (
             session.scalar(
                 select(func.count())
@@ -215,19 +204,16 @@ def get_record(state: StateDB, collection: CollectionInfo, record_id: str) -> Re
             or 0
         )
         history = [
-            HistoryEntry(label or STATUS_LABEL, decode(old), decode(new), run_id, mapping, at)
-            for label, old, new, run_id, mapping, at in session.execute(
+            HistoryEntry(label or STATUS_LABEL, decode(old), decode(new), run_id, at)
+            for label, old, new, run_id, at in session.execute(
                 select(
                     CollectionField.label,
                     RecordChange.old_value,
                     RecordChange.new_value,
                     RecordChange.sync_run_id,
-                    Mapping.name,
                     RecordChange.changed_at,
                 )
                 .outerjoin(CollectionField, CollectionField.id == RecordChange.field_id)
-                .outerjoin(SyncRun, SyncRun.id == RecordChange.sync_run_id)
-                .outerjoin(Mapping, Mapping.id == SyncRun.mapping_id)
                 .where(RecordChange.record_id == record.id)
                 .order_by(RecordChange.changed_at.desc(), RecordChange.id.desc())
                 .limit(HISTORY_LIMIT)
@@ -240,8 +226,6 @@ def get_record(state: StateDB, collection: CollectionInfo, record_id: str) -> Re
             values={field.label: values.get(field.id) for field in collection.fields},
             created_at=record.created_at,
             updated_at=record.updated_at,
-            device_id=link[0] if link else None,
-            mapping=link[1] if link else None,
             history=history,
             history_total=history_total,
         )

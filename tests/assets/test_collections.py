@@ -4,18 +4,18 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from kandji_bridge.db import StateDB
-from kandji_bridge.db.models import Record, RecordKey
-from kandji_bridge.errors import AlreadyExists, NotFound
-from kandji_bridge.inventory import collections
-from kandji_bridge.inventory.collections import (
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import (
     CollectionInfo,
     FieldSpec,
     InvalidCollection,
     parse_field_spec,
 )
-from kandji_bridge.inventory.convert import FieldType
-from kandji_bridge.inventory.names import InvalidName
+from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.assets.names import InvalidName
+from kandji_bridge.db import StateDB
+from kandji_bridge.db.models import Record, RecordKey
+from kandji_bridge.errors import AlreadyExists, NotFound
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_create_list_and_show(state: StateDB, itam: CollectionInfo) -> None:
     ]
     assert itam.field(" serial ").label == "Serial"
     summaries = collections.list_collections(state)
-    assert [(s.collection.name, s.records, s.mappings) for s in summaries] == [("ITAM", {}, [])]
+    assert [(s.collection.name, s.records) for s in summaries] == [("ITAM", {})]
     assert collections.summarize(state, "ITAM").collection == itam
 
 

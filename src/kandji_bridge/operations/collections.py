@@ -1,0 +1,219 @@
+"""Collections: list and show them, create one, browse, export, and show a record with where it
+came from (the mapping and Kandji device that filled it, and the audit events about the device).
+
+The CLI's `collection` commands, the Collections pages and the REST API call these.
+"""
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from kandji_bridge.assets import browse, collections, records
+from kandji_bridge.assets.browse import RecordDetail, RecordPage
+from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidCollection
+from kandji_bridge.assets.convert import FieldType, Value, cell
+from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import BridgeError
+from kandji_bridge.inventory import links, mappings, runs
+from kandji_bridge.logs.schema import LOGS_TABLE
+from kandji_bridge.logs.store import LogStore, sql_string
+
+EXPORT_FORMATS = ("csv", "json")
+EXPORT_CHUNK = 65536  # CSV bytes buffered before they are handed on
+EVENTS_LIMIT = 100  # audit events on a record's timeline, newest first
+TYPES = ", ".join(field_type.value for field_type in FieldType)
+
+
+@dataclass(frozen=True)
+class CollectionOverview:
+    collection: CollectionInfo
+    records: dict[str, int]  # status ("active", "removed", "archived") -> count
+    mappings: list[str]  # the mappings that import into it
+
+
+@dataclass(frozen=True)
+class Export:
+    collection: CollectionInfo
+    filename: str
+    media_type: str
+    chunks: Iterator[bytes]  # read inside short transactions, a page at a time
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    id: str  # the stored event's (its page: /logs/events/ID)
+    kandji_event_id: str
+    event_time: str  # UTC, 'YYYY-MM-DD HH:MM:SS'
+    event_name: str
+    action: str
+    actor_type: str
+    actor: str  # who: email, name or id
+
+
+@dataclass(frozen=True)
+class Timeline:
+    events: list[DeviceEvent]
+    error: str = ""  # the log store could not be read
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str  # the field's label, or browse.STATUS_LABEL
+    old: Value
+    new: Value
+    sync_run_id: str | None
+    mapping: str | None  # the mapping whose sync made the change, if it still exists
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class ImportedRecord:
+    record: RecordDetail
+    device_id: str | None  # the Kandji device the record was imported from
+    mapping: str | None  # the mapping that imported it
+    history: list[Change]  # newest first
+    timeline: Timeline | None  # None: not imported from a device
+
+
+def list_collections(state: StateDB) -> list[CollectionOverview]:
+    names = mappings.mapping_names(state)
+    return [
+        CollectionOverview(
+            summary.collection, summary.records, names.get(summary.collection.id, [])
+        )
+        for summary in collections.list_collections(state)
+    ]
+
+
+def show_collection(state: StateDB, name: str) -> CollectionOverview:
+    """The fields, records by status, and the mappings that fill it (`collection show`)."""
+    summary = collections.summarize(state, name)
+    names = mappings.mapping_names(state).get(summary.collection.id, [])
+    return CollectionOverview(summary.collection, summary.records, names)
+
+
+def field_spec(label: str, type_name: str, unique: bool = False) -> FieldSpec:
+    """A field as a form or a JSON body gives it: its type by name, any case."""
+    try:
+        field_type = FieldType(type_name.strip().lower())
+    except ValueError:
+        raise InvalidCollection(
+            f"The field {label!r} has the type {type_name!r}; use one of {TYPES}."
+        ) from None
+    return FieldSpec(label, field_type, unique)
+
+
+def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> CollectionOverview:
+    created = collections.create_collection(state, name, fields)
+    return CollectionOverview(created, {}, [])
+
+
+def browse_records(
+    state: StateDB,
+    name: str,
+    *,
+    search: str = "",
+    sort_field: str | None = None,
+    descending: bool = False,
+    status: str = "",
+    page: int = 1,
+    page_size: int = browse.DEFAULT_PAGE_SIZE,
+) -> RecordPage:
+    """One page of the collection's records (see browse.page_records)."""
+    return browse.page_records(
+        state,
+        collections.get_collection(state, name),
+        search=search,
+        sort_field=sort_field,
+        descending=descending,
+        status=status,
+        page=page,
+        page_size=page_size,
+    )
+
+
+def export_collection(state: StateDB, name: str, format: str, archived: bool = False) -> Export:
+    """The records as CSV (opens in a spreadsheet: UTF-8 with a BOM, datetimes in UTC as
+    'YYYY-MM-DD HH:MM:SS', booleans TRUE/FALSE) or a JSON array keyed by field labels."""
+    collection = collections.get_collection(state, name)
+    if format not in EXPORT_FORMATS:
+        raise browse.InvalidBrowse(f"Unknown export format {format!r}; use csv or json.")
+    statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if archived else ())
+    rows = (values for _, values in records.iter_records(state, collection, statuses))
+    if format == "json":
+        return Export(
+            collection, f"{collection.name}.json", "application/json", _json(collection, rows)
+        )
+    return Export(
+        collection, f"{collection.name}.csv", "text/csv; charset=utf-8", _csv(collection, rows)
+    )
+
+
+def show_record(state: StateDB, store: LogStore, name: str, record_id: str) -> ImportedRecord:
+    """A record with its change history, the device and mapping it came from, and the audit
+    events that targeted the device."""
+    collection = collections.get_collection(state, name)
+    record = browse.get_record(state, collection, record_id)
+    origin = links.record_device(state, record.id)
+    by_run = runs.run_mappings(state, {e.run_id for e in record.history if e.run_id})
+    history = [
+        Change(
+            entry.field,
+            entry.old,
+            entry.new,
+            entry.run_id,
+            by_run.get(entry.run_id) if entry.run_id else None,
+            entry.changed_at,
+        )
+        for entry in record.history
+    ]
+    device_id, mapping = origin if origin else (None, None)
+    timeline = device_events(store, device_id) if device_id else None
+    return ImportedRecord(record, device_id, mapping, history, timeline)
+
+
+def device_events(store: LogStore, device_id: str, limit: int = EVENTS_LIMIT) -> Timeline:
+    """The audit events whose target is this device, newest first."""
+    # The device id reaches SQL through sql_string only.
+    sql = (
+        "SELECT id, kandjiEventId, toString(eventTime), eventName, action, actorType, "  # noqa: S608
+        f"actor FROM {LOGS_TABLE} WHERE targetId = {sql_string(device_id)} "
+        # occurredAt (Kandji's time, to the microsecond) orders events within one second.
+        f"ORDER BY eventTime DESC, occurredAt DESC, id DESC LIMIT {int(limit)}"
+    )
+    try:
+        result = store.query(sql, read_only=True)
+    except BridgeError as exc:
+        return Timeline([], f"The audit events could not be read: {exc}")
+    events = []
+    for event_id, kandji_id, when, name, action, actor_type, actor in result.rows:
+        actor = actor if isinstance(actor, dict) else {}
+        who = actor.get("email") or actor.get("name") or actor.get("username") or actor.get("id")
+        events.append(DeviceEvent(event_id, kandji_id, when, name, action, actor_type, who or ""))
+    return Timeline(events)
+
+
+def _csv(collection: CollectionInfo, rows: Iterator[dict[int, Value]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([field.label for field in collection.fields])
+    yield b"\xef\xbb\xbf"  # the BOM: spreadsheets then read the file as UTF-8
+    for values in rows:
+        writer.writerow([cell(values.get(field.id), field.type) for field in collection.fields])
+        if buffer.tell() > EXPORT_CHUNK:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _json(collection: CollectionInfo, rows: Iterator[dict[int, Value]]) -> Iterator[bytes]:
+    yield b"["
+    for number, values in enumerate(rows):
+        item = {field.label: values.get(field.id) for field in collection.fields}
+        yield (b",\n" if number else b"\n") + orjson.dumps(item)
+    yield b"\n]\n"
