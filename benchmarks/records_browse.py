@@ -1,7 +1,7 @@
 """Benchmark the records table: one page of a 100,000-record collection.
 
 A collection is filled with N records (default 100,000) through the sync's own writer
-(`assets.records.write`, as a first import writes them; device-like values: names, serials,
+(`assets.records.write_records`, as a first import writes them; device-like values: names, serials,
 models, OS versions, check-in times, tags, numbers), on SQLite and on PostgreSQL. Then
 `assets.browse.page_records` (what the web UI and the REST API call) is timed for the first,
 middle and last page (50 records a page), unsorted and sorted by a text field, a number field and
@@ -26,7 +26,7 @@ from sqlalchemy import text
 from inventory_sync import POSTGRES_URL, fresh_state, machine, postgres_version
 from kandji_bridge.assets import browse, collections, records
 from kandji_bridge.assets.collections import CollectionInfo, parse_field_spec
-from kandji_bridge.assets.convert import encode, format_datetime
+from kandji_bridge.assets.convert import format_datetime
 from kandji_bridge.db import StateDB
 
 FIELDS = [
@@ -80,22 +80,16 @@ def fill(state: StateDB, count: int, seed: int) -> tuple[CollectionInfo, float]:
     rng, now = random.Random(seed), datetime.now(UTC)
     started = time.perf_counter()
     for first in range(0, count, BATCH):
-        writes = records.Writes()
+        writes = records.RecordWrites(collection, (), None, now)
         for number in range(first, min(first + BATCH, count)):
-            record_id = records.new_record_id()
             values = {
                 by_label[label].id: value
                 for label, value in device_values(number, rng, now).items()
                 if value is not None
             }
-            writes.add_record(collection, (), record_id, records.ACTIVE, values, None, now)
-            writes.key_inserts += [
-                {"field_id": field.id, "value": encode(values[field.id]),
-                 "record_id": record_id}
-                for field in collection.fields if field.unique
-            ]  # fmt: skip
+            writes.insert(records.new_record_id(), records.ACTIVE, values)
         with state.session() as session:
-            records.write(session, writes)
+            records.write_records(session, writes)
     seconds = time.perf_counter() - started
     # Table statistics, as autovacuum gathers them soon after a large import on PostgreSQL;
     # without them its planner cannot tell that a page walks the sort index.

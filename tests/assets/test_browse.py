@@ -8,7 +8,7 @@ import pytest
 from kandji_bridge.assets import browse, collections, records
 from kandji_bridge.assets.browse import InvalidBrowse
 from kandji_bridge.assets.collections import CollectionInfo, parse_field_spec
-from kandji_bridge.assets.convert import Value, encode
+from kandji_bridge.assets.convert import Value
 from kandji_bridge.db import StateDB
 from kandji_bridge.errors import NotFound
 
@@ -39,18 +39,13 @@ def assets(state: StateDB) -> CollectionInfo:
 def write(state: StateDB, collection: CollectionInfo, rows: list[tuple[str, dict]]) -> None:
     by_label = {field.label: field for field in collection.fields}
     now = datetime.now(UTC)
-    writes = records.Writes()
+    writes = records.RecordWrites(collection, (), None, now)
     for status, values in rows:
         time.sleep(0.002)  # record ids hold the creation time to the millisecond
-        record_id = records.new_record_id()
         data = {by_label[label].id: value for label, value in values.items()}
-        writes.add_record(collection, (), record_id, status, data, None, now)
-        writes.key_inserts.append(
-            {"field_id": by_label["Serial"].id, "value": encode(values["Serial"]),
-             "record_id": record_id}
-        )  # fmt: skip
+        writes.insert(records.new_record_id(), status, data)
     with state.session() as session:
-        records.write(session, writes)
+        records.write_records(session, writes)
 
 
 def serials(page: browse.RecordPage, collection: CollectionInfo) -> list[str]:

@@ -36,7 +36,7 @@ from sqlalchemy.sql.expression import TableClause
 
 from kandji_bridge.assets import keys
 from kandji_bridge.assets.collections import CollectionInfo, FieldInfo
-from kandji_bridge.assets.convert import Value
+from kandji_bridge.assets.convert import Value, encode
 from kandji_bridge.db.models import (
     CollectionField,
     Record,
@@ -62,60 +62,149 @@ class Stored:
     values: dict[int, Value]  # field id -> value; an empty field has no entry
 
 
-@dataclass
-class Writes:
-    """The rows one transaction inserts, updates and deletes, kept by kind for executemany."""
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """A unique field's value (JSON) taken by a record."""
 
-    new_records: list[dict[str, Any]] = field(default_factory=list)
-    record_updates: list[dict[str, Any]] = field(default_factory=list)  # rid, st, at, data, search
-    sort_key_deletes: list[dict[str, Any]] = field(default_factory=list)  # field_id, key, record_id
-    sort_key_inserts: list[dict[str, Any]] = field(default_factory=list)
-    key_deletes: list[dict[str, Any]] = field(default_factory=list)  # fid, v
-    key_inserts: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    field_id: int
+    value: str
+    record_id: str
+
+
+@dataclass
+class RecordWrites:
+    """What one transaction writes to a collection's records: new records, changed values and
+    statuses, with the unique keys, sort keys and change history that go with them.
+
+    `keyed` are the fields that have sort keys (keyed_fields, read in the same transaction);
+    `run_id` is the import run the changes are recorded under (None: no run).
+    """
+
+    collection: CollectionInfo
+    keyed: tuple[FieldInfo, ...]
+    run_id: str | None
+    now: datetime
+    # The rows, by kind, as the statements of write_records take them.
+    _new_records: list[dict[str, Any]] = field(default_factory=list)
+    _record_updates: list[dict[str, Any]] = field(default_factory=list)
+    _sort_key_deletes: list[dict[str, Any]] = field(default_factory=list)
+    _sort_key_inserts: list[dict[str, Any]] = field(default_factory=list)
+    _key_deletes: list[dict[str, Any]] = field(default_factory=list)
+    _claims: list[KeyClaim] = field(default_factory=list)
+    _history: list[dict[str, Any]] = field(default_factory=list)
+    _unique: frozenset[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._unique = frozenset(f.id for f in self.collection.fields if f.unique)
 
     def rows(self) -> int:
-        return sum(len(rows) for rows in vars(self).values())
+        return (
+            len(self._new_records)
+            + len(self._record_updates)
+            + len(self._sort_key_deletes)
+            + len(self._sort_key_inserts)
+            + len(self._key_deletes)
+            + len(self._claims)
+            + len(self._history)
+        )
 
-    def add_record(
-        self,
-        collection: CollectionInfo,
-        keyed: tuple[FieldInfo, ...],
-        record_id: str,
-        status: str,
-        values: dict[int, Value],
-        run_id: str | None,
-        now: datetime,
-    ) -> None:
-        """A new record's row and its sort keys for the `keyed` fields (keyed_fields); its
-        unique values are the caller's."""
-        self.new_records.append(
+    @property
+    def claims(self) -> list[KeyClaim]:
+        """The unique values this transaction takes, to find who holds one it was refused."""
+        return self._claims
+
+    def insert(self, record_id: str, status: str, values: dict[int, Value]) -> None:
+        """A new record holding `values` (no empty ones), its unique keys and sort keys."""
+        self._new_records.append(
             {
                 "id": record_id,
-                "collection_id": collection.id,
+                "collection_id": self.collection.id,
                 "status": status,
                 "data": encode_data(values),
                 "search": keys.search_text(values),
-                "created_run_id": run_id,
-                "created_at": now,
-                "updated_at": now,
+                "created_run_id": self.run_id,
+                "created_at": self.now,
+                "updated_at": self.now,
             }
         )
-        self.add_sort_keys(keyed, record_id, status, values)
+        self._claims += [
+            KeyClaim(field_id, encode(value), record_id)
+            for field_id, value in values.items()
+            if field_id in self._unique
+        ]
+        self._add_sort_keys(self.keyed, record_id, status, values)
 
-    def add_sort_keys(
+    def update(
+        self,
+        record_id: str,
+        stored: Stored,
+        status: str,
+        values: dict[int, Value],
+        changed: list[FieldInfo],
+    ) -> None:
+        """A stored record now holding `values` in `status`; `changed` are the fields whose value
+        differs from `stored`, in the order their history is written (the status's comes last).
+        """
+        for changed_field in changed:
+            old, new = (
+                encode(stored.values.get(changed_field.id)),
+                encode(values.get(changed_field.id)),
+            )
+            if changed_field.id in self._unique:
+                if old is not None:
+                    self._key_deletes.append({"fid": changed_field.id, "v": old})
+                if new is not None:
+                    self._claims.append(KeyClaim(changed_field.id, new, record_id))
+            self._history.append(self._change(record_id, changed_field.id, old, new))
+        if status != stored.status:
+            self._history.append(
+                self._change(record_id, None, encode(stored.status), encode(status))
+            )
+        self._record_updates.append(
+            {
+                "rid": record_id,
+                "st": status,
+                "at": self.now,
+                "data": encode_data(values),
+                "search": keys.search_text(values),
+            }
+        )
+        # The status is in every key row; a value only in its own field's.
+        if status != stored.status:
+            moved = self.keyed
+        else:
+            moved = tuple(f for f in changed if f in self.keyed)
+        self._drop_sort_keys(moved, record_id, stored.values)
+        self._add_sort_keys(moved, record_id, status, values)
+
+    def set_status(self, record_id: str, stored: Stored, status: str) -> None:
+        """A stored record moved to `status` (say, archived), its values as they are."""
+        self.update(record_id, stored, status, stored.values, [])
+
+    def _change(
+        self, record_id: str, field_id: int | None, old: str | None, new: str | None
+    ) -> dict[str, Any]:
+        return {
+            "record_id": record_id,
+            "sync_run_id": self.run_id,
+            "field_id": field_id,
+            "old_value": old,
+            "new_value": new,
+            "changed_at": self.now,
+        }
+
+    def _add_sort_keys(
         self, fields: tuple[FieldInfo, ...], record_id: str, status: str, values: dict[int, Value]
     ) -> None:
-        """A record's sort keys for `fields` (all keyed ones again after its status changed)."""
-        self.sort_key_inserts += [
+        self._sort_key_inserts += [
             {"field_id": field_id, "key": key, "record_id": record_id, "status": status}
             for field_id, key in keys.field_keys(fields, values).items()
         ]
 
-    def drop_sort_keys(
+    def _drop_sort_keys(
         self, fields: tuple[FieldInfo, ...], record_id: str, values: dict[int, Value]
     ) -> None:
-        self.sort_key_deletes += [
+        self._sort_key_deletes += [
             {"field_id": field_id, "key": key, "record_id": record_id}
             for field_id, key in keys.field_keys(fields, values).items()
         ]
@@ -213,10 +302,10 @@ def add_field_sort_keys(state: StateDB, collection: CollectionInfo, field: Field
             connection.execute(text("ANALYZE record_sort_keys"))
 
 
-def write(session: Session, writes: Writes) -> None:
+def write_records(session: Session, writes: RecordWrites) -> None:
     """Apply `writes` in the order constraints need: freed unique values go first."""
     connection = session.connection()
-    bulk_insert(connection, _records, writes.new_records)
+    bulk_insert(connection, _records, writes._new_records)
     _execute(
         connection,
         update(_records)
@@ -227,19 +316,26 @@ def write(session: Session, writes: Writes) -> None:
             data=bindparam("data"),
             search=bindparam("search"),
         ),
-        writes.record_updates,
+        writes._record_updates,
     )
-    _delete_sort_keys(connection, writes.sort_key_deletes)
-    bulk_insert(connection, _sort_keys, writes.sort_key_inserts)
+    _delete_sort_keys(connection, writes._sort_key_deletes)
+    bulk_insert(connection, _sort_keys, writes._sort_key_inserts)
     _execute(
         connection,
         delete(_keys).where(
             and_(_keys.c.field_id == bindparam("fid"), _keys.c.value == bindparam("v"))
         ),
-        writes.key_deletes,
+        writes._key_deletes,
     )
-    bulk_insert(connection, _keys, writes.key_inserts)
-    bulk_insert(connection, _history, writes.history)
+    bulk_insert(
+        connection,
+        _keys,
+        [
+            {"field_id": claim.field_id, "value": claim.value, "record_id": claim.record_id}
+            for claim in writes._claims
+        ],
+    )
+    bulk_insert(connection, _history, writes._history)
 
 
 def _delete_sort_keys(connection: Connection, rows: list[dict[str, Any]]) -> None:

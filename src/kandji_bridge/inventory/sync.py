@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kandji_bridge import redact
-from kandji_bridge.assets import keys, records
+from kandji_bridge.assets import records
 from kandji_bridge.assets.collections import FieldInfo
 from kandji_bridge.assets.convert import ConversionError, Value, convert, decode, encode, text
-from kandji_bridge.assets.records import ACTIVE, ARCHIVED, REMOVED, Stored, Writes
+from kandji_bridge.assets.records import ACTIVE, ARCHIVED, REMOVED, RecordWrites, Stored
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
@@ -276,10 +276,9 @@ def _write_batch(
                 _skip(report, Problem(target.device, problem))
                 continue
             ready.append((target, stored.get(target.record_id) if target.record_id else None))
-        writes, link_writes = Writes(), LinkWrites(context.mapping.id)
+        writes, link_writes = _record_writes_for(context, keyed), LinkWrites(context.mapping.id)
         changes = [
-            _record_writes(context, target, record, writes, link_writes, keyed)
-            for target, record in ready
+            _record_writes(context, target, record, writes, link_writes) for target, record in ready
         ]
         failed: dict[int, str] = {}
         if not report.dry_run:
@@ -303,7 +302,7 @@ def _apply(
     session: Session,
     context: _Context,
     ready: list[tuple[Target, Stored | None]],
-    writes: Writes,
+    writes: RecordWrites,
     link_writes: LinkWrites,
     keyed: tuple[FieldInfo, ...],
 ) -> tuple[dict[int, str], int]:
@@ -312,18 +311,18 @@ def _apply(
     """
     try:
         with session.begin_nested():
-            records.write(session, writes)
+            records.write_records(session, writes)
             write_links(session, link_writes)
         return {}, writes.rows() + link_writes.rows()
     except IntegrityError:
         pass
     failed, written = {}, 0
     for index, (target, stored) in enumerate(ready):
-        single, single_links = Writes(), LinkWrites(context.mapping.id)
-        _record_writes(context, target, stored, single, single_links, keyed)
+        single, single_links = _record_writes_for(context, keyed), LinkWrites(context.mapping.id)
+        _record_writes(context, target, stored, single, single_links)
         try:
             with session.begin_nested():
-                records.write(session, single)
+                records.write_records(session, single)
                 write_links(session, single_links)
             written += single.rows() + single_links.rows()
         except IntegrityError:
@@ -331,11 +330,11 @@ def _apply(
     return failed, written
 
 
-def _collision(session: Session, context: _Context, writes: Writes) -> str:
-    for row in writes.key_inserts:
-        if records.holder(session, row["field_id"], row["value"]) not in (None, row["record_id"]):
-            label = context.fields[row["field_id"]].label
-            return f"its {label} {text(decode(row['value']))!r} is already in another record"
+def _collision(session: Session, context: _Context, writes: RecordWrites) -> str:
+    for claim in writes.claims:
+        if records.holder(session, claim.field_id, claim.value) not in (None, claim.record_id):
+            label = context.fields[claim.field_id].label
+            return f"its {label} {text(decode(claim.value))!r} is already in another record"
     return "another sync changed the same records at the same time; the next sync retries it"
 
 
@@ -343,14 +342,13 @@ def _record_writes(
     context: _Context,
     target: Target,
     stored: Stored | None,
-    writes: Writes,
+    writes: RecordWrites,
     link_writes: LinkWrites,
-    keyed: tuple[FieldInfo, ...],
 ) -> Change | None:
-    """Add to `writes` the rows that bring one record up to date with its device (sort keys of
-    the `keyed` fields included); returns the change they make (field by field in a dry run),
-    or None if the record is up to date."""
-    device, now, fields, explain = target.device, context.now, context.fields, context.dry_run
+    """Add to `writes` what brings one record up to date with its device, and to `link_writes`
+    its link; returns the change they make (field by field in a dry run), or None if the record
+    is up to date."""
+    device, fields, explain = target.device, context.fields, context.dry_run
     status = _status(
         context.mapping.on_removed, device.removed, stored.status if stored else ACTIVE
     )
@@ -358,62 +356,30 @@ def _record_writes(
     if stored is None:
         record_id = records.new_record_id()
         data = {field_id: value for field_id, value in device.values.items() if value is not None}
-        collection = context.mapping.collection
-        writes.add_record(collection, keyed, record_id, status, data, context.run_id, now)
-        for field_id, value in data.items():
-            if fields[field_id].unique:
-                writes.key_inserts.append(
-                    {"field_id": field_id, "value": encode(value), "record_id": record_id}
-                )
-            if explain:
-                changes.append(FieldChange(fields[field_id].label, None, value))
+        writes.insert(record_id, status, data)
+        if explain:
+            changes += [FieldChange(fields[f].label, None, value) for f, value in data.items()]
         changed, action = True, "create"
     else:
         record_id = target.record_id or ""
         data = dict(stored.values)
-        history_before = len(writes.history)
         changed_fields = []
         for field_id, value in device.values.items():
             old = data.get(field_id)
-            old_json, new_json = encode(old), encode(value)
-            if old_json == new_json:
+            if encode(old) == encode(value):
                 continue
             changed_fields.append(fields[field_id])
             if value is None:
                 del data[field_id]
             else:
                 data[field_id] = value
-            if fields[field_id].unique:
-                if old_json is not None:
-                    writes.key_deletes.append({"fid": field_id, "v": old_json})
-                if new_json is not None:
-                    writes.key_inserts.append(
-                        {"field_id": field_id, "value": new_json, "record_id": record_id}
-                    )
-            writes.history.append(_history_row(context, record_id, field_id, old_json, new_json))
             if explain:
                 changes.append(FieldChange(fields[field_id].label, old, value))
-        if status != stored.status:
-            writes.history.append(
-                _history_row(context, record_id, None, encode(stored.status), encode(status))
-            )
-            if explain:
-                changes.append(FieldChange(STATUS_LABEL, stored.status, status))
-        changed, action = len(writes.history) > history_before, "update"
+        if status != stored.status and explain:
+            changes.append(FieldChange(STATUS_LABEL, stored.status, status))
+        changed, action = bool(changed_fields) or status != stored.status, "update"
         if changed:
-            writes.record_updates.append(
-                {
-                    "rid": record_id,
-                    "st": status,
-                    "at": now,
-                    "data": records.encode_data(data),
-                    "search": keys.search_text(data),
-                }
-            )
-            # The status is in every key row; a value only in its own field's.
-            moved = keyed if status != stored.status else [f for f in changed_fields if f in keyed]
-            writes.drop_sort_keys(tuple(moved), record_id, stored.values)
-            writes.add_sort_keys(tuple(moved), record_id, status, data)
+            writes.update(record_id, stored, status, data, changed_fields)
     _link_writes(target, record_id, link_writes)
     if not changed:
         return None
@@ -439,32 +405,20 @@ def _write_vanished(state: StateDB, context: _Context, plan: Plan, report: SyncR
     if policy is OnRemoved.KEEP or not plan.vanished:
         return
     status = REMOVED if policy is OnRemoved.MARK else ARCHIVED
-    writes = Writes()
     with state.session() as session:
-        keyed = records.keyed_fields(session, context.mapping.collection)
+        writes = _record_writes_for(
+            context, records.keyed_fields(session, context.mapping.collection)
+        )
         for record_id, record in records.load_stored(session, plan.vanished).items():
             if record.status == status:
                 continue
-            writes.record_updates.append(
-                {
-                    "rid": record_id,
-                    "st": status,
-                    "at": context.now,
-                    "data": records.encode_data(record.values),
-                    "search": keys.search_text(record.values),
-                }
-            )
-            writes.drop_sort_keys(keyed, record_id, record.values)
-            writes.add_sort_keys(keyed, record_id, status, record.values)
-            writes.history.append(
-                _history_row(context, record_id, None, encode(record.status), encode(status))
-            )
+            writes.set_status(record_id, record, status)
             if report.dry_run:
                 shown = text(record.values.get(context.identifier.id))
                 change = FieldChange(STATUS_LABEL, record.status, status)
                 report.changes.append(Change("vanished", shown, None, (change,)))
         if not report.dry_run:
-            records.write(session, writes)
+            records.write_records(session, writes)
             report.rows_written += writes.rows()
 
 
@@ -478,17 +432,8 @@ def _status(policy: OnRemoved, removed: bool, current: str) -> str:
     return current
 
 
-def _history_row(
-    context: _Context, record_id: str, field_id: int | None, old: str | None, new: str | None
-) -> dict[str, Any]:
-    return {
-        "record_id": record_id,
-        "sync_run_id": context.run_id,
-        "field_id": field_id,
-        "old_value": old,
-        "new_value": new,
-        "changed_at": context.now,
-    }
+def _record_writes_for(context: _Context, keyed: tuple[FieldInfo, ...]) -> RecordWrites:
+    return RecordWrites(context.mapping.collection, keyed, context.run_id, context.now)
 
 
 def _skip(report: SyncReport, problem: Problem, conflict: bool = False) -> None:
