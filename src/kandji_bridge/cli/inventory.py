@@ -24,13 +24,13 @@ from kandji_bridge.assets.collections import InvalidCollection
 from kandji_bridge.assets.convert import Value, text
 from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.db import StateDB, open_state
-from kandji_bridge.errors import BridgeError, UsageError
+from kandji_bridge.errors import UsageError
 from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.fields import CATALOG
 from kandji_bridge.inventory.mappings import InvalidMapping, OnRemoved
 from kandji_bridge.inventory.sync import Change, Progress, SyncReport, sync_mapping
-from kandji_bridge.kandji.errors import KandjiError
 from kandji_bridge.operations import collections as operation
+from kandji_bridge.operations import mappings as mapping_operation
 from kandji_bridge.service import exclusive, jobs
 
 collection_app = typer.Typer(
@@ -183,9 +183,6 @@ def mapping_create(
     ] = False,
 ) -> None:
     """Create a device mapping (its source's token is checked first unless --no-verify)."""
-    from kandji_bridge.inventory.access import check_device_access
-    from kandji_bridge.sources import get_source_token
-
     try:
         spec = mappings.MappingSpec(
             name=name,
@@ -199,19 +196,7 @@ def mapping_create(
         )
     except InvalidMapping as exc:
         raise UsageError(str(exc)) from None
-    state = _state(ctx)
-    valid = mappings.validate_mapping(state, spec)
-    if not no_verify:
-        token = get_source_token(state, valid.source.name)
-        try:
-            asyncio.run(
-                check_device_access(
-                    valid.source.api_url, token, valid.needs_details, state.settings.allowed_hosts
-                )
-            )
-        except KandjiError as exc:
-            raise BridgeError(f"Mapping {valid.name} was not saved: {exc}") from exc
-    mapping = mappings.save_mapping(state, valid)
+    mapping = mapping_operation.create_mapping(_state(ctx), spec, verify=not no_verify)
     for warning in mapping.warnings:
         err.print(f"[yellow]Note:[/yellow] {escape(warning)}")
     ident = mapping.identifier
@@ -276,7 +261,7 @@ def mapping_remove(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The mapping to remove.")],
 ) -> None:
     """Remove a mapping (its collection keeps the records it imported)."""
-    mappings.remove_mapping(_state(ctx), name)
+    mapping_operation.remove_mapping(_state(ctx), name)
     out.print(f"Removed mapping {escape(name)}; its collection keeps its records.")
 
 
@@ -299,7 +284,7 @@ def inventory_sync(
     state = _state(ctx)
     with _progress_bar() as progress:
         if dry_run:
-            report = asyncio.run(sync_mapping(state, mapping, dry_run=True, progress=progress))
+            report = mapping_operation.preview_mapping(state, mapping, progress)
         else:
             report = _sync_held(state, mapping, progress)
     if dry_run:

@@ -26,14 +26,11 @@ from sqlalchemy import select
 
 from kandji_bridge import sources
 from kandji_bridge.assets import collections
-from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.assets.convert import Value, text
-from kandji_bridge.assets.names import check_name
 from kandji_bridge.db.models import Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.inventory import mappings, runs
-from kandji_bridge.inventory.access import check_device_access
 from kandji_bridge.inventory.fields import (
     CATALOG,
     DETAIL_FIELDS,
@@ -43,7 +40,6 @@ from kandji_bridge.inventory.fields import (
 )
 from kandji_bridge.inventory.mappings import (
     DEFAULT_SCHEDULE_MINUTES,
-    SCHEDULE_RANGE,
     MappingInfo,
     MappingSpec,
     OnRemoved,
@@ -62,6 +58,9 @@ from kandji_bridge.kandji.errors import (
 )
 from kandji_bridge.kandji.permissions import DEVICE_DETAILS, DEVICE_LIST, Permission
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
+from kandji_bridge.operations import collections as collection_operations
+from kandji_bridge.operations import mappings as mapping_operations
+from kandji_bridge.operations.mappings import MappingDraft
 from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.verify import NO_SUCH_DEVICE, URL_ERRORS
@@ -215,149 +214,14 @@ def connection_name(api_url: ApiUrl) -> str:
 # -- Mappings: the form, validated field by field ----------------------------------------------
 
 
-@dataclass
-class MappingForm:
-    """What the new-mapping form holds, as typed."""
-
-    name: str = ""
-    source: str = ""
-    entity: str = "devices"
-    collection: str = ""
-    identifier_kandji: str = ""
-    identifier_field: str = ""
-    rows: list[tuple[str, str]] = field(default_factory=list)  # (kandji key, field label)
-    schedule_minutes: str = str(DEFAULT_SCHEDULE_MINUTES)
-    on_removed: str = OnRemoved.KEEP.value
-
-    def filled_rows(self) -> list[tuple[int, Pair]]:
-        return [(i, Pair(k, f)) for i, (k, f) in enumerate(self.rows) if k.strip() or f.strip()]
-
-
-def check_form(state: StateDB, form: MappingForm) -> tuple[MappingSpec | None, dict[str, str]]:
-    """The spec, or the errors keyed by form field ("row-N" for field row N), each where it
-    belongs: validate_mapping stops at its first error, so each part is checked on its own."""
-    errors: dict[str, str] = {}
-    try:
-        name = check_name("The mapping name", form.name)
-        if _mapping_exists(state, name):
-            errors["name"] = f"A mapping named {name!r} already exists; pick another name."
-    except BridgeError as exc:
-        errors["name"] = str(exc)
-    try:
-        minutes = int(form.schedule_minutes.strip())
-        low, high = SCHEDULE_RANGE
-        if not low <= minutes <= high:
-            raise ValueError
-    except ValueError:
-        low, high = SCHEDULE_RANGE
-        errors["schedule_minutes"] = f"Enter a whole number of minutes from {low} to {high}."
-        minutes = DEFAULT_SCHEDULE_MINUTES
-    if form.on_removed not in {policy for policy, _ in REMOVAL_POLICIES}:
-        errors["on_removed"] = "Choose what happens to records of devices removed from Kandji."
-    if form.entity != "devices":
-        errors["entity"] = "Kandji mappings import Devices; choose Devices."
-    try:
-        sources.get_source(state, form.source)
-    except BridgeError:
-        errors["source"] = (
-            "Connect Kandji first: Integrations > Kandji > Configure, then "
-            "Test and save connection."
-        )
-    collection: CollectionInfo | None = None
-    if not form.collection:
-        errors["collection"] = "Choose the collection the devices go into."
-    else:
-        try:
-            collection = collections.get_collection(state, form.collection)
-        except BridgeError as exc:
-            errors["collection"] = str(exc)
-    if not form.identifier_kandji or not form.identifier_field:
-        errors["identifier"] = (
-            "Choose the Unique Identifier: a Kandji field and the unique collection field it "
-            "goes into."
-        )
-    for index, pair in form.filled_rows():
-        if not pair.kandji.strip() or not pair.field.strip():
-            errors[f"row-{index}"] = "Choose both the Kandji field and the collection field."
-    spec = MappingSpec(
-        name=form.name,
-        source=form.source,
-        collection=form.collection,
-        identifier=Pair(form.identifier_kandji, form.identifier_field),
-        pairs=[pair for _, pair in form.filled_rows()],
-        entity=form.entity,
-        on_removed=OnRemoved(form.on_removed) if "on_removed" not in errors else OnRemoved.KEEP,
-        schedule_minutes=minutes,
-    )
-    if errors or collection is None:
-        return None, errors
-    # Name, source and collection are good now, so what validate_mapping refuses is the part's.
-    try:
-        mappings.validate_mapping(state, _with_pairs(spec, []))
-    except BridgeError as exc:
-        return None, {"identifier": str(exc)}
-    mapped_from = {collection.field(form.identifier_field).label: form.identifier_kandji}
-    for index, pair in form.filled_rows():
-        try:
-            mappings.validate_mapping(state, _with_pairs(spec, [pair]))
-        except BridgeError as exc:
-            errors[f"row-{index}"] = str(exc)
-            continue
-        label = collection.field(pair.field).label
-        if label in mapped_from:
-            errors[f"row-{index}"] = (
-                f"The collection field {label!r} is already mapped from {mapped_from[label]}; "
-                "map each field once."
-            )
-        mapped_from.setdefault(label, pair.kandji)
-    if errors:
-        return None, errors
-    try:
-        mappings.validate_mapping(state, spec)
-    except BridgeError as exc:  # changed meanwhile (a field or the name taken): say it as it is
-        return None, {"": str(exc)}
-    return spec, {}
-
-
-def _with_pairs(spec: MappingSpec, pairs: list[Pair]) -> MappingSpec:
-    return MappingSpec(
-        spec.name,
-        spec.source,
-        spec.collection,
-        spec.identifier,
-        pairs,
-        spec.entity,
-        spec.on_removed,
-        spec.schedule_minutes,
-    )
-
-
-def _mapping_exists(state: StateDB, name: str) -> bool:
-    try:
-        mappings.get_mapping(state, name)
-    except NotFound:
-        return False
-    return True
-
-
 def save_and_start(runtime: Runtime, spec: MappingSpec, verify: bool = True) -> MappingInfo:
     """Validate, check the token can read what the mapping needs, save, start the first sync.
 
     With the scheduler running the sync is triggered; without it, it runs here and now (its run
     is in the history either way)."""
-    state = runtime.state
-    valid = mappings.validate_mapping(state, spec)
-    if verify:
-        token = sources.get_source_token(state, valid.source.name)
-        try:
-            asyncio.run(
-                check_device_access(
-                    valid.source.api_url, token, valid.needs_details, runtime.settings.allowed_hosts
-                )
-            )
-        except KandjiError as exc:
-            raise BridgeError(f"Mapping {valid.name} was not saved: {_explained(exc)}") from exc
-    mapping = mappings.save_mapping(state, valid)
+    mapping = mapping_operations.create_mapping(
+        runtime.state, spec, verify=verify, explain=_explained
+    )
     start_sync(runtime, mapping)
     return mapping
 
@@ -412,11 +276,6 @@ def shown_changes(report: SyncReport | None, limit: int = PREVIEW_LIMIT) -> list
 
 def _shown(value: Value) -> str:
     return "(empty)" if value is None else text(value)
-
-
-def preview(state: StateDB, name: str) -> SyncReport:
-    """A dry run: what a sync would create and update, field by field; nothing is written."""
-    return asyncio.run(sync_mapping(state, name, dry_run=True))
 
 
 # -- Pages: Integrations Store and the connection ------------------------------------------------
@@ -506,7 +365,7 @@ def mapping_list_page(request: Request, principal: CurrentUser) -> Response:
 def new_mapping_page(request: Request, principal: CurrentUser, collection: str = "") -> Response:
     state = runtime_of(request).state
     connection = current_connection(state)
-    form = MappingForm(
+    form = MappingDraft(
         source=connection.name if connection else "",
         collection=collection or _first_collection(state),
         rows=[("", "")] * BLANK_ROWS,
@@ -522,7 +381,7 @@ async def create_mapping_page(request: Request, principal: CurrentUser) -> Respo
     if data.get("action") == "add":  # "Add more" without JavaScript
         form.rows.append(("", ""))
         return _mapping_form(request, form)
-    spec, errors = await asyncio.to_thread(check_form, runtime.state, form)
+    spec, errors = await asyncio.to_thread(mapping_operations.check_mapping, runtime.state, form)
     if spec is None:
         return _mapping_form(request, form, errors, status_code=400)
     try:
@@ -542,7 +401,7 @@ def mapping_section(request: Request, principal: CurrentUser) -> Response:
 @pages.get("/integrations/mapping-form/row")
 def mapping_row(request: Request, principal: CurrentUser, collection: str = "") -> Response:
     """One more blank field row ("Add more", htmx)."""
-    context = _form_context(runtime_of(request).state, MappingForm(collection=collection))
+    context = _form_context(runtime_of(request).state, MappingDraft(collection=collection))
     context.update(row=("", ""), index=_row_id(), errors={})
     return render(request, "integrations/_field_row.html", context)
 
@@ -556,9 +415,9 @@ def mapping_hint(
     return render(request, "integrations/_hint.html", {"kandji_field": found})
 
 
-def _form_from(data: Any) -> MappingForm:
+def _form_from(data: Any) -> MappingDraft:
     kandji, labels = data.getlist("kandji"), data.getlist("field")
-    return MappingForm(
+    return MappingDraft(
         name=str(data.get("name", "")),
         source=str(data.get("source", "")),
         entity=str(data.get("entity", "devices")),
@@ -572,7 +431,7 @@ def _form_from(data: Any) -> MappingForm:
 
 
 def _first_collection(state: StateDB) -> str:
-    summaries = collections.list_collections(state)
+    summaries = collection_operations.list_collections(state)
     return summaries[0].collection.name if len(summaries) == 1 else ""
 
 
@@ -580,7 +439,7 @@ def _row_id() -> str:
     return secrets.token_hex(4)
 
 
-def _form_context(state: StateDB, form: MappingForm) -> dict[str, Any]:
+def _form_context(state: StateDB, form: MappingDraft) -> dict[str, Any]:
     collection = None
     if form.collection:
         try:
@@ -602,7 +461,7 @@ def _form_context(state: StateDB, form: MappingForm) -> dict[str, Any]:
 
 def _mapping_form(
     request: Request,
-    form: MappingForm,
+    form: MappingDraft,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     template: str = "integrations/mapping_form.html",
@@ -618,7 +477,9 @@ def _mapping_form(
             "on_removed": form.on_removed,
         },
         rows=[(_row_id(), row, f"row-{index}") for index, row in enumerate(form.rows)],
-        collections=[summary.collection for summary in collections.list_collections(state)],
+        collections=[
+            summary.collection for summary in collection_operations.list_collections(state)
+        ],
         sources=sources.list_sources(state),
         removal_policies=REMOVAL_POLICIES,
     )
@@ -651,7 +512,7 @@ def preview_page(request: Request, principal: CurrentUser, name: str) -> Respons
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
     try:
-        report, error = preview(runtime.state, mapping.name), ""
+        report, error = mapping_operations.preview_mapping(runtime.state, mapping.name), ""
     except BridgeError as exc:
         report, error = None, str(exc)
     if "hx-request" in request.headers:
@@ -667,7 +528,7 @@ def preview_page(request: Request, principal: CurrentUser, name: str) -> Respons
 
 @pages.post("/integrations/mappings/{name}/remove")
 def remove_page(request: Request, principal: CurrentUser, name: str) -> Response:
-    mappings.remove_mapping(runtime_of(request).state, name)
+    mapping_operations.remove_mapping(runtime_of(request).state, name)
     return RedirectResponse("/integrations/mappings", status_code=303)
 
 
@@ -886,7 +747,7 @@ def get_mapping_api(request: Request, principal: CurrentUser, name: str) -> Mapp
 @api.delete("/mappings/{name}", status_code=204)
 def delete_mapping_api(request: Request, principal: CurrentUser, name: str) -> Response:
     """Remove the mapping and its sync history; the collection keeps its records."""
-    mappings.remove_mapping(runtime_of(request).state, name)
+    mapping_operations.remove_mapping(runtime_of(request).state, name)
     return Response(status_code=204)
 
 
@@ -907,7 +768,7 @@ def preview_mapping_api(
     limit: Annotated[int, Query(ge=1, le=1000)] = PREVIEW_LIMIT,
 ) -> PreviewOut:
     """A dry run: what a sync would create and update, field by field; nothing is written."""
-    report = preview(runtime_of(request).state, name)
+    report = mapping_operations.preview_mapping(runtime_of(request).state, name)
     return PreviewOut(
         mapping=report.mapping,
         listed=report.listed,

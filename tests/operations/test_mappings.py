@@ -1,0 +1,97 @@
+"""The mapping operations over a real state DB and a simulated tenant, over real HTTP."""
+
+import dataclasses
+import os
+
+import pytest
+
+from kandji_bridge import sources
+from kandji_bridge.assets.collections import CollectionInfo
+from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
+from kandji_bridge.db import StateDB
+from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.inventory import mappings
+from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.operations import mappings as operation
+from kandji_bridge.operations.mappings import MappingDraft
+from kandji_bridge.simulator.server import RunningSimulator
+
+
+def allowing(state: StateDB) -> StateDB:
+    """The state with the settings a process started now loads (the simulator's host allowed)."""
+    allowed = parse_allowed_hosts(os.environ.get(ENV_ALLOWED_HOSTS))
+    return dataclasses.replace(
+        state, settings=dataclasses.replace(state.settings, allowed_hosts=allowed)
+    )
+
+
+def draft(**changes: object) -> MappingDraft:
+    base = MappingDraft(
+        name="devices",
+        source="sim",
+        collection="ITAM",
+        identifier_kandji="device_id",
+        identifier_field="Device ID",
+        rows=[("serial_number", "Serial"), ("device_name", "Name")],
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_check_names_each_bad_part_where_it_belongs(
+    state: StateDB, itam: CollectionInfo, source: str
+) -> None:
+    spec, errors = operation.check_mapping(state, draft())
+    assert errors == {} and spec is not None and [p.field for p in spec.pairs] == ["Serial", "Name"]
+    bad = draft(
+        schedule_minutes="0",
+        rows=[("serial_numbr", "Serial"), ("device_name", "Serial"), ("", "Name")],
+    )
+    spec, errors = operation.check_mapping(state, bad)
+    assert spec is None
+    assert errors["schedule_minutes"].startswith("Enter a whole number of minutes from 1 to")
+    assert errors["row-2"] == "Choose both the Kandji field and the collection field."
+    _, errors = operation.check_mapping(state, draft(schedule_minutes="60", rows=bad.rows[:2]))
+    assert "did you mean serial_number?" in errors["row-0"]
+    assert set(errors) == {"row-0"}
+    _, errors = operation.check_mapping(state, draft(identifier_field="Name"))
+    assert "unique" in errors["identifier"]
+
+
+def test_create_checks_the_token_then_saves_and_remove_deletes(
+    state: StateDB, itam: CollectionInfo, source: str, allow_simulator: RunningSimulator
+) -> None:
+    spec, _ = operation.check_mapping(state, draft())
+    assert spec is not None
+    created = operation.create_mapping(allowing(state), spec)
+    assert (created.name, created.collection.name) == ("devices", "ITAM")
+    _, errors = operation.check_mapping(state, draft())
+    assert errors == {"name": "A mapping named 'devices' already exists; pick another name."}
+    operation.remove_mapping(state, "devices")
+    with pytest.raises(NotFound, match="No mapping named devices"):
+        mappings.get_mapping(state, "devices")
+
+
+def test_a_token_lacking_device_details_saves_nothing(
+    state: StateDB, itam: CollectionInfo, simulator_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limited = simulator_factory(devices=5, events=0, tokens={"list-only": {"devices"}})
+    monkeypatch.setenv(ENV_ALLOWED_HOSTS, limited.host_port)
+    sources.add_source(state, "limited", limited.base_url, "list-only")
+    spec = MappingSpec(
+        "details", "limited", "ITAM", parse_pair("device_id=Device ID"),
+        [parse_pair("model_identifier=Model Identifier")],
+    )  # fmt: skip
+    with pytest.raises(BridgeError, match=r"^Mapping details was not saved: "):
+        operation.create_mapping(allowing(state), spec)
+    assert mappings.list_mappings(state) == []
+
+
+def test_preview_writes_nothing(
+    state: StateDB, itam: CollectionInfo, source: str, allow_simulator: RunningSimulator
+) -> None:
+    spec, _ = operation.check_mapping(state, draft())
+    assert spec is not None
+    operation.create_mapping(allowing(state), spec, verify=False)
+    report = operation.preview_mapping(allowing(state), "devices")
+    assert report.dry_run and report.created == len(allow_simulator.devices)
+    assert report.run_id is None and mappings.list_mappings(state)[0].last_run is None
