@@ -16,11 +16,15 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import allow, auth, collections, integrations, logs, sources, system
+from kandji_bridge.web import allow, auth, integrations, logs, sources, system
+from kandji_bridge.web.collections import api as collections_api
+from kandji_bridge.web.collections import pages as collections_pages
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
 from kandji_bridge.web.templating import STATIC_DIR, render
 
-FEATURES = (auth, system, sources, logs, integrations, collections)
+FEATURES = (auth, system, sources, logs, integrations)
+# The features split into a web/<feature>/ package: its pages.py and api.py routers.
+PACKAGED = ((collections_pages.router, collections_api.router),)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -38,11 +42,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(system.public)
     app.include_router(auth.public)
     signed_in = [Depends(auth.require_user)]
-    for feature in FEATURES:
-        app.include_router(feature.pages, dependencies=signed_in)
-        app.include_router(
-            feature.api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES
-        )
+    for pages, api in [(feature.pages, feature.api) for feature in FEATURES] + list(PACKAGED):
+        app.include_router(pages, dependencies=signed_in)
+        app.include_router(api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES)
 
     @app.get("/", include_in_schema=False, dependencies=signed_in)
     def home() -> Response:

@@ -1,15 +1,13 @@
-"""Collections in the web UI and the REST API: the list, a new collection, the records table
-(search, sort, paging, status, export) and a record's page with its change history and, for a
-record imported from a Kandji device, the timeline of audit events that targeted the device."""
+"""Collections in the web UI: the list, a new collection, the records table (search, sort, paging,
+status, export) and a record's page with its change history and, for a record imported from a
+Kandji device, the timeline of audit events that targeted the device."""
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import BaseModel, Field
 
 from kandji_bridge.assets import browse, collections
 from kandji_bridge.assets.browse import RecordPage
@@ -18,12 +16,10 @@ from kandji_bridge.assets.convert import FieldType, Value, text
 from kandji_bridge.assets.names import check_name
 from kandji_bridge.errors import AlreadyExists, BridgeError
 from kandji_bridge.operations import collections as operation
-from kandji_bridge.operations.collections import CollectionOverview
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import render
 
-pages = APIRouter(include_in_schema=False)
-api = APIRouter(tags=["collections"])
+router = APIRouter(include_in_schema=False)
 
 TYPES = [field_type.value for field_type in FieldType]
 BLANK_ROWS = 3  # field rows of an empty "New collection" form
@@ -49,7 +45,7 @@ def shown(value: Value, field_type: FieldType) -> str:
 # -- Pages: the list, a new collection --------------------------------------------------------
 
 
-@pages.get("/collections")
+@router.get("/collections")
 def list_page(request: Request, user: CurrentUser, created: str = "") -> Response:
     summaries = operation.list_collections(runtime_of(request).state)
     message = ""
@@ -64,13 +60,13 @@ def list_page(request: Request, user: CurrentUser, created: str = "") -> Respons
     return render(request, "collections/list.html", context)
 
 
-@pages.get("/collections/new")
+@router.get("/collections/new")
 def new_page(request: Request, user: CurrentUser) -> Response:
     rows = [{"label": "", "type": "text", "unique": False} for _ in range(BLANK_ROWS)]
     return _new_form(request, "", rows, {})
 
 
-@pages.get("/collections/new/field-row")
+@router.get("/collections/new/field-row")
 def field_row(request: Request, user: CurrentUser, index: int = 0) -> Response:
     """One more field row for the form ("Add field", through htmx)."""
     index = max(0, min(index, MAX_FORM_ROWS))
@@ -79,7 +75,7 @@ def field_row(request: Request, user: CurrentUser, index: int = 0) -> Response:
     return render(request, "collections/_field_row.html", context)
 
 
-@pages.post("/collections/new")
+@router.post("/collections/new")
 def create_page(
     request: Request,
     user: CurrentUser,
@@ -172,7 +168,7 @@ def _new_form(
 # -- Pages: the records table, export, a record ------------------------------------------------
 
 
-@pages.get("/collections/{name}")
+@router.get("/collections/{name}")
 def records_page(
     request: Request,
     user: CurrentUser,
@@ -217,7 +213,7 @@ def records_page(
     return response
 
 
-@pages.get("/collections/{name}/export")
+@router.get("/collections/{name}/export")
 def export_page(
     request: Request, user: CurrentUser, name: str, format: str = "csv", archived: bool = False
 ) -> Response:
@@ -231,7 +227,7 @@ def export_page(
     )
 
 
-@pages.get("/collections/{name}/records/{record_id}")
+@router.get("/collections/{name}/records/{record_id}")
 def record_page(request: Request, user: CurrentUser, name: str, record_id: str) -> Response:
     runtime = runtime_of(request)
     imported = operation.show_record(runtime.state, runtime.store, name, record_id)
@@ -347,175 +343,3 @@ def _history_value(value: Value, field_type: FieldType | None) -> str:
     if value is None:
         return "(empty)"
     return shown(value, field_type) if field_type is not None else text(value)
-
-
-# -- REST API ---------------------------------------------------------------------------------
-
-
-class FieldIn(BaseModel):
-    label: str = Field(description="The field's label, e.g. Serial.")
-    type: str = Field(description="text, number, boolean, date, datetime or list.")
-    unique: bool = Field(False, description="No two records may hold the same value.")
-
-
-class CollectionIn(BaseModel):
-    name: str = Field(description="The collection's name, e.g. ITAM.")
-    fields: list[FieldIn]
-
-
-class FieldOut(BaseModel):
-    label: str
-    type: str
-    unique: bool
-
-
-class CollectionOut(BaseModel):
-    name: str
-    fields: list[FieldOut]
-    records: dict[str, int] = Field(description="Records by status: active, removed, archived.")
-    mappings: list[str] = Field(description="The mappings that import into the collection.")
-    created_at: datetime
-
-
-class RecordOut(BaseModel):
-    id: str
-    status: str
-    values: dict[str, Value] = Field(description="Field label -> value; null when empty.")
-    created_at: datetime
-    updated_at: datetime
-
-
-class RecordPageOut(BaseModel):
-    records: list[RecordOut]
-    total: int = Field(description="Records matching the search and status, on every page.")
-    page: int
-    pages: int
-    page_size: int
-
-
-class ChangeOut(BaseModel):
-    field: str = Field(description=f"The field's label, or {browse.STATUS_LABEL!r}.")
-    old: Value
-    new: Value
-    sync_run_id: str | None
-    mapping: str | None
-    changed_at: datetime
-
-
-class DeviceEventOut(BaseModel):
-    id: str
-    kandji_event_id: str
-    event_time: str
-    event_name: str
-    action: str
-    actor_type: str
-    actor: str
-
-
-class RecordDetailOut(RecordOut):
-    device_id: str | None = Field(description="The Kandji device the record was imported from.")
-    mapping: str | None
-    history: list[ChangeOut] = Field(description="Newest first.")
-    history_total: int
-    device_events: list[DeviceEventOut] = Field(
-        description="Audit events whose target is the device, newest first."
-    )
-    device_events_error: str = ""
-
-
-def _collection_out(summary: CollectionOverview) -> CollectionOut:
-    collection = summary.collection
-    return CollectionOut(
-        name=collection.name,
-        fields=[
-            FieldOut(label=f.label, type=f.type.value, unique=f.unique) for f in collection.fields
-        ],
-        records=summary.records,
-        mappings=summary.mappings,
-        created_at=collection.created_at,
-    )
-
-
-def _record_out(collection: CollectionInfo, row: browse.RecordRow) -> RecordOut:
-    return RecordOut(
-        id=row.id,
-        status=row.status,
-        values={field.label: row.values.get(field.id) for field in collection.fields},
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-@api.get("/collections")
-def api_list(request: Request, user: CurrentUser) -> list[CollectionOut]:
-    """Every collection with its fields, record counts and mappings."""
-    return [_collection_out(s) for s in operation.list_collections(runtime_of(request).state)]
-
-
-@api.post("/collections", status_code=201)
-def api_create(request: Request, user: CurrentUser, body: CollectionIn) -> CollectionOut:
-    """Create a collection; 409 if the name is taken, 400 for a field that cannot be used."""
-    specs = [operation.field_spec(field.label, field.type, field.unique) for field in body.fields]
-    return _collection_out(operation.create_collection(runtime_of(request).state, body.name, specs))
-
-
-@api.get("/collections/{name}")
-def api_get(request: Request, user: CurrentUser, name: str) -> CollectionOut:
-    return _collection_out(operation.show_collection(runtime_of(request).state, name))
-
-
-@api.get("/collections/{name}/records")
-def api_records(
-    request: Request,
-    user: CurrentUser,
-    name: str,
-    search: Annotated[str, Query(description="Text inside any value, any case.")] = "",
-    sort: Annotated[str, Query(description="A field label to sort by.")] = "",
-    desc: Annotated[bool, Query(description="Sort in descending order.")] = False,
-    status: Annotated[
-        str, Query(description="active, removed, archived or all; none: active and removed.")
-    ] = "",
-    page: int = 1,
-    page_size: int = browse.DEFAULT_PAGE_SIZE,
-) -> RecordPageOut:
-    """One page of the collection's records; 400 for an unknown sort field or status."""
-    result = operation.browse_records(
-        runtime_of(request).state,
-        name,
-        search=search,
-        sort_field=sort or None,
-        descending=desc,
-        status=status,
-        page=page,
-        page_size=page_size,
-    )
-    return RecordPageOut(
-        records=[_record_out(result.collection, row) for row in result.rows],
-        total=result.total,
-        page=result.page,
-        pages=result.pages,
-        page_size=result.page_size,
-    )
-
-
-@api.get("/collections/{name}/records/{record_id}")
-def api_record(request: Request, user: CurrentUser, name: str, record_id: str) -> RecordDetailOut:
-    """A record with its change history and the audit events that targeted its device."""
-    runtime = runtime_of(request)
-    imported = operation.show_record(runtime.state, runtime.store, name, record_id)
-    record, timeline = imported.record, imported.timeline
-    return RecordDetailOut(
-        id=record.id,
-        status=record.status,
-        values=record.values,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        device_id=imported.device_id,
-        mapping=imported.mapping,
-        history=[ChangeOut(**vars(entry)) for entry in imported.history],
-        history_total=record.history_total,
-        device_events=[DeviceEventOut(**vars(event)) for event in timeline.events]
-        if timeline
-        else [],
-        device_events_error=timeline.error if timeline else "",
-    )
