@@ -67,7 +67,7 @@ def test_a_package_imports_only_what_its_layer_allows(package: str) -> None:
 
 # The domain: what the product does, whoever asks. The front ends (the CLI, the web app, the
 # service that runs them) call into it, never the other way round.
-DOMAIN = ("db", "detections", "inventory", "kandji", "logs", "simulator")
+DOMAIN = ("db", "detections", "inventory", "jobs", "kandji", "logs", "simulator")
 FRONT_ENDS = ("kandji_bridge.cli", "kandji_bridge.web", "kandji_bridge.service")
 
 
@@ -76,6 +76,27 @@ def test_the_domain_never_imports_a_front_end(package: str) -> None:
     breaks = [
         f"{path.relative_to(PACKAGE.parent)} imports {name}"
         for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in sorted(imported(path))
+        if any(name == front or name.startswith(front + ".") for front in FRONT_ENDS)
+    ]
+    assert breaks == []
+
+
+@pytest.mark.parametrize("package", DOMAIN)
+def test_the_domain_never_imports_an_operation(package: str) -> None:
+    breaks = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in sorted(imported(path))
+        if name == "kandji_bridge.operations" or name.startswith("kandji_bridge.operations.")
+    ]
+    assert breaks == []
+
+
+def test_operations_never_import_a_front_end() -> None:
+    breaks = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / "operations").rglob("*.py"))
         for name in sorted(imported(path))
         if any(name == front or name.startswith(front + ".") for front in FRONT_ENDS)
     ]

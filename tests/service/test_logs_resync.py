@@ -7,8 +7,9 @@ from pathlib import Path
 
 from kandji_bridge import sources
 from kandji_bridge.db import StateDB
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.service import jobs, leases
 
 from .test_cli_leases import SERVE, assert_refused, cli_env, kandji_bridge
 

@@ -50,6 +50,8 @@ from kandji_bridge.inventory.mappings import (
 from kandji_bridge.inventory.names import check_name
 from kandji_bridge.inventory.runs import RunInfo
 from kandji_bridge.inventory.sync import SyncReport, sync_mapping
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.jobs.runner import JobOutcome
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.errors import (
     AuthenticationError,
@@ -61,7 +63,6 @@ from kandji_bridge.kandji.errors import (
 )
 from kandji_bridge.kandji.permissions import DEVICE_DETAILS, DEVICE_LIST, Permission
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
-from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.verify import NO_SUCH_DEVICE, URL_ERRORS
 from kandji_bridge.web.auth import CurrentUser, runtime_of
@@ -367,22 +368,11 @@ def _explained(exc: KandjiError) -> str:
     return str(exc)
 
 
-def start_sync(runtime: Runtime, mapping: MappingInfo) -> SyncReport | None:
-    """Trigger the mapping's job, or run it inline when no scheduler runs (returns its report).
+def start_sync(runtime: Runtime, mapping: MappingInfo) -> JobOutcome:
+    """Run the mapping's job: triggered in the background, or run here when no scheduler runs.
 
-    A failed inline sync is recorded in the history (SyncFailed); it is not raised here."""
-    if runtime.scheduler is not None:
-        runtime.scheduler.trigger(jobs.mapping_job(mapping.id))
-        return None
-    job = jobs.mapping_job(mapping.id)
-    jobs.record_start(runtime.state, job)
-    try:
-        report = asyncio.run(sync_mapping(runtime.state, mapping.name))
-    except BridgeError as exc:
-        jobs.record_failure(runtime.state, job, str(exc))
-        return None
-    jobs.record_success(runtime.state, job)
-    return report
+    A failed sync is recorded in the history (SyncFailed) and the job status; it is not raised."""
+    return runtime.jobs.trigger(jobs.mapping_job(mapping.id))
 
 
 @dataclass(frozen=True)
@@ -496,7 +486,7 @@ def mapping_list_page(request: Request, principal: CurrentUser) -> Response:
             "section": "integrations",
             "summaries": mappings.list_mappings(runtime.state),
             "connection": current_connection(runtime.state),
-            "scheduler": runtime.scheduler is not None,
+            "scheduler": runtime.jobs.background,
         },
     )
 
@@ -640,8 +630,7 @@ def mapping_page(request: Request, principal: CurrentUser, name: str, done: str 
 def sync_now_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
-    start_sync(runtime, mapping)
-    done = "triggered" if runtime.scheduler is not None else "synced"
+    done = "triggered" if start_sync(runtime, mapping).queued else "synced"
     return RedirectResponse(_mapping_url(mapping.name, done), status_code=303)
 
 
@@ -690,7 +679,7 @@ def _mapping_page(
             "mapping": mapping,
             "runs": history,
             "job": status,
-            "scheduler": runtime.scheduler is not None,
+            "scheduler": runtime.jobs.background,
             "done": done,
             "report": report,
             "changes": shown_changes(report),
@@ -962,7 +951,7 @@ def _last_run(state: StateDB, mapping: MappingInfo) -> RunInfo | None:
 
 
 def _sync_word(runtime: Runtime) -> str:
-    return "triggered" if runtime.scheduler is not None else "ran"
+    return "triggered" if runtime.jobs.background else "ran"
 
 
 def _mapping_out(
