@@ -21,7 +21,7 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, ConfigError, UsageError
 from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.urls import normalize_api_url
-from kandji_bridge.verify import VerifyReport, verify
+from kandji_bridge.operations.verify import VerifyReport, verify
 
 app = typer.Typer(
     help="Kandji audit logs into a security data lake, and Kandji devices into an asset inventory.",

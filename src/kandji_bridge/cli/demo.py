@@ -17,10 +17,10 @@ from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, NotFound
 from kandji_bridge.inventory import collections, mappings
 from kandji_bridge.inventory.convert import FieldType
+from kandji_bridge.operations.verify import verify
 from kandji_bridge.service.serve import run_serve
 from kandji_bridge.simulator.config import SimulatorConfig
 from kandji_bridge.simulator.server import running_simulator
-from kandji_bridge.verify import verify
 
 SOURCE_NAME = "demo"
 DEMO_USER = "demo"

@@ -205,7 +205,7 @@ def mapping_create(
     ] = False,
 ) -> None:
     """Create a device mapping (its source's token is checked first unless --no-verify)."""
-    from kandji_bridge.inventory.access import check_device_access
+    from kandji_bridge.operations.verify import check_device_access
     from kandji_bridge.sources import get_source_token
 
     try:

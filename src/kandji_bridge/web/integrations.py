@@ -11,8 +11,6 @@ test). The integration's connection is the source saved most recently.
 """
 
 import asyncio
-import contextlib
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,14 +20,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from kandji_bridge import sources
-from kandji_bridge.db.models import Source
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.inventory import collections, mappings, runs
-from kandji_bridge.inventory.access import check_device_access
 from kandji_bridge.inventory.collections import CollectionInfo
 from kandji_bridge.inventory.convert import Value, text
 from kandji_bridge.inventory.fields import (
@@ -52,19 +47,18 @@ from kandji_bridge.inventory.runs import RunInfo
 from kandji_bridge.inventory.sync import SyncReport, sync_mapping
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.jobs.runner import JobOutcome
-from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.errors import (
-    AuthenticationError,
-    DeviceNotFoundError,
-    InvalidTokenError,
-    InvalidURLError,
     KandjiError,
     PermissionDeniedError,
 )
-from kandji_bridge.kandji.permissions import DEVICE_DETAILS, DEVICE_LIST, Permission
-from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
+from kandji_bridge.operations.connection import (
+    ConnectionTest,
+    current_connection,
+    missing_permission,
+    test_and_save_connection,
+)
+from kandji_bridge.operations.verify import check_device_access
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.verify import NO_SUCH_DEVICE, URL_ERRORS
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import render
 
@@ -74,142 +68,11 @@ api = APIRouter(tags=["integrations"])
 PREVIEW_LIMIT = 20  # devices shown in a dry-run preview
 HISTORY_LIMIT = 20  # runs shown on the mapping page
 BLANK_ROWS = 0  # field rows of a new form; "Add more" adds one (with or without JavaScript)
-# The two permissions as Asset Panda's Kandji guide names them on Kandji's token page.
-GUIDE_PERMISSION = {DEVICE_LIST.key: "GET /devices", DEVICE_DETAILS.key: "GET /device-details"}
 REMOVAL_POLICIES = (
     (OnRemoved.KEEP.value, "Keep the record as it is"),
     (OnRemoved.MARK.value, "Mark the record removed"),
     (OnRemoved.ARCHIVE.value, "Archive the record"),
 )
-
-
-# -- The Kandji connection -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str  # "Base URL", "API Key", "Device list", "Device details"
-    ok: bool | None  # None: not checked
-    detail: str
-
-
-@dataclass(frozen=True)
-class ConnectionTest:
-    """What "Test and save connection" found; `source` is set only when it saved."""
-
-    checks: list[Check]
-    api_url: ApiUrl | None = None
-    source: sources.SourceInfo | None = None
-    errors: dict[str, str] = field(default_factory=dict)  # form field -> sentence
-
-    @property
-    def ok(self) -> bool:
-        return self.source is not None
-
-
-def current_connection(state: StateDB) -> sources.SourceInfo | None:
-    """The Kandji connection mappings use by default: the source saved most recently."""
-    with state.session() as session:
-        source = session.scalar(
-            select(Source).order_by(Source.updated_at.desc(), Source.created_at.desc()).limit(1)
-        )
-        return sources.source_info(source) if source else None
-
-
-def test_and_save_connection(runtime: Runtime, base_url: str, api_key: str) -> ConnectionTest:
-    """Check the URL, the key and both device permissions; save only if all of them pass."""
-    errors: dict[str, str] = {}
-    api_url: ApiUrl | None = None
-    if not base_url.strip():
-        errors["base_url"] = (
-            "Enter the Base URL: your Kandji web address, like https://yourcompany.kandji.io."
-        )
-    else:
-        try:
-            api_url = normalize_api_url(base_url, runtime.settings.allowed_hosts)
-        except InvalidURLError as exc:
-            errors["base_url"] = str(exc)
-    if not api_key.strip():
-        errors["api_key"] = (
-            "Paste the API key made in Kandji Settings > Access > API Token Management."
-        )
-    if errors or api_url is None:
-        return ConnectionTest([], api_url, errors=errors)
-    try:
-        checks = asyncio.run(_probe(api_url, api_key.strip()))
-    except InvalidTokenError as exc:  # not something a Kandji token can be
-        return ConnectionTest([], api_url, errors={"api_key": str(exc)})
-    failed = next((check for check in checks if check.ok is False), None)
-    if failed is not None:
-        where = "base_url" if failed.name == "Base URL" else "api_key"
-        return ConnectionTest(checks, api_url, errors={where: failed.detail})
-    return ConnectionTest(checks, api_url, _save_connection(runtime.state, api_url, api_key))
-
-
-async def _probe(api_url: ApiUrl, token: str) -> list[Check]:
-    """GET /devices (one device), then its details: both permissions the device import needs."""
-    url_check = Check("Base URL", True, api_url.base_url)
-    found = [NO_SUCH_DEVICE]
-
-    async def device_list() -> None:
-        async for page in client.iter_device_pages(limit=1):
-            if page:
-                found[0] = str(page[0]["device_id"])
-            break
-
-    async def device_details() -> None:
-        # Kandji checks the permission before it looks the device up: 404 still means allowed.
-        with contextlib.suppress(DeviceNotFoundError):
-            await client.get_device_details(found[0])
-
-    results: list[Check] = []
-    async with KandjiClient(api_url, token, max_tries=3) as client:
-        for permission, probe in ((DEVICE_LIST, device_list), (DEVICE_DETAILS, device_details)):
-            try:
-                await probe()
-                results.append(Check(permission.label, True, f"{permission.endpoint} allowed"))
-            except PermissionDeniedError:
-                results.append(Check(permission.label, False, missing_permission(permission)))
-            except URL_ERRORS as exc:
-                return [Check("Base URL", False, str(exc))]
-            except AuthenticationError as exc:
-                return [url_check, Check("API Key", False, str(exc))]
-            except KandjiError as exc:
-                results.append(Check(permission.label, False, str(exc)))
-    return [url_check, Check("API Key", True, "Kandji accepted the key"), *results]
-
-
-def missing_permission(permission: Permission) -> str:
-    named = GUIDE_PERMISSION[permission.key]
-    return (
-        f'The API key lacks the "{permission.label}" permission ({named}); in Kandji open '
-        f"Settings > Access > API Token Management, edit the token, select {named}, save it, "
-        "and test again."
-    )
-
-
-def _save_connection(state: StateDB, api_url: ApiUrl, token: str) -> sources.SourceInfo:
-    existing = sources.find_source_by_url(state, api_url.base_url)
-    if existing is not None:
-        return sources.set_source_token(state, existing.name, token)
-    base = connection_name(api_url)
-    for attempt in range(1, 100):
-        name = base if attempt == 1 else f"{base}-{attempt}"
-        try:
-            return sources.add_source(state, name, api_url.base_url, token, logs_enabled=False)
-        except AlreadyExists:
-            continue
-    raise BridgeError(f"Sources {base} to {base}-99 all exist; remove one and test again.")
-
-
-def connection_name(api_url: ApiUrl) -> str:
-    """'https://yourcompany.api.kandji.io' -> 'yourcompany'; a host:port -> 'host-port'."""
-    host = api_url.host
-    if host.endswith("kandji.io"):
-        name = host.split(".", 1)[0]
-    else:
-        name = re.sub(r"[^\w.-]+", "-", host).strip("-")
-    return sources.validate_name(name[: sources.NAME_MAX_LENGTH] or "kandji")
 
 
 # -- Mappings: the form, validated field by field ----------------------------------------------
@@ -442,7 +305,7 @@ def kandji_save(
     api_key: Annotated[str, Form()] = "",
 ) -> Response:
     runtime = runtime_of(request)
-    result = test_and_save_connection(runtime, base_url, api_key)
+    result = test_and_save_connection(runtime.settings, runtime.state, base_url, api_key)
     values = {"base_url": base_url}
     if not result.ok:
         connection = current_connection(runtime.state)
@@ -816,7 +679,8 @@ def get_connection(request: Request, principal: CurrentUser) -> ConnectionOut:
 )
 def put_connection(request: Request, principal: CurrentUser, body: ConnectionIn) -> Response:
     """Test the Base URL and API Key (GET /devices and GET /device-details) and save them."""
-    result = test_and_save_connection(runtime_of(request), body.base_url, body.api_key)
+    runtime = runtime_of(request)
+    result = test_and_save_connection(runtime.settings, runtime.state, body.base_url, body.api_key)
     checks = [CheckOut(name=c.name, ok=c.ok, detail=c.detail) for c in result.checks]
     if not result.ok:
         detail = next(iter(result.errors.values()), "The connection test failed.")

@@ -29,8 +29,8 @@ from kandji_bridge.kandji.errors import InvalidURLError
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 from kandji_bridge.logs.collector import CLOCK_SKEW
 from kandji_bridge.logs.store import describe_damage
+from kandji_bridge.operations.verify import Check, VerifyReport, verify
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.verify import Check, VerifyReport, verify
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import FormErrors, render
 
