@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import Mapping, MappingField, utcnow
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound

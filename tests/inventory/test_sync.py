@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import CollectionField, RecordChange
 from kandji_bridge.inventory import browse, collections, records, runs

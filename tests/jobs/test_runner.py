@@ -1,7 +1,7 @@
 """The job runners: one run now in the caller (InlineRunner), or queued on serve's scheduler. Both
 run the same job and record its status the same way, against the simulator over HTTP."""
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.jobs import leases
 from kandji_bridge.jobs import status as jobs

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, ENV_LOG_STORE
 from kandji_bridge.db import StateDB
 from kandji_bridge.jobs import status as jobs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, ENV_LEASE_SECONDS
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import JobLease, SyncRun, utcnow

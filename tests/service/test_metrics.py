@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import ChdbLogStore

@@ -5,7 +5,7 @@ import itertools
 
 from sqlalchemy import select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import SyncRun
 from kandji_bridge.inventory import collections, mappings, runs

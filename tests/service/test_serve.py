@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import BridgeError

@@ -23,7 +23,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.db.models import Record
 from kandji_bridge.errors import NotFound
 from kandji_bridge.inventory import collections, mappings

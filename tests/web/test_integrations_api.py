@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db.models import Source
 from kandji_bridge.inventory import collections, records
 from kandji_bridge.inventory.collections import FieldSpec

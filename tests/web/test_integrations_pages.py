@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.inventory import collections, mappings
 from kandji_bridge.inventory.collections import FieldSpec
 from kandji_bridge.inventory.convert import FieldType

@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kandji_bridge import redact, sources
+from kandji_bridge import redact
+from kandji_bridge import source_registry as sources
 from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
 from kandji_bridge.cli.logs import logs_app

@@ -9,7 +9,8 @@ import webbrowser
 
 from rich.markup import escape
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.cli.common import out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state

@@ -206,7 +206,7 @@ def mapping_create(
 ) -> None:
     """Create a device mapping (its source's token is checked first unless --no-verify)."""
     from kandji_bridge.operations.verify import check_device_access
-    from kandji_bridge.sources import get_source_token
+    from kandji_bridge.source_registry import get_source_token
 
     try:
         spec = mappings.MappingSpec(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry
 from kandji_bridge.config import Settings
 from kandji_bridge.db.models import Source
 from kandji_bridge.db.state import StateDB
@@ -36,7 +36,7 @@ class ConnectionTest:
 
     checks: list[Check]
     api_url: ApiUrl | None = None
-    source: sources.SourceInfo | None = None
+    source: source_registry.SourceInfo | None = None
     errors: dict[str, str] = field(default_factory=dict)  # form field -> sentence
 
     @property
@@ -44,13 +44,13 @@ class ConnectionTest:
         return self.source is not None
 
 
-def current_connection(state: StateDB) -> sources.SourceInfo | None:
+def current_connection(state: StateDB) -> source_registry.SourceInfo | None:
     """The Kandji connection mappings use by default: the source saved most recently."""
     with state.session() as session:
         source = session.scalar(
             select(Source).order_by(Source.updated_at.desc(), Source.created_at.desc()).limit(1)
         )
-        return sources.source_info(source) if source else None
+        return source_registry.source_info(source) if source else None
 
 
 def test_and_save_connection(
@@ -116,15 +116,17 @@ def missing_permission(permission: Permission) -> str:
     )
 
 
-def _save_connection(state: StateDB, api_url: ApiUrl, token: str) -> sources.SourceInfo:
-    existing = sources.find_source_by_url(state, api_url.base_url)
+def _save_connection(state: StateDB, api_url: ApiUrl, token: str) -> source_registry.SourceInfo:
+    existing = source_registry.find_source_by_url(state, api_url.base_url)
     if existing is not None:
-        return sources.set_source_token(state, existing.name, token)
+        return source_registry.set_source_token(state, existing.name, token)
     base = connection_name(api_url)
     for attempt in range(1, 100):
         name = base if attempt == 1 else f"{base}-{attempt}"
         try:
-            return sources.add_source(state, name, api_url.base_url, token, logs_enabled=False)
+            return source_registry.add_source(
+                state, name, api_url.base_url, token, logs_enabled=False
+            )
         except AlreadyExists:
             continue
     raise BridgeError(f"Sources {base} to {base}-99 all exist; remove one and test again.")
@@ -137,4 +139,4 @@ def connection_name(api_url: ApiUrl) -> str:
         name = host.split(".", 1)[0]
     else:
         name = re.sub(r"[^\w.-]+", "-", host).strip("-")
-    return sources.validate_name(name[: sources.NAME_MAX_LENGTH] or "kandji")
+    return source_registry.validate_name(name[: source_registry.NAME_MAX_LENGTH] or "kandji")

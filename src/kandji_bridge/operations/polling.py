@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry
 from kandji_bridge.config import Settings
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
@@ -53,8 +53,8 @@ def poll_source(
     """One pass for source `name`, under its lock (SourceBusy if this machine already collects
     it). A Kandji error ends the pass with `result.error` set; `stop` ends it after the page in
     hand (`result.stopped`). `window` collects that period again (`logs resync`)."""
-    info = sources.get_source(state, name)
-    token = sources.get_source_token(state, info.name)
+    info = source_registry.get_source(state, name)
+    token = source_registry.get_source_token(state, info.name)
     api_url = normalize_api_url(info.api_url, settings.allowed_hosts)
     source = CollectorSource(info.id, info.name, info.retention_days)
 
@@ -97,7 +97,7 @@ def sync_source(
 ) -> PassResult:
     """`logs sync` (window None) or `logs resync`: one pass while holding the source's job, as
     serve holds it, recorded in the job's status. PassFailed if the pass ended early."""
-    info = sources.get_source(state, name)
+    info = source_registry.get_source(state, name)
     if window is not None:  # before the job is claimed: a refusal is no failed run
         check_resync_window(store, info, window)
     # With a shared state DB and a ClickHouse server, serve and this command may run on two
@@ -136,7 +136,7 @@ def sync_source(
 
 
 def check_resync_window(
-    store: LogStore, info: sources.SourceInfo, window: tuple[datetime, datetime]
+    store: LogStore, info: source_registry.SourceInfo, window: tuple[datetime, datetime]
 ) -> None:
     """A resync must not start after the stored history ends: the checkpoint would jump past the
     events in between, and no later `logs sync` would collect them. Checked before the job is

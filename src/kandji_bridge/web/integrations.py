@@ -21,7 +21,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.inventory import collections, mappings, runs

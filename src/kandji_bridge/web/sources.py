@@ -19,7 +19,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, SecretStr
 
-from kandji_bridge import redact, sources
+from kandji_bridge import redact
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.jobs import status as jobs
