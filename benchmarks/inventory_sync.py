@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections, records
 from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.config import load_settings

@@ -37,7 +37,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 

@@ -21,7 +21,7 @@ from kandji_bridge.db import make_engine, migrate, open_state
 from kandji_bridge.db.models import Base
 from kandji_bridge.db.schema import alembic_config
 from kandji_bridge.errors import ConfigError
-from kandji_bridge.service import leases
+from kandji_bridge.jobs import leases
 
 COLLECTION_ID = "7ea5cfd9-cb5c-4ec0-a659-942c11b7f4e5"
 SRC = str(Path(kandji_bridge.__file__).resolve().parents[1])

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import AlreadyExists, ConfigError, NotFound
-from kandji_bridge.sources import (
+from kandji_bridge.source_registry import (
     InvalidSource,
     add_source,
     get_source,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import CollectionInfo, parse_field_spec
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts

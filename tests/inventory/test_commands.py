@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.cli import main
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state

@@ -6,16 +6,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import Mapping, MappingField, utcnow
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.inventory import mappings, runs
-from kandji_bridge.inventory.access import check_device_access
 from kandji_bridge.inventory.fields import UnknownField
 from kandji_bridge.inventory.mappings import InvalidMapping, MappingSpec, OnRemoved, parse_pair
 from kandji_bridge.kandji.errors import PermissionDeniedError
+from kandji_bridge.operations.verify import check_device_access
 
 from .helpers import make_mapping
 

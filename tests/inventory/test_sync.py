@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import browse, collections, records
 from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.assets.convert import format_datetime

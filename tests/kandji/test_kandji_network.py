@@ -32,7 +32,7 @@ from kandji_bridge.kandji.errors import (
 )
 from kandji_bridge.kandji.ratelimit import RateLimiter
 from kandji_bridge.kandji.urls import ApiUrl
-from kandji_bridge.verify import verify
+from kandji_bridge.operations.verify import verify
 
 TOKEN = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
 

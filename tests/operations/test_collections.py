@@ -62,7 +62,7 @@ def test_show_record_names_its_device_mapping_and_the_sync_that_changed_it(
     itam: CollectionInfo,
     source: str,
     allow_simulator: RunningSimulator,
-    chdb_store: ChdbLogStore,
+    store: ChdbLogStore,
 ) -> None:
     make_mapping(state)
     sync(state)
@@ -71,11 +71,11 @@ def test_show_record_names_its_device_mapping_and_the_sync_that_changed_it(
     second = sync(state)
     page = operation.browse_records(state, "ITAM", search=device.device_id)
     assert page.total == 1 and page.collection == itam
-    record = operation.show_record(state, chdb_store, "ITAM", page.rows[0].id)
+    record = operation.show_record(state, store, "ITAM", page.rows[0].id)
     assert (record.device_id, record.mapping) == (device.device_id, "devices")
     assert [(c.field, c.new, c.mapping, c.sync_run_id) for c in record.history] == [
         ("Name", "Renamed Mac", "devices", second.run_id)
     ]
     assert record.timeline is not None and record.timeline.error == ""
     with pytest.raises(NotFound, match="has no record 'nope'"):
-        operation.show_record(state, chdb_store, "ITAM", "nope")
+        operation.show_record(state, store, "ITAM", "nope")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
 from kandji_bridge.db import StateDB

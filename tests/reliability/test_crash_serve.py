@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.inventory import mappings, runs
-from kandji_bridge.service import jobs
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.simulator.devices import device_json
 from kandji_bridge.simulator.server import RunningSimulator
 

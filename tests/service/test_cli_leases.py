@@ -17,12 +17,13 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, ENV_LEASE_SECONDS
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import JobLease, SyncRun, utcnow
 from kandji_bridge.inventory import runs
-from kandji_bridge.service import jobs, leases
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.simulator.server import RunningSimulator
 

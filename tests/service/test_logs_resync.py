@@ -5,10 +5,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.service import jobs, leases
 
 from .test_cli_leases import SERVE, assert_refused, cli_env, kandji_bridge
 

@@ -2,10 +2,10 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db import StateDB
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.service import jobs
 from kandji_bridge.service.metrics import render_metrics
 from kandji_bridge.service.scheduler import Scheduler
 
@@ -33,7 +33,7 @@ def test_metrics_show_what_the_scheduler_did(
     source = sources.add_source(state, "acme", sim.base_url, sim.token, poll_interval=3600)
     mapping = add_mapping(state, "acme")
     scheduler = Scheduler(runtime, tick_seconds=0.1)
-    runtime.scheduler = scheduler
+    runtime.jobs = scheduler
     with running(scheduler):
         for job in (jobs.source_job(source.id), jobs.mapping_job(mapping.id)):
             wait_until(lambda job=job: (s := status(state, job)) and s.runs, f"{job} ran")

@@ -5,16 +5,17 @@ import itertools
 
 from sqlalchemy import select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.db import StateDB
 from kandji_bridge.db.models import SyncRun
 from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.kandji.ratelimit import limiter_for
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.simulator.config import PERMISSION_KEYS
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.service import jobs, leases
 from kandji_bridge.service.serve import run_serve
 from kandji_bridge.simulator.server import RunningSimulator
 

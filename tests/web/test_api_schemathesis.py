@@ -23,7 +23,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import FieldSpec
 from kandji_bridge.assets.convert import FieldType

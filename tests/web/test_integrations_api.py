@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections, records
 from kandji_bridge.assets.collections import FieldSpec
 from kandji_bridge.assets.convert import FieldType
@@ -253,7 +253,7 @@ def test_with_the_scheduler_running_save_and_sync_now_trigger_the_mapping_job(
     itam(runtime)
     assert connect(api, allow_simulator).status_code == 200
     scheduler = Scheduler(runtime, tick_seconds=0.2)
-    runtime.scheduler = scheduler
+    runtime.jobs = scheduler
     thread = threading.Thread(target=asyncio.run, args=(scheduler.run(),), daemon=True)
     thread.start()
     try:

@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import FieldSpec
 from kandji_bridge.assets.convert import FieldType

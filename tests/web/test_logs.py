@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db.models import Collection, MappedDevice, Mapping, Record, Source
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMN_NAMES

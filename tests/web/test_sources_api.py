@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.db.models import JobStatus

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
 

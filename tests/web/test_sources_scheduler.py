@@ -46,8 +46,9 @@ def test_save_starts_the_first_poll_and_poll_now_queues_one(
     kandji: RunningSimulator, runtime: Runtime, api: TestClient, client: TestClient
 ) -> None:
     # A tick only every 10 minutes: a poll that starts sooner was started by the trigger.
+    inline = runtime.jobs
     with running(Scheduler(runtime, tick_seconds=600)) as scheduler:
-        runtime.scheduler = scheduler
+        runtime.jobs = scheduler
         created = api.post(
             "/api/sources",
             json={"name": "kandji-prod", "api_url": kandji.base_url, "token": kandji.token},
@@ -75,4 +76,4 @@ def test_save_starts_the_first_poll_and_poll_now_queues_one(
             lambda: api.get("/api/sources/kandji-prod").json()["events_ingested"] == events + 5,
             "Poll now collects the new events",
         )
-        runtime.scheduler = None
+        runtime.jobs = inline

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.service.runtime import Runtime
 
 TOKEN = "4c1d9e2a-7b3f-4a5e-9c8d-0e1f2a3b4c5d"

@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kandji_bridge import redact, sources
+from kandji_bridge import redact
+from kandji_bridge import source_registry as sources
 from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
 from kandji_bridge.cli.logs import logs_app
@@ -21,7 +22,7 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, ConfigError, UsageError
 from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.urls import normalize_api_url
-from kandji_bridge.verify import VerifyReport, verify
+from kandji_bridge.operations.verify import VerifyReport, verify
 
 app = typer.Typer(
     help="Kandji audit logs into a security data lake, and Kandji devices into an asset inventory.",

@@ -9,7 +9,8 @@ import webbrowser
 
 from rich.markup import escape
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.convert import FieldType
 from kandji_bridge.cli.common import out
@@ -18,10 +19,10 @@ from kandji_bridge.db import open_state
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, NotFound
 from kandji_bridge.inventory import mappings
+from kandji_bridge.operations.verify import verify
 from kandji_bridge.service.serve import run_serve
 from kandji_bridge.simulator.config import SimulatorConfig
 from kandji_bridge.simulator.server import running_simulator
-from kandji_bridge.verify import verify
 
 SOURCE_NAME = "demo"
 DEMO_USER = "demo"

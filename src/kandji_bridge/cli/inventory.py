@@ -29,9 +29,10 @@ from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.fields import CATALOG
 from kandji_bridge.inventory.mappings import InvalidMapping, OnRemoved
 from kandji_bridge.inventory.sync import Change, Progress, SyncReport, sync_mapping
+from kandji_bridge.jobs import exclusive
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.operations import collections as operation
 from kandji_bridge.operations import mappings as mapping_operation
-from kandji_bridge.service import exclusive, jobs
 
 collection_app = typer.Typer(
     help="Asset collections that Kandji devices are imported into.", no_args_is_help=True

@@ -1,6 +1,5 @@
 """`logs sync` and `logs query`: the audit-log pipeline from the command line."""
 
-import asyncio
 import csv
 import sys
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,17 +12,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kandji_bridge import sources
 from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
-from kandji_bridge.errors import BridgeError, UsageError
-from kandji_bridge.kandji.client import KandjiClient
-from kandji_bridge.kandji.urls import normalize_api_url
-from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
+from kandji_bridge.errors import UsageError
+from kandji_bridge.logs.collector import PassResult
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import LogStore, open_ready_store
-from kandji_bridge.service import exclusive, jobs
+from kandji_bridge.operations.polling import PassFailed, sync_source
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
 
@@ -100,83 +96,30 @@ def run_pass(
     backfill_days: int | None = None,
     window: tuple[datetime, datetime] | None = None,
 ) -> None:
-    """`logs sync` (window None) or `logs resync` of a source: one pass under the source's job."""
-    with open_state(settings) as state:
-        info = sources.get_source(state, name)
-        token = sources.get_source_token(state, name)
-        workspace_id = state.workspace_id
-    api_url = normalize_api_url(info.api_url, settings.allowed_hosts)
-    source = CollectorSource(info.id, info.name, info.retention_days)
+    """`logs sync` (window None) or `logs resync` of a source: the summary, even of a pass that
+    ended early."""
     store = open_store(settings)
     enricher = build_enricher()
-    # The source's job, held as `serve` holds it: with a shared state DB and a ClickHouse server,
-    # serve and this command may run on two machines, where the home's file lock cannot see.
-    busy = (
-        f"Source {info.name} is being collected by another process (`serve` or another "
-        "`logs sync`); wait for it to finish and try again"
-    )
     try:
-        if window is not None:  # before the job is claimed: a refusal is no failed run
-            _check_window(store, source, window)
-        with (
-            open_state(settings) as state,
-            exclusive.claimed(state, jobs.source_job(info.id), busy) as claim,
-            source_lock(settings.home, source) as hold,
-            PassProgress(enabled=out.is_terminal) as bar,
-        ):
-
-            async def run() -> PassResult:
-                async with KandjiClient(api_url, token, limits=settings.kandji_limits) as client:
-                    return await collect(
-                        client,
-                        store,
-                        source,
-                        workspace_id,
-                        enricher=enricher,
-                        backfill_days=backfill_days,
-                        reread=hold.reread_due and window is None,
-                        on_page=bar.update,
-                        stop=claim.lost,
-                        window=window,
-                    )
-
-            result = asyncio.run(run())
-            hold.record(result)
-            out.print(summary(info.name, result, window))
-            if result.error:
-                again = f"`kandji-bridge logs sync {info.name}`" if window is None else "it"
-                raise BridgeError(
-                    f"The pass for source {info.name} stopped early: {result.error} What was "
-                    f"stored is kept; run {again} again to resume."
+        with open_state(settings) as state, PassProgress(enabled=out.is_terminal) as bar:
+            try:
+                result = sync_source(
+                    settings,
+                    state,
+                    store,
+                    enricher,
+                    name,
+                    backfill_days=backfill_days,
+                    window=window,
+                    on_page=lambda result, _stats: bar.update(result),
                 )
-            if result.stopped:
-                raise BridgeError(
-                    f"The pass for source {info.name} stopped early: another process took the "
-                    "source over (this one could not renew its hold on it in time). What was "
-                    "stored is kept, and that process collects the rest."
-                )
+            except PassFailed as exc:
+                out.print(summary(name.strip(), exc.result, window))
+                raise
+            out.print(summary(name.strip(), result, window))
     finally:
         enricher.close()
         store.close()
-
-
-def _check_window(
-    store: LogStore, source: CollectorSource, window: tuple[datetime, datetime]
-) -> None:
-    """A resync must not start after the stored history ends: the checkpoint would jump past the
-    events in between, and no later `logs sync` would collect them. Checked before the job is
-    claimed: a sync running meanwhile only moves the stored end later, so the check still holds."""
-    checkpoint = store.latest_checkpoint(source.id)
-    if checkpoint is None:
-        raise BridgeError(
-            f"Nothing is stored for source {source.name} yet; run `kandji-bridge logs sync "
-            f"{source.name}` first (its first run backfills the history Kandji keeps)."
-        )
-    if window[0] > checkpoint.event_time:
-        raise BridgeError(
-            f"Source {source.name} is stored up to {checkpoint.event_time:%Y-%m-%d %H:%M:%S} UTC, "
-            f"before --from; run `kandji-bridge logs sync {source.name}` to collect what is newer."
-        )
 
 
 def summary(name: str, result: PassResult, window: tuple[datetime, datetime] | None = None) -> str:

@@ -29,7 +29,7 @@ from kandji_bridge.inventory.fields import (
     identifier_fields,
 )
 from kandji_bridge.inventory.runs import RunInfo, run_info
-from kandji_bridge.sources import SourceInfo, get_source, source_info
+from kandji_bridge.source_registry import SourceInfo, get_source, source_info
 
 ENTITIES = ("devices",)
 DEFAULT_SCHEDULE_MINUTES = 60

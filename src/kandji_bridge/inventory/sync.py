@@ -36,7 +36,7 @@ from kandji_bridge.inventory.matching import Device, Plan, Problem, Target, matc
 from kandji_bridge.kandji.client import ClientStats, KandjiClient
 from kandji_bridge.kandji.errors import DeviceNotFoundError
 from kandji_bridge.kandji.permissions import DEVICE_DETAILS
-from kandji_bridge.sources import get_source_token
+from kandji_bridge.source_registry import get_source_token
 
 PAGE_SIZE = 300  # Kandji's largest device page
 BATCH_SIZE = 2000  # devices per write transaction

@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.assets.names import check_name
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.inventory import mappings
-from kandji_bridge.inventory.access import check_device_access
 from kandji_bridge.inventory.mappings import (
     DEFAULT_SCHEDULE_MINUTES,
     SCHEDULE_RANGE,
@@ -24,6 +23,7 @@ from kandji_bridge.inventory.mappings import (
 )
 from kandji_bridge.inventory.sync import Progress, SyncReport, sync_mapping
 from kandji_bridge.kandji.errors import KandjiError
+from kandji_bridge.operations.verify import check_device_access
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""The long-running service behind `serve`: its shared runtime, scheduler, leases and metrics."""
+"""The long-running service behind `serve`: its shared runtime, scheduler and metrics."""

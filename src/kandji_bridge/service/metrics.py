@@ -2,7 +2,7 @@
 
 What must outlive a restart and agree between processes comes from the state DB (job status, sync
 runs) and the log store (events stored); what this process did since it started (events ingested,
-Kandji requests, 429s, retries) comes from the scheduler's counters in memory, which Prometheus
+Kandji requests, 429s, retries) comes from the job runner's counters in memory, which Prometheus
 handles as counters that reset on restart. A fresh registry per scrape keeps one runtime's
 figures apart from another's (tests run several in one process).
 """
@@ -17,9 +17,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from kandji_bridge.db.models import Mapping, Source, SyncRun, utcnow
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.schema import LOGS_TABLE, QUARANTINE_TABLE
 from kandji_bridge.logs.store import LogStoreError
-from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,7 @@ class _RuntimeCollector(Collector):
         yield from _job_metrics(statuses, job_names)
 
     def _memory(self) -> Iterator[Metric]:
-        scheduler = self.runtime.scheduler
-        counters = scheduler.counters.snapshot() if scheduler is not None else {}
+        counters = self.runtime.jobs.counters.snapshot()
         ingested = CounterMetricFamily(
             f"{PREFIX}_events_ingested",
             "Audit events this process stored, by source.",
@@ -104,7 +103,7 @@ class _RuntimeCollector(Collector):
                 limited.add_metric([source, endpoint], endpoint_counts.rate_limited)
                 retries.add_metric([source, endpoint], endpoint_counts.retries)
         running = GaugeMetricFamily(f"{PREFIX}_jobs_running", "Jobs this process is running now.")
-        running.add_metric([], len(scheduler.running_jobs()) if scheduler is not None else 0)
+        running.add_metric([], len(self.runtime.jobs.running_jobs()))
         queries = GaugeMetricFamily(
             f"{PREFIX}_user_queries_running",
             "SQL queries of users (SQL page, /api/logs/query) this process is running now.",

@@ -1,15 +1,15 @@
 """What one `serve` process holds open and shares between the scheduler, the REST API and the UI."""
 
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from kandji_bridge.config import Settings
 from kandji_bridge.db.state import StateDB
+from kandji_bridge.jobs.counters import Counters
+from kandji_bridge.jobs.runner import InlineRunner, JobRunner
 from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.store import LogStore
-
-if TYPE_CHECKING:
-    from kandji_bridge.service.scheduler import Scheduler
+from kandji_bridge.operations.jobs import run_job
 
 
 @dataclass
@@ -19,5 +19,21 @@ class Runtime:
     state: StateDB
     store: LogStore
     enricher: Enricher
-    # None when the web app runs without background jobs (some tests); the UI then says so.
-    scheduler: "Scheduler | None" = None
+    # Who runs jobs: an InlineRunner (a job runs when triggered, in the caller) until `serve`
+    # puts its scheduler here.
+    jobs: JobRunner = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = InlineRunner(self.state, self.run_job)
+
+    def run_job(self, job: str, stop: threading.Event, counters: Counters) -> bool:
+        """Run `job` once on this runtime's state DB, log store and enricher (for a runner)."""
+        return run_job(
+            self.settings,
+            self.state,
+            self.store,
+            self.enricher,
+            job,
+            stop=stop,
+            counters=counters,
+        )

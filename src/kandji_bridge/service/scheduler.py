@@ -25,21 +25,20 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from kandji_bridge import redact, sources
+from kandji_bridge import redact
 from kandji_bridge.config import DEFAULT_LEASE_SECONDS
 from kandji_bridge.db.models import Mapping, Source, SyncRun, utcnow
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.inventory.sync import sync_mapping
-from kandji_bridge.kandji.client import ClientStats, KandjiClient
-from kandji_bridge.kandji.urls import normalize_api_url
-from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
-from kandji_bridge.service import jobs, leases
-from kandji_bridge.service.jobs import JobStatusInfo
+from kandji_bridge.jobs import exclusive, leases
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.jobs.counters import Counters
+from kandji_bridge.jobs.runner import JobOutcome
+from kandji_bridge.jobs.status import JobStatusInfo
 from kandji_bridge.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -49,91 +48,11 @@ DEFAULT_MAX_JOBS = 4
 DEFAULT_RETRY_SECONDS = 60.0
 
 
-@dataclass
-class RequestCounts:
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-
-
-@dataclass
-class SourceCounters:
-    """What this process did for one source since it started (per-process /metrics)."""
-
-    events_ingested: int = 0
-    events_quarantined: int = 0
-    by_endpoint: dict[str, RequestCounts] = field(default_factory=dict)
-
-
-class Counters:
-    """Per-source counters, added to from the worker threads and read by /metrics."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sources: dict[str, SourceCounters] = {}
-
-    def add_events(self, source: str, ingested: int, quarantined: int) -> None:
-        with self._lock:
-            counters = self._sources.setdefault(source, SourceCounters())
-            counters.events_ingested += ingested
-            counters.events_quarantined += quarantined
-
-    def add_requests(self, source: str, endpoint: str, counts: RequestCounts) -> None:
-        with self._lock:
-            counters = self._sources.setdefault(source, SourceCounters())
-            total = counters.by_endpoint.setdefault(endpoint, RequestCounts())
-            total.requests += counts.requests
-            total.retries += counts.retries
-            total.rate_limited += counts.rate_limited
-
-    def snapshot(self) -> dict[str, SourceCounters]:
-        with self._lock:
-            return {
-                name: SourceCounters(
-                    c.events_ingested,
-                    c.events_quarantined,
-                    {e: RequestCounts(**vars(r)) for e, r in c.by_endpoint.items()},
-                )
-                for name, c in self._sources.items()
-            }
-
-
-class _Tracker:
-    """Adds a run's progress to the counters as it goes, so /metrics moves during a backfill."""
-
-    def __init__(self, counters: Counters, source: str) -> None:
-        self.counters = counters
-        self.source = source
-        self.stored = 0
-        self.quarantined = 0
-        self.seen: dict[str, RequestCounts] = {}
-
-    def page(self, result: PassResult, stats: ClientStats) -> None:
-        self.counters.add_events(
-            self.source, result.stored - self.stored, result.quarantined - self.quarantined
-        )
-        self.stored, self.quarantined = result.stored, result.quarantined
-        self.client(stats)
-
-    def client(self, stats: ClientStats) -> None:
-        for endpoint, now in list(stats.by_endpoint.items()):
-            before = self.seen.setdefault(endpoint, RequestCounts())
-            delta = RequestCounts(
-                now.requests - before.requests,
-                now.retries - before.retries,
-                now.rate_limited - before.rate_limited,
-            )
-            if delta.requests or delta.retries or delta.rate_limited:
-                self.counters.add_requests(self.source, endpoint, delta)
-                self.seen[endpoint] = RequestCounts(now.requests, now.retries, now.rate_limited)
-
-
 @dataclass(frozen=True)
 class Job:
     key: str  # "source:ID", "mapping:ID"
     kind: str
     name: str  # the source's or the mapping's
-    source_name: str  # whose Kandji tenant it reads
     interval: timedelta
     last_run_started: datetime | None = None  # a mapping's last sync run, whoever ran it
 
@@ -146,6 +65,10 @@ class _Running:
 
 
 class Scheduler:
+    """The JobRunner of `serve`: triggered jobs are queued and run in the background."""
+
+    background = True
+
     def __init__(
         self,
         runtime: Runtime,
@@ -174,12 +97,13 @@ class Scheduler:
 
     # -- control, from any thread -------------------------------------------------------------
 
-    def trigger(self, job: str) -> None:
+    def trigger(self, job: str) -> JobOutcome:
         """Run `job` ("source:ID" / "mapping:ID") as soon as possible, due or not (Sync now)."""
         jobs.parse_job(job)
         with self._lock:
             self._triggered.add(job)
         self._wake_up()
+        return JobOutcome(job, queued=True)
 
     def stop(self) -> None:
         """Start no more runs; ask running polls to stop after the page in hand."""
@@ -289,7 +213,7 @@ class Scheduler:
                 )
             ):
                 yield Job(
-                    jobs.source_job(source_id), jobs.SOURCE, name, name, timedelta(seconds=interval)
+                    jobs.source_job(source_id), jobs.SOURCE, name, timedelta(seconds=interval)
                 )
             last_runs = (
                 select(SyncRun.mapping_id, func.max(SyncRun.started_at).label("started"))
@@ -301,18 +225,14 @@ class Scheduler:
                     Mapping.id,
                     Mapping.name,
                     Mapping.schedule_minutes,
-                    Source.name,
                     last_runs.c.started,
-                )
-                .join(Source, Source.id == Mapping.source_id)
-                .outerjoin(last_runs, last_runs.c.mapping_id == Mapping.id)
+                ).outerjoin(last_runs, last_runs.c.mapping_id == Mapping.id)
             )
-            for mapping_id, name, minutes, source_name, started in rows:
+            for mapping_id, name, minutes, started in rows:
                 yield Job(
                     jobs.mapping_job(mapping_id),
                     jobs.MAPPING,
                     name,
-                    source_name,
                     timedelta(minutes=minutes),
                     started,
                 )
@@ -342,13 +262,12 @@ class Scheduler:
     def _execute(self, running: _Running) -> None:
         job, state = running.job, self.runtime.state
         try:
-            run = self._poll if job.kind == jobs.SOURCE else self._sync
-            finished = run(job, running.stop)
+            finished = self.runtime.run_job(job.key, running.stop, self.counters)
         except BridgeError as exc:
             self._record(job, redact.scrub(exc.message))
         except Exception as exc:
             log.exception("Job %s failed unexpectedly", job.key)
-            self._record(job, redact.scrub(f"Unexpected {type(exc).__name__}: {exc}"))
+            self._record(job, exclusive.unexpected(exc))
         else:
             self._record(job, None, finished)
         finally:
@@ -373,58 +292,6 @@ class Scheduler:
         with self._lock:
             self._running.pop(job.key, None)
         self._wake_up()
-
-    def _poll(self, job: Job, stop: threading.Event) -> bool:
-        """One collection pass; False if it was stopped before it was done."""
-        runtime = self.runtime
-        info = sources.get_source(runtime.state, job.name)
-        token = sources.get_source_token(runtime.state, job.name)
-        api_url = normalize_api_url(info.api_url, runtime.settings.allowed_hosts)
-        source = CollectorSource(info.id, info.name, info.retention_days)
-        tracker = _Tracker(self.counters, info.name)
-
-        async def run(reread: bool) -> PassResult:
-            async with KandjiClient(
-                api_url, token, limits=runtime.settings.kandji_limits
-            ) as client:
-                try:
-                    return await collect(
-                        client,
-                        runtime.store,
-                        source,
-                        runtime.state.workspace_id,
-                        enricher=runtime.enricher,
-                        reread=reread,
-                        on_page=lambda result: tracker.page(result, client.stats),
-                        stop=stop,
-                    )
-                finally:
-                    tracker.client(client.stats)
-
-        with source_lock(runtime.settings.home, source) as hold:
-            result = asyncio.run(run(hold.reread_due))
-            hold.record(result)
-        if result.error:
-            raise BridgeError(result.error)
-        return not result.stopped
-
-    def _sync(self, job: Job, stop: threading.Event) -> bool:
-        """One device import. It runs to its end, whatever `stop` says: it is short next to a
-        backfill, and each of its batches is a transaction of its own anyway."""
-        stats = ClientStats()
-        tracker = _Tracker(self.counters, job.source_name)
-        try:
-            asyncio.run(
-                sync_mapping(
-                    self.runtime.state,
-                    job.name,
-                    progress=lambda *_: tracker.client(stats),
-                    stats=stats,
-                )
-            )
-        finally:
-            tracker.client(stats)
-        return True
 
     def _wake_up(self) -> None:
         loop, wake = self._loop, self._wake

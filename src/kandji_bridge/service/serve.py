@@ -56,7 +56,8 @@ def run_serve(
         enricher = build_enricher()
         resources.callback(enricher.close)
         runtime = Runtime(settings, state, store, enricher)
-        runtime.scheduler = Scheduler(runtime, lease_seconds=settings.lease_seconds)
+        scheduler = Scheduler(runtime, lease_seconds=settings.lease_seconds)
+        runtime.jobs = scheduler
         config = uvicorn.Config(
             create_app(runtime),
             log_config=None,
@@ -66,7 +67,15 @@ def run_serve(
         )
         url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
         asyncio.run(
-            _serve(_Server(config), runtime, sock, url, stop, on_ready or (lambda _url: None))
+            _serve(
+                _Server(config),
+                runtime,
+                scheduler,
+                sock,
+                url,
+                stop,
+                on_ready or (lambda _url: None),
+            )
         )
 
 
@@ -91,13 +100,12 @@ class _Server(uvicorn.Server):
 async def _serve(
     server: _Server,
     runtime: Runtime,
+    scheduler: Scheduler,
     sock: socket.socket,
     url: str,
     stop: threading.Event | None,
     on_ready: Callable[[str], None],
 ) -> None:
-    scheduler = runtime.scheduler
-    assert scheduler is not None
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     in_main_thread = threading.current_thread() is threading.main_thread()

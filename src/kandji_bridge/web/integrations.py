@@ -11,10 +11,8 @@ test). The integration's connection is the source saved most recently.
 """
 
 import asyncio
-import contextlib
-import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -22,14 +20,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.convert import Value, text
-from kandji_bridge.db.models import Source
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.fields import (
     CATALOG,
@@ -46,24 +42,23 @@ from kandji_bridge.inventory.mappings import (
     Pair,
 )
 from kandji_bridge.inventory.runs import RunInfo
-from kandji_bridge.inventory.sync import SyncReport, sync_mapping
-from kandji_bridge.kandji.client import KandjiClient
+from kandji_bridge.inventory.sync import SyncReport
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.jobs.runner import JobOutcome
 from kandji_bridge.kandji.errors import (
-    AuthenticationError,
-    DeviceNotFoundError,
-    InvalidTokenError,
-    InvalidURLError,
     KandjiError,
     PermissionDeniedError,
 )
-from kandji_bridge.kandji.permissions import DEVICE_DETAILS, DEVICE_LIST, Permission
-from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 from kandji_bridge.operations import collections as collection_operations
 from kandji_bridge.operations import mappings as mapping_operations
+from kandji_bridge.operations.connection import (
+    ConnectionTest,
+    current_connection,
+    missing_permission,
+    test_and_save_connection,
+)
 from kandji_bridge.operations.mappings import MappingDraft
-from kandji_bridge.service import jobs
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.verify import NO_SUCH_DEVICE, URL_ERRORS
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import render
 
@@ -73,142 +68,11 @@ api = APIRouter(tags=["integrations"])
 PREVIEW_LIMIT = 20  # devices shown in a dry-run preview
 HISTORY_LIMIT = 20  # runs shown on the mapping page
 BLANK_ROWS = 0  # field rows of a new form; "Add more" adds one (with or without JavaScript)
-# The two permissions as Asset Panda's Kandji guide names them on Kandji's token page.
-GUIDE_PERMISSION = {DEVICE_LIST.key: "GET /devices", DEVICE_DETAILS.key: "GET /device-details"}
 REMOVAL_POLICIES = (
     (OnRemoved.KEEP.value, "Keep the record as it is"),
     (OnRemoved.MARK.value, "Mark the record removed"),
     (OnRemoved.ARCHIVE.value, "Archive the record"),
 )
-
-
-# -- The Kandji connection -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str  # "Base URL", "API Key", "Device list", "Device details"
-    ok: bool | None  # None: not checked
-    detail: str
-
-
-@dataclass(frozen=True)
-class ConnectionTest:
-    """What "Test and save connection" found; `source` is set only when it saved."""
-
-    checks: list[Check]
-    api_url: ApiUrl | None = None
-    source: sources.SourceInfo | None = None
-    errors: dict[str, str] = field(default_factory=dict)  # form field -> sentence
-
-    @property
-    def ok(self) -> bool:
-        return self.source is not None
-
-
-def current_connection(state: StateDB) -> sources.SourceInfo | None:
-    """The Kandji connection mappings use by default: the source saved most recently."""
-    with state.session() as session:
-        source = session.scalar(
-            select(Source).order_by(Source.updated_at.desc(), Source.created_at.desc()).limit(1)
-        )
-        return sources.source_info(source) if source else None
-
-
-def test_and_save_connection(runtime: Runtime, base_url: str, api_key: str) -> ConnectionTest:
-    """Check the URL, the key and both device permissions; save only if all of them pass."""
-    errors: dict[str, str] = {}
-    api_url: ApiUrl | None = None
-    if not base_url.strip():
-        errors["base_url"] = (
-            "Enter the Base URL: your Kandji web address, like https://yourcompany.kandji.io."
-        )
-    else:
-        try:
-            api_url = normalize_api_url(base_url, runtime.settings.allowed_hosts)
-        except InvalidURLError as exc:
-            errors["base_url"] = str(exc)
-    if not api_key.strip():
-        errors["api_key"] = (
-            "Paste the API key made in Kandji Settings > Access > API Token Management."
-        )
-    if errors or api_url is None:
-        return ConnectionTest([], api_url, errors=errors)
-    try:
-        checks = asyncio.run(_probe(api_url, api_key.strip()))
-    except InvalidTokenError as exc:  # not something a Kandji token can be
-        return ConnectionTest([], api_url, errors={"api_key": str(exc)})
-    failed = next((check for check in checks if check.ok is False), None)
-    if failed is not None:
-        where = "base_url" if failed.name == "Base URL" else "api_key"
-        return ConnectionTest(checks, api_url, errors={where: failed.detail})
-    return ConnectionTest(checks, api_url, _save_connection(runtime.state, api_url, api_key))
-
-
-async def _probe(api_url: ApiUrl, token: str) -> list[Check]:
-    """GET /devices (one device), then its details: both permissions the device import needs."""
-    url_check = Check("Base URL", True, api_url.base_url)
-    found = [NO_SUCH_DEVICE]
-
-    async def device_list() -> None:
-        async for page in client.iter_device_pages(limit=1):
-            if page:
-                found[0] = str(page[0]["device_id"])
-            break
-
-    async def device_details() -> None:
-        # Kandji checks the permission before it looks the device up: 404 still means allowed.
-        with contextlib.suppress(DeviceNotFoundError):
-            await client.get_device_details(found[0])
-
-    results: list[Check] = []
-    async with KandjiClient(api_url, token, max_tries=3) as client:
-        for permission, probe in ((DEVICE_LIST, device_list), (DEVICE_DETAILS, device_details)):
-            try:
-                await probe()
-                results.append(Check(permission.label, True, f"{permission.endpoint} allowed"))
-            except PermissionDeniedError:
-                results.append(Check(permission.label, False, missing_permission(permission)))
-            except URL_ERRORS as exc:
-                return [Check("Base URL", False, str(exc))]
-            except AuthenticationError as exc:
-                return [url_check, Check("API Key", False, str(exc))]
-            except KandjiError as exc:
-                results.append(Check(permission.label, False, str(exc)))
-    return [url_check, Check("API Key", True, "Kandji accepted the key"), *results]
-
-
-def missing_permission(permission: Permission) -> str:
-    named = GUIDE_PERMISSION[permission.key]
-    return (
-        f'The API key lacks the "{permission.label}" permission ({named}); in Kandji open '
-        f"Settings > Access > API Token Management, edit the token, select {named}, save it, "
-        "and test again."
-    )
-
-
-def _save_connection(state: StateDB, api_url: ApiUrl, token: str) -> sources.SourceInfo:
-    existing = sources.find_source_by_url(state, api_url.base_url)
-    if existing is not None:
-        return sources.set_source_token(state, existing.name, token)
-    base = connection_name(api_url)
-    for attempt in range(1, 100):
-        name = base if attempt == 1 else f"{base}-{attempt}"
-        try:
-            return sources.add_source(state, name, api_url.base_url, token, logs_enabled=False)
-        except AlreadyExists:
-            continue
-    raise BridgeError(f"Sources {base} to {base}-99 all exist; remove one and test again.")
-
-
-def connection_name(api_url: ApiUrl) -> str:
-    """'https://yourcompany.api.kandji.io' -> 'yourcompany'; a host:port -> 'host-port'."""
-    host = api_url.host
-    if host.endswith("kandji.io"):
-        name = host.split(".", 1)[0]
-    else:
-        name = re.sub(r"[^\w.-]+", "-", host).strip("-")
-    return sources.validate_name(name[: sources.NAME_MAX_LENGTH] or "kandji")
 
 
 # -- Mappings: the form, validated field by field ----------------------------------------------
@@ -232,22 +96,11 @@ def _explained(exc: KandjiError) -> str:
     return str(exc)
 
 
-def start_sync(runtime: Runtime, mapping: MappingInfo) -> SyncReport | None:
-    """Trigger the mapping's job, or run it inline when no scheduler runs (returns its report).
+def start_sync(runtime: Runtime, mapping: MappingInfo) -> JobOutcome:
+    """Run the mapping's job: triggered in the background, or run here when no scheduler runs.
 
-    A failed inline sync is recorded in the history (SyncFailed); it is not raised here."""
-    if runtime.scheduler is not None:
-        runtime.scheduler.trigger(jobs.mapping_job(mapping.id))
-        return None
-    job = jobs.mapping_job(mapping.id)
-    jobs.record_start(runtime.state, job)
-    try:
-        report = asyncio.run(sync_mapping(runtime.state, mapping.name))
-    except BridgeError as exc:
-        jobs.record_failure(runtime.state, job, str(exc))
-        return None
-    jobs.record_success(runtime.state, job)
-    return report
+    A failed sync is recorded in the history (SyncFailed) and the job status; it is not raised."""
+    return runtime.jobs.trigger(jobs.mapping_job(mapping.id))
 
 
 @dataclass(frozen=True)
@@ -312,7 +165,7 @@ def kandji_save(
     api_key: Annotated[str, Form()] = "",
 ) -> Response:
     runtime = runtime_of(request)
-    result = test_and_save_connection(runtime, base_url, api_key)
+    result = test_and_save_connection(runtime.settings, runtime.state, base_url, api_key)
     values = {"base_url": base_url}
     if not result.ok:
         connection = current_connection(runtime.state)
@@ -356,7 +209,7 @@ def mapping_list_page(request: Request, principal: CurrentUser) -> Response:
             "section": "integrations",
             "summaries": mappings.list_mappings(runtime.state),
             "connection": current_connection(runtime.state),
-            "scheduler": runtime.scheduler is not None,
+            "scheduler": runtime.jobs.background,
         },
     )
 
@@ -502,8 +355,7 @@ def mapping_page(request: Request, principal: CurrentUser, name: str, done: str 
 def sync_now_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
-    start_sync(runtime, mapping)
-    done = "triggered" if runtime.scheduler is not None else "synced"
+    done = "triggered" if start_sync(runtime, mapping).queued else "synced"
     return RedirectResponse(_mapping_url(mapping.name, done), status_code=303)
 
 
@@ -552,7 +404,7 @@ def _mapping_page(
             "mapping": mapping,
             "runs": history,
             "job": status,
-            "scheduler": runtime.scheduler is not None,
+            "scheduler": runtime.jobs.background,
             "done": done,
             "report": report,
             "changes": shown_changes(report),
@@ -689,7 +541,8 @@ def get_connection(request: Request, principal: CurrentUser) -> ConnectionOut:
 )
 def put_connection(request: Request, principal: CurrentUser, body: ConnectionIn) -> Response:
     """Test the Base URL and API Key (GET /devices and GET /device-details) and save them."""
-    result = test_and_save_connection(runtime_of(request), body.base_url, body.api_key)
+    runtime = runtime_of(request)
+    result = test_and_save_connection(runtime.settings, runtime.state, body.base_url, body.api_key)
     checks = [CheckOut(name=c.name, ok=c.ok, detail=c.detail) for c in result.checks]
     if not result.ok:
         detail = next(iter(result.errors.values()), "The connection test failed.")
@@ -824,7 +677,7 @@ def _last_run(state: StateDB, mapping: MappingInfo) -> RunInfo | None:
 
 
 def _sync_word(runtime: Runtime) -> str:
-    return "triggered" if runtime.scheduler is not None else "ran"
+    return "triggered" if runtime.jobs.background else "ran"
 
 
 def _mapping_out(

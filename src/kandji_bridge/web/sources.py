@@ -19,24 +19,19 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, SecretStr
 
-from kandji_bridge import redact, sources
+from kandji_bridge import redact
+from kandji_bridge import source_registry as sources
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.jobs.runner import JobOutcome
 from kandji_bridge.kandji import permissions
-from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.errors import InvalidURLError
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
-from kandji_bridge.logs.collector import (
-    CLOCK_SKEW,
-    CollectorSource,
-    PassResult,
-    collect,
-    source_lock,
-)
+from kandji_bridge.logs.collector import CLOCK_SKEW
 from kandji_bridge.logs.store import describe_damage
-from kandji_bridge.service import jobs
+from kandji_bridge.operations.verify import Check, VerifyReport, verify
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.verify import Check, VerifyReport, verify
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import FormErrors, render
 
@@ -258,52 +253,15 @@ def save_source(runtime: Runtime, new: NewSource) -> sources.SourceInfo:
         poll_interval=new.poll_interval,
         retention_days=new.retention_days,
     )
-    if runtime.scheduler is not None:
-        runtime.scheduler.trigger(jobs.source_job(info.id))
+    if runtime.jobs.background:
+        runtime.jobs.trigger(jobs.source_job(info.id))
     return info
 
 
-def poll_now(runtime: Runtime, info: sources.SourceInfo) -> str | None:
-    """Poll the source: queued on the scheduler, or run here when there is none.
-
-    Returns the error of an inline run, recorded in the job status as the scheduler would.
-    """
-    job = jobs.source_job(info.id)
-    if runtime.scheduler is not None:
-        runtime.scheduler.trigger(job)
-        return None
-    jobs.record_start(runtime.state, job)
-    try:
-        _poll_inline(runtime, info)
-    except BridgeError as exc:
-        error = redact.scrub(exc.message)
-        jobs.record_failure(runtime.state, job, error)
-        return error
-    jobs.record_success(runtime.state, job)
-    return None
-
-
-def _poll_inline(runtime: Runtime, info: sources.SourceInfo) -> None:
-    token = sources.get_source_token(runtime.state, info.name)
-    api_url = normalize_api_url(info.api_url, runtime.settings.allowed_hosts)
-    source = CollectorSource(info.id, info.name, info.retention_days)
-
-    async def run(reread: bool) -> PassResult:
-        async with KandjiClient(api_url, token, limits=runtime.settings.kandji_limits) as client:
-            return await collect(
-                client,
-                runtime.store,
-                source,
-                runtime.state.workspace_id,
-                enricher=runtime.enricher,
-                reread=reread,
-            )
-
-    with source_lock(runtime.settings.home, source) as hold:
-        result = asyncio.run(run(hold.reread_due))
-        hold.record(result)
-    if result.error:
-        raise BridgeError(result.error)
+def poll_now(runtime: Runtime, info: sources.SourceInfo) -> JobOutcome:
+    """Poll the source: queued on the scheduler, or run here when there is none (its error, if
+    it failed, is recorded in the job status either way)."""
+    return runtime.jobs.trigger(jobs.source_job(info.id))
 
 
 # -- Pages ------------------------------------------------------------------------------------
@@ -320,7 +278,7 @@ def list_page(
         found = next((h.source for h in health if h.source.name == added), None)
         if found is not None:
             # Without a scheduler the page's own banner says how to poll.
-            first = f" {FIRST_SYNC}" if runtime.scheduler is not None else ""
+            first = f" {FIRST_SYNC}" if runtime.jobs.background else ""
             message = f"Source {found.name} was added, reading {found.api_url}.{first}"
     elif removed and all(h.source.name != removed for h in health):
         message = f"Source {removed} was removed; its stored events stay in the log store."
@@ -328,7 +286,7 @@ def list_page(
         "section": "sources",
         "sources": health,
         "message": message,
-        "scheduler_running": runtime.scheduler is not None,
+        "scheduler_running": runtime.jobs.background,
         "store_notice": describe_damage(runtime.store.damaged_parts()),
     }
     return render(request, "sources/list.html", context)
@@ -502,7 +460,7 @@ def _source_page(
         "quarantined": runtime.store.quarantined(health.source.id, QUARANTINE_SHOWN),
         "message": message,
         "error": error,
-        "scheduler_running": runtime.scheduler is not None,
+        "scheduler_running": runtime.jobs.background,
     }
     return render(request, "sources/detail.html", context, status_code=status_code)
 
@@ -511,10 +469,11 @@ def _source_page(
 def poll_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
     info = sources.get_source(runtime.state, name)
-    error = poll_now(runtime, info)
-    if error:
-        return _source_page(request, name, error=f"The poll failed: {error}", status_code=400)
-    polled = "queued" if runtime.scheduler is not None else "done"
+    outcome = poll_now(runtime, info)
+    if outcome.error:
+        message = f"The poll failed: {outcome.error}"
+        return _source_page(request, name, error=message, status_code=400)
+    polled = "queued" if outcome.queued else "done"
     return RedirectResponse(f"/sources/{_quote(info.name)}?polled={polled}", status_code=303)
 
 
@@ -684,7 +643,7 @@ def api_create_source(
             content = {"detail": detail, "verify": checked.model_dump(mode="json")}
             return JSONResponse(content, status_code=400)
     info = save_source(runtime, new)
-    first = FIRST_SYNC if runtime.scheduler is not None else NO_SCHEDULER
+    first = FIRST_SYNC if runtime.jobs.background else NO_SCHEDULER
     return Created(
         source=_out(one_health(runtime, info.name)),
         api_url_note=new.api_url.note,
@@ -709,5 +668,5 @@ class PollOut(BaseModel):
 def api_poll_source(request: Request, principal: CurrentUser, name: str) -> PollOut:
     """Poll now: queued on the scheduler, or run in the request when background jobs are off."""
     runtime = runtime_of(request)
-    error = poll_now(runtime, sources.get_source(runtime.state, name))
-    return PollOut(queued=runtime.scheduler is not None, error=error)
+    outcome = poll_now(runtime, sources.get_source(runtime.state, name))
+    return PollOut(queued=outcome.queued, error=outcome.error)

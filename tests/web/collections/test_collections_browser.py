@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
 from kandji_bridge.inventory.sync import sync_mapping

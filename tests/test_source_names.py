@@ -2,7 +2,7 @@
 
 import pytest
 
-from kandji_bridge.sources import InvalidSource, validate_name
+from kandji_bridge.source_registry import InvalidSource, validate_name
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""One run of a job outside the scheduler (`inventory sync`, `logs sync`), under serve's lease.
+"""One run of a job outside the scheduler (`inventory sync`, `logs sync`, the InlineRunner),
+under serve's lease.
 
 The scheduler keeps one run of a job at a time across processes with the job's lease
 (leases.py); a command that runs the same job takes the same lease, so a CLI sync and serve's
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from kandji_bridge import redact
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.service import jobs, leases
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Claim:
     holder: str
     lost: threading.Event = field(default_factory=threading.Event)
     interrupted: int = 0  # sync runs of a killed earlier run, closed when the lease was taken
+    stopped: bool = False  # set by the run when it ended before it was done (asked to stop)
 
 
 @contextlib.contextmanager
@@ -64,14 +67,19 @@ def claimed(state: StateDB, job: str, busy: str) -> Iterator[Claim]:
             _record(jobs.record_stopped, state, job)
             raise
         except Exception as exc:
-            _record(jobs.record_failure, state, job, f"Unexpected {type(exc).__name__}: {exc}")
+            _record(jobs.record_failure, state, job, unexpected(exc))
             raise
-        _record(jobs.record_success, state, job)
+        _record(jobs.record_stopped if claim.stopped else jobs.record_success, state, job)
     finally:
         done.set()
         renewer.join()
         with contextlib.suppress(BridgeError):
             leases.release(state, job, claim.holder)
+
+
+def unexpected(exc: Exception) -> str:
+    """The status sentence of a run that failed on a bug, as the scheduler records it."""
+    return redact.scrub(f"Unexpected {type(exc).__name__}: {exc}")
 
 
 def _renew(state: StateDB, claim: Claim, ttl: float, done: threading.Event) -> None:

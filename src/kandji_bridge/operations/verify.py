@@ -1,4 +1,8 @@
-"""`verify`: check a Kandji URL and token, and every permission both pipelines need.
+"""Verify a Kandji URL and token: the URL, the token, and each permission a pipeline needs.
+
+The one check of a token's permissions: `verify` (the CLI, the Sources pages and API), the
+device import's connection test (`operations/connection.py`) and the check before a mapping is
+saved (`check_device_access`) all probe through `verify`, each asking for the permissions it needs.
 
 The checks run in order, and a failure that makes the later ones meaningless (a URL that does not
 answer, a token Kandji refuses) marks them "not checked" rather than failing them again.
@@ -6,7 +10,7 @@ answer, a token Kandji refuses) marks them "not checked" rather than failing the
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kandji_bridge.kandji import permissions
 from kandji_bridge.kandji.client import KandjiClient
@@ -24,6 +28,7 @@ from kandji_bridge.kandji.errors import (
     TLSError,
 )
 from kandji_bridge.kandji.limits import KandjiLimits
+from kandji_bridge.kandji.permissions import Permission
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 
 # Kandji checks a token's permission before it looks the device up, so a details call for a
@@ -40,12 +45,17 @@ URL_ERRORS = (
     RedirectError,
 )
 
+URL = "URL"
+TOKEN = "token"  # noqa: S105 (the check's name)
+
 
 @dataclass(frozen=True)
 class Check:
-    name: str
+    name: str  # URL, token, or a permission's label
     ok: bool | None  # None: not checked, because an earlier check made it meaningless
     detail: str
+    # What Kandji answered when the check failed, for callers that raise it or explain it.
+    error: KandjiError | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -61,24 +71,27 @@ class VerifyReport:
         return next(check for check in self.checks if check.name == name)
 
 
-CHECK_NAMES = ("URL", "token", *(p.label for p in permissions.ALL))
-
-
 def _not_checked(names: tuple[str, ...], why: str) -> list[Check]:
     return [Check(name, None, f"not checked: {why}") for name in names]
 
 
 async def verify(
-    url: str, token: str, allowed_hosts: frozenset[str], limits: KandjiLimits | None = None
+    url: str,
+    token: str,
+    allowed_hosts: frozenset[str],
+    limits: KandjiLimits | None = None,
+    wanted: tuple[Permission, ...] = permissions.ALL,
 ) -> VerifyReport:
+    """Check `url`, `token` and each permission of `wanted`, in that order. Raises only
+    InvalidTokenError (a token no Kandji token can be); every other failure is a Check."""
     try:
         api_url = normalize_api_url(url, allowed_hosts)
     except InvalidURLError as exc:
         return VerifyReport(
             None,
             [
-                Check("URL", False, str(exc)),
-                *_not_checked(CHECK_NAMES[1:], "the URL is not usable"),
+                Check(URL, False, str(exc), exc),
+                *_not_checked((TOKEN, *(p.label for p in wanted)), "the URL is not usable"),
             ],
         )
 
@@ -98,45 +111,62 @@ async def verify(
             with contextlib.suppress(DeviceNotFoundError):
                 await client.get_device_details(device_ids[0] if device_ids else NO_SUCH_DEVICE)
 
-        probes: list[tuple[permissions.Permission, Callable[[], Awaitable[None]]]] = [
-            (permissions.AUDIT_EVENTS, audit_events),
-            (permissions.DEVICE_LIST, device_list),
-            (permissions.DEVICE_DETAILS, device_details),
-        ]
+        probe_of: dict[Permission, Callable[[], Awaitable[None]]] = {
+            permissions.AUDIT_EVENTS: audit_events,
+            permissions.DEVICE_LIST: device_list,
+            permissions.DEVICE_DETAILS: device_details,
+        }
         url_detail = api_url.base_url + (f" ({api_url.note})" if api_url.note else "")
         results: list[Check] = []
         token_accepted = False
-        for index, (permission, probe) in enumerate(probes):
-            later = tuple(p.label for p, _ in probes[index:])
+        for index, permission in enumerate(wanted):
+            later = tuple(p.label for p in wanted[index:])
             try:
-                await probe()
+                await probe_of[permission]()
                 results.append(Check(permission.label, True, f"{permission.endpoint} allowed"))
                 token_accepted = True
             except PermissionDeniedError as exc:
-                results.append(Check(permission.label, False, str(exc)))
+                results.append(Check(permission.label, False, str(exc), exc))
                 token_accepted = True
             except URL_ERRORS as exc:
                 return VerifyReport(
                     api_url,
                     [
-                        Check("URL", False, str(exc)),
-                        *_not_checked(("token", *later), "Kandji did not answer"),
+                        Check(URL, False, str(exc), exc),
+                        *_not_checked((TOKEN, *later), "Kandji did not answer"),
                     ],
                 )
             except AuthenticationError as exc:
                 return VerifyReport(
                     api_url,
                     [
-                        Check("URL", True, url_detail),
-                        Check("token", False, str(exc)),
+                        Check(URL, True, url_detail),
+                        Check(TOKEN, False, str(exc), exc),
                         *_not_checked(later, "Kandji refused the token"),
                     ],
                 )
             except KandjiError as exc:
-                results.append(Check(permission.label, False, str(exc)))
-        token = (
-            Check("token", True, "Kandji accepted the token")
+                results.append(Check(permission.label, False, str(exc), exc))
+        token_check = (
+            Check(TOKEN, True, "Kandji accepted the token")
             if token_accepted
-            else Check("token", None, "not checked: Kandji answered every check with an error")
+            else Check(TOKEN, None, "not checked: Kandji answered every check with an error")
         )
-        return VerifyReport(api_url, [Check("URL", True, url_detail), token, *results])
+        return VerifyReport(api_url, [Check(URL, True, url_detail), token_check, *results])
+
+
+async def check_device_access(
+    api_url: str, token: str, details: bool, allowed_hosts: frozenset[str]
+) -> None:
+    """Before a mapping is saved: can its source's token list devices (and read their details,
+    if `details`)? Two GET requests at most. Raises what Kandji answered, a KandjiError
+    (PermissionDeniedError names the missing permission)."""
+    wanted = (
+        (permissions.DEVICE_LIST, permissions.DEVICE_DETAILS)
+        if details
+        else (permissions.DEVICE_LIST,)
+    )
+    report = await verify(api_url, token, allowed_hosts, wanted=wanted)
+    failed = next((check for check in report.checks if check.ok is False), None)
+    if failed is not None and failed.error is not None:
+        raise failed.error

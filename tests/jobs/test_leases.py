@@ -10,7 +10,7 @@ import pytest
 
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.db.models import JobLease, utcnow
-from kandji_bridge.service import leases
+from kandji_bridge.jobs import leases
 
 JOB = "source:0b4f8c8e-0000-4000-8000-000000000001"
 
