@@ -12,6 +12,7 @@ from kandji_bridge.db import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.jobs import status
 from kandji_bridge.operations import mappings as operation
 from kandji_bridge.operations.mappings import MappingDraft
 from kandji_bridge.simulator.server import RunningSimulator
@@ -95,3 +96,23 @@ def test_preview_writes_nothing(
     report = operation.preview_mapping(allowing(state), "devices")
     assert report.dry_run and report.created == len(allow_simulator.devices)
     assert report.run_id is None and mappings.list_mappings(state)[0].last_run is None
+
+
+def test_start_sync_runs_the_mapping_job_inline_and_records_its_status(
+    state: StateDB,
+    itam: CollectionInfo,
+    source: str,
+    allow_simulator: RunningSimulator,
+    runtime_for,
+) -> None:
+    runtime = runtime_for(allow_simulator)
+    spec, _ = operation.check_mapping(state, draft())
+    assert spec is not None
+    mapping = operation.create_mapping(runtime.state, spec)
+    outcome = operation.start_sync(runtime.jobs, mapping)
+    assert (outcome.queued, outcome.error) == (False, None)
+    [summary] = mappings.list_mappings(state)
+    assert summary.last_run is not None and summary.last_run.status == "succeeded"
+    assert summary.last_run.created == len(allow_simulator.devices)
+    job = status.job_statuses(state)[status.mapping_job(mapping.id)]
+    assert (job.runs, job.failures, job.last_error) == (1, 0, None)

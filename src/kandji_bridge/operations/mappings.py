@@ -1,5 +1,6 @@
 """Mappings: check a new mapping part by part, create one (its token checked first), remove one,
-preview a sync. The CLI's `mapping` commands, the Integrations pages and the REST API call these.
+sync one now through the job runner, preview a sync. The CLI's `mapping` commands, the
+Integrations pages and the REST API call these.
 """
 
 import asyncio
@@ -22,6 +23,8 @@ from kandji_bridge.inventory.mappings import (
     Pair,
 )
 from kandji_bridge.inventory.sync import Progress, SyncReport, sync_mapping
+from kandji_bridge.jobs import status
+from kandji_bridge.jobs.runner import JobOutcome, JobRunner
 from kandji_bridge.kandji.errors import KandjiError
 from kandji_bridge.operations.verify import check_device_access
 
@@ -158,6 +161,12 @@ def create_mapping(
 def remove_mapping(state: StateDB, name: str) -> None:
     """Delete the mapping and its sync history; its collection keeps every record it imported."""
     mappings.remove_mapping(state, name)
+
+
+def start_sync(runner: JobRunner, mapping: MappingInfo) -> JobOutcome:
+    """Sync the mapping now through its job: queued for serve's scheduler, or run in the caller
+    by the InlineRunner. A failed sync is in its run history and job status; it is not raised."""
+    return runner.trigger(status.mapping_job(mapping.id))
 
 
 def preview_mapping(state: StateDB, name: str, progress: Progress | None = None) -> SyncReport:

@@ -44,7 +44,6 @@ from kandji_bridge.inventory.mappings import (
 from kandji_bridge.inventory.runs import RunInfo
 from kandji_bridge.inventory.sync import SyncReport
 from kandji_bridge.jobs import status as jobs
-from kandji_bridge.jobs.runner import JobOutcome
 from kandji_bridge.kandji.errors import (
     KandjiError,
     PermissionDeniedError,
@@ -86,7 +85,7 @@ def save_and_start(runtime: Runtime, spec: MappingSpec, verify: bool = True) -> 
     mapping = mapping_operations.create_mapping(
         runtime.state, spec, verify=verify, explain=_explained
     )
-    start_sync(runtime, mapping)
+    mapping_operations.start_sync(runtime.jobs, mapping)
     return mapping
 
 
@@ -94,13 +93,6 @@ def _explained(exc: KandjiError) -> str:
     if isinstance(exc, PermissionDeniedError):
         return missing_permission(exc.permission)
     return str(exc)
-
-
-def start_sync(runtime: Runtime, mapping: MappingInfo) -> JobOutcome:
-    """Run the mapping's job: triggered in the background, or run here when no scheduler runs.
-
-    A failed sync is recorded in the history (SyncFailed) and the job status; it is not raised."""
-    return runtime.jobs.trigger(jobs.mapping_job(mapping.id))
 
 
 @dataclass(frozen=True)
@@ -355,7 +347,7 @@ def mapping_page(request: Request, principal: CurrentUser, name: str, done: str 
 def sync_now_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
-    done = "triggered" if start_sync(runtime, mapping).queued else "synced"
+    done = "triggered" if mapping_operations.start_sync(runtime.jobs, mapping).queued else "synced"
     return RedirectResponse(_mapping_url(mapping.name, done), status_code=303)
 
 
@@ -609,7 +601,7 @@ def sync_mapping_api(request: Request, principal: CurrentUser, name: str) -> Map
     """Sync now: triggered in the background, or run here when no scheduler runs."""
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
-    start_sync(runtime, mapping)
+    mapping_operations.start_sync(runtime.jobs, mapping)
     return _mapping_out(mapping, _last_run(runtime.state, mapping), _sync_word(runtime))
 
 
