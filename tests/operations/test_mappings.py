@@ -116,3 +116,22 @@ def test_start_sync_runs_the_mapping_job_inline_and_records_its_status(
     assert summary.last_run.created == len(allow_simulator.devices)
     job = status.job_statuses(state)[status.mapping_job(mapping.id)]
     assert (job.runs, job.failures, job.last_error) == (1, 0, None)
+
+
+def test_activate_names_a_missing_permission_as_kandjis_token_page_does(
+    state: StateDB, itam: CollectionInfo, simulator_factory, runtime_for
+) -> None:
+    limited = simulator_factory(devices=5, events=0, tokens={"list-only": {"devices"}})
+    runtime = runtime_for(limited)
+    sources.add_source(state, "limited", limited.base_url, "list-only")
+    details = MappingSpec(
+        "details", "limited", "ITAM", parse_pair("device_id=Device ID"),
+        [parse_pair("model_identifier=Model Identifier")],
+    )  # fmt: skip
+    with pytest.raises(BridgeError, match="GET /device-details"):
+        operation.activate_mapping(runtime.jobs, runtime.state, details)
+    listed = dataclasses.replace(details, name="list", pairs=[])
+    mapping = operation.activate_mapping(runtime.jobs, runtime.state, listed)
+    [summary] = mappings.list_mappings(state)
+    assert summary.mapping.name == mapping.name == "list"
+    assert summary.last_run is not None and summary.last_run.created == 5

@@ -25,7 +25,8 @@ from kandji_bridge.inventory.mappings import (
 from kandji_bridge.inventory.sync import Progress, SyncReport, sync_mapping
 from kandji_bridge.jobs import status
 from kandji_bridge.jobs.runner import JobOutcome, JobRunner
-from kandji_bridge.kandji.errors import KandjiError
+from kandji_bridge.kandji.errors import KandjiError, PermissionDeniedError
+from kandji_bridge.operations.connection import missing_permission
 from kandji_bridge.operations.verify import check_device_access
 
 
@@ -158,6 +159,16 @@ def create_mapping(
     return mappings.save_mapping(state, valid)
 
 
+def activate_mapping(
+    runner: JobRunner, state: StateDB, spec: MappingSpec, *, verify: bool = True
+) -> MappingInfo:
+    """The Integrations flow's Save: create the mapping (a missing permission named as Kandji's
+    token page names it) and start its first sync, whose outcome is in its run history."""
+    mapping = create_mapping(state, spec, verify=verify, explain=_integration_wording)
+    start_sync(runner, mapping)
+    return mapping
+
+
 def remove_mapping(state: StateDB, name: str) -> None:
     """Delete the mapping and its sync history; its collection keeps every record it imported."""
     mappings.remove_mapping(state, name)
@@ -172,6 +183,12 @@ def start_sync(runner: JobRunner, mapping: MappingInfo) -> JobOutcome:
 def preview_mapping(state: StateDB, name: str, progress: Progress | None = None) -> SyncReport:
     """A dry run: what a sync would create and update, field by field; nothing is written."""
     return asyncio.run(sync_mapping(state, name, dry_run=True, progress=progress))
+
+
+def _integration_wording(exc: KandjiError) -> str:
+    if isinstance(exc, PermissionDeniedError):
+        return missing_permission(exc.permission)
+    return str(exc)
 
 
 def _mapping_exists(state: StateDB, name: str) -> bool:

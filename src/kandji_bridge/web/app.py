@@ -16,15 +16,20 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import allow, auth, integrations, logs, sources, system
+from kandji_bridge.web import allow, auth, logs, sources, system
 from kandji_bridge.web.collections import api as collections_api
 from kandji_bridge.web.collections import pages as collections_pages
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
+from kandji_bridge.web.integrations import api as integrations_api
+from kandji_bridge.web.integrations import pages as integrations_pages
 from kandji_bridge.web.templating import STATIC_DIR, render
 
-FEATURES = (auth, system, sources, logs, integrations)
+FEATURES = (auth, system, sources, logs)
 # The features split into a web/<feature>/ package: its pages.py and api.py routers.
-PACKAGED = ((collections_pages.router, collections_api.router),)
+PACKAGED = (
+    (integrations_pages.router, integrations_api.router),
+    (collections_pages.router, collections_api.router),
+)
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -1,0 +1,2 @@
+"""Integrations: the pages and their forms (pages.py), the REST API (api.py), its bodies
+(schemas.py)."""
