@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -62,8 +62,7 @@ class Stored:
     values: dict[int, Value]  # field id -> value; an empty field has no entry
 
 
-@dataclass(frozen=True, slots=True)
-class KeyClaim:
+class KeyClaim(NamedTuple):
     """A unique field's value (JSON) taken by a record."""
 
     field_id: int
@@ -90,7 +89,7 @@ class RecordWrites:
     _sort_key_deletes: list[dict[str, Any]] = field(default_factory=list)
     _sort_key_inserts: list[dict[str, Any]] = field(default_factory=list)
     _key_deletes: list[dict[str, Any]] = field(default_factory=list)
-    _claims: list[KeyClaim] = field(default_factory=list)
+    _key_inserts: list[dict[str, Any]] = field(default_factory=list)  # field_id, value, record_id
     _history: list[dict[str, Any]] = field(default_factory=list)
     _unique: frozenset[int] = field(init=False)
 
@@ -104,14 +103,16 @@ class RecordWrites:
             + len(self._sort_key_deletes)
             + len(self._sort_key_inserts)
             + len(self._key_deletes)
-            + len(self._claims)
+            + len(self._key_inserts)
             + len(self._history)
         )
 
     @property
     def claims(self) -> list[KeyClaim]:
         """The unique values this transaction takes, to find who holds one it was refused."""
-        return self._claims
+        return [
+            KeyClaim(row["field_id"], row["value"], row["record_id"]) for row in self._key_inserts
+        ]
 
     def insert(self, record_id: str, status: str, values: dict[int, Value]) -> None:
         """A new record holding `values` (no empty ones), its unique keys and sort keys."""
@@ -127,8 +128,8 @@ class RecordWrites:
                 "updated_at": self.now,
             }
         )
-        self._claims += [
-            KeyClaim(field_id, encode(value), record_id)
+        self._key_inserts += [
+            {"field_id": field_id, "value": encode(value), "record_id": record_id}
             for field_id, value in values.items()
             if field_id in self._unique
         ]
@@ -154,7 +155,9 @@ class RecordWrites:
                 if old is not None:
                     self._key_deletes.append({"fid": changed_field.id, "v": old})
                 if new is not None:
-                    self._claims.append(KeyClaim(changed_field.id, new, record_id))
+                    self._key_inserts.append(
+                        {"field_id": changed_field.id, "value": new, "record_id": record_id}
+                    )
             self._history.append(self._change(record_id, changed_field.id, old, new))
         if status != stored.status:
             self._history.append(
@@ -327,14 +330,7 @@ def write_records(session: Session, writes: RecordWrites) -> None:
         ),
         writes._key_deletes,
     )
-    bulk_insert(
-        connection,
-        _keys,
-        [
-            {"field_id": claim.field_id, "value": claim.value, "record_id": claim.record_id}
-            for claim in writes._claims
-        ],
-    )
+    bulk_insert(connection, _keys, writes._key_inserts)
     bulk_insert(connection, _history, writes._history)
 
 
