@@ -9,7 +9,6 @@ to Kandji and encrypted into the state DB, and never rendered, returned or logge
 The REST API under /api/sources does the same for scripts.
 """
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -26,11 +25,18 @@ from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.jobs.runner import JobOutcome
 from kandji_bridge.kandji import permissions
-from kandji_bridge.kandji.errors import InvalidURLError
-from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 from kandji_bridge.logs.collector import CLOCK_SKEW
 from kandji_bridge.logs.store import describe_damage
-from kandji_bridge.operations.verify import Check, VerifyReport, verify
+from kandji_bridge.operations.sources import (
+    NO_TOKEN,
+    REQUIRED_CHECKS,
+    add_source,
+    blocking_check,
+    check_new_source,
+    name_error,
+    verify_token,
+)
+from kandji_bridge.operations.verify import VerifyReport
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import FormErrors, render
@@ -39,8 +45,6 @@ pages = APIRouter(include_in_schema=False)
 api = APIRouter(tags=["sources"])
 
 AUDIT = permissions.AUDIT_EVENTS.label
-# Which checks a logs source cannot do without; the device permissions only serve device import.
-REQUIRED_CHECKS = ("URL", "token", AUDIT)
 KANDJI_DESCRIPTION = (
     "Collect audit logs from your Kandji account to monitor device management actions and "
     "administrative changes. kandji-bridge polls the Kandji audit events API every 60 seconds."
@@ -60,7 +64,6 @@ NO_SCHEDULER = (
     "Background jobs are not running in this process, so sources are not polled on their own; "
     "use Poll now on a source's page, or run `kandji-bridge serve`."
 )
-NO_TOKEN = "No API token was given; paste the token made in Kandji Settings → Access."  # noqa: S105
 QUARANTINE_SHOWN = 20
 
 # -- What the pages and the API show ---------------------------------------------------------
@@ -161,76 +164,12 @@ def check_views(report: VerifyReport) -> list[CheckView]:
 
 def refusal(report: VerifyReport) -> str | None:
     """Why a source with this report must not be saved (URL, token or audit permission), or None."""
-    failed = [c for c in report.checks if c.name in REQUIRED_CHECKS and c.ok is not True]
-    if not failed:
+    first = blocking_check(report)
+    if first is None:
         return None
-    first: Check = next((c for c in failed if c.ok is False), failed[0])
     if first.name == AUDIT:
         return f"{AUDIT_EXPLANATION} ({first.detail})"
     return first.detail
-
-
-def run_verify(runtime: Runtime, url: str, token: str) -> VerifyReport:
-    """verify() from a worker thread (sync routes run in one): its own event loop."""
-    token = token.strip()
-    redact.remember(token)
-    return asyncio.run(
-        verify(url, token, runtime.settings.allowed_hosts, runtime.settings.kandji_limits)
-    )
-
-
-# -- Checking and saving a new source (shared by the form and the API) ------------------------
-
-
-@dataclass(frozen=True)
-class NewSource:
-    name: str
-    api_url: ApiUrl
-    token: str
-    poll_interval: int
-    retention_days: int
-
-
-def check_fields(
-    runtime: Runtime, name: str, url: str, token: str, poll_interval: int, retention_days: int
-) -> tuple[NewSource | None, FormErrors]:
-    """The new source, or the field errors (by field name), before anything reaches Kandji."""
-    errors: FormErrors = {}
-    try:
-        name = sources.validate_name(name)
-        sources.get_source(runtime.state, name)
-        errors["name"] = (
-            f"A source named {name} already exists; pick another name, or remove that one first."
-        )
-    except NotFound:
-        pass
-    except BridgeError as exc:
-        errors["name"] = str(exc)
-    api_url = None
-    try:
-        api_url = normalize_api_url(url, runtime.settings.allowed_hosts)
-    except InvalidURLError as exc:
-        errors["api_url"] = str(exc)
-    if not token.strip():
-        errors["token"] = NO_TOKEN
-    errors.update(_range_error("poll_interval", "The poll interval", poll_interval, "seconds"))
-    errors.update(_range_error("retention_days", "The retention", retention_days, "days"))
-    if errors or api_url is None:
-        return None, errors
-    return NewSource(name, api_url, token.strip(), poll_interval, retention_days), errors
-
-
-RANGES = {
-    "poll_interval": sources.POLL_INTERVAL_RANGE,
-    "retention_days": sources.RETENTION_DAYS_RANGE,
-}
-
-
-def _range_error(field: str, what: str, value: int, unit: str) -> FormErrors:
-    low, high = RANGES[field]
-    if low <= value <= high:
-        return {}
-    return {field: f"{what} must be a whole number of {unit} from {low} to {high}, not {value}."}
 
 
 def _whole_number(text: str, default: int) -> int | None:
@@ -241,21 +180,6 @@ def _whole_number(text: str, default: int) -> int | None:
         return int(text)
     except ValueError:
         return None
-
-
-def save_source(runtime: Runtime, new: NewSource) -> sources.SourceInfo:
-    """Store the source and start its first poll (the backfill) when the scheduler runs."""
-    info = sources.add_source(
-        runtime.state,
-        name=new.name,
-        api_url=new.api_url.base_url,
-        token=new.token,
-        poll_interval=new.poll_interval,
-        retention_days=new.retention_days,
-    )
-    if runtime.jobs.background:
-        runtime.jobs.trigger(jobs.source_job(info.id))
-    return info
 
 
 def poll_now(runtime: Runtime, info: sources.SourceInfo) -> JobOutcome:
@@ -306,16 +230,8 @@ def name_page(request: Request, principal: CurrentUser) -> Response:
 
 @pages.get("/sources/new/kandji/connect")
 def connect_page(request: Request, principal: CurrentUser, name: str = "") -> Response:
-    runtime = runtime_of(request)
-    errors: FormErrors = {}
-    try:
-        name = sources.validate_name(name)
-        sources.get_source(runtime.state, name)
-        errors["name"] = f"A source named {name} already exists; pick another name."
-    except NotFound:
-        pass
-    except BridgeError as exc:
-        errors["name"] = str(exc)
+    problem = name_error(runtime_of(request).state, name)
+    errors: FormErrors = {"name": problem} if problem else {}
     if errors:
         context = {"section": "sources", "values": {"name": name}, "errors": errors}
         return render(request, "sources/name.html", context, status_code=400)
@@ -372,7 +288,7 @@ def verify_page(
     if not token.strip():
         errors["token"] = NO_TOKEN
     else:
-        checks = check_views(run_verify(runtime, api_url, token))
+        checks = check_views(verify_token(runtime.settings, api_url, token))
     audit_failed = any(c.name == AUDIT and c.ok is False for c in checks or [])
     context = {
         "checks": checks,
@@ -412,18 +328,20 @@ def save_page(
     }
     interval = _whole_number(poll_interval, sources.DEFAULT_POLL_INTERVAL)
     retention = _whole_number(retention_days, sources.DEFAULT_RETENTION_DAYS)
-    new, errors = check_fields(runtime, name, api_url, token, interval or 0, retention or 0)
+    new, errors = check_new_source(
+        runtime.settings, runtime.state, name, api_url, token, interval or 0, retention or 0
+    )
     if interval is None:
         errors["poll_interval"] = "The poll interval must be a whole number of seconds, like 60."
     if retention is None:
         errors["retention_days"] = "The retention must be a whole number of days, like 730."
     if errors or new is None:
         return _connect_form(request, values, errors=errors, token_again=True, status_code=400)
-    report = run_verify(runtime, new.api_url.base_url, new.token)
-    if refusal(report) is not None:
+    report = verify_token(runtime.settings, new.api_url.base_url, new.token)
+    failed = blocking_check(report)
+    if failed is not None:
         # The failed check's own sentence on top; the checklist below explains a missing
         # List audit events, as RunReveal's Kandji source does.
-        failed = next(c for c in report.checks if c.name in REQUIRED_CHECKS and c.ok is not True)
         return _connect_form(
             request,
             values,
@@ -432,7 +350,7 @@ def save_page(
             token_again=True,
             status_code=400,
         )
-    info = save_source(runtime, new)
+    info = add_source(runtime.state, new, runtime.jobs)
     return RedirectResponse(f"/sources?added={_quote(info.name)}", status_code=303)
 
 
@@ -612,7 +530,8 @@ def api_get_source(request: Request, principal: CurrentUser, name: str) -> Sourc
 @api.post("/sources/verify")
 def api_verify(request: Request, principal: CurrentUser, body: VerifyRequest) -> VerifyOut:
     """Check a URL and token: the URL, the token, and each permission, without saving anything."""
-    return _verify_out(run_verify(runtime_of(request), body.url, body.token.get_secret_value()))
+    settings = runtime_of(request).settings
+    return _verify_out(verify_token(settings, body.url, body.token.get_secret_value()))
 
 
 @api.post(
@@ -628,21 +547,27 @@ def api_create_source(
     runtime = runtime_of(request)
     token = body.token.get_secret_value()
     redact.remember(token.strip())
-    new, errors = check_fields(
-        runtime, body.name, body.api_url, token, body.poll_interval, body.retention_days
+    new, errors = check_new_source(
+        runtime.settings,
+        runtime.state,
+        body.name,
+        body.api_url,
+        token,
+        body.poll_interval,
+        body.retention_days,
     )
     if errors or new is None:
         detail = " ".join(errors.values())
         return JSONResponse({"detail": detail, "errors": errors}, status_code=400)
     checked = None
     if body.verify:
-        report = run_verify(runtime, new.api_url.base_url, new.token)
+        report = verify_token(runtime.settings, new.api_url.base_url, new.token)
         checked = _verify_out(report)
         if checked.problem is not None:
             detail = f"Source {new.name} was not saved: {checked.problem}"
             content = {"detail": detail, "verify": checked.model_dump(mode="json")}
             return JSONResponse(content, status_code=400)
-    info = save_source(runtime, new)
+    info = add_source(runtime.state, new, runtime.jobs)
     first = FIRST_SYNC if runtime.jobs.background else NO_SCHEDULER
     return Created(
         source=_out(one_health(runtime, info.name)),
