@@ -1,4 +1,5 @@
-"""Source operations: check a new source, verify a URL and token or a saved source, add one.
+"""Source operations: check a new source, verify a URL and token or a saved source, add one,
+and how each source's polling goes.
 
 `source add` (the CLI) and the Sources form and REST API share them: the same field errors
 before anything reaches Kandji (`check_new_source`), the same verify, and the same rule that a
@@ -8,9 +9,11 @@ source whose URL, token or "List audit events" permission fails is never saved
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from kandji_bridge import redact, source_registry
 from kandji_bridge.config import Settings
+from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.jobs import status as jobs
@@ -18,6 +21,8 @@ from kandji_bridge.jobs.runner import JobRunner
 from kandji_bridge.kandji.errors import InvalidURLError
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
+from kandji_bridge.logs.collector import CLOCK_SKEW
+from kandji_bridge.logs.store import LogStore
 from kandji_bridge.operations.verify import TOKEN, URL, Check, VerifyReport, verify
 
 # The checks a logs source cannot do without; the device permissions only serve device import.
@@ -126,3 +131,76 @@ def add_source(
     if runner is not None and runner.background:
         runner.trigger(jobs.source_job(info.id))
     return info
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """A source with how its polling goes, for the list, its page and the API."""
+
+    source: source_registry.SourceInfo
+    status: str  # "ok", "failing", "never polled" or "not polled" (logs not enabled)
+    running: bool
+    last_poll_at: datetime | None  # when the last poll started
+    last_success_at: datetime | None
+    lag_seconds: int | None
+    lag_basis: str | None  # "last successful poll" or "newest stored event"
+    events_ingested: int
+    quarantined_events: int
+    last_error: str | None
+
+    @property
+    def badge(self) -> str:
+        return {"ok": "ok", "failing": "bad", "never polled": "warn"}.get(self.status, "")
+
+
+def source_health(
+    store: LogStore, info: source_registry.SourceInfo, status: jobs.JobStatusInfo | None
+) -> SourceHealth:
+    """How `info` is doing, from its job status (any process's) and the log store."""
+    now = utcnow()
+    events = store.count(info.id)
+    if not info.logs_enabled:
+        state = "not polled"
+    elif status is None or status.runs == 0:
+        state = "never polled"
+    else:
+        state = "failing" if status.last_error else "ok"
+    lag, basis = None, None
+    if status is not None and status.last_success_at is not None:
+        lag, basis = _seconds(now - status.last_success_at), "last successful poll"
+    elif events:
+        # Collected by `logs sync`, say, but never by a scheduler: how old the newest event is.
+        checkpoint = store.latest_checkpoint(info.id, not_after=now + CLOCK_SKEW)
+        if checkpoint is not None:
+            lag, basis = _seconds(now - checkpoint.event_time), "newest stored event"
+    return SourceHealth(
+        source=info,
+        status=state,
+        running=bool(status and status.running),
+        last_poll_at=status.last_started_at if status else None,
+        last_success_at=status.last_success_at if status else None,
+        lag_seconds=lag,
+        lag_basis=basis,
+        events_ingested=events,
+        quarantined_events=store.quarantine_count(info.id),
+        last_error=status.last_error if status else None,
+    )
+
+
+def _seconds(delta: timedelta) -> int:
+    return max(0, int(delta.total_seconds()))
+
+
+def all_health(state: StateDB, store: LogStore) -> list[SourceHealth]:
+    """Every source with how its polling goes."""
+    statuses = jobs.job_statuses(state)
+    return [
+        source_health(store, info, statuses.get(jobs.source_job(info.id)))
+        for info in source_registry.list_sources(state)
+    ]
+
+
+def one_health(state: StateDB, store: LogStore, name: str) -> SourceHealth:
+    """Source `name` with how its polling goes (NotFound if there is none)."""
+    info = source_registry.get_source(state, name)
+    return source_health(store, info, jobs.job_status(state, jobs.source_job(info.id)))

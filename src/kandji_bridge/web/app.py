@@ -1,7 +1,7 @@
 """The FastAPI application: every router, behind login, plus the error handlers.
 
-Each feature module (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a
-`pages` router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
+Each feature (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a `pages`
+router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
 `require_user`, so a route cannot be added without login by forgetting it. Only the modules'
 `public` routers (/healthz, /login, /setup) and /static are open.
 """
@@ -16,11 +16,21 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import allow, auth, collections, integrations, logs, sources, system
+from kandji_bridge.web import allow, auth, collections, integrations, logs, system
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
+from kandji_bridge.web.sources import api as sources_api
+from kandji_bridge.web.sources import pages as sources_pages
 from kandji_bridge.web.templating import STATIC_DIR, render
 
-FEATURES = (auth, system, sources, logs, integrations, collections)
+# Each feature's (pages router, api router), in the order their routes are matched.
+FEATURES = (
+    (auth.pages, auth.api),
+    (system.pages, system.api),
+    (sources_pages.pages, sources_api.api),
+    (logs.pages, logs.api),
+    (integrations.pages, integrations.api),
+    (collections.pages, collections.api),
+)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -38,11 +48,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(system.public)
     app.include_router(auth.public)
     signed_in = [Depends(auth.require_user)]
-    for feature in FEATURES:
-        app.include_router(feature.pages, dependencies=signed_in)
-        app.include_router(
-            feature.api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES
-        )
+    for pages, api in FEATURES:
+        app.include_router(pages, dependencies=signed_in)
+        app.include_router(api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES)
 
     @app.get("/", include_in_schema=False, dependencies=signed_in)
     def home() -> Response:
