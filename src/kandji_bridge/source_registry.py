@@ -81,11 +81,11 @@ def add_source(
     try:
         with state.session() as session:
             if session.scalar(select(Source.id).where(Source.name == name)) is not None:
-                raise _already_exists(name)
+                raise already_exists(name)
             session.add(source)
     except IntegrityError:
         # Another process added the same name between our check and our insert.
-        raise _already_exists(name) from None
+        raise already_exists(name) from None
     return source_info(source)
 
 
@@ -186,7 +186,7 @@ def _find(session: Session, name: str) -> Source:
     return source
 
 
-def _already_exists(name: str) -> AlreadyExists:
+def already_exists(name: str) -> AlreadyExists:
     shown = shlex.quote(name)
     return AlreadyExists(
         f"A source named {shown} already exists; pick another name "

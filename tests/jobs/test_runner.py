@@ -98,6 +98,6 @@ def test_an_inline_run_waits_for_a_job_another_process_holds(
 
     outcome = runtime.jobs.trigger(job)
 
-    assert outcome.error is not None and "running in another process" in outcome.error
+    assert outcome.error is not None and outcome.error.startswith("Another process (`serve`")
     assert store.count(source.id) == 0, "nothing was collected beside the other process"
     assert jobs.job_status(state, job) is None, "a refused run is no failed run"

@@ -4,17 +4,25 @@ it (`logs sync`, the web API's Poll now through the runner, serve's scheduler) d
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from kandji_bridge import source_registry as sources
 from kandji_bridge import users
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, ENV_LOG_STORE
 from kandji_bridge.db import StateDB
+from kandji_bridge.errors import BridgeError
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.operations.polling import poll_source
+from kandji_bridge.operations.polling import (
+    PassFailed,
+    check_resync_window,
+    poll_source,
+    sync_source,
+)
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.web.app import create_app
 from service.helpers import running, wait_until
@@ -116,3 +124,48 @@ def test_the_cli_the_web_api_and_the_scheduler_poll_alike(
         if (s := statuses[jobs.source_job(info.id)])
     }
     assert shapes == dict.fromkeys(added, (1, 0, None, False, True))
+
+
+def test_sync_source_holds_the_job_and_a_failed_pass_keeps_its_result(
+    simulator_factory, runtime_for, state: StateDB, store: ChdbLogStore
+) -> None:
+    sim = simulator_factory(
+        devices=3,
+        events=40,
+        history_days=30,
+        seed=64,
+        tokens={"full-token": {"audit", "devices", "details"}, DEVICES_ONLY: {"devices"}},
+    )
+    runtime = runtime_for(sim)
+    good = sources.add_source(state, "good", sim.base_url, "full-token")
+    sources.add_source(state, "partial", sim.base_url, DEVICES_ONLY)
+
+    done = sync_source(runtime.settings, state, store, runtime.enricher, "good")
+    assert done.stored == 40
+    status = jobs.job_status(state, jobs.source_job(good.id))
+    assert status is not None and (status.runs, status.last_error) == (1, None)
+
+    with pytest.raises(PassFailed) as failed:
+        sync_source(runtime.settings, state, store, runtime.enricher, "partial")
+    assert failed.value.result.stored == 0
+    assert failed.value.message.startswith("The pass for source partial stopped early: ")
+    assert failed.value.message.endswith("run `kandji-bridge logs sync partial` again to resume.")
+    partial = sources.get_source(state, "partial")
+    recorded = jobs.job_status(state, jobs.source_job(partial.id))
+    assert recorded is not None and recorded.last_error == failed.value.message
+
+
+def test_a_resync_must_start_within_the_stored_history(
+    simulator, runtime_for, state: StateDB, store: ChdbLogStore
+) -> None:
+    runtime = runtime_for(simulator)
+    info = sources.add_source(state, "acme", simulator.base_url, simulator.token)
+    later = datetime.now(UTC)
+    window = (later - timedelta(days=1), later)
+    with pytest.raises(BridgeError, match="Nothing is stored for source acme yet"):
+        sync_source(runtime.settings, state, store, runtime.enricher, "acme", window=window)
+    assert jobs.job_status(state, jobs.source_job(info.id)) is None, "a refusal is no failed run"
+    sync_source(runtime.settings, state, store, runtime.enricher, "acme")
+    future = (later + timedelta(days=30), later + timedelta(days=31))
+    with pytest.raises(BridgeError, match="before --from"):
+        check_resync_window(store, info, future)

@@ -1,6 +1,5 @@
 """The `kandji-bridge` command line (the contract is docs/CLI.md)."""
 
-import asyncio
 import dataclasses
 import logging
 import sys
@@ -20,9 +19,14 @@ from kandji_bridge.cli.users import user_app
 from kandji_bridge.config import ENV_FORWARDED_ALLOW_IPS, parse_forwarded_allow_ips
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, ConfigError, UsageError
-from kandji_bridge.kandji import permissions
-from kandji_bridge.kandji.urls import normalize_api_url
-from kandji_bridge.operations.verify import VerifyReport, verify
+from kandji_bridge.operations.sources import (
+    add_source,
+    blocking_check,
+    check_new_source,
+    verify_source,
+    verify_token,
+)
+from kandji_bridge.operations.verify import VerifyReport
 
 app = typer.Typer(
     help="Kandji audit logs into a security data lake, and Kandji devices into an asset inventory.",
@@ -205,14 +209,11 @@ def verify_command(
         if url or token_env or token_stdin:
             raise UsageError("Give either a source NAME or --url with a token, not both.")
 
-        state = open_state(settings)
-        source = sources.get_source(state, name)
-        api_url, token = source.api_url, sources.get_source_token(state, name)
+        report = verify_source(settings, open_state(settings), name)
     elif url is None:
         raise UsageError("Give a source NAME, or --url with --token-env VAR or --token-stdin.")
     else:
-        api_url, token = url, read_token(token_env, token_stdin)
-    report = asyncio.run(verify(api_url, token, settings.allowed_hosts, settings.kandji_limits))
+        report = verify_token(settings, url, read_token(token_env, token_stdin))
     print_report(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -242,32 +243,24 @@ def source_add(
 
     settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin)
-    api_url = normalize_api_url(url, settings.allowed_hosts)
-    if api_url.note:
-        err.print(escape(api_url.note))
+    state = open_state(settings)
+    new, errors = check_new_source(settings, state, name, url, token, poll_interval, retention_days)
+    if new is None:
+        raise BridgeError(next(iter(errors.values())))
+    if new.api_url.note:
+        err.print(escape(new.api_url.note))
     if not no_verify:
-        report = asyncio.run(
-            verify(api_url.base_url, token, settings.allowed_hosts, settings.kandji_limits)
-        )
+        report = verify_token(settings, new.api_url.base_url, new.token)
         print_report(report)
-        audit = report.check(permissions.AUDIT_EVENTS.label)
-        if not audit.ok:
-            failed = next(check for check in report.checks if check.ok is False)
-            raise BridgeError(f"Source {name} was not saved: {failed.detail}")
+        failed = blocking_check(report)
+        if failed is not None:
+            raise BridgeError(f"Source {new.name} was not saved: {failed.detail}")
         if not report.ok:
             err.print(
                 "This source can collect audit logs; grant the missing permissions above "
                 "before using it to import devices."
             )
-    state = open_state(settings)
-    source = sources.add_source(
-        state,
-        name=name,
-        api_url=api_url.base_url,
-        token=token,
-        poll_interval=poll_interval,
-        retention_days=retention_days,
-    )
+    source = add_source(state, new)
     out.print(f"Added source {escape(source.name)} ({escape(source.api_url)}).")
 
 

@@ -66,7 +66,10 @@ class InlineRunner:
 
     def trigger(self, job: str) -> JobOutcome:
         jobs.parse_job(job)
-        busy = f"Job {job} is running in another process (`serve` or a command); try again later"
+        busy = (
+            "Another process (`serve`, or a `logs sync` or `inventory sync`) is running this "
+            "job now; try again when it is done"
+        )
         with self._lock:
             self._running.add(job)
         try:

@@ -1,7 +1,7 @@
 """The FastAPI application: every router, behind login, plus the error handlers.
 
-Each feature module (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a
-`pages` router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
+Each feature (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a `pages`
+router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
 `require_user`, so a route cannot be added without login by forgetting it. Only the modules'
 `public` routers (/healthz, /login, /setup) and /static are open.
 """
@@ -16,17 +16,22 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import allow, auth, logs, sources, system
+from kandji_bridge.web import allow, auth, logs, system
 from kandji_bridge.web.collections import api as collections_api
 from kandji_bridge.web.collections import pages as collections_pages
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
 from kandji_bridge.web.integrations import api as integrations_api
 from kandji_bridge.web.integrations import pages as integrations_pages
+from kandji_bridge.web.sources import api as sources_api
+from kandji_bridge.web.sources import pages as sources_pages
 from kandji_bridge.web.templating import STATIC_DIR, render
 
-FEATURES = (auth, system, sources, logs)
-# The features split into a web/<feature>/ package: its pages.py and api.py routers.
-PACKAGED = (
+# Each feature's (pages router, api router), in the order their routes are matched.
+FEATURES = (
+    (auth.pages, auth.api),
+    (system.pages, system.api),
+    (sources_pages.pages, sources_api.api),
+    (logs.pages, logs.api),
     (integrations_pages.router, integrations_api.router),
     (collections_pages.router, collections_api.router),
 )
@@ -47,7 +52,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(system.public)
     app.include_router(auth.public)
     signed_in = [Depends(auth.require_user)]
-    for pages, api in [(feature.pages, feature.api) for feature in FEATURES] + list(PACKAGED):
+    for pages, api in FEATURES:
         app.include_router(pages, dependencies=signed_in)
         app.include_router(api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES)
 

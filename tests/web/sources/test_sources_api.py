@@ -12,6 +12,7 @@ from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.db.models import JobStatus
 from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.jobs import leases
 from kandji_bridge.logs.store import QuarantineEntry
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
@@ -200,6 +201,19 @@ def test_poll_now_without_a_scheduler_polls_and_the_status_shows_it(
     assert one["events_ingested"] == len(kandji.state.all_events())
     assert one["lag_basis"] == "last successful poll"
     assert one["lag_seconds"] is not None and one["last_error"] is None
+
+
+def test_poll_now_waits_while_another_process_collects_the_source(
+    kandji: RunningSimulator, api: TestClient, runtime: Runtime
+) -> None:
+    assert api.post("/api/sources", json=new_source(kandji)).status_code == 201
+    source = sources.get_source(runtime.state, "kandji-prod")
+    # A live process of this host (this one, under another holder name) holds the source's job.
+    assert leases.acquire(runtime.state, f"source:{source.id}", "logs-sync:1:cafe", ttl=60)
+    polled = api.post("/api/sources/kandji-prod/poll").json()
+    assert polled["queued"] is False
+    assert polled["error"] is not None and "try again when it is done" in polled["error"]
+    assert api.get("/api/sources/kandji-prod").json()["events_ingested"] == 0
 
 
 def test_a_failing_source_shows_its_last_error_in_full(

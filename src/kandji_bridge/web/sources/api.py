@@ -1,0 +1,145 @@
+"""The REST API under /api/sources: what the Sources pages do, for scripts."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from kandji_bridge import redact
+from kandji_bridge import source_registry as sources
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.operations.sources import (
+    SourceHealth,
+    add_source,
+    all_health,
+    check_new_source,
+    one_health,
+    verify_token,
+)
+from kandji_bridge.operations.verify import VerifyReport
+from kandji_bridge.web.auth import CurrentUser, runtime_of
+from kandji_bridge.web.sources.schemas import (
+    FIRST_SYNC,
+    NO_SCHEDULER,
+    CheckOut,
+    Created,
+    PollOut,
+    SourceCreate,
+    SourceOut,
+    VerifyOut,
+    VerifyRequest,
+    check_views,
+    refusal,
+)
+
+api = APIRouter(tags=["sources"])
+
+
+def _out(health: SourceHealth) -> SourceOut:
+    info = health.source
+    return SourceOut(
+        id=info.id,
+        name=info.name,
+        api_url=info.api_url,
+        poll_interval=info.poll_interval_seconds,
+        retention_days=info.retention_days,
+        logs_enabled=info.logs_enabled,
+        created_at=info.created_at,
+        status=health.status,
+        running=health.running,
+        last_poll_at=health.last_poll_at,
+        last_success_at=health.last_success_at,
+        lag_seconds=health.lag_seconds,
+        lag_basis=health.lag_basis,
+        events_ingested=health.events_ingested,
+        quarantined_events=health.quarantined_events,
+        last_error=health.last_error,
+    )
+
+
+def _verify_out(report: VerifyReport) -> VerifyOut:
+    why = refusal(report)
+    return VerifyOut(
+        ok=report.ok,
+        can_collect_logs=why is None,
+        api_url=report.api_url.base_url if report.api_url else None,
+        api_url_note=report.api_url.note if report.api_url else None,
+        problem=why,
+        checks=[CheckOut(**vars(view)) for view in check_views(report)],
+    )
+
+
+@api.get("/sources")
+def api_list_sources(request: Request, principal: CurrentUser) -> list[SourceOut]:
+    """Every source with its status, last poll, lag, events ingested and quarantined."""
+    runtime = runtime_of(request)
+    return [_out(health) for health in all_health(runtime.state, runtime.store)]
+
+
+@api.get("/sources/{name}")
+def api_get_source(request: Request, principal: CurrentUser, name: str) -> SourceOut:
+    runtime = runtime_of(request)
+    return _out(one_health(runtime.state, runtime.store, name))
+
+
+@api.post("/sources/verify")
+def api_verify(request: Request, principal: CurrentUser, body: VerifyRequest) -> VerifyOut:
+    """Check a URL and token: the URL, the token, and each permission, without saving anything."""
+    settings = runtime_of(request).settings
+    return _verify_out(verify_token(settings, body.url, body.token.get_secret_value()))
+
+
+@api.post(
+    "/sources",
+    status_code=201,
+    response_model=Created,
+    responses={400: {"description": "Bad input, or the verify failed: nothing was saved."}},
+)
+def api_create_source(
+    request: Request, principal: CurrentUser, body: SourceCreate
+) -> Created | Response:
+    """Add a source; verified first unless `verify` is false. Its first poll starts at once."""
+    runtime = runtime_of(request)
+    token = body.token.get_secret_value()
+    redact.remember(token.strip())
+    new, errors = check_new_source(
+        runtime.settings,
+        runtime.state,
+        body.name,
+        body.api_url,
+        token,
+        body.poll_interval,
+        body.retention_days,
+    )
+    if errors or new is None:
+        detail = " ".join(errors.values())
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=400)
+    checked = None
+    if body.verify:
+        report = verify_token(runtime.settings, new.api_url.base_url, new.token)
+        checked = _verify_out(report)
+        if checked.problem is not None:
+            detail = f"Source {new.name} was not saved: {checked.problem}"
+            content = {"detail": detail, "verify": checked.model_dump(mode="json")}
+            return JSONResponse(content, status_code=400)
+    info = add_source(runtime.state, new, runtime.jobs)
+    first = FIRST_SYNC if runtime.jobs.background else NO_SCHEDULER
+    return Created(
+        source=_out(one_health(runtime.state, runtime.store, info.name)),
+        api_url_note=new.api_url.note,
+        verify=checked,
+        message=f"Source {info.name} was added, reading {info.api_url}. {first}",
+    )
+
+
+@api.delete("/sources/{name}", status_code=204)
+def api_remove_source(request: Request, principal: CurrentUser, name: str) -> Response:
+    """Remove a source and its token; refused while a mapping uses it. Stored events stay."""
+    sources.remove_source(runtime_of(request).state, name)
+    return Response(status_code=204)
+
+
+@api.post("/sources/{name}/poll")
+def api_poll_source(request: Request, principal: CurrentUser, name: str) -> PollOut:
+    """Poll now: queued on the scheduler, or run in the request when background jobs are off."""
+    runtime = runtime_of(request)
+    outcome = runtime.jobs.trigger(jobs.source_job(sources.get_source(runtime.state, name).id))
+    return PollOut(queued=outcome.queued, error=outcome.error)
