@@ -35,7 +35,7 @@ from kandji_bridge.logs.store import (
     sql_string,
 )
 
-from .conftest import RECEIVED_AT, REPO_ROOT, SOURCE_ID, WORKSPACE_ID, Event
+from ..conftest import RECEIVED_AT, REPO_ROOT, SOURCE_ID, WORKSPACE_ID, Event
 
 ENV_CLICKHOUSE = "KANDJI_BRIDGE_TEST_CLICKHOUSE_URL"
 
