@@ -23,6 +23,7 @@ from kandji_bridge.kandji.urls import normalize_api_url
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import LogStore, open_ready_store
+from kandji_bridge.operations.queries import run_query
 from kandji_bridge.service import exclusive, jobs
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
@@ -256,15 +257,12 @@ def query(
     settings = app_context(ctx).settings()
     store = open_store(settings)
     try:
-        result, _ = store.user_query(sql, user="cli")
+        result = run_query(store, sql, user="cli")
     finally:
         store.close()
     if output is Format.json:
-        for row in result.rows:
-            sys.stdout.write(
-                orjson.dumps(dict(zip(result.columns, row, strict=True)), default=str).decode()
-                + "\n"
-            )
+        for record in result.records():
+            sys.stdout.write(orjson.dumps(record, default=str).decode() + "\n")
     elif output is Format.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)

@@ -15,21 +15,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import select
 
-from kandji_bridge.db.models import Collection, MappedDevice, Mapping
-from kandji_bridge.db.state import StateDB
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.schema import COLUMNS
 from kandji_bridge.logs.search import SearchError, SearchQuery
 from kandji_bridge.logs.sql_guard import QueryRefused
-from kandji_bridge.logs.store import QueryResult, describe_damage
+from kandji_bridge.logs.store import describe_damage
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
+from kandji_bridge.operations import queries
+from kandji_bridge.operations.explorer import explore_logs, view_event
+from kandji_bridge.operations.queries import QueryAnswer
 from kandji_bridge.web.auth import CurrentUser, Principal, runtime_of
 from kandji_bridge.web.errors_schema import Problem
 from kandji_bridge.web.templating import render
@@ -199,17 +199,15 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
         return context, 400
     query = form.query
     try:
-        found = logsearch.search(store, query, PAGE_SIZE, (form.page - 1) * PAGE_SIZE)
+        found = explore_logs(store, query, limit=PAGE_SIZE, offset=(form.page - 1) * PAGE_SIZE)
     except SearchError as exc:
         context["errors"] = {"": str(exc)}
         return context, 400
-    buckets = logsearch.histogram(store, query)
-    size = logsearch.bucket_seconds(query.start, query.end)
-    facet_values = logsearch.facets(store, query)
+    buckets, size = found.buckets, found.bucket_seconds
     context.update(
         {
-            "facets": {param: facet_values[FILTER_PARAMS[param]] for param, _ in SELECT_FILTERS},
-            "rows": found.rows,
+            "facets": {param: found.facets[FILTER_PARAMS[param]] for param, _ in SELECT_FILTERS},
+            "rows": found.page.rows,
             "bars": histogram_bars(buckets, size, form.values),
             "bucket_label": _duration(size),
             "range_label": f"{query.start:%Y-%m-%d %H:%M} to {query.end:%Y-%m-%d %H:%M} UTC",
@@ -217,10 +215,10 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
             "last_bucket": buckets[-1][0] if buckets else None,
             "max_count": max((n for _, n in buckets), default=0),
             "total": sum(n for _, n in buckets),
-            "has_more": found.has_more,
+            "has_more": found.page.has_more,
             "page_links": {
                 "previous": _page_url(form.values, form.page - 1) if form.page > 1 else "",
-                "next": _page_url(form.values, form.page + 1) if found.has_more else "",
+                "next": _page_url(form.values, form.page + 1) if found.page.has_more else "",
             },
         }
     )
@@ -256,38 +254,6 @@ def explorer_page(request: Request, principal: CurrentUser) -> Response:
 # -- One event ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AssetLink:
-    collection: str
-    mapping: str
-    record_id: str
-
-    @property
-    def url(self) -> str:
-        return f"/collections/{quote(self.collection, safe='')}/records/{quote(self.record_id)}"
-
-
-def asset_links(state: StateDB, device_id: str) -> list[AssetLink]:
-    """The asset records a mapping made from this Kandji device, one per collection."""
-    if not device_id:
-        return []
-    with state.session() as session:
-        rows = session.execute(
-            select(Collection.name, Mapping.name, MappedDevice.record_id)
-            .join(Mapping, Mapping.id == MappedDevice.mapping_id)
-            .join(Collection, Collection.id == Mapping.collection_id)
-            .where(MappedDevice.device_id == device_id)
-            .order_by(Collection.name)
-        ).all()
-    return [AssetLink(collection, mapping, record) for collection, mapping, record in rows]
-
-
-def _event_links(request: Request, event: dict[str, Any]) -> list[AssetLink]:
-    if event.get("targetType") != "device":
-        return []
-    return asset_links(runtime_of(request).state, str(event.get("targetId", "")))
-
-
 def pretty_json(text: str) -> str:
     """Indented JSON for display; text that is not JSON is shown as stored."""
     try:
@@ -298,7 +264,9 @@ def pretty_json(text: str) -> str:
 
 @pages.get("/logs/events/{event_id}")
 def event_page(request: Request, principal: CurrentUser, event_id: str) -> Response:
-    event = logsearch.get_event(runtime_of(request).store, event_id)
+    runtime = runtime_of(request)
+    view = view_event(runtime.store, runtime.state, event_id)
+    event = view.columns
     fields = [(name, type_, event.get(name)) for name, type_ in COLUMNS]
     context = {
         "section": "logs",
@@ -307,7 +275,7 @@ def event_page(request: Request, principal: CurrentUser, event_id: str) -> Respo
         "raw_pretty": pretty_json(str(event.get("rawLog", ""))),
         "json_columns": {"newState", "metadata"},
         "pretty_json": pretty_json,
-        "assets": _event_links(request, event),
+        "assets": view.assets,
     }
     return render(request, "logs/event.html", context)
 
@@ -329,15 +297,15 @@ def sql_page(request: Request, principal: CurrentUser, q: str = "") -> Response:
     status = 200
     if q.strip():
         try:
-            result, truncated = user_query(request, principal, q, SQL_ROW_LIMIT)
+            answer = user_query(request, principal, q, SQL_ROW_LIMIT)
         except (QueryRefused, QueryBusy, QueryCancelled) as exc:
             context["errors"] = {"q": str(exc)}
             status = query_error_status(exc)
         else:
             context.update(
                 {
-                    "result": _display(result),
-                    "truncated": truncated,
+                    "result": _display(answer),
+                    "truncated": answer.truncated,
                     "csv_url": "/logs/sql.csv?" + urlencode({"q": q}),
                 }
             )
@@ -346,11 +314,9 @@ def sql_page(request: Request, principal: CurrentUser, q: str = "") -> Response:
     return render(request, "logs/sql.html", context, status_code=status)
 
 
-def user_query(
-    request: Request, principal: Principal, sql: str, limit: int | None
-) -> tuple[QueryResult, bool]:
+def user_query(request: Request, principal: Principal, sql: str, limit: int | None) -> QueryAnswer:
     """The SQL a person typed, run as theirs: the caps count queries per user id."""
-    return runtime_of(request).store.user_query(sql, limit=limit, user=principal.user.id)
+    return queries.run_query(runtime_of(request).store, sql, user=principal.user.id, limit=limit)
 
 
 def query_error_status(exc: Exception) -> int:
@@ -362,9 +328,10 @@ def _sql_url(sql: str) -> str:
     return "/logs/sql?" + urlencode({"q": sql})
 
 
-def _display(result: QueryResult) -> QueryResult:
+def _display(answer: QueryAnswer) -> QueryAnswer:
     """Cells as text: maps, arrays and tuples as JSON, None as empty."""
-    return QueryResult(result.columns, result.types, [[_cell(v) for v in r] for r in result.rows])
+    rows = [[_cell(value) for value in row] for row in answer.rows]
+    return QueryAnswer(answer.columns, answer.types, rows, answer.truncated)
 
 
 def _cell(value: Any) -> str:
@@ -377,7 +344,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def csv_response(result: QueryResult) -> StreamingResponse:
+def csv_response(result: QueryAnswer) -> StreamingResponse:
     """The whole result as CSV with a header row, as a download."""
 
     def lines() -> Iterator[str]:
@@ -401,8 +368,7 @@ def csv_response(result: QueryResult) -> StreamingResponse:
 
 @pages.get("/logs/sql.csv")
 def sql_csv(request: Request, principal: CurrentUser, q: str = "") -> Response:
-    result, _ = user_query(request, principal, q, None)
-    return csv_response(result)
+    return csv_response(user_query(request, principal, q, None))
 
 
 # -- REST API ----------------------------------------------------------------------------------
@@ -561,10 +527,10 @@ def event_facets(
 @api.get("/logs/events/{event_id}")
 def get_event(request: Request, principal: CurrentUser, event_id: str) -> EventDetail:
     """Every column of one event, and the asset records of its device target."""
-    event = logsearch.get_event(runtime_of(request).store, event_id)
-    links = _event_links(request, event)
+    runtime = runtime_of(request)
+    view = view_event(runtime.store, runtime.state, event_id)
     return EventDetail(
-        columns=event,
+        columns=view.columns,
         asset_records=[
             AssetRecordOut(
                 collection=link.collection,
@@ -572,7 +538,7 @@ def get_event(request: Request, principal: CurrentUser, event_id: str) -> EventD
                 record_id=link.record_id,
                 url=link.url,
             )
-            for link in links
+            for link in view.assets
         ],
     )
 
@@ -599,11 +565,11 @@ def run_query(
     """Run one read-only statement; `format=csv` (query or body) answers with CSV."""
     wanted = format or body.format
     limit = None if wanted == "csv" else body.limit
-    result, truncated = user_query(request, principal, body.sql, limit)
+    answer = user_query(request, principal, body.sql, limit)
     if wanted == "csv":
-        return csv_response(result)
+        return csv_response(answer)
     return QueryOut(
-        columns=result.columns, types=result.types, rows=result.rows, truncated=truncated
+        columns=answer.columns, types=answer.types, rows=answer.rows, truncated=answer.truncated
     )
 
 

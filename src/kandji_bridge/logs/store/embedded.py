@@ -12,7 +12,7 @@ One ChdbLogStore may be shared by threads (the service's collector job and its w
 chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
 insert open fails ("Cannot run a query while a streaming insert is active on this connection"),
 so the store serializes its calls on the session with a lock. SQL that people type does not take
-that lock: `user_query` runs it on sessions of its own (`user_queries`), which run alongside the
+that lock: `user_session` runs it on sessions of its own (`user_queries`), which run alongside the
 collector's session on the same engine (measured in benchmarks/heavy_queries.py).
 """
 

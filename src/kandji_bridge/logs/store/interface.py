@@ -1,7 +1,8 @@
 """What the rest of the product sees of the log store: the LogStore interface both engines
 implement, the records it takes and returns, and its errors."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -9,6 +10,7 @@ from typing import Any, Protocol
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.store.damage import DamagedPart
+from kandji_bridge.logs.user_queries import QueryLimits
 
 
 class LogStoreError(BridgeError):
@@ -85,9 +87,10 @@ class LogStore(Protocol):
         self, sql: str, *, read_only: bool = True, params: Mapping[str, str] | None = None
     ) -> QueryResult: ...
 
-    def user_query(
-        self, sql: str, *, limit: int | None = None, user: str = ""
-    ) -> tuple[QueryResult, bool]: ...
+    @property
+    def query_limits(self) -> QueryLimits: ...
+
+    def user_session(self, user: str) -> AbstractContextManager[Callable[[str], QueryResult]]: ...
 
     def cancel_user_queries(self) -> None: ...
 

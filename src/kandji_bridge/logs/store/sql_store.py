@@ -14,7 +14,8 @@ committed one after the other. Rows older than their sourceTTL are dropped at th
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
 # ruff: noqa: S608
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -30,7 +31,9 @@ from kandji_bridge.logs.store.interface import (
     StoreWriteError,
 )
 from kandji_bridge.logs.store.sql import sql_string, sql_time
+from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
 
+Select = Callable[[str], QueryResult]  # runs one statement of a user query on its session
 READ_ONLY_STATEMENTS = ("select", "with", "show", "describe", "desc", "explain", "exists")
 _MAX_IN_LIST = 2_000  # keeps the IN list far below max_query_size (256 KiB)
 
@@ -39,6 +42,7 @@ class SqlLogStore:
     """Everything above three primitives; the engine classes supply the primitives."""
 
     display_url: str
+    _user_queries: UserQueries
 
     def _execute(self, sql: str) -> None:
         raise NotImplementedError
@@ -233,7 +237,7 @@ class SqlLogStore:
         self, sql: str, *, read_only: bool = True, params: Mapping[str, str] | None = None
     ) -> QueryResult:
         """Run the product's own SQL on the store's session; by default only statements that read
-        are accepted. SQL that a person typed goes through `user_query` instead.
+        are accepted. SQL that a person typed goes through `user_session` instead.
 
         `params` bind the SQL's `{name:Type}` placeholders, each value as text of its type.
         """
@@ -246,20 +250,17 @@ class SqlLogStore:
             )
         return self._select(statement, params)
 
-    def user_query(
-        self, sql: str, *, limit: int | None = None, user: str = ""
-    ) -> tuple[QueryResult, bool]:
-        """SQL a person typed, from any front end: the one way such SQL reaches the engine.
+    @property
+    def query_limits(self) -> QueryLimits:
+        """The time and memory limits and the caps every user query runs under."""
+        return self._user_queries.limits
 
-        It runs only if `sql_guard` finds it reads and stays inside the log store, on a read-only
-        session of its own under the time and memory limits, and only while `user` (and everyone)
-        has fewer queries running than the caps allow. With `limit`: at most that many rows, and
-        whether there were more.
-        """
-        from kandji_bridge.logs import sql_guard  # the guard imports this module
-
-        with self._user_queries.session(user) as select:
-            return sql_guard.run_read_only(select, sql, limit, self._user_queries.limits)
+    def user_session(self, user: str) -> AbstractContextManager[Select]:
+        """How to run the statements of one query `user` typed: on a read-only session of its
+        own, under the time and memory limits, and only while `user` (and everyone) has fewer
+        queries running than the caps allow (else QueryBusy at once). Such SQL reaches the
+        engine only this way, through `operations.queries.run_query` and its guard."""
+        return self._user_queries.session(user)
 
     def cancel_user_queries(self) -> None:
         """Stop the running user queries and refuse new ones: the service is stopping."""
