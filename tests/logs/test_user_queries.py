@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge.errors import ConfigError
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.sql_guard import QueryRefused
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled, QueryLimits, query_limits
+from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled, QueryLimits
 from kandji_bridge.operations.queries import run_query
 
 from .conftest import Event
@@ -104,14 +103,3 @@ def test_a_query_is_held_to_its_memory_limit(tmp_path: Path) -> None:
             "stopped; narrow it with WHERE on eventTime, or aggregate, or select fewer columns."
         )
         assert run_query(store, "SELECT count() FROM numbers(1000)").rows == [[1000]]
-
-
-def test_the_default_limits_and_a_bad_setting() -> None:
-    assert query_limits({}) == QueryLimits(seconds=120, memory_mb=2048, per_user=2, total=4)
-    assert query_limits({"KANDJI_BRIDGE_QUERIES": "8"}).total == 8
-    with pytest.raises(ConfigError) as bad:
-        query_limits({"KANDJI_BRIDGE_QUERY_MEMORY_MB": "2GB"})
-    assert str(bad.value) == (
-        "KANDJI_BRIDGE_QUERY_MEMORY_MB must be a number of megabytes from 16 to 1,048,576, "
-        "not '2GB'."
-    )

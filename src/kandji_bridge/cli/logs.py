@@ -37,7 +37,7 @@ class Format(StrEnum):
 
 def open_store(settings: Settings) -> LogStore:
     """The log store, schema ensured; damaged parts the engine moved aside are said on stderr."""
-    store, notice = open_ready_store(settings.log_store)
+    store, notice = open_ready_store(settings.log_store, settings.query_limits)
     if notice:
         err.print(f"[yellow]Warning:[/yellow] {escape(notice)}")
     return store

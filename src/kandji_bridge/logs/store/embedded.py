@@ -48,7 +48,7 @@ from kandji_bridge.logs.store.sql import (
     sql_string,
 )
 from kandji_bridge.logs.store.sql_store import SqlLogStore
-from kandji_bridge.logs.user_queries import QueryLimits, UserQueries, query_limits
+from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
 
 _PURGE_INTERVAL = 1.0  # seconds between two purges of the engine's freed pages
 # Paths this process has open: its own flock on <path>/status must not read as another owner's.
@@ -66,7 +66,7 @@ class ChdbLogStore(SqlLogStore):
         self.display_url = f"chdb://{self.path}"
         self._session = None
         self._user_queries = UserQueries(
-            limits or query_limits(), self._open_user_session, self._kill_user_queries
+            limits or QueryLimits(), self._open_user_session, self._kill_user_queries
         )
         self._lock = threading.Lock()  # see the module docstring: one call at a time
         self._purge = True

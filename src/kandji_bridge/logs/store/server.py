@@ -15,7 +15,7 @@ from kandji_bridge.logs.store.sql import (
     query_error,
 )
 from kandji_bridge.logs.store.sql_store import SqlLogStore
-from kandji_bridge.logs.user_queries import QueryLimits, UserQueries, query_limits
+from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
 
 
 def mask_url(url: str) -> str:
@@ -42,11 +42,11 @@ class ClickHouseLogStore(SqlLogStore):
         self.display_url = display_url
         self._connect = connect  # settings -> a new client: one per user-query session
         self._user_queries = UserQueries(
-            limits or query_limits(), self._open_user_session, self._kill_user_queries
+            limits or QueryLimits(), self._open_user_session, self._kill_user_queries
         )
 
     @classmethod
-    def from_url(cls, url: str) -> "ClickHouseLogStore":
+    def from_url(cls, url: str, limits: QueryLimits | None = None) -> "ClickHouseLogStore":
         masked = mask_url(url)
         try:
             parts = urlsplit(url)
@@ -84,7 +84,7 @@ class ClickHouseLogStore(SqlLogStore):
                     f"{first_line(exc)}; check the host, port, user and password."
                 ) from exc
 
-        return cls(connect(SESSION_SETTINGS), masked, connect)
+        return cls(connect(SESSION_SETTINGS), masked, connect, limits)
 
     def _execute(self, sql: str) -> None:
         try:
