@@ -1,9 +1,9 @@
 """The FastAPI application: every router, behind login, plus the error handlers.
 
-Each feature module (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a
-`pages` router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
-`require_user`, so a route cannot be added without login by forgetting it. Only the modules'
-`public` routers (/healthz, /login, /setup) and /static are open.
+Each feature (`sources`, `logs`, `integrations`, `collections`, `auth`, `system`) has a `pages`
+router (the htmx UI) and an `api` router (JSON under /api/); both are mounted here with
+`require_user`, so a route cannot be added without login by forgetting it. Only the `public`
+routers (/healthz, /login, /setup) and /static are open.
 """
 
 from fastapi import Depends, FastAPI, Request
@@ -16,11 +16,25 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import allow, auth, collections, integrations, logs, sources, system
+from kandji_bridge.web import allow, collections, integrations, sources, system
+from kandji_bridge.web.auth import api as auth_api
+from kandji_bridge.web.auth import pages as auth_pages
+from kandji_bridge.web.auth import sessions
+from kandji_bridge.web.auth.throttle import LoginThrottle
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
+from kandji_bridge.web.logs import api as logs_api
+from kandji_bridge.web.logs import pages as logs_pages
 from kandji_bridge.web.templating import STATIC_DIR, render
 
-FEATURES = (auth, system, sources, logs, integrations, collections)
+# Each feature's (pages, api) routers, mounted in this order.
+FEATURES = (
+    (auth_pages.pages, auth_api.api),
+    (system.pages, system.api),
+    (sources.pages, sources.api),
+    (logs_pages.pages, logs_api.api),
+    (integrations.pages, integrations.api),
+    (collections.pages, collections.api),
+)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -33,22 +47,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         openapi_url=None,  # served behind login by `system`
     )
     app.state.runtime = runtime
-    app.state.login_throttle = auth.LoginThrottle()
+    app.state.login_throttle = LoginThrottle()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.public)
-    app.include_router(auth.public)
-    signed_in = [Depends(auth.require_user)]
-    for feature in FEATURES:
-        app.include_router(feature.pages, dependencies=signed_in)
-        app.include_router(
-            feature.api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES
-        )
+    app.include_router(auth_pages.public)
+    signed_in = [Depends(sessions.require_user)]
+    for pages, api in FEATURES:
+        app.include_router(pages, dependencies=signed_in)
+        app.include_router(api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES)
 
     @app.get("/", include_in_schema=False, dependencies=signed_in)
     def home() -> Response:
         return RedirectResponse("/sources", status_code=303)
 
-    auth.install_handlers(app)
+    sessions.install_handlers(app)
     allow.install(app)
     _install_error_handlers(app)
     return app
@@ -62,7 +74,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = _status(exc)
         # Past the query caps, or while stopping: the same request may work a little later.
         headers = {"Retry-After": "10"} if status in (429, 503) else None
-        if not auth.wants_html(request):
+        if not sessions.wants_html(request):
             return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
         context = {"title": "Not found" if status == 404 else "Error", "message": str(exc)}
         page = render(request, "error.html", context, status_code=status)
@@ -73,7 +85,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(_problem(error) for error in exc.errors())
         message = f"The request is not valid: {problems}."
-        if not auth.wants_html(request):
+        if not sessions.wants_html(request):
             # Without each error's `input`: it can be the whole body, a Kandji token included.
             errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
             return JSONResponse(
