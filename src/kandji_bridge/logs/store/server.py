@@ -1,5 +1,6 @@
 """The server store (`clickhouse://user:password@host:8123/database`, or `clickhouses://` for
-HTTPS): a ClickHouse server through clickhouse-connect."""
+HTTPS): a ClickHouse server through clickhouse-connect, an optional dependency
+(`pip install 'kandji-bridge[clickhouse]'`) imported only when such a URL is opened."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -63,7 +64,14 @@ class ClickHouseLogStore(SqlLogStore):
                 f"The log store URL {masked!r} needs a host and at most one database name; "
                 "write clickhouse://user:password@host:8123/database."
             )
-        import clickhouse_connect
+        try:  # an extra: `pip install 'kandji-bridge[clickhouse]'`; the embedded store needs none
+            import clickhouse_connect
+        except ImportError:
+            raise LogStoreError(
+                f"The log store {masked} is a ClickHouse server, which needs clickhouse-connect; "
+                "install it with pip install 'kandji-bridge[clickhouse]', or set "
+                "KANDJI_BRIDGE_LOG_STORE to chdb://<folder> for the embedded store."
+            ) from None
 
         def connect(settings: dict[str, Any], *, server_session: bool = True) -> Any:
             try:
