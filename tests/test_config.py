@@ -9,6 +9,8 @@ import pytest
 from kandji_bridge.config import ensure_home, load_settings, parse_allowed_hosts
 from kandji_bridge.errors import ConfigError
 from kandji_bridge.kandji.limits import KandjiLimits
+from kandji_bridge.logs.store import open_ready_store
+from kandji_bridge.logs.user_queries import QueryLimits
 
 
 def test_home_flag_beats_the_environment(tmp_path: Path) -> None:
@@ -162,3 +164,48 @@ def test_kandji_limits_default_and_come_from_the_environment(tmp_path: Path) -> 
 def test_a_bad_kandji_limit_is_one_sentence(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=f"KANDJI_BRIDGE_MAX_AUDIT_PAGES is '{value}'; set it"):
         load_settings(tmp_path, env={"KANDJI_BRIDGE_MAX_AUDIT_PAGES": value})
+
+
+def test_query_limits_default_and_come_from_the_environment(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, env={}).query_limits == QueryLimits(
+        seconds=120, memory_mb=2048, per_user=2, total=4
+    )
+    env = {
+        "KANDJI_BRIDGE_QUERY_SECONDS": "30",
+        "KANDJI_BRIDGE_QUERY_MEMORY_MB": "512",
+        "KANDJI_BRIDGE_QUERIES_PER_USER": "1",
+        "KANDJI_BRIDGE_QUERIES": "8",
+    }
+    assert load_settings(tmp_path, env=env).query_limits == QueryLimits(
+        seconds=30, memory_mb=512, per_user=1, total=8
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("KANDJI_BRIDGE_QUERY_MEMORY_MB", "2GB", "a number of megabytes from 16 to 1,048,576"),
+        ("KANDJI_BRIDGE_QUERY_SECONDS", "0", "a number of seconds from 1 to 86,400"),
+        ("KANDJI_BRIDGE_QUERIES_PER_USER", "-1", "a count from 1 to 1,000"),
+        ("KANDJI_BRIDGE_QUERIES", "1001", "a count from 1 to 1,000"),
+    ],
+)
+def test_a_bad_query_limit_is_one_sentence(
+    tmp_path: Path, name: str, value: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as bad:
+        load_settings(tmp_path, env={name: value})
+    assert str(bad.value) == f"{name} must be {says}, not {value!r}."
+
+
+def test_the_log_store_takes_its_query_limits_from_the_settings_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the settings say holds; the environment is read once, by load_settings.
+    monkeypatch.setenv("KANDJI_BRIDGE_QUERIES", "not a count")
+    settings = load_settings(tmp_path, env={"KANDJI_BRIDGE_QUERY_SECONDS": "7"})
+    store, _ = open_ready_store(settings.log_store, settings.query_limits)
+    try:
+        assert store.query_limits.seconds == 7 and store.query_limits.total == 4
+    finally:
+        store.close()

@@ -30,6 +30,23 @@ ALLOWED = {
         "kandji_bridge.logs.transform",
         "kandji_bridge.kandji.payloads",
     ),
+    # The audit-log pipeline reads Kandji through its client; nothing of the state DB, the
+    # inventory or the operations.
+    "logs": ("kandji_bridge.errors", "kandji_bridge.kandji"),
+    # The sink knows rows, the table and the user-query sessions; not the collector, the guard
+    # or Kandji.
+    "logs.store": (
+        "kandji_bridge.errors",
+        "kandji_bridge.logs.normalize",
+        "kandji_bridge.logs.schema",
+        "kandji_bridge.logs.user_queries",
+    ),
+    # Enrichment fills a normalized row's columns; it reads nothing else of the pipeline.
+    "logs.enrich": (
+        "kandji_bridge.errors",
+        "kandji_bridge.logs.normalize",
+        "kandji_bridge.logs.schema",
+    ),
 }
 
 
@@ -57,7 +74,7 @@ def test_a_package_imports_only_what_its_layer_allows(package: str) -> None:
     own = f"kandji_bridge.{package}"
     breaks = [
         f"{path.relative_to(PACKAGE.parent)} imports {name}"
-        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for path in sorted((PACKAGE / package.replace(".", "/")).rglob("*.py"))
         for name in sorted(imported(path))
         if not (name == own or name.startswith(own + "."))
         and not any(
@@ -73,8 +90,8 @@ DOMAIN = ("assets", "db", "detections", "inventory", "jobs", "kandji", "logs", "
 FRONT_ENDS = ("kandji_bridge.cli", "kandji_bridge.web", "kandji_bridge.service")
 
 
-@pytest.mark.parametrize("package", DOMAIN)
-def test_the_domain_never_imports_a_front_end(package: str) -> None:
+@pytest.mark.parametrize("package", (*DOMAIN, "operations"))
+def test_the_domain_and_the_operations_never_import_a_front_end(package: str) -> None:
     breaks = [
         f"{path.relative_to(PACKAGE.parent)} imports {name}"
         for path in sorted((PACKAGE / package).rglob("*.py"))
@@ -113,3 +130,14 @@ def test_only_the_cli_uses_typer(package: str) -> None:
         if "typer" in {name.split(".")[0] for name in all_imports(path)}
     ]
     assert users == []
+
+
+@pytest.mark.parametrize("package", DOMAIN)
+def test_the_domain_never_imports_the_operations(package: str) -> None:
+    breaks = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in sorted(imported(path))
+        if name == "kandji_bridge.operations" or name.startswith("kandji_bridge.operations.")
+    ]
+    assert breaks == []

@@ -15,6 +15,7 @@ from kandji_bridge.kandji.limits import (
     ENV_RUN_SECONDS,
     KandjiLimits,
 )
+from kandji_bridge.logs.user_queries import QueryLimits
 
 ENV_HOME = "KANDJI_BRIDGE_HOME"
 ENV_DATABASE_URL = "KANDJI_BRIDGE_DATABASE_URL"
@@ -27,6 +28,11 @@ ENV_LEASE_SECONDS = "KANDJI_BRIDGE_LEASE_SECONDS"
 # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto `serve` believes.
 ENV_FORWARDED_ALLOW_IPS = "KANDJI_BRIDGE_FORWARDED_ALLOW_IPS"
 DEFAULT_LEASE_SECONDS = 30.0
+# What SQL that people type may use (logs/user_queries.py): time, memory, and how many at once.
+ENV_QUERY_SECONDS = "KANDJI_BRIDGE_QUERY_SECONDS"
+ENV_QUERY_MEMORY_MB = "KANDJI_BRIDGE_QUERY_MEMORY_MB"
+ENV_QUERIES_PER_USER = "KANDJI_BRIDGE_QUERIES_PER_USER"
+ENV_QUERIES = "KANDJI_BRIDGE_QUERIES"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Settings:
     # None trusted: the socket's peer is the client (a client cannot pick its own address).
     forwarded_allow_ips: tuple[str, ...] = ()
     kandji_limits: KandjiLimits = field(default_factory=KandjiLimits)
+    query_limits: QueryLimits = field(default_factory=QueryLimits)
 
     @property
     def secret_key_file(self) -> Path:
@@ -114,6 +121,7 @@ def load_settings(home: Path | str | None = None, env: dict[str, str] | None = N
         lease_seconds=parse_lease_seconds(env.get(ENV_LEASE_SECONDS)),
         forwarded_allow_ips=parse_forwarded_allow_ips(env.get(ENV_FORWARDED_ALLOW_IPS)),
         kandji_limits=parse_kandji_limits(env),
+        query_limits=parse_query_limits(env),
     )
 
 
@@ -138,6 +146,28 @@ def parse_kandji_limits(env: dict[str, str]) -> KandjiLimits:
         run_seconds=number(ENV_RUN_SECONDS, defaults.run_seconds, float),
         max_audit_pages=int(number(ENV_MAX_AUDIT_PAGES, defaults.max_audit_pages, int)),
         max_device_pages=int(number(ENV_MAX_DEVICE_PAGES, defaults.max_device_pages, int)),
+    )
+
+
+def parse_query_limits(env: dict[str, str]) -> QueryLimits:
+    """The limits on SQL that people type; unset variables keep their defaults."""
+    defaults = QueryLimits()
+
+    def bounded(name: str, default: int, low: int, high: int, what: str) -> int:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise ConfigError(f"{name} must be {what} from {low:,} to {high:,}, not {text!r}.")
+        return int(text)
+
+    return QueryLimits(
+        seconds=bounded(ENV_QUERY_SECONDS, defaults.seconds, 1, 86_400, "a number of seconds"),
+        memory_mb=bounded(
+            ENV_QUERY_MEMORY_MB, defaults.memory_mb, 16, 1_048_576, "a number of megabytes"
+        ),
+        per_user=bounded(ENV_QUERIES_PER_USER, defaults.per_user, 1, 1000, "a count"),
+        total=bounded(ENV_QUERIES, defaults.total, 1, 1000, "a count"),
     )
 
 

@@ -165,3 +165,14 @@ def test_logs_query_still_runs_reads(stored: int, capsys: pytest.CaptureFixture[
     ):
         code, _, error = run(["logs", "query", sql, "--format", "csv"], capsys)
         assert code == 0, f"{sql}: {error}"
+
+
+def test_a_bad_query_limit_is_one_sentence_and_exit_1(
+    stored: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KANDJI_BRIDGE_QUERIES_PER_USER", "two")
+    code, out, error = run(["logs", "query", "SELECT count() FROM kandji_logs"], capsys)
+    assert code == 1 and out == ""
+    assert error.strip() == (
+        "Error: KANDJI_BRIDGE_QUERIES_PER_USER must be a count from 1 to 1,000, not 'two'."
+    )

@@ -22,6 +22,7 @@ from kandji_bridge.logs.search import (
 from kandji_bridge.logs.sql_guard import QueryRefused
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.logs.user_queries import QueryLimits
+from kandji_bridge.operations.queries import run_query
 
 from .conftest import Event
 
@@ -190,7 +191,7 @@ WRITES = [
 def test_the_guard_refuses_writes_and_outside_reads_in_one_sentence(store, sql: str) -> None:
     before = store.count()
     with pytest.raises(QueryRefused) as refused:
-        store.user_query(sql)
+        run_query(store, sql)
     message = str(refused.value)
     assert message.endswith(".") and "\n" not in message
     assert store.count() == before
@@ -215,20 +216,20 @@ def test_the_guard_refuses_writes_and_outside_reads_in_one_sentence(store, sql: 
     ],
 )
 def test_the_guard_accepts_reads(store, sql: str) -> None:
-    result, truncated = store.user_query(sql, limit=100)
-    assert result.columns and not truncated
+    result = run_query(store, sql, limit=100)
+    assert result.columns and not result.truncated
 
 
 def test_the_guard_names_the_statement_and_the_row_limit_truncates(store) -> None:
     with pytest.raises(QueryRefused, match=r"^DROP statements cannot run here"):
-        store.user_query("drop table kandji_logs")
+        run_query(store, "drop table kandji_logs")
     with pytest.raises(QueryRefused, match="not valid SQL"):
-        store.user_query("SELEC 1")
-    result, truncated = store.user_query("SELECT * FROM kandji_logs", limit=3)
-    assert len(result.rows) == 3 and truncated
+        run_query(store, "SELEC 1")
+    result = run_query(store, "SELECT * FROM kandji_logs", limit=3)
+    assert len(result.rows) == 3 and result.truncated
     assert len(result.columns) == len(COLUMN_NAMES)
     with pytest.raises(QueryRefused, match=r"^The query failed: .*nope"):
-        store.user_query("SELECT nope FROM kandji_logs")
+        run_query(store, "SELECT nope FROM kandji_logs")
 
 
 def test_a_query_is_bounded_in_time_and_a_download_in_rows(
@@ -243,15 +244,16 @@ def test_a_query_is_bounded_in_time_and_a_download_in_rows(
             match=r"^The query took longer than 1 s, the most a query may run, and was stopped; "
             r"narrow it with WHERE on eventTime, or aggregate\.$",
         ):
-            limited.user_query("SELECT count() FROM numbers(1000000000000)", limit=5)
+            run_query(limited, "SELECT count() FROM numbers(1000000000000)", limit=5)
         with pytest.raises(QueryRefused, match=r"^Leave out the SETTINGS clause"):
-            limited.user_query(
-                "SELECT count() FROM numbers(1000000000000) SETTINGS max_execution_time = 0"
+            run_query(
+                limited,
+                "SELECT count() FROM numbers(1000000000000) SETTINGS max_execution_time = 0",
             )
-        assert limited.user_query("SELECT 41 + 1")[0].rows == [[42]], "the session still works"
+        assert run_query(limited, "SELECT 41 + 1").rows == [[42]], "the session still works"
     with pytest.raises(QueryRefused, match=r"^The result has more than 10 rows"):
-        store.user_query("SELECT * FROM system.numbers")
-    result, truncated = store.user_query("SELECT number FROM numbers(10)")
-    assert len(result.rows) == 10 and not truncated
-    result, truncated = store.user_query("SELECT * FROM system.numbers", limit=3)
-    assert result.rows == [[0], [1], [2]] and truncated
+        run_query(store, "SELECT * FROM system.numbers")
+    result = run_query(store, "SELECT number FROM numbers(10)")
+    assert len(result.rows) == 10 and not result.truncated
+    result = run_query(store, "SELECT * FROM system.numbers", limit=3)
+    assert result.rows == [[0], [1], [2]] and result.truncated

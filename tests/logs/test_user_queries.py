@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge.errors import ConfigError
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.sql_guard import QueryRefused
 from kandji_bridge.logs.store import ChdbLogStore
-from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled, QueryLimits, query_limits
+from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled, QueryLimits
+from kandji_bridge.operations.queries import run_query
 
 from .conftest import Event
 
@@ -30,7 +30,7 @@ class Running:
 
     def _run(self, store: ChdbLogStore, user: str, sql: str) -> None:
         try:
-            store.user_query(sql, user=user)
+            run_query(store, sql, user=user)
         except BaseException as exc:
             self.error = exc
 
@@ -74,12 +74,12 @@ def test_heavy_user_queries_leave_the_collector_alone_and_the_caps_answer_at_onc
     assert limited.count() == len(rows)
     assert limited.latest_checkpoint(rows[0]["sourceID"]) is not None
     with pytest.raises(QueryBusy) as busy:
-        limited.user_query("SELECT 1", user="alice")
+        run_query(limited, "SELECT 1", user="alice")
     assert str(busy.value).startswith("You have 2 queries running, the most one user may run")
     heavy.append(Running(limited, "bob"))
     wait_for(lambda: running_user_queries(limited) == 3, "bob's query running too")
     with pytest.raises(QueryBusy) as busy:
-        limited.user_query("SELECT 1", user="carol")
+        run_query(limited, "SELECT 1", user="carol")
     assert str(busy.value).startswith("3 queries are running, the most this service runs at once")
     assert all(query.thread.is_alive() for query in heavy), "the heavy queries still run"
     limited.cancel_user_queries()
@@ -89,7 +89,7 @@ def test_heavy_user_queries_leave_the_collector_alone_and_the_caps_answer_at_onc
         assert isinstance(query.error, QueryCancelled)
         assert str(query.error).startswith("The service is stopping and stopped the query")
     with pytest.raises(QueryCancelled):
-        limited.user_query("SELECT 1", user="dave")
+        run_query(limited, "SELECT 1", user="dave")
     assert limited.count() == len(rows), "the collector's session still works"
 
 
@@ -97,20 +97,9 @@ def test_a_query_is_held_to_its_memory_limit(tmp_path: Path) -> None:
     with ChdbLogStore(str(tmp_path / "logs"), QueryLimits(memory_mb=64)) as store:
         store.ensure_schema()
         with pytest.raises(QueryRefused) as refused:
-            store.user_query("SELECT groupArray(number) FROM numbers(100000000)")
+            run_query(store, "SELECT groupArray(number) FROM numbers(100000000)")
         assert str(refused.value) == (
             "The query needed more than 64 MB of memory, the most a query may use, and was "
             "stopped; narrow it with WHERE on eventTime, or aggregate, or select fewer columns."
         )
-        assert store.user_query("SELECT count() FROM numbers(1000)")[0].rows == [[1000]]
-
-
-def test_the_default_limits_and_a_bad_setting() -> None:
-    assert query_limits({}) == QueryLimits(seconds=120, memory_mb=2048, per_user=2, total=4)
-    assert query_limits({"KANDJI_BRIDGE_QUERIES": "8"}).total == 8
-    with pytest.raises(ConfigError) as bad:
-        query_limits({"KANDJI_BRIDGE_QUERY_MEMORY_MB": "2GB"})
-    assert str(bad.value) == (
-        "KANDJI_BRIDGE_QUERY_MEMORY_MB must be a number of megabytes from 16 to 1,048,576, "
-        "not '2GB'."
-    )
+        assert run_query(store, "SELECT count() FROM numbers(1000)").rows == [[1000]]

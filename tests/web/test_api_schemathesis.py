@@ -33,8 +33,8 @@ from kandji_bridge.errors import NotFound
 from kandji_bridge.inventory import mappings
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
-from kandji_bridge.web import auth
 from kandji_bridge.web.app import create_app
+from kandji_bridge.web.auth import sessions
 
 from .conftest import ADMIN, PASSWORD
 
@@ -233,7 +233,7 @@ def test_a_signed_in_browser_session_gets_declared_answers_too(world: World) -> 
     # The same with a session cookie and its CSRF token (as htmx sends it), fewer examples.
     admin = users.authenticate(world.runtime.state, ADMIN, PASSWORD)
     secret, csrf = users.start_session(world.runtime.state, admin.id)
-    world.headers, world.cookies = {"X-CSRF-Token": csrf}, {auth.SESSION_COOKIE: secret}
+    world.headers, world.cookies = {"X-CSRF-Token": csrf}, {sessions.SESSION_COOKIE: secret}
     failures = run_schemathesis(world, SESSION_EXAMPLES)
     assert not failures, "\n\n".join(failures)
     assert world.answers["GET /api/me"] == {200}

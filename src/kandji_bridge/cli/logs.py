@@ -20,6 +20,7 @@ from kandji_bridge.logs.collector import PassResult
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import LogStore, open_ready_store
 from kandji_bridge.operations.polling import PassFailed, sync_source
+from kandji_bridge.operations.queries import run_query
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
 
@@ -32,7 +33,7 @@ class Format(StrEnum):
 
 def open_store(settings: Settings) -> LogStore:
     """The log store, schema ensured; damaged parts the engine moved aside are said on stderr."""
-    store, notice = open_ready_store(settings.log_store)
+    store, notice = open_ready_store(settings.log_store, settings.query_limits)
     if notice:
         err.print(f"[yellow]Warning:[/yellow] {escape(notice)}")
     return store
@@ -199,15 +200,12 @@ def query(
     settings = app_context(ctx).settings()
     store = open_store(settings)
     try:
-        result, _ = store.user_query(sql, user="cli")
+        result = run_query(store, sql, user="cli")
     finally:
         store.close()
     if output is Format.json:
-        for row in result.rows:
-            sys.stdout.write(
-                orjson.dumps(dict(zip(result.columns, row, strict=True)), default=str).decode()
-                + "\n"
-            )
+        for record in result.records():
+            sys.stdout.write(orjson.dumps(record, default=str).decode() + "\n")
     elif output is Format.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)

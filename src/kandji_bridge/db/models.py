@@ -164,7 +164,7 @@ class Record(Base):
     collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), default="active")  # removed, archived
     data: Mapped[str] = mapped_column(Text, default="{}")  # {"field id": value}; empty: absent
-    # The values in lower case for the records table's search (inventory/keys.py).
+    # The values in lower case for the records table's search (assets/keys.py).
     search: Mapped[str] = mapped_column(Text, default="")
     created_run_id: Mapped[str | None] = mapped_column(
         ForeignKey("sync_runs.id", ondelete="SET NULL")

@@ -1,4 +1,4 @@
-"""Transform one Kandji audit event into a `kandji_logs` row, enrichment left to `enrich`.
+"""Transform: one Kandji audit event into a `kandji_logs` row, enrichment left to `enrich`.
 
 A row is a plain dict keyed by column name (see `schema.COLUMNS`). The columns in
 `OMITTED_DEFAULTS` (the src*/dst* details of an address and `enrichments`) are left out while they

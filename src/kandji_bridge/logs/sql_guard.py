@@ -1,6 +1,6 @@
 """Read-only SQL for every front end that runs SQL a person typed (`logs query`, the SQL page,
-its CSV download, `POST /api/logs/query`), applied by `LogStore.user_query`: ClickHouse's own
-parser decides.
+its CSV download, `POST /api/logs/query`), applied by `operations.queries.run_query`:
+ClickHouse's own parser decides.
 
 A prefix check is not enough: comments, case, whitespace, a second statement after `;` (chDB
 runs every statement of a multi-statement text), `INTO OUTFILE`, or a table function that reads
@@ -136,7 +136,7 @@ def run_read_only(
 ) -> tuple[QueryResult, bool]:
     """Run a read-only statement; with `limit`, at most that many rows and whether there were more.
 
-    `select` runs on a session that holds the time and memory `limits` (LogStore.user_query).
+    `select` runs on a session that holds the time and memory `limits` (LogStore.user_session).
     A SELECT runs inside the engine as a subquery bounded, with a `limit`, in rows; without one
     (the CSV download, `logs query`) a result of more than MAX_ROWS rows is refused, so
     `SELECT * FROM system.numbers` cannot fill the memory. Other statements (SHOW, DESCRIBE,

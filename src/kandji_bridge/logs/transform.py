@@ -1,4 +1,5 @@
-"""The transform stage as the collector runs it: a page of events in, rows and quarantine out."""
+"""Transform, as the collector runs it (source → transform → sink): a page of events in, rows and
+quarantine out; `normalize` makes the rows, `enrich` fills their IP and rule columns."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field

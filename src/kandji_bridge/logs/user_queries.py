@@ -11,25 +11,20 @@ At most `per_user` queries of one user and `total` of everyone run at once; one 
 at once (QueryBusy, HTTP 429) rather than queued, so it cannot tie up a web worker either.
 """
 
-import os
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from kandji_bridge.errors import BridgeError, ConfigError
+from kandji_bridge.errors import BridgeError
 
 if TYPE_CHECKING:
     from kandji_bridge.logs.store import QueryResult
 
-ENV_QUERY_SECONDS = "KANDJI_BRIDGE_QUERY_SECONDS"
-ENV_QUERY_MEMORY_MB = "KANDJI_BRIDGE_QUERY_MEMORY_MB"
-ENV_QUERIES_PER_USER = "KANDJI_BRIDGE_QUERIES_PER_USER"
-ENV_QUERIES = "KANDJI_BRIDGE_QUERIES"
 # What every user query's log_comment starts with: KILL QUERY finds them by it.
 COMMENT_PREFIX = "kandji-bridge user query "
 # How long closing the store waits for cancelled queries to hand their session back.
@@ -46,6 +41,8 @@ class QueryCancelled(BridgeError):
 
 @dataclass(frozen=True)
 class QueryLimits:
+    """Set from KANDJI_BRIDGE_QUERY_* (config.Settings.query_limits)."""
+
     seconds: int = 120  # max_execution_time
     memory_mb: int = 2048  # max_memory_usage
     per_user: int = 2
@@ -61,31 +58,6 @@ class QueryLimits:
             "os_thread_priority": 19,
             "log_comment": comment,
         }
-
-
-def query_limits(env: Mapping[str, str] | None = None) -> QueryLimits:
-    """The limits from the environment; each unset one keeps its default."""
-    env = os.environ if env is None else env
-    default = QueryLimits()
-    return QueryLimits(
-        seconds=_bounded(env, ENV_QUERY_SECONDS, default.seconds, 1, 86_400, "a number of seconds"),
-        memory_mb=_bounded(
-            env, ENV_QUERY_MEMORY_MB, default.memory_mb, 16, 1_048_576, "a number of megabytes"
-        ),
-        per_user=_bounded(env, ENV_QUERIES_PER_USER, default.per_user, 1, 1000, "a count"),
-        total=_bounded(env, ENV_QUERIES, default.total, 1, 1000, "a count"),
-    )
-
-
-def _bounded(
-    env: Mapping[str, str], name: str, default: int, low: int, high: int, what: str
-) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"{name} must be {what} from {low:,} to {high:,}, not {text!r}.")
-    return int(text)
 
 
 class UserSession(Protocol):

@@ -49,7 +49,7 @@ def run_serve(
     with contextlib.ExitStack() as resources:
         resources.callback(sock.close)
         state = resources.enter_context(open_state(settings))
-        store, damage = open_ready_store(settings.log_store)
+        store, damage = open_ready_store(settings.log_store, settings.query_limits)
         resources.callback(store.close)
         if damage:
             print(f"Warning: {damage}", file=sys.stderr, flush=True)

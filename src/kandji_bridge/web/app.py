@@ -16,22 +16,28 @@ from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import allow, auth, logs, system
+from kandji_bridge.web import allow, system
+from kandji_bridge.web.auth import api as auth_api
+from kandji_bridge.web.auth import pages as auth_pages
+from kandji_bridge.web.auth import sessions
+from kandji_bridge.web.auth.throttle import LoginThrottle
 from kandji_bridge.web.collections import api as collections_api
 from kandji_bridge.web.collections import pages as collections_pages
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
 from kandji_bridge.web.integrations import api as integrations_api
 from kandji_bridge.web.integrations import pages as integrations_pages
+from kandji_bridge.web.logs import api as logs_api
+from kandji_bridge.web.logs import pages as logs_pages
 from kandji_bridge.web.sources import api as sources_api
 from kandji_bridge.web.sources import pages as sources_pages
 from kandji_bridge.web.templating import STATIC_DIR, render
 
 # Each feature's (pages router, api router), in the order their routes are matched.
 FEATURES = (
-    (auth.pages, auth.api),
+    (auth_pages.pages, auth_api.api),
     (system.pages, system.api),
     (sources_pages.pages, sources_api.api),
-    (logs.pages, logs.api),
+    (logs_pages.pages, logs_api.api),
     (integrations_pages.router, integrations_api.router),
     (collections_pages.router, collections_api.router),
 )
@@ -47,11 +53,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         openapi_url=None,  # served behind login by `system`
     )
     app.state.runtime = runtime
-    app.state.login_throttle = auth.LoginThrottle()
+    app.state.login_throttle = LoginThrottle()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.public)
-    app.include_router(auth.public)
-    signed_in = [Depends(auth.require_user)]
+    app.include_router(auth_pages.public)
+    signed_in = [Depends(sessions.require_user)]
     for pages, api in FEATURES:
         app.include_router(pages, dependencies=signed_in)
         app.include_router(api, prefix="/api", dependencies=signed_in, responses=ERROR_RESPONSES)
@@ -60,7 +66,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def home() -> Response:
         return RedirectResponse("/sources", status_code=303)
 
-    auth.install_handlers(app)
+    sessions.install_handlers(app)
     allow.install(app)
     _install_error_handlers(app)
     return app
@@ -74,7 +80,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = _status(exc)
         # Past the query caps, or while stopping: the same request may work a little later.
         headers = {"Retry-After": "10"} if status in (429, 503) else None
-        if not auth.wants_html(request):
+        if not sessions.wants_html(request):
             return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
         context = {"title": "Not found" if status == 404 else "Error", "message": str(exc)}
         page = render(request, "error.html", context, status_code=status)
@@ -85,7 +91,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(_problem(error) for error in exc.errors())
         message = f"The request is not valid: {problems}."
-        if not auth.wants_html(request):
+        if not sessions.wants_html(request):
             # Without each error's `input`: it can be the whole body, a Kandji token included.
             errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
             return JSONResponse(

@@ -21,9 +21,9 @@ from kandji_bridge import users
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.service.serve import run_serve
-from kandji_bridge.web import auth
+from kandji_bridge.web.auth import sessions, throttle
 
-from .conftest import ADMIN, PASSWORD
+from ..conftest import ADMIN, PASSWORD
 
 CLI = (sys.executable, "-m", "kandji_bridge")
 SERVING = re.compile(r"Serving on (http://\S+)")
@@ -55,11 +55,11 @@ class SignInForm:
     def __init__(self, url: str) -> None:
         self.url = url
         form = httpx.get(f"{url}/login")
-        self.cookie = form.cookies[auth.LOGIN_CSRF_COOKIE]
+        self.cookie = form.cookies[sessions.LOGIN_CSRF_COOKIE]
         self.csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)[1]
 
     def post(self, username: str, password: str, forwarded_for: str = "") -> int:
-        headers = {"Cookie": f"{auth.LOGIN_CSRF_COOKIE}={self.cookie}"}
+        headers = {"Cookie": f"{sessions.LOGIN_CSRF_COOKIE}={self.cookie}"}
         if forwarded_for:
             headers["X-Forwarded-For"] = forwarded_for
         data = {"username": username, "password": password, "csrf_token": self.csrf}
@@ -96,8 +96,8 @@ def test_sixty_parallel_wrong_passwords_get_only_the_limit_of_checks(
 
         with ThreadPoolExecutor(60) as pool:
             codes = Counter(pool.map(guess, range(60)))
-        assert codes == {401: auth.LOGIN_FAILURES_PER_USERNAME, 429: 55}
-        assert password_checks["argon2"] == auth.LOGIN_FAILURES_PER_USERNAME
+        assert codes == {401: throttle.LOGIN_FAILURES_PER_USERNAME, 429: 55}
+        assert password_checks["argon2"] == throttle.LOGIN_FAILURES_PER_USERNAME
         assert form.post(ADMIN, PASSWORD) == 429, "the right password is throttled too"
 
 
@@ -126,9 +126,9 @@ def test_rotating_x_forwarded_for_does_not_escape_the_throttle(home: Path) -> No
         form = SignInForm(url)
         codes = [
             form.post(f"user{n}", "wrong password", forwarded_for=f"203.0.113.{n}")
-            for n in range(auth.LOGIN_FAILURES_PER_ADDRESS + 2)
+            for n in range(throttle.LOGIN_FAILURES_PER_ADDRESS + 2)
         ]
-    assert codes == [401] * auth.LOGIN_FAILURES_PER_ADDRESS + [429, 429]
+    assert codes == [401] * throttle.LOGIN_FAILURES_PER_ADDRESS + [429, 429]
 
 
 def test_a_listed_proxy_s_x_forwarded_for_is_the_client(home: Path) -> None:
@@ -149,7 +149,7 @@ def test_a_listed_proxy_s_x_forwarded_for_is_the_client(home: Path) -> None:
                 break
         assert match, process.stderr.read()
         form = SignInForm(match[1])
-        limit = auth.LOGIN_FAILURES_PER_ADDRESS
+        limit = throttle.LOGIN_FAILURES_PER_ADDRESS
         forwarded = [
             form.post(f"user{n}", "wrong password", forwarded_for=f"203.0.113.{n}")
             for n in range(limit + 2)
@@ -164,12 +164,12 @@ def test_a_listed_proxy_s_x_forwarded_for_is_the_client(home: Path) -> None:
 
 def test_the_throttle_forgets_addresses_whose_failures_expired() -> None:
     now = [0.0]
-    throttle = auth.LoginThrottle(clock=lambda: now[0])
+    counted = throttle.LoginThrottle(clock=lambda: now[0])
     for n in range(1_000):
-        throttle.begin(f"198.51.100.{n % 250}", f"user{n}")
-    assert len(throttle) == 1_250  # 250 addresses, 1,000 address+username pairs
-    now[0] += auth.LOGIN_WINDOW_SECONDS + auth.LOGIN_SWEEP_SECONDS
-    throttle.begin("192.0.2.1", ADMIN)
-    assert len(throttle) == 2, "keys with no failure left in the window were kept"
-    throttle.succeeded(throttle.begin("192.0.2.2", ADMIN))
-    assert len(throttle) == 2, "a successful sign-in left empty keys behind"
+        counted.begin(f"198.51.100.{n % 250}", f"user{n}")
+    assert len(counted) == 1_250  # 250 addresses, 1,000 address+username pairs
+    now[0] += throttle.LOGIN_WINDOW_SECONDS + throttle.LOGIN_SWEEP_SECONDS
+    counted.begin("192.0.2.1", ADMIN)
+    assert len(counted) == 2, "keys with no failure left in the window were kept"
+    counted.succeeded(counted.begin("192.0.2.2", ADMIN))
+    assert len(counted) == 2, "a successful sign-in left empty keys behind"

@@ -10,10 +10,12 @@ from starlette.routing import Mount
 
 from kandji_bridge import users
 from kandji_bridge.service.runtime import Runtime
-from kandji_bridge.web import auth, system
+from kandji_bridge.web import system
 from kandji_bridge.web.app import create_app
+from kandji_bridge.web.auth import pages as auth_pages
+from kandji_bridge.web.auth import sessions, throttle
 
-from .conftest import ADMIN, PASSWORD, sign_in
+from ..conftest import ADMIN, PASSWORD, sign_in
 
 OPEN_PATHS = {"/healthz", "/login", "/setup/{secret}"}
 
@@ -32,7 +34,7 @@ def all_routes(app: FastAPI) -> list[tuple[str, set[str]]]:
 
 
 def test_only_healthz_and_sign_in_are_open() -> None:
-    public = [route.path for module in (auth, system) for route in module.public.routes]
+    public = [route.path for module in (auth_pages, system) for route in module.public.routes]
     assert set(public) == OPEN_PATHS
 
 
@@ -83,7 +85,7 @@ def state_changing_routes(app: FastAPI) -> list[tuple[str, str]]:
     return [
         (method, path)
         for path, methods in all_routes(app)
-        for method in sorted(methods - auth.SAFE_METHODS)
+        for method in sorted(methods - sessions.SAFE_METHODS)
         if path not in OPEN_PATHS
     ]
 
@@ -155,7 +157,7 @@ def test_sign_in_is_also_limited_per_address_across_usernames(
             return client.post("/login", data=data).status_code
 
         # Four tries per name stays under the per-name limit; the address limit (20) still bites.
-        codes = [attempt(f"user{n // 4}") for n in range(auth.LOGIN_FAILURES_PER_ADDRESS)]
+        codes = [attempt(f"user{n // 4}") for n in range(throttle.LOGIN_FAILURES_PER_ADDRESS)]
         assert set(codes) == {401}
         assert attempt("someone-else") == 429
         assert attempt(ADMIN, PASSWORD) == 429
@@ -381,7 +383,7 @@ def read_only_routes(app: FastAPI) -> list[tuple[str, str]]:
             continue
         endpoint = f"{route.endpoint.__module__}.{route.endpoint.__qualname__}"
         for method in sorted(route.methods - {"HEAD"}):
-            if method in auth.SAFE_METHODS or endpoint in auth.READ_ONLY_ENDPOINTS:
+            if method in sessions.SAFE_METHODS or endpoint in sessions.READ_ONLY_ENDPOINTS:
                 found.append((method, route.path))
     return found
 

@@ -35,7 +35,7 @@ from kandji_bridge.logs.store import (
     sql_string,
 )
 
-from .conftest import RECEIVED_AT, REPO_ROOT, SOURCE_ID, WORKSPACE_ID, Event
+from ..conftest import RECEIVED_AT, REPO_ROOT, SOURCE_ID, WORKSPACE_ID, Event
 
 ENV_CLICKHOUSE = "KANDJI_BRIDGE_TEST_CLICKHOUSE_URL"
 
@@ -385,6 +385,55 @@ def test_chdb_folder_that_cannot_be_created(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(LogStoreError, match="Cannot create the log store folder"):
         open_log_store(f"chdb://{blocker / 'logs'}")
+
+
+@pytest.mark.parametrize("url", ["clickhouse://kb:s3cret@127.0.0.1:9/logs", "clickhouses://h/db"])
+def test_a_server_url_without_clickhouse_connect_names_the_pip_command(
+    tmp_path: Path, url: str
+) -> None:
+    # A real `logs query` in a process where clickhouse-connect cannot be imported, as when
+    # kandji-bridge was installed without the [clickhouse] extra.
+    script = (
+        "import sys\n"
+        "sys.modules['clickhouse_connect'] = None\n"
+        "from kandji_bridge.cli import main\n"
+        "main(['logs', 'query', 'SELECT 1'])\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), *sys.path]),
+        "KANDJI_BRIDGE_HOME": str(tmp_path / "home"),
+        "KANDJI_BRIDGE_LOG_STORE": url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        f"Error: The log store {mask_url(url)} is a ClickHouse server, which needs "
+        "clickhouse-connect; install it with pip install 'kandji-bridge[clickhouse]', or set "
+        "KANDJI_BRIDGE_LOG_STORE to chdb://<folder> for the embedded store."
+    )
+    assert "s3cret" not in done.stdout + done.stderr
+
+
+def test_the_embedded_store_runs_without_clickhouse_connect(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['clickhouse_connect'] = None\n"
+        "from kandji_bridge.cli import main\n"
+        "main(['logs', 'query', 'SELECT count() AS n FROM kandji_logs', '--format', 'csv'])\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), *sys.path]),
+        "KANDJI_BRIDGE_HOME": str(tmp_path / "home"),
+    }
+    env.pop("KANDJI_BRIDGE_LOG_STORE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert (done.returncode, done.stdout) == (0, "n\n0\n"), done.stderr
 
 
 def test_mask_url() -> None:

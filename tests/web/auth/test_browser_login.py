@@ -2,7 +2,7 @@
 
 import re
 
-from .conftest import ADMIN
+from ..conftest import ADMIN
 
 
 def test_sign_in_and_out_in_a_browser(page, screenshot) -> None:

@@ -7,7 +7,7 @@ import sys
 from geoip2fast import GeoIP2Fast
 
 from kandji_bridge.logs.enrich import GEOIP2FAST_DATA, Geoip2FastDatabase
-from kandji_bridge.logs.geoip2fast_compact import Wide, load_compact
+from kandji_bridge.logs.enrich.geoip2fast_compact import Wide, load_compact
 
 
 def load() -> GeoIP2Fast:

@@ -1,0 +1,306 @@
+"""The embedded store (`chdb://<path>`, the default): ClickHouse in this process through chDB.
+
+Only one process may own a path: chDB holds an flock on `<path>/status` while open, and a second
+process fails with a bare "Error initializing EmbeddedServer" (the reason, "Cannot lock file",
+goes to stderr). So the store probes that lock first and raises StoreBusy with a sentence that
+says what to do. Within one process, sessions on the same path share one engine, and a process
+can hold only one path at a time (chDB refuses another path while one is open; once every session
+of it is closed, another path opens fine, and the same path reopens with its data). A store
+killed with -9 leaves `status` unlocked; the next open takes it over.
+
+One ChdbLogStore may be shared by threads (the service's collector job and its web requests):
+chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
+insert open fails ("Cannot run a query while a streaming insert is active on this connection"),
+so the store serializes its calls on the session with a lock. SQL that people type does not take
+that lock: `user_session` runs it on sessions of its own (`user_queries`), which run alongside the
+collector's session on the same engine (measured in benchmarks/heavy_queries.py).
+"""
+
+# Every value reaches SQL through sql_string or a table name of ours: no S608 findings to act on.
+# ruff: noqa: S608
+
+import contextlib
+import fcntl
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kandji_bridge.logs.schema import CHDB_DDL, CHDB_TABLE_SETTINGS, LOGS_TABLE
+from kandji_bridge.logs.store.disk import DISK_MARKERS, FULL_BELOW, RUN_AGAIN, disk_state
+from kandji_bridge.logs.store.interface import (
+    LogStoreError,
+    QueryResult,
+    StoreBusy,
+    StoreWriteError,
+)
+from kandji_bridge.logs.store.sql import (
+    INSERT_SETTINGS,
+    SESSION_SETTINGS,
+    first_line,
+    parse_json_compact,
+    query_error,
+    settings_clause,
+    sql_string,
+)
+from kandji_bridge.logs.store.sql_store import SqlLogStore
+from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
+
+_PURGE_INTERVAL = 1.0  # seconds between two purges of the engine's freed pages
+# Paths this process has open: its own flock on <path>/status must not read as another owner's.
+_open_here: Counter[str] = Counter()
+
+
+class ChdbLogStore(SqlLogStore):
+    """The embedded store: one chDB session on a folder (or ":memory:")."""
+
+    def __init__(self, path: str, limits: QueryLimits | None = None) -> None:
+        from chdb import session  # imported here: loading the engine costs time and memory
+
+        in_memory = path == ":memory:"
+        self.path = path if in_memory else os.path.realpath(Path(path).expanduser())
+        self.display_url = f"chdb://{self.path}"
+        self._session = None
+        self._user_queries = UserQueries(
+            limits or QueryLimits(), self._open_user_session, self._kill_user_queries
+        )
+        self._lock = threading.Lock()  # see the module docstring: one call at a time
+        self._purge = True
+        self._purged_at = float("-inf")
+        self._rows_seen: dict[str, int] = {}  # each table's count() after this store's last insert
+        if not in_memory:
+            try:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LogStoreError(
+                    f"Cannot create the log store folder {self.path} ({exc.strerror}); "
+                    "set KANDJI_BRIDGE_LOG_STORE to chdb://<a folder you can write to>."
+                ) from exc
+            if not _open_here[self.path] and _owned_elsewhere(self.path):
+                raise _busy(self.path)
+        try:
+            self._session = session.Session(self.path)
+        except RuntimeError as exc:
+            if not in_memory and not _open_here[self.path] and _owned_elsewhere(self.path):
+                raise _busy(self.path) from exc
+            raise _open_error(self.path, exc) from exc
+        _open_here[self.path] += 1
+        self._session.query(f"SET {settings_clause(SESSION_SETTINGS)}")
+        self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {settings_clause(INSERT_SETTINGS)}"
+
+    def ensure_schema(self) -> None:
+        super().ensure_schema()
+        # Brings a table created by an earlier version up to date, only when it needs it (as the
+        # index above).
+        engine = self._select(
+            "SELECT engine_full FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = {sql_string(LOGS_TABLE)}"
+        )
+        if not all(
+            f"{key} = {value}" in engine.rows[0][0] for key, value in CHDB_TABLE_SETTINGS.items()
+        ):
+            self._execute(CHDB_DDL)
+
+    def _execute(self, sql: str) -> None:
+        try:
+            with self._lock:
+                self._open_session().query(sql)
+        except RuntimeError as exc:
+            raise self._engine_error(exc) from exc
+
+    def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
+        bound = {name: _escaped(value) for name, value in params.items()} if params else None
+        try:
+            with self._lock:
+                session = self._open_session()
+                try:
+                    payload = session.query(sql, "JSONCompact", params=bound).bytes()
+                except RuntimeError:
+                    _drain(session)
+                    raise
+        except RuntimeError as exc:
+            raise query_error(exc) from exc
+        return parse_json_compact(payload)
+
+    def _insert_json(self, table: str, body: bytes, rows: int) -> bool:
+        """Insert, then confirm by the table's row count: True when it grew by exactly `rows`.
+
+        The streaming insert reports success, and its `rows_written`, even when nothing reached
+        the disk (measured with chDB 4.4 on a full disk and on a folder remounted read-only: no
+        error, rows_written 500, count() unchanged). count() without a filter is read from the
+        parts' metadata, ~1.5 ms; the count after the previous insert stands for the count
+        before this one, so confirming costs one query. Anything else that changed the count
+        meanwhile (a TTL or deduplicating merge, another session on this folder) reads as a
+        mismatch, and the caller then checks the rows themselves.
+        """
+        try:
+            with self._lock:
+                session = self._open_session()
+                before = self._rows_seen.pop(table, None)
+                if before is None:
+                    before = _row_count(session, table)
+                prefix = self._insert_prefix.format(table=table)
+                with session.send_insert(prefix, "JSONEachRow") as inserter:
+                    inserter.append(body)
+                    inserter.finish()
+                after = _row_count(session, table)
+                self._rows_seen[table] = after
+                self._release_freed_memory()
+        except RuntimeError as exc:
+            raise self._engine_error(exc) from exc
+        return after == before + rows
+
+    def _engine_error(self, exc: Exception) -> LogStoreError:
+        """A full disk or a read-only folder said as such; other refusals as the engine put them."""
+        message = str(exc)
+        if any(marker in message for marker in DISK_MARKERS) and self.path != ":memory:":
+            return StoreWriteError(
+                f"The log store could not write to {self.path}: {disk_state(self.path, self.path)}"
+            )
+        return query_error(exc)
+
+    def _write_error(self, table: str, missing: int, rows: int) -> StoreWriteError:
+        folder = self.path
+        if folder != ":memory:":
+            with contextlib.suppress(LogStoreError, IndexError):
+                folder = self._select(
+                    "SELECT data_paths[1] FROM system.tables "
+                    f"WHERE database = currentDatabase() AND name = {sql_string(table)}"
+                ).rows[0][0]
+        lost = f"The log store did not store {missing:,} of the {rows:,} rows written to {table}"
+        if folder == ":memory:":
+            return StoreWriteError(f"{lost}, without an error; {RUN_AGAIN}")
+        return StoreWriteError(f"{lost}: {disk_state(self.path, folder)}")
+
+    def _release_freed_memory(self) -> None:
+        """Hand the pages the engine has freed back to the OS, at most once a second.
+
+        chDB's allocator (jemalloc) keeps freed pages for reuse and returns them after a decay
+        time; during a backfill, inserts and merges free memory faster than it decays, and those
+        idle pages were 40-50 MB of the process's resident memory. The purge itself takes about
+        0.1 ms, but the next insert then faults its pages in again (zeroed by the kernel): after
+        every 5,000-row insert that was ~3 µs of CPU per row, 20% of the insert. Once a second
+        keeps the memory bound and leaves most inserts the pages the previous one freed.
+        Builds without jemalloc refuse the statement: then it is not tried again.
+        """
+        if self._purge and time.monotonic() - self._purged_at >= _PURGE_INTERVAL:
+            try:
+                self._session.query("SYSTEM JEMALLOC PURGE")
+            except RuntimeError:
+                self._purge = False
+            self._purged_at = time.monotonic()
+
+    def _open_session(self) -> Any:
+        if self._session is None:
+            raise LogStoreError("The log store is closed; open it again to run this.")
+        return self._session
+
+    def _open_user_session(self, comment: str) -> "_ChdbUserSession":
+        """Another session on the same engine (and data), read-only, with the user limits."""
+        from chdb import session
+
+        self._open_session()  # the engine stays up only while the store's own session is open
+        try:
+            opened = session.Session(self.path)
+        except RuntimeError as exc:
+            raise query_error(exc) from exc
+        settings = {**SESSION_SETTINGS, **self._user_queries.limits.engine_settings(comment)}
+        try:
+            opened.query(f"SET {settings_clause(settings)}")
+            opened.query("SET readonly = 1")  # last: from here on no setting can change
+        except RuntimeError as exc:
+            opened.close()
+            raise query_error(exc) from exc
+        return _ChdbUserSession(opened)
+
+    def close(self) -> None:
+        self._user_queries.close()  # first: it stops running user queries through the session
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+                _open_here[self.path] -= 1
+
+
+def _row_count(session: Any, table: str) -> int:
+    return int(session.query(f"SELECT count() FROM {table}", "CSV").bytes())
+
+
+def _owned_elsewhere(path: str) -> bool:
+    """Whether another process holds chDB's lock on <path>/status right now."""
+    try:
+        fd = os.open(Path(path) / "status", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _busy(path: str) -> StoreBusy:
+    return StoreBusy(
+        f"The log store {path} is in use by another kandji-bridge process (is `serve` "
+        "running?); stop it, or run the command through the running service."
+    )
+
+
+def _open_error(path: str, exc: Exception) -> LogStoreError:
+    message = str(exc)
+    if "already initialized with path" in message:
+        return LogStoreError(
+            f"This process already has another embedded log store open, so {path} cannot be "
+            "opened too; close the other store first."
+        )
+    try:
+        unwritable = bool(os.statvfs(path).f_flag & os.ST_RDONLY) or not os.access(path, os.W_OK)
+        full = shutil.disk_usage(path).free < FULL_BELOW
+    except OSError:
+        unwritable = full = False
+    if unwritable or full:  # chDB says only "Error initializing EmbeddedServer" then
+        return StoreWriteError(f"Cannot open the log store {path}: {disk_state(path, path)}")
+    return LogStoreError(f"Cannot open the log store {path}: {first_line(exc)}")
+
+
+def _escaped(value: str) -> str:
+    """A parameter value in ClickHouse's escaped text format, as the engine reads it."""
+    return value.translate(_ESCAPES)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _drain(session: Any) -> None:
+    """A query that fails while it runs (stopped by max_execution_time, or a value it cannot
+    convert, such as toUInt32('abc')) leaves its partial output in the chDB session, in front of
+    the next query's, which then cannot be parsed (seen with chDB 4.4): one throwaway query takes
+    it. After a query that failed before running, it is just a SELECT 1."""
+    with contextlib.suppress(RuntimeError):
+        session.query("SELECT 1", "JSONCompact").bytes()
+
+
+class _ChdbUserSession:
+    """A user-query session: used by one query at a time (UserQueries hands it out)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def select(self, sql: str) -> QueryResult:
+        try:
+            payload = self._session.query(sql, "JSONCompact").bytes()
+        except RuntimeError as exc:
+            _drain(self._session)  # a stopped query's output must not reach the next one
+            raise query_error(exc) from exc
+        return parse_json_compact(payload)
+
+    def close(self) -> None:
+        self._session.close()
