@@ -38,6 +38,10 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_renew(state: S
     assert leases.holders(state) == {JOB: "alive"}
 
 
+# Long enough that a lease cannot expire while a loaded machine runs the other contenders.
+RACE_TTL = 2.0
+
+
 def race(states: list[StateDB], job: str, tag: str) -> list[str]:
     """Every contender asks for `job` at the same moment; returns who got it."""
     barrier = threading.Barrier(len(states))
@@ -45,7 +49,7 @@ def race(states: list[StateDB], job: str, tag: str) -> list[str]:
 
     def contend(index: int) -> None:
         barrier.wait()
-        if leases.acquire(states[index], job, f"{tag}-{index}", ttl=0.2):
+        if leases.acquire(states[index], job, f"{tag}-{index}", ttl=RACE_TTL):
             won.append(f"{tag}-{index}")
 
     threads = [threading.Thread(target=contend, args=(i,)) for i in range(len(states))]
@@ -61,7 +65,7 @@ def test_of_many_racing_processes_exactly_one_gets_the_job(state: StateDB) -> No
     states = [open_state(state.settings) for _ in range(6)]
     try:
         assert len(race(states, JOB, "new")) == 1, "a job nobody held"
-        time.sleep(0.3)  # that lease (ttl 0.2) has expired: race for it
+        time.sleep(RACE_TTL + 0.1)  # that lease has expired: race for it
         assert len(race(states, JOB, "expired")) == 1, "an expired lease"
         assert len(race(states, "mapping:m1", "other")) == 1, "another job"
     finally:
