@@ -25,6 +25,10 @@ class SimulatorConfig:
     rate_per_hour: float = 10000
     fault_rate: float = 0  # fraction of API requests that fail in one of the FAULT_KINDS ways
     now: datetime | None = None  # end of the generated history; None = the real clock (UTC)
+    # The tenant's clock after `now`: False, `now` plus the time since start (tests fix `now`
+    # and still see time pass); True, the real UTC clock, so a tenant started again later with
+    # the same seed and `now` is the same tenant, with the live events of the time in between.
+    wall_clock: bool = False
     # Live mode: this fraction of new events arrive late, with occurred_at up to
     # late_event_max_seconds in the past, as events delivered out of order do on a real tenant.
     late_event_rate: float = 0
