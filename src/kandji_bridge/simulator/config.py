@@ -16,8 +16,8 @@ class SimulatorConfig:
     events: int = 2000  # audit events in the history
     history_days: int = 365
     seed: int = 1
-    # Token value -> its permission keys ("audit", "devices", "details"). Empty: one token with
-    # all three, derived from the seed.
+    # Token value -> its permission keys ("audit", "devices", "details", "admins"). Empty: one
+    # token with all of them, derived from the seed.
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     events_per_minute: float = 0  # live mode: new audit events per minute, 0 = off
     # Requests allowed in any 1-second / 3,600-second window, for the whole tenant; 0 = no limit.
@@ -60,11 +60,11 @@ def resolved_tokens(config: SimulatorConfig) -> dict[str, frozenset[str]]:
 
 
 def parse_token_option(value: str) -> tuple[str, frozenset[str]]:
-    """`VALUE[:PERMS]` from `simulate --token`; PERMS is a comma list of audit, devices, details."""
+    """`VALUE[:PERMS]` from `simulate --token`; PERMS is a comma list of permission keys."""
     token, sep, perms_text = value.partition(":")
     if not token:
         raise ValueError(
-            f"Token option {value!r} has no token value; use VALUE[:audit,devices,details]."
+            f"Token option {value!r} has no token value; use VALUE[:{','.join(BY_KEY)}]."
         )
     if not sep:
         return token, PERMISSION_KEYS
@@ -72,6 +72,6 @@ def parse_token_option(value: str) -> tuple[str, frozenset[str]]:
     unknown = sorted(perms - PERMISSION_KEYS)
     if unknown:
         raise ValueError(
-            f"Unknown token permission {unknown[0]!r}; use a comma list of audit, devices, details."
+            f"Unknown token permission {unknown[0]!r}; use a comma list of {', '.join(BY_KEY)}."
         )
     return token, perms
