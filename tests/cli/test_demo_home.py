@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from kandji_bridge import sources, users
 from kandji_bridge.cli.demo import (
@@ -23,8 +24,10 @@ from kandji_bridge.cli.demo import (
     NO_AUDIT_SOURCE,
     SOURCE_NAME,
     TENANT_FILE,
+    cli_commands,
+    demo_settings,
 )
-from kandji_bridge.config import load_settings
+from kandji_bridge.config import ENV_DATABASE_URL, ENV_LOG_STORE, ENV_SECRET_KEY, load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS
 
@@ -175,3 +178,24 @@ def test_demo_refuses_a_home_that_holds_a_real_setup(home: Path, tmp_path: Path)
     assert "holds no demo, so the demo leaves it alone" in run.stderr
     assert "Traceback" not in run.stderr
     assert (real / "state.db").read_bytes() == before
+
+
+def test_the_demo_never_uses_the_state_db_log_store_or_key_of_the_users_setup(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users_setup = {
+        ENV_DATABASE_URL: "postgresql+psycopg://kb:secret@db.example/kb",
+        ENV_LOG_STORE: "clickhouse://kb:secret@ch.example:8123/kb",
+        ENV_SECRET_KEY: "the-users-key",
+    }
+    for name, value in users_setup.items():
+        monkeypatch.setenv(name, value)
+    settings, chosen = demo_settings(load_settings())
+    assert not chosen
+    assert settings.home == home / DEMO_FOLDER
+    assert settings.database_url == f"sqlite:///{home / DEMO_FOLDER / 'state.db'}"
+    assert settings.log_store == f"chdb://{home / DEMO_FOLDER / 'logs'}"
+    assert settings.secret_key is None
+    # The commands it prints would reach the user's setup with these set: they unset them first.
+    lines = cli_commands(settings.home, "127.0.0.1:9")
+    assert lines[0] == f"unset {' '.join(users_setup)}"
