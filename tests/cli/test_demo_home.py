@@ -26,9 +26,11 @@ from kandji_bridge.cli.demo import (
     TENANT_FILE,
     cli_commands,
     demo_settings,
+    open_demo_home,
 )
 from kandji_bridge.config import ENV_DATABASE_URL, ENV_LOG_STORE, ENV_SECRET_KEY, load_settings
 from kandji_bridge.db import open_state
+from kandji_bridge.errors import BridgeError
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS
 
 DEVICES, EVENTS = 5, 50
@@ -199,3 +201,15 @@ def test_the_demo_never_uses_the_state_db_log_store_or_key_of_the_users_setup(
     # The commands it prints would reach the user's setup with these set: they unset them first.
     lines = cli_commands(settings.home, "127.0.0.1:9")
     assert lines[0] == f"unset {' '.join(users_setup)}"
+
+
+def test_a_demo_home_keeps_its_tenant_when_other_sizes_are_asked(tmp_path: Path) -> None:
+    demo_home = tmp_path / "demo"
+    tenant, notice = open_demo_home(demo_home, 5, 50)
+    assert notice is None
+    again, notice = open_demo_home(demo_home, 200, 5000)
+    assert again == tenant  # the events already stored are this tenant's
+    assert notice is not None and "5 devices and 50 audit events" in notice
+    (demo_home / TENANT_FILE).write_text("{not json")
+    with pytest.raises(BridgeError, match="unreadable; remove"):
+        open_demo_home(demo_home, 5, 50)
