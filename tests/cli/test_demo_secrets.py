@@ -3,8 +3,8 @@ poll the source, sync the mapping, every page and API read, a few refused reques
 the token), never shows its Kandji token: not in stdout or stderr, not in any HTTP answer, not
 in any file under its home (state DB, key file, log store), not in what the log store holds.
 
-The demo's tenant is seeded, so the test knows the token the demo registers without the demo
-printing it. The demo account's password and setup link are printed by design; only the Kandji
+The demo's tenant is seeded, so the test knows the two tokens the demo registers without the demo
+printing them. The demo account's password and setup link are printed by design; only the Kandji
 token is searched for."""
 
 import base64
@@ -19,8 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from kandji_bridge.cli.demo import COLLECTION, MAPPING, SOURCE_NAME, simulator_config
-from kandji_bridge.simulator.config import resolved_tokens
+from kandji_bridge.cli.demo import COLLECTION, DEMO_FOLDER, MAPPING, SEED, SOURCE_NAME, demo_tokens
 
 DEVICES, EVENTS = 5, 50
 COMMAND = ["-m", "kandji_bridge", "--debug", "demo", "--port", "0", "--no-browser"]
@@ -148,7 +147,7 @@ def wait_for_data(client: httpx.Client) -> None:
 
 
 def test_a_demo_run_never_shows_its_kandji_token(home: Path) -> None:
-    (token,) = resolved_tokens(simulator_config(DEVICES, EVENTS))
+    token, no_audit_token = demo_tokens(SEED)
     demo, url, password, lines = start_demo(home)
     try:
         with httpx.Client(base_url=url, follow_redirects=False, timeout=30) as client:
@@ -158,7 +157,7 @@ def test_a_demo_run_never_shows_its_kandji_token(home: Path) -> None:
         allowed = re.search(r"export KANDJI_BRIDGE_ALLOWED_HOSTS=(\S+)", "".join(lines))[1]
         env = {
             **os.environ,
-            "KANDJI_BRIDGE_HOME": str(home),
+            "KANDJI_BRIDGE_HOME": str(home / DEMO_FOLDER),
             "KANDJI_BRIDGE_ALLOWED_HOSTS": allowed,
         }
         commands = [["verify", SOURCE_NAME], ["source", "list"], ["collection", "list"]]
@@ -196,6 +195,7 @@ def test_a_demo_run_never_shows_its_kandji_token(home: Path) -> None:
     assert any("logs" in path.relative_to(home).parts for path in files), "no log store files"
     for path in files:
         outputs[str(path.relative_to(home))] = path.read_bytes()
-    leaks = [name for name, data in outputs.items() if any(f in data for f in forms_of(token))]
-    assert leaks == [], f"the Kandji token shows in: {leaks}"
+    for value in (token, no_audit_token):
+        leaks = [name for name, data in outputs.items() if any(f in data for f in forms_of(value))]
+        assert leaks == [], f"a Kandji token shows in: {leaks}"
     assert len(outputs) > 50

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 AUDIT_PATH = "/api/v1/audit/events"
 DEVICES_PATH = "/api/v1/devices"
+ADMINS_PATH = "/api/v1/admins"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,11 @@ def kandji_audit(request: Request, server: "HostileKandji") -> Reply:
 def kandji_device_list(request: Request, server: "HostileKandji") -> Reply:
     offset = int(request.params.get("offset") or 0)
     return json_reply(server.devices[offset : offset + _limit(request, 300)])
+
+
+def no_admin_list(request: Request, server: "HostileKandji") -> Reply:
+    """Kandji's OpenAPI file does not document the admin list: by default, this server has none."""
+    return json_reply({"detail": "Not found."}, status=404)
 
 
 def kandji_device_details(request: Request, server: "HostileKandji") -> Reply:
@@ -313,6 +319,7 @@ class HostileKandji:
     audit: Behaviour = kandji_audit
     device_list: Behaviour = kandji_device_list
     device_details: Behaviour = kandji_device_details
+    admins: Behaviour = no_admin_list
     requests: list[Request] = field(default_factory=list)
     host_port: str = ""
 
@@ -335,6 +342,8 @@ class HostileKandji:
             return self.device_list(request, self)
         if request.path.startswith(DEVICES_PATH + "/") and request.path.endswith("/details"):
             return self.device_details(request, self)
+        if request.path == ADMINS_PATH:
+            return self.admins(request, self)
         return json_reply({"detail": "Not found."}, status=404)
 
     def count(self, path: str) -> int:

@@ -250,7 +250,13 @@ async def test_every_request_is_a_get_with_the_token_and_our_user_agent(
 
 def test_get_only_by_construction() -> None:
     public = {name for name in dir(KandjiClient) if not name.startswith("_")}
-    assert public == {"iter_audit_pages", "iter_device_pages", "get_device_details", "aclose"}
+    assert public == {
+        "iter_audit_pages",
+        "iter_device_pages",
+        "get_device_details",
+        "iter_admins",
+        "aclose",
+    }
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,12 @@ OS and get renamed, and each change has its audit event; the same seed replays t
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from kandji_bridge.simulator import catalog
 from kandji_bridge.simulator.server import RunningSimulator
+from kandji_bridge.simulator.state import MAX_CATCH_UP_EVENTS
 
 from .helpers import all_devices, client
 
@@ -106,3 +107,35 @@ def test_tests_can_change_the_tenant(simulator: RunningSimulator) -> None:
     assert renamed["new_state"]["device_name"] == device.device_name == "Front Desk"
     assert updated is not None and updated["new_state"]["os_version"] == device.os_version
     assert len(events) == 1200 + 7
+
+
+def test_on_the_wall_clock_a_tenant_started_again_serves_the_same_events(
+    simulator_factory: Callable[..., RunningSimulator],
+) -> None:
+    """The demo's restart: the same seed and end of history, started twice, serve the same
+    events with the same ids, the live ones due since the end of the history included."""
+    history_end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    fields = {
+        "devices": 10,
+        "events": 100,
+        "history_days": 30,
+        "now": history_end,
+        "wall_clock": True,
+        "events_per_minute": 3,
+    }
+    first = simulator_factory(**fields).events()
+    second = simulator_factory(**fields).events()
+    assert [e["id"] for e in second[: len(first)]] == [e["id"] for e in first]
+    live_ones = [e for e in first if datetime.fromisoformat(e["occurred_at"]) > history_end]
+    assert 29 <= len(live_ones) <= 31  # ten minutes at three a minute, on the real clock
+
+
+def test_after_a_long_stop_only_the_latest_live_events_are_caught_up(
+    simulator_factory: Callable[..., RunningSimulator],
+) -> None:
+    history_end = datetime.now(UTC) - timedelta(days=30)
+    simulator = simulator_factory(
+        devices=5, events=10, history_days=30, now=history_end, wall_clock=True,
+        events_per_minute=6,
+    )  # fmt: skip
+    assert len(simulator.events()) == 10 + MAX_CATCH_UP_EVENTS

@@ -363,3 +363,36 @@ class JobStatus(Base):
     last_error: Mapped[str | None] = mapped_column(Text)  # one sentence; NULL after a success
     runs: Mapped[int] = mapped_column(default=0)
     failures: Mapped[int] = mapped_column(default=0)
+
+
+# -- Actor names (logs/actors.py): who is behind an audit event's actor_id -------------------------
+
+
+class KandjiAdmin(Base):
+    """An admin of a source's tenant, as `GET /api/v1/admins` lists it: the person behind a
+    `user` actor id."""
+
+    __tablename__ = "kandji_admins"
+
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    admin_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    first_name: Mapped[str] = mapped_column(String(255), default="")
+    last_name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(64), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class KandjiAdminsRead(Base):
+    """When a source's admins were last read, and whether its token may read them: a 403 is
+    remembered, so the list is not asked for again on every poll."""
+
+    __tablename__ = "kandji_admins_reads"
+
+    source_id: Mapped[str] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_at: Mapped[datetime]
+    denied: Mapped[bool] = mapped_column(default=False)  # 403: the token lacks "List admins"

@@ -50,11 +50,13 @@ from kandji_bridge.kandji.payloads import (
     AuditPage,
     BadJSON,
     BadShape,
+    parse_admin_page,
     parse_audit_page,
     parse_device_details,
     parse_device_list,
 )
 from kandji_bridge.kandji.permissions import (
+    ADMINS,
     AUDIT_EVENTS,
     DEVICE_DETAILS,
     DEVICE_LIST,
@@ -85,6 +87,12 @@ START_SLACK = timedelta(seconds=1)
 OLD_PAGES_ALLOWED = 20
 AUDIT_EVENTS_LISTING = "audit events"
 DEVICE_LISTING = "device list"
+ADMINS_LISTING = "admin list"
+ADMINS_CYCLE = "repeated a page already read (a cursor cycle)"
+MAX_ADMIN_LIMIT = 300
+# A tenant has a handful of admins, a large one hundreds: more pages than this is a chain that
+# does not end.
+MAX_ADMIN_PAGES = 100
 CURSOR_CYCLE = "repeat a page already read (a cursor cycle)"
 REPORT_IT = (
     "try again later, and report it to Kandji support (or to whoever runs a proxy in between) "
@@ -346,6 +354,39 @@ class KandjiClient:
                     "else report it to Kandji support.",
                 )
             offset += len(devices)
+
+    async def iter_admins(self, *, limit: int = MAX_ADMIN_LIMIT) -> AsyncIterator[dict[str, Any]]:
+        """The tenant's admins (`id`, `email`, `first_name`, `last_name`, `role`, `is_active`),
+        following `next` as the audit pages do: only its cursor is used, on this client's own
+        base URL. A cursor or a page read before, or more than MAX_ADMIN_PAGES pages, raises
+        PagingError. A token without the permission raises PermissionDeniedError (403)."""
+        if not 1 <= limit <= MAX_ADMIN_LIMIT:
+            raise ValueError(f"limit must be 1..{MAX_ADMIN_LIMIT}")
+        params = {"limit": str(limit)}
+        cursor: str | None = None
+        cursors_read: set[bytes] = set()
+        pages_read: set[bytes] = set()
+        pages = 0
+        while True:
+            query = params if cursor is None else {**params, "cursor": cursor}
+            admins, next_cursor = await self._get(ADMINS, ADMINS.path, query, parse_admin_page)
+            pages += 1
+            page = _digest(str(admin["id"]) for admin in admins)
+            if admins and page in pages_read:
+                raise self._paging_error(ADMINS_LISTING, ADMINS_CYCLE, pages, REPORT_IT)
+            pages_read.add(page)
+            for admin in admins:
+                yield admin
+            if next_cursor is None or not admins:
+                return
+            if _digest([next_cursor]) in cursors_read:
+                raise self._paging_error(ADMINS_LISTING, ADMINS_CYCLE, pages, REPORT_IT)
+            if pages >= MAX_ADMIN_PAGES:
+                raise self._paging_error(
+                    ADMINS_LISTING, "was still paging (a list that does not end)", pages, REPORT_IT
+                )
+            cursors_read.add(_digest([next_cursor]))
+            cursor = next_cursor
 
     async def get_device_details(self, device_id: str) -> dict[str, Any]:
         if not device_id:

@@ -1,4 +1,5 @@
-"""Kandji's response bodies, read and checked: audit pages (with each event's raw JSON), devices.
+"""Kandji's response bodies, read and checked: audit pages (with each event's raw JSON), devices,
+admins.
 
 A body that is not complete JSON raises BadJSON (the simulator and real networks cut bodies short,
 so another try may succeed); complete JSON of the wrong shape raises BadShape (it will not change).
@@ -121,6 +122,20 @@ def parse_device_list(body: bytes) -> tuple[list[dict[str, Any]], bool]:
         if not isinstance(device, dict) or not device.get("device_id"):
             raise BadShape(f"item {number} is not a device with a device_id")
     return devices, single
+
+
+def parse_admin_page(body: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """The admins of one `GET /api/v1/admins` page, and the cursor of the next page.
+
+    An admin is an object with an `id`; its other fields (`email`, `first_name`, `last_name`,
+    `role`, `is_active`) are the reader's to check, as Kandji may leave any of them out."""
+    value = _loads(body)
+    if not isinstance(value, dict) or not isinstance(value.get("results"), list):
+        raise BadShape('no "results" list')
+    for number, admin in enumerate(value["results"], 1):
+        if not isinstance(admin, dict) or not isinstance(admin.get("id"), str) or not admin["id"]:
+            raise BadShape(f"item {number} is not an admin with an id")
+    return value["results"], _next_cursor(value.get("next"))
 
 
 def parse_device_details(body: bytes) -> dict[str, Any]:

@@ -27,5 +27,11 @@ DEVICE_DETAILS = Permission(
     "details", "Device details", "GET", "/api/v1/devices/{device_id}/details"
 )
 
-ALL = (AUDIT_EVENTS, DEVICE_LIST, DEVICE_DETAILS)
-BY_KEY = {p.key: p for p in ALL}
+# Names for the people behind audit events' actor ids. Kandji's OpenAPI file does not document
+# this endpoint; Elastic's Kandji (Iru) integration reads it, paged with `next`, and carries on
+# without names when the token may not (403). The label follows Kandji's "List ..." wording.
+ADMINS = Permission("admins", "List admins", "GET", "/api/v1/admins")
+
+ALL = (AUDIT_EVENTS, DEVICE_LIST, DEVICE_DETAILS)  # what the two pipelines need: `verify` checks
+OPTIONAL = (ADMINS,)  # what makes the logs easier to read; nothing fails without it
+BY_KEY = {p.key: p for p in ALL + OPTIONAL}

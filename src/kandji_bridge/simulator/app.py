@@ -17,8 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from kandji_bridge.kandji.permissions import AUDIT_EVENTS, DEVICE_DETAILS, DEVICE_LIST
-from kandji_bridge.simulator import audit, details, devices
+from kandji_bridge.kandji.permissions import ADMINS, AUDIT_EVENTS, DEVICE_DETAILS, DEVICE_LIST
+from kandji_bridge.simulator import admins, audit, details, devices
 from kandji_bridge.simulator.config import SimulatorConfig
 from kandji_bridge.simulator.state import SimulatorState
 
@@ -102,6 +102,8 @@ def _route(path: str) -> tuple[str, str | None]:
         return AUDIT_EVENTS.path, AUDIT_EVENTS.key
     if path == DEVICE_LIST.path:
         return DEVICE_LIST.path, DEVICE_LIST.key
+    if path == ADMINS.path:
+        return ADMINS.path, ADMINS.key
     if _DETAILS_PATH.match(path):
         return DEVICE_DETAILS.path, DEVICE_DETAILS.key
     return "(unmatched)", None
@@ -164,6 +166,14 @@ def _endpoint(state: SimulatorState, request: Request, path: str, permission: st
     params = dict(request.query_params)
     if permission == AUDIT_EVENTS.key:
         return _audit_events(state, request, params)
+    if permission == ADMINS.key:
+        try:
+            results, next_cursor = admins.page(state.tenant, params)
+        except audit.QueryError as error:
+            return json_response(error.status, error.body)
+        return json_response(
+            200, {"next": _page_url(request, next_cursor), "previous": None, "results": results}
+        )
     if permission == DEVICE_LIST.key:
         try:
             chosen = devices.select(state.tenant, params, state.check_in_us)

@@ -16,8 +16,8 @@ class SimulatorConfig:
     events: int = 2000  # audit events in the history
     history_days: int = 365
     seed: int = 1
-    # Token value -> its permission keys ("audit", "devices", "details"). Empty: one token with
-    # all three, derived from the seed.
+    # Token value -> its permission keys ("audit", "devices", "details", "admins"). Empty: one
+    # token with all of them, derived from the seed.
     tokens: dict[str, frozenset[str]] = field(default_factory=dict)
     events_per_minute: float = 0  # live mode: new audit events per minute, 0 = off
     # Requests allowed in any 1-second / 3,600-second window, for the whole tenant; 0 = no limit.
@@ -25,6 +25,10 @@ class SimulatorConfig:
     rate_per_hour: float = 10000
     fault_rate: float = 0  # fraction of API requests that fail in one of the FAULT_KINDS ways
     now: datetime | None = None  # end of the generated history; None = the real clock (UTC)
+    # The tenant's clock after `now`: False, `now` plus the time since start (tests fix `now`
+    # and still see time pass); True, the real UTC clock, so a tenant started again later with
+    # the same seed and `now` is the same tenant, with the live events of the time in between.
+    wall_clock: bool = False
     # Live mode: this fraction of new events arrive late, with occurred_at up to
     # late_event_max_seconds in the past, as events delivered out of order do on a real tenant.
     late_event_rate: float = 0
@@ -56,11 +60,11 @@ def resolved_tokens(config: SimulatorConfig) -> dict[str, frozenset[str]]:
 
 
 def parse_token_option(value: str) -> tuple[str, frozenset[str]]:
-    """`VALUE[:PERMS]` from `simulate --token`; PERMS is a comma list of audit, devices, details."""
+    """`VALUE[:PERMS]` from `simulate --token`; PERMS is a comma list of permission keys."""
     token, sep, perms_text = value.partition(":")
     if not token:
         raise ValueError(
-            f"Token option {value!r} has no token value; use VALUE[:audit,devices,details]."
+            f"Token option {value!r} has no token value; use VALUE[:{','.join(BY_KEY)}]."
         )
     if not sep:
         return token, PERMISSION_KEYS
@@ -68,6 +72,6 @@ def parse_token_option(value: str) -> tuple[str, frozenset[str]]:
     unknown = sorted(perms - PERMISSION_KEYS)
     if unknown:
         raise ValueError(
-            f"Unknown token permission {unknown[0]!r}; use a comma list of audit, devices, details."
+            f"Unknown token permission {unknown[0]!r}; use a comma list of {', '.join(BY_KEY)}."
         )
     return token, perms

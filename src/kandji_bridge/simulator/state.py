@@ -20,6 +20,9 @@ from kandji_bridge.simulator.stats import RequestStats
 from kandji_bridge.simulator.tenant import DAY_US, Device, generate_tenant
 from kandji_bridge.simulator.timefmt import to_us
 
+# Each live event is inserted into sorted arrays: a catch-up of months would take minutes.
+MAX_CATCH_UP_EVENTS = 5000
+
 
 class SimulatorState:
     def __init__(self, config: SimulatorConfig) -> None:
@@ -44,20 +47,27 @@ class SimulatorState:
     # --- the clock ------------------------------------------------------------------------------
 
     def now_us(self) -> int:
-        """The tenant's clock: the end of the history plus the real time elapsed since start."""
+        """The tenant's clock: the end of the history plus the real time elapsed since start, or
+        the real clock (never before the end of the history) when config.wall_clock is set."""
+        if self.config.wall_clock:
+            return max(self.history_end_us, to_us(datetime.now(UTC)))
         return self.history_end_us + int((time.monotonic() - self._started) * 1_000_000)
 
     def catch_up(self) -> None:
         """Live mode: emit every event that is due by now, evenly spaced at events_per_minute.
 
         Due events get their scheduled times, which are later than every event already in the log
-        (unless late_event_rate sends one into the past), so keyset paging never skips one."""
+        (unless late_event_rate sends one into the past), so keyset paging never skips one.
+        Event number N always gets the same time and id, so a tenant started again serves the
+        events it served before unchanged. After a long stop only the last MAX_CATCH_UP_EVENTS
+        due are emitted: the tenant was quiet before them."""
         rate = self.config.events_per_minute
         if rate <= 0:
             return
         with self.lock:
             spacing_us = 60_000_000 / rate
             due = int((self.now_us() - self.history_end_us) / spacing_us)
+            self._live_emitted = max(self._live_emitted, due - MAX_CATCH_UP_EVENTS)
             while self._live_emitted < due:
                 self._live_emitted += 1
                 self._emit_live(
