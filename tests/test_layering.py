@@ -17,8 +17,13 @@ ALLOWED = {
     "simulator": ("kandji_bridge.kandji.permissions",),
     # The Kandji client: Kandji's API and the product's error and redaction basics, no pipeline.
     "kandji": ("kandji_bridge.errors", "kandji_bridge.redact", "kandji_bridge.__version__"),
-    # Detections read the log store and its guard; they know nothing of the service or the web.
+    # Detections read the log store and its guard, and keep their channels, outbox and windows
+    # in the state DB (secrets through the token vault); they know nothing of the service or the
+    # web.
     "detections": (
+        "kandji_bridge.config",
+        "kandji_bridge.db",
+        "kandji_bridge.token_vault",
         "kandji_bridge.errors",
         "kandji_bridge.logs.normalize",
         "kandji_bridge.logs.enrich",
