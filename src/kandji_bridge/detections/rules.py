@@ -486,6 +486,17 @@ def next_run(schedule: str, after: datetime) -> datetime:
     return croniter(schedule, after).get_next(datetime).astimezone(UTC)
 
 
+def previous_run(schedule: str, at: datetime) -> datetime:
+    """The latest time a valid schedule fires at or before `at` (UTC, whole seconds)."""
+    at = at.astimezone(UTC).replace(microsecond=0)
+    interval = _INTERVAL.fullmatch(schedule)
+    if interval:
+        step = int(interval.group(1)) * INTERVAL_UNITS[interval.group(2)]
+        return datetime.fromtimestamp(int(at.timestamp()) // step * step, UTC)
+    # croniter's get_prev is strictly before where it starts.
+    return croniter(schedule, at + timedelta(seconds=1)).get_prev(datetime).astimezone(UTC)
+
+
 def schedule_period(schedule: str, at: datetime) -> timedelta:
     """The time from one run to the next around `at`: the window a run covers."""
     first = next_run(schedule, at)
