@@ -188,6 +188,23 @@ def test_a_refusing_slack_webhook_fails_with_one_sentence_naming_the_channel(
     assert deliver_due(state, NOW + timedelta(days=1)).sent == 0  # failed stays failed
 
 
+def test_a_webhook_refusing_the_signature_fails_at_once_with_one_sentence(state: StateDB) -> None:
+    receiver = HttpReceiver(status=401, reply=b"bad signature").start()
+    try:
+        channels.add_webhook(state, "siem", receiver.url, SECRET)
+        enqueue(state, make_alert(), ["siem"], NOW)
+        report = deliver_due(state, NOW)
+    finally:
+        receiver.stop()
+    [row] = deliveries(state)
+    assert (report.failed, row.status, row.attempts) == (1, "failed", 1)
+    assert row.last_error == (
+        "Channel siem: the webhook refused the alert (HTTP 401); check the channel's URL and "
+        "that the receiver has its secret (this alert is not retried)."
+    )
+    assert SECRET not in row.last_error
+
+
 def test_a_slack_webhook_that_accepts_gets_text_and_blocks(state: StateDB) -> None:
     slack = HttpReceiver().start()
     try:

@@ -304,12 +304,18 @@ def _post(channel: Channel, url: str, body: bytes, headers: dict[str, str], what
         return
     if channel.kind == "slack":
         word = response.text.strip()[:60] if response.text.isprintable() else ""
-        if status < 500 and status not in _RETRYABLE_4XX:
+        said = f", {word}" if word.replace("_", "").isalnum() else ""
+        if status in (403, 404, 410):
             raise DeliveryFailed(
-                f"Channel {name}: Slack refused the message (HTTP {status}"
-                f"{', ' + word if word.replace('_', '').isalnum() else ''}); the webhook was "
+                f"Channel {name}: Slack refused the message (HTTP {status}{said}); the webhook was "
                 "revoked or its Slack channel removed: make a new incoming webhook in Slack and "
                 "add the channel again.",
+                permanent=True,
+            )
+        if status < 500 and status not in _RETRYABLE_4XX:
+            raise DeliveryFailed(
+                f"Channel {name}: Slack refused the message (HTTP {status}{said}); check that the "
+                "channel's URL is a Slack incoming webhook (https://hooks.slack.com/services/...).",
                 permanent=True,
             )
     elif 300 <= status < 400:
@@ -320,8 +326,8 @@ def _post(channel: Channel, url: str, body: bytes, headers: dict[str, str], what
         )
     elif status < 500 and status not in _RETRYABLE_4XX:
         raise DeliveryFailed(
-            f"Channel {name}: {what} refused the alert (HTTP {status}); check its URL and that it "
-            "accepts the signature, then re-enable the channel.",
+            f"Channel {name}: {what} refused the alert (HTTP {status}); check the channel's URL "
+            "and that the receiver has its secret (this alert is not retried).",
             permanent=True,
         )
     raise DeliveryFailed(
