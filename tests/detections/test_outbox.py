@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from kandji_bridge.db import StateDB
@@ -365,6 +366,24 @@ def test_a_webhook_secret_and_a_slack_url_are_never_stored_in_clear(state: State
         "siem.example.com",
         "hooks.slack.com",
     ]
+
+
+def test_secrets_encrypted_under_another_key_fail_the_delivery_with_one_sentence(
+    state: StateDB, webhook: HttpReceiver
+) -> None:
+    channels.add_webhook(state, "siem", webhook.url, SECRET)
+    with state.session() as session:
+        row = session.scalars(select(NotificationChannel)).one()
+        row.secret_ciphertext = Fernet(Fernet.generate_key()).encrypt(b"{}").decode()
+    enqueue(state, make_alert(), ["siem"], NOW)
+    assert deliver_due(state, NOW).failed == 1
+    [row] = deliveries(state)
+    assert row.status == "failed"
+    assert row.last_error == (
+        "Channel siem: its secrets were encrypted with another secret key; restore that key, or "
+        "remove the channel and add it again."
+    )
+    assert webhook.requests == []
 
 
 def test_a_disabled_channel_waits(state: StateDB, webhook: HttpReceiver) -> None:

@@ -158,9 +158,9 @@ def deliver_due(
         claimed = _claim(state, delivery_id, due_at, now)
         if claimed is None:
             continue  # another process has it
-        channel, hidden, payload, attempts = claimed
+        channel, payload, attempts = claimed
         try:
-            send(channel, hidden, payload)
+            send(channel, _secrets(state, channel), payload)
         except DeliveryFailed as exc:
             _failed(state, delivery_id, exc, attempts, now, report)
             continue
@@ -192,7 +192,7 @@ def deliveries(state: StateDB, alert_id: str | None = None) -> list[AlertDeliver
 
 def _claim(
     state: StateDB, delivery_id: str, due_at: datetime, now: datetime
-) -> tuple[Channel, dict[str, str], str, int] | None:
+) -> tuple[Channel, str, int] | None:
     with state.session() as session:
         taken = session.execute(
             update(AlertDelivery)
@@ -209,15 +209,20 @@ def _claim(
         if taken.rowcount != 1:
             return None
         delivery = session.get(AlertDelivery, delivery_id)
-        row = session.get(NotificationChannel, delivery.channel_id)
-        channel = channels.channel_from_row(row)
+        channel = channels.channel_from_row(session.get(NotificationChannel, delivery.channel_id))
+        return channel, delivery.payload, delivery.attempts
+
+
+def _secrets(state: StateDB, channel: Channel) -> dict[str, str]:
+    """The channel's secrets; a key that cannot decrypt them fails the delivery for good."""
+    with state.session() as session:
+        row = session.get(NotificationChannel, channel.id)
+        if row is None:
+            raise DeliveryFailed(f"Channel {channel.name} was removed.", permanent=True)
         try:
-            hidden = channels.channel_secrets(state.settings, row)
+            return channels.channel_secrets(state.settings, row)
         except ChannelError as exc:
-            delivery.status = "failed"
-            delivery.last_error = str(exc)
-            return None
-        return channel, hidden, delivery.payload, delivery.attempts
+            raise DeliveryFailed(str(exc), permanent=True) from None
 
 
 def _failed(
