@@ -19,8 +19,13 @@ ALLOWED = {
     "kandji": ("kandji_bridge.errors", "kandji_bridge.redact", "kandji_bridge.__version__"),
     # The asset store: collections and records, whoever fills them; nothing of Kandji.
     "assets": ("kandji_bridge.db", "kandji_bridge.errors"),
-    # Detections read the log store and its guard; they know nothing of the service or the web.
+    # Detections read the log store and its guard, and keep their channels, outbox and windows
+    # in the state DB (secrets through the token vault); they know nothing of the service or the
+    # web.
     "detections": (
+        "kandji_bridge.config",
+        "kandji_bridge.db",
+        "kandji_bridge.token_vault",
         "kandji_bridge.errors",
         "kandji_bridge.logs.normalize",
         "kandji_bridge.logs.enrich",
@@ -30,9 +35,9 @@ ALLOWED = {
         "kandji_bridge.logs.transform",
         "kandji_bridge.kandji.payloads",
     ),
-    # The audit-log pipeline reads Kandji through its client; nothing of the state DB, the
-    # inventory or the operations.
-    "logs": ("kandji_bridge.errors", "kandji_bridge.kandji"),
+    # The audit-log pipeline reads Kandji through its client; of the state DB only the actor
+    # names it caches (logs/actors.py); nothing of the inventory or the operations.
+    "logs": ("kandji_bridge.errors", "kandji_bridge.kandji", "kandji_bridge.db"),
     # The sink knows rows, the table and the user-query sessions; not the collector, the guard
     # or Kandji.
     "logs.store": (

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from db.conftest import database_url, postgres_url, settings, state  # noqa: F401 (fixtures)
 from kandji_bridge.logs.store import ChdbLogStore
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -396,3 +396,64 @@ class KandjiAdminsRead(Base):
     )
     read_at: Mapped[datetime]
     denied: Mapped[bool] = mapped_column(default=False)  # 403: the token lacks "List admins"
+
+
+# -- Detections (detections/): notification channels, the outbox of deliveries, windows run ------
+
+
+class NotificationChannel(Base):
+    """Where alerts go: a webhook, a Slack incoming webhook or an email address list (SMTP).
+
+    `settings` is JSON of what may be shown (an SMTP host, the recipients); `secret_ciphertext`
+    is Fernet ciphertext (kandji_bridge.token_vault) of JSON of what may not: a webhook's signing
+    secret, a Slack webhook URL (the URL is the credential), SMTP credentials.
+    """
+
+    __tablename__ = "notification_channels"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # a rule's notificationNames
+    kind: Mapped[str] = mapped_column(String(16))  # webhook, slack, email
+    settings: Mapped[str] = mapped_column(Text)
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AlertDelivery(Base):
+    """The outbox: one alert to one channel, enqueued once, sent until the receiver accepts it.
+
+    A delivery being sent is claimed by moving `next_attempt_at` past the send's time limit, so a
+    process that dies mid-send leaves it due again later; the receiver drops the repeat by its
+    idempotency key (the alert id).
+    """
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "channel_id"),
+        Index("ix_alert_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    alert_id: Mapped[str] = mapped_column(String(64))  # the detections table's id of the alert
+    channel_id: Mapped[str] = mapped_column(
+        ForeignKey("notification_channels.id", ondelete="CASCADE"), index=True
+    )
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, as documented
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)  # one sentence; names the channel
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class DetectionWindow(Base):
+    """Where each rule's windows have reached: the end of the last window it ran."""
+
+    __tablename__ = "detection_windows"
+
+    detection: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_window_to: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -5,7 +5,8 @@ has its 46 columns): `name`, `displayName`, `description`, `notes`, `categories`
 `riskScore`, `mitreAttacks`, `mitreTechniques`, `schedule`, `parameters`, `notificationNames`,
 `disabled`, and the `file`, `sourceTypes` and `type` RunReveal's own packs carry. Parameter values
 are text, as in RunReveal's packs; the SQL reads each through a typed placeholder
-(`{threshold:UInt32}`) and the engine parses the text as that type.
+(`{threshold:UInt32}`) and the engine parses the text as that type. A Sigma rule (a YAML file
+with `logsource` and `detection`) is converted by `sigma` into fields and SQL, then checked alike.
 
 Every problem is one sentence naming the rule and the field. The checks that need the engine
 (does the SQL parse, only read, and plan against `kandji_logs`) run through `sql_guard` and
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 from croniter import croniter
 
+from kandji_bridge.detections.sigma import SigmaRuleError, convert_sigma, is_sigma
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.sql_guard import QueryRefused, check_read_only, engine_sentence
 from kandji_bridge.logs.store import LogStore, LogStoreError
@@ -172,14 +174,23 @@ def check_rule(path: Path, store: LogStore) -> tuple[Detection | None, list[Prob
         return None, [
             Problem(rule, "", f"Rule {rule}: {path.name} must be a mapping of fields to values.")
         ]
+    sql = None
+    if is_sigma(data):
+        # A Sigma rule: its fields and SQL come from the conversion, then it is checked as any.
+        try:
+            converted = convert_sigma(rule, path.read_text(encoding="utf-8"))
+        except SigmaRuleError as exc:
+            return None, [Problem(rule, "detection", str(exc))]
+        data, sql = converted.values, converted.sql
     if isinstance(data.get("name"), str) and data["name"]:
         rule = data["name"]
     checker = _Fields(rule, data)
     values = checker.check(path)
     problems = checker.problems
-    sql = None
     sql_path = path.with_name(values.get("file") or f"{path.stem}.sql")
-    if "file" in values or "file" not in data:  # a wrong file field is reported already
+    if sql is not None:
+        sql_path = path
+    elif "file" in values or "file" not in data:  # a wrong file field is reported already
         try:
             sql = sql_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -473,6 +484,17 @@ def next_run(schedule: str, after: datetime) -> datetime:
         seconds = (int(after.timestamp()) // step + 1) * step
         return datetime.fromtimestamp(seconds, UTC)
     return croniter(schedule, after).get_next(datetime).astimezone(UTC)
+
+
+def previous_run(schedule: str, at: datetime) -> datetime:
+    """The latest time a valid schedule fires at or before `at` (UTC, whole seconds)."""
+    at = at.astimezone(UTC).replace(microsecond=0)
+    interval = _INTERVAL.fullmatch(schedule)
+    if interval:
+        step = int(interval.group(1)) * INTERVAL_UNITS[interval.group(2)]
+        return datetime.fromtimestamp(int(at.timestamp()) // step * step, UTC)
+    # croniter's get_prev is strictly before where it starts.
+    return croniter(schedule, at + timedelta(seconds=1)).get_prev(datetime).astimezone(UTC)
 
 
 def schedule_period(schedule: str, at: datetime) -> timedelta:
