@@ -15,16 +15,15 @@ from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.service.runtime import Runtime
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 DEVICE_ID = "5c6c7d04-0000-4000-8000-00000000d001"
 
 
-def event(number: int, minutes_ago: int, **fields: object) -> tuple[dict, str]:
+def event(now: datetime, number: int, minutes_ago: int, **fields: object) -> tuple[dict, str]:
     """An audit event as Kandji sends it, and its JSON text."""
     data = {
         "id": f"01JTEST{number:019d}",
         "action": "update",
-        "occurred_at": (NOW - timedelta(minutes=minutes_ago)).isoformat(),
+        "occurred_at": (now - timedelta(minutes=minutes_ago)).isoformat(),
         "actor_id": "a1",
         "actor_type": "user",
         "target_id": f"bp-{number}",
@@ -37,26 +36,34 @@ def event(number: int, minutes_ago: int, **fields: object) -> tuple[dict, str]:
     return data, json.dumps(data)
 
 
-EVENTS = [
-    event(1, 5),
-    event(2, 30, action="delete"),
-    event(3, 90, actor_type="api_token", actor_id="tok-1", metadata={}),
-    event(
-        4,
-        60 * 30,
-        action="view_recovery_key",
-        target_type="device",
-        target_id=DEVICE_ID,
-        new_state={"device_name": "Ana's MacBook Pro"},
-    ),
-    *(event(10 + n, 120 + n) for n in range(60)),
-]
+def events(now: datetime) -> list[tuple[dict, str]]:
+    return [
+        event(now, 1, 5),
+        event(now, 2, 30, action="delete"),
+        event(now, 3, 90, actor_type="api_token", actor_id="tok-1", metadata={}),
+        event(
+            now,
+            4,
+            60 * 30,
+            action="view_recovery_key",
+            target_type="device",
+            target_id=DEVICE_ID,
+            new_state={"device_name": "Ana's MacBook Pro"},
+        ),
+        *(event(now, 10 + n, 120 + n) for n in range(60)),
+    ]
 
 
 @pytest.fixture
-def stored(runtime: Runtime) -> list[dict]:
-    ctx = NormalizeContext("ws-web", "src-web", 36500, received_at=NOW)
-    rows = [normalize(data, raw, ctx) for data, raw in EVENTS]
+def now() -> datetime:
+    """Taken when the test starts, so a long suite cannot move events out of "the last hour"."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def stored(runtime: Runtime, now: datetime) -> list[dict]:
+    ctx = NormalizeContext("ws-web", "src-web", 36500, received_at=now)
+    rows = [normalize(data, raw, ctx) for data, raw in events(now)]
     runtime.store.insert(rows)
     return rows
 
@@ -194,7 +201,7 @@ def test_sql_page_refuses_writes_in_one_sentence(client, stored, sql: str) -> No
     assert client.get("/api/logs/events").status_code == 200  # the table is still there
 
 
-def test_api_events_histogram_and_facets(api: TestClient, stored) -> None:
+def test_api_events_histogram_and_facets(api: TestClient, stored, now: datetime) -> None:
     first = api.get("/api/logs/events", params={"limit": 10})
     assert first.status_code == 200
     body = first.json()
@@ -204,7 +211,7 @@ def test_api_events_histogram_and_facets(api: TestClient, stored) -> None:
     nxt = api.get("/api/logs/events", params={"limit": 10, "cursor": body["next_cursor"]}).json()
     by_offset = api.get("/api/logs/events", params={"limit": 10, "offset": 10}).json()
     assert [e["id"] for e in nxt["events"]] == [e["id"] for e in by_offset["events"]]
-    week = {"from": (NOW - timedelta(days=7)).isoformat(), "to": NOW.isoformat()}
+    week = {"from": (now - timedelta(days=7)).isoformat(), "to": now.isoformat()}
     device = api.get("/api/logs/events", params={**week, "targetType": "device"}).json()
     assert [e["targetId"] for e in device["events"]] == [DEVICE_ID]
     assert device["events"][0]["target"] == "Ana's MacBook Pro"
@@ -253,7 +260,9 @@ def test_api_query_needs_csrf_from_a_browser_session(client: TestClient, stored)
     assert ok.status_code == 200
 
 
-def test_api_ranges_take_only_iso_date_times_with_an_offset(api: TestClient, stored) -> None:
+def test_api_ranges_take_only_iso_date_times_with_an_offset(
+    api: TestClient, stored, now: datetime
+) -> None:
     # Found by schemathesis: pydantic read `to=-559` as a Unix timestamp (1969), and a bare
     # date or a time without its offset as something the schema's `date-time` does not allow.
     for value in ("-559", "1700000000", "2025-03-01", "2025-03-01T09:30:00", "yesterday"):
@@ -261,9 +270,9 @@ def test_api_ranges_take_only_iso_date_times_with_an_offset(api: TestClient, sto
             response = api.get(path, params={"to": value})
             assert response.status_code == 422, (path, value, response.text)
             assert "ISO 8601 date and time with its offset" in response.json()["detail"]
-    week = {"from": (NOW - timedelta(days=7)).isoformat(), "to": NOW.isoformat()}
+    week = {"from": (now - timedelta(days=7)).isoformat(), "to": now.isoformat()}
     assert len(api.get("/api/logs/events", params=week).json()["events"]) == 50
-    zulu = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    zulu = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert api.get("/api/logs/histogram", params={"to": zulu}).status_code == 200
 
 
