@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kandji_bridge import sources, users
+from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.cli.demo import (
     DEMO_FOLDER,
     LIVE_EVENTS_PER_MINUTE,

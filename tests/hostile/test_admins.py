@@ -18,7 +18,7 @@ from hostile.kandji import (
     json_reply,
     running,
 )
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.state import StateDB

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kandji_bridge import sources
+from kandji_bridge import source_registry as sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.state import StateDB
