@@ -217,3 +217,31 @@ def test_a_source_in_use_by_a_mapping_is_kept_until_the_mapping_is_removed(
     code, out, _ = run(["collection", "export", "ITAM", "--format", "json"], capsys)
     assert len(json.loads(out)) == 40
     assert run(["source", "remove", "sim"], capsys)[0] == 0
+
+
+def test_mapping_update_edits_and_a_breaking_edit_says_what_to_do_and_changes_nothing(
+    sim_source: RunningSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["collection", "create", "ITAM", *ITAM], capsys)[0] == 0
+    assert run(MAPPING, capsys)[0] == 0
+    name = "Kandji Device Import"
+    code, out, err = run(["mapping", "update", name, "--identifier", "device_id=Name"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "'Name' of collection ITAM is not" in err
+    code, out, err = run(["mapping", "update", name, "--remove-field", "Device ID"], capsys)
+    assert code == 1 and "is the Unique Identifier of mapping" in err
+    code, out, err = run(["mapping", "update", name], capsys)
+    assert code == 2 and "Say what to change" in err  # a usage error, as elsewhere
+    code, out, err = run(
+        ["mapping", "update", name, "--remove-field", "Tags", "--field",
+         "model_identifier=Model Identifier", "--disable", "--schedule-minutes", "15",
+         "--no-verify"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert " ".join(out.split()) == (
+        "Updated mapping Kandji Device Import: identified by device_id → Device ID, 6 fields, "
+        "every 15 minutes, removed devices: keep, disabled (not synced on its schedule)."
+    )
+    code, out, _ = run(["mapping", "update", name, "--enable"], capsys)
+    assert code == 0 and out.rstrip().endswith("enabled.")

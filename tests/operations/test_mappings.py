@@ -2,19 +2,23 @@
 
 import dataclasses
 import os
+import re
+from datetime import UTC, datetime
 
 import pytest
 
+from inventory.helpers import make_mapping
 from kandji_bridge import source_registry as sources
 from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
 from kandji_bridge.db import StateDB
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.inventory import mappings
-from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.inventory.mappings import MappingSpec, MappingUpdate, Pair, parse_pair
 from kandji_bridge.jobs import status
 from kandji_bridge.operations import mappings as operation
 from kandji_bridge.operations.mappings import MappingDraft
+from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.simulator.server import RunningSimulator
 
 
@@ -135,3 +139,89 @@ def test_activate_names_a_missing_permission_as_kandjis_token_page_does(
     [summary] = mappings.list_mappings(state)
     assert summary.mapping.name == mapping.name == "list"
     assert summary.last_run is not None and summary.last_run.created == 5
+
+
+def mapping_rows(state: StateDB) -> list[tuple[str, str, bool, int]]:
+    """Every mapping's pairs as stored: (kandji field, collection field, identifier, position)."""
+    return [
+        (m.kandji.key, m.field.label, m.is_identifier, position)
+        for position, m in enumerate(mappings.get_mapping(state, "devices").fields)
+    ]
+
+
+def test_an_edit_adds_removes_and_repoints_fields_and_changes_the_identifier(
+    state: StateDB, itam: CollectionInfo, source: str
+) -> None:
+    make_mapping(state)
+    edited = operation.update_mapping(
+        state,
+        "devices",
+        MappingUpdate(
+            fields=(Pair("tags", "Tags"), Pair("serial_number", "Name")),
+            remove_fields=("Serial",),
+            schedule_minutes=15,
+        ),
+        verify=False,
+    )
+    assert [(m.kandji.key, m.field.label) for m in edited.fields] == [
+        ("device_id", "Device ID"),
+        ("tags", "Tags"),
+        ("serial_number", "Name"),
+    ]
+    assert edited.schedule_minutes == 15 and edited.enabled
+    edited = operation.update_mapping(
+        state, "devices", MappingUpdate(identifier=Pair("serial_number", "Serial")), verify=False
+    )
+    # The former identifier keeps filling its field, as an ordinary one.
+    assert [(m.kandji.key, m.field.label, m.is_identifier) for m in edited.fields] == [
+        ("serial_number", "Serial", True),
+        ("device_id", "Device ID", False),
+        ("tags", "Tags", False),
+        ("serial_number", "Name", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("update", "says"),
+    [
+        (
+            MappingUpdate(identifier=Pair("device_id", "Name")),
+            "'Name' of collection ITAM is not; its unique fields are",
+        ),
+        (MappingUpdate(remove_fields=("Device ID",)), "is the Unique Identifier of mapping"),
+        (MappingUpdate(remove_fields=("Tags",)), "does not fill the field 'Tags'"),
+        (MappingUpdate(fields=(Pair("tags", "Capacity GB"),)), "cannot hold"),
+        (MappingUpdate(schedule_minutes=99999999), "The schedule must be"),
+    ],
+)
+def test_an_edit_that_cannot_work_says_why_and_changes_nothing(
+    state: StateDB, itam: CollectionInfo, source: str, update: MappingUpdate, says: str
+) -> None:
+    make_mapping(state)
+    before = mapping_rows(state)
+    with pytest.raises(BridgeError, match=re.escape(says)):
+        operation.update_mapping(state, "devices", update, verify=False)
+    assert mapping_rows(state) == before
+    assert mappings.get_mapping(state, "devices").schedule_minutes == 60
+
+
+def due(scheduler: Scheduler) -> list[str]:
+    """The mappings serve's scheduler would sync now."""
+    return [job.name for job in scheduler._due() if job.kind == status.MAPPING]
+
+
+def test_a_disabled_mapping_is_not_scheduled_but_sync_now_still_runs_it(
+    state: StateDB, itam: CollectionInfo, allow_simulator: RunningSimulator, runtime_for
+) -> None:
+    sources.add_source(state, "sim", allow_simulator.base_url, allow_simulator.token)
+    mapping = make_mapping(state)
+    scheduler = Scheduler(runtime_for(allow_simulator))
+    assert due(scheduler) == ["devices"]
+    disabled = operation.update_mapping(
+        state, "devices", MappingUpdate(enabled=False), verify=False
+    )
+    assert disabled.enabled is False
+    assert due(scheduler) == []
+    assert mappings.due_mappings(state, datetime.now(UTC)) == []
+    scheduler.trigger(status.mapping_job(mapping.id))
+    assert due(scheduler) == ["devices"]

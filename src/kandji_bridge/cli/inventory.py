@@ -256,6 +256,74 @@ def mapping_list(ctx: typer.Context) -> None:
     out.print(table)
 
 
+@mapping_app.command("update")
+def mapping_update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The mapping to change.")],
+    field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="KANDJI_FIELD=COLLECTION_FIELD to add, or to fill that field from another "
+            "Kandji field.",
+        ),
+    ] = None,
+    remove_field: Annotated[
+        list[str] | None,
+        typer.Option("--remove-field", help="A collection field the mapping stops filling."),
+    ] = None,
+    identifier: Annotated[
+        str | None,
+        typer.Option(
+            help="A new KANDJI_FIELD=COLLECTION_FIELD identifier; the field must be unique."
+        ),
+    ] = None,
+    enable: Annotated[
+        bool | None,
+        typer.Option(
+            "--enable/--disable", help="A disabled mapping is not synced on its schedule."
+        ),
+    ] = None,
+    schedule_minutes: Annotated[
+        int | None, typer.Option(help="Sync every N minutes when `serve` runs.")
+    ] = None,
+    on_removed: Annotated[
+        OnRemoved | None,
+        typer.Option(help="Records of devices that left Kandji: keep, mark or archive."),
+    ] = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save without checking the token's permissions.")
+    ] = False,
+) -> None:
+    """Change a mapping's fields, identifier, schedule, or enable or disable it."""
+    try:
+        update = mappings.MappingUpdate(
+            fields=tuple(mappings.parse_pair(pair) for pair in field or []),
+            remove_fields=tuple(remove_field or []),
+            identifier=mappings.parse_pair(identifier) if identifier is not None else None,
+            enabled=enable,
+            schedule_minutes=schedule_minutes,
+            on_removed=on_removed,
+        )
+    except InvalidMapping as exc:
+        raise UsageError(str(exc)) from None
+    if update == mappings.MappingUpdate():
+        raise UsageError(
+            "Say what to change: --field, --remove-field, --identifier, --enable or --disable, "
+            "--schedule-minutes or --on-removed."
+        )
+    mapping = mapping_operation.update_mapping(_state(ctx), name, update, verify=not no_verify)
+    for warning in mapping.warnings:
+        err.print(f"[yellow]Note:[/yellow] {escape(warning)}")
+    ident = mapping.identifier
+    out.print(
+        f"Updated mapping {escape(mapping.name)}: identified by {ident.kandji.key} → "
+        f"{escape(ident.field.label)}, {len(mapping.fields)} fields, every "
+        f"{mapping.schedule_minutes} minutes, removed devices: {mapping.on_removed.value}, "
+        + ("enabled." if mapping.enabled else "disabled (not synced on its schedule).")
+    )
+
+
 @mapping_app.command("remove")
 def mapping_remove(
     ctx: typer.Context,

@@ -239,6 +239,7 @@ class Mapping(Base):
     )
     on_removed: Mapped[str] = mapped_column(String(16), default="keep")  # mark, archive
     schedule_minutes: Mapped[int] = mapped_column(default=60)
+    enabled: Mapped[bool] = mapped_column(default=True)  # disabled: the scheduler skips it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

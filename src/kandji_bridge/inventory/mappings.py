@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,6 +87,7 @@ class MappingInfo:
     schedule_minutes: int
     created_at: datetime
     warnings: tuple[str, ...] = ()  # advice about the identifier, from Asset Panda's field table
+    enabled: bool = True  # disabled: serve's scheduler does not sync it (Sync now still does)
 
     @property
     def identifier(self) -> MappedField:
@@ -95,6 +96,18 @@ class MappingInfo:
     @property
     def needs_details(self) -> bool:
         return any(mapped.kandji.needs_details for mapped in self.fields)
+
+
+@dataclass(frozen=True)
+class MappingUpdate:
+    """What an edit of a mapping changes; None or empty leaves that part as it is."""
+
+    fields: tuple[Pair, ...] = ()  # added, or a collection field mapped from another Kandji field
+    remove_fields: tuple[str, ...] = ()  # collection field labels no longer filled
+    identifier: Pair | None = None
+    enabled: bool | None = None
+    schedule_minutes: int | None = None
+    on_removed: OnRemoved | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,11 @@ def parse_pair(text: str) -> Pair:
     return Pair(kandji.strip(), label.strip())
 
 
-def validate_mapping(state: StateDB, spec: MappingSpec) -> MappingInfo:
-    """The mapping `spec` describes, checked against the catalog and the database, not saved."""
+def validate_mapping(
+    state: StateDB, spec: MappingSpec, *, replacing: str | None = None
+) -> MappingInfo:
+    """The mapping `spec` describes, checked against the catalog and the database, not saved.
+    `replacing`: the id of the mapping an edit changes, which may keep its own name."""
     name = check_name("The mapping name", spec.name)
     if spec.entity.strip().lower() not in ENTITIES:
         raise InvalidMapping(
@@ -130,7 +146,8 @@ def validate_mapping(state: StateDB, spec: MappingSpec) -> MappingInfo:
     source = get_source(state, spec.source)
     collection = collections.get_collection(state, spec.collection)
     with state.session() as session:
-        if session.scalar(select(Mapping.id).where(Mapping.name == name)):
+        holder = session.scalar(select(Mapping.id).where(Mapping.name == name))
+        if holder is not None and holder != replacing:
             raise _already_exists(name)
     identifier = _identifier(collection, spec.identifier)
     fields = [identifier]
@@ -192,6 +209,75 @@ def save_mapping(state: StateDB, valid: MappingInfo) -> MappingInfo:
             "changed while it was being saved; run the command again."
         ) from None
     return get_mapping(state, valid.name, warnings=valid.warnings)
+
+
+def edited_spec(current: MappingInfo, update: MappingUpdate) -> MappingSpec:
+    """The mapping as it would be after `update`. A new identifier's former field keeps being
+    filled as an ordinary field, so an edit never silently stops filling a field."""
+    old_identifier = Pair(current.identifier.kandji.key, current.identifier.field.label)
+    pairs = [Pair(m.kandji.key, m.field.label) for m in current.fields[1:]]
+    identifier = update.identifier or old_identifier
+    if update.identifier is not None:
+        pairs.insert(0, old_identifier)
+    for label in update.remove_fields:
+        wanted = label.strip().casefold()
+        if identifier.field.strip().casefold() == wanted:
+            raise InvalidMapping(
+                f"{label.strip()!r} is the Unique Identifier of mapping "
+                f"{shlex.quote(current.name)}; change the identifier (--identifier) before "
+                "removing its field."
+            )
+        kept = [pair for pair in pairs if pair.field.strip().casefold() != wanted]
+        if len(kept) == len(pairs):
+            mapped = ", ".join(repr(pair.field) for pair in pairs) or "none besides the identifier"
+            raise InvalidMapping(
+                f"Mapping {shlex.quote(current.name)} does not fill the field {label.strip()!r}; "
+                f"the fields it fills are {mapped}."
+            )
+        pairs = kept
+    for pair in update.fields:
+        target = pair.field.strip().casefold()
+        pairs = [p for p in pairs if p.field.strip().casefold() != target] + [pair]
+    target = identifier.field.strip().casefold()
+    pairs = [pair for pair in pairs if pair.field.strip().casefold() != target]
+    return MappingSpec(
+        name=current.name,
+        source=current.source.name,
+        collection=current.collection.name,
+        identifier=identifier,
+        pairs=pairs,
+        entity=current.entity,
+        on_removed=update.on_removed or current.on_removed,
+        schedule_minutes=update.schedule_minutes or current.schedule_minutes,
+    )
+
+
+def save_edit(
+    state: StateDB, current: MappingInfo, valid: MappingInfo, enabled: bool
+) -> MappingInfo:
+    """Replace the mapping's settings and pairs with `valid`'s in one transaction. Its sync
+    history and the records it filled stay."""
+    with state.session() as session:
+        mapping = session.get(Mapping, current.id)
+        if mapping is None:
+            raise NotFound(
+                f"Mapping {shlex.quote(current.name)} was removed meanwhile; nothing was changed."
+            )
+        mapping.on_removed = valid.on_removed.value
+        mapping.schedule_minutes = valid.schedule_minutes
+        mapping.enabled = enabled
+        session.execute(delete(MappingField).where(MappingField.mapping_id == mapping.id))
+        session.add_all(
+            MappingField(
+                mapping_id=mapping.id,
+                field_id=mapped.field.id,
+                kandji_field=mapped.kandji.key,
+                is_identifier=mapped.is_identifier,
+                position=position,
+            )
+            for position, mapped in enumerate(valid.fields)
+        )
+    return get_mapping(state, current.name, warnings=valid.warnings)
 
 
 def create_mapping(state: StateDB, spec: MappingSpec) -> MappingInfo:
@@ -257,12 +343,17 @@ def mapping_names(state: StateDB) -> dict[str, list[str]]:
 
 
 def due_mappings(state: StateDB, now: datetime) -> list[MappingInfo]:
-    """The mappings whose schedule says sync now: never synced, or last started that long ago."""
+    """The enabled mappings whose schedule says sync now: never synced, or last started that
+    long ago."""
     return [
         summary.mapping
         for summary in list_mappings(state)
-        if summary.last_run is None
-        or summary.last_run.started_at + timedelta(minutes=summary.mapping.schedule_minutes) <= now
+        if summary.mapping.enabled
+        and (
+            summary.last_run is None
+            or summary.last_run.started_at + timedelta(minutes=summary.mapping.schedule_minutes)
+            <= now
+        )
     ]
 
 
@@ -291,6 +382,7 @@ def _load(session: Session, mapping: Mapping, warnings: tuple[str, ...] = ()) ->
         schedule_minutes=mapping.schedule_minutes,
         created_at=mapping.created_at,
         warnings=warnings,
+        enabled=mapping.enabled,
     )
 
 

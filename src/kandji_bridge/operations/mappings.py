@@ -1,6 +1,6 @@
-"""Mappings: check a new mapping part by part, create one (its token checked first), remove one,
-sync one now through the job runner, preview a sync. The CLI's `mapping` commands, the
-Integrations pages and the REST API call these.
+"""Mappings: check a new mapping part by part, create one (its token checked first), edit one,
+remove one, sync one now through the job runner, preview a sync. The CLI's `mapping` commands,
+the Integrations pages and the REST API call these.
 """
 
 import asyncio
@@ -19,6 +19,7 @@ from kandji_bridge.inventory.mappings import (
     SCHEDULE_RANGE,
     MappingInfo,
     MappingSpec,
+    MappingUpdate,
     OnRemoved,
     Pair,
 )
@@ -167,6 +168,33 @@ def activate_mapping(
     mapping = create_mapping(state, spec, verify=verify, explain=_integration_wording)
     start_sync(runner, mapping)
     return mapping
+
+
+def update_mapping(
+    state: StateDB,
+    name: str,
+    update: MappingUpdate,
+    *,
+    verify: bool = True,
+    explain: Callable[[KandjiError], str] = str,
+) -> MappingInfo:
+    """Edit a mapping: add, re-point or remove field pairs, change the identifier (its field must
+    be unique), the schedule, what happens to removed devices, enable or disable it. Checked as
+    a new mapping is, before anything changes; when the edit adds the first field read from the
+    device details, the token is checked for that permission first (unless not `verify`)."""
+    current = mappings.get_mapping(state, name)
+    spec = mappings.edited_spec(current, update)
+    valid = mappings.validate_mapping(state, spec, replacing=current.id)
+    if verify and valid.needs_details and not current.needs_details:
+        token = sources.get_source_token(state, valid.source.name)
+        try:
+            asyncio.run(
+                check_device_access(valid.source.api_url, token, True, state.settings.allowed_hosts)
+            )
+        except KandjiError as exc:
+            raise BridgeError(f"Mapping {valid.name} was not changed: {explain(exc)}") from exc
+    enabled = current.enabled if update.enabled is None else update.enabled
+    return mappings.save_edit(state, current, valid, enabled)
 
 
 def remove_mapping(state: StateDB, name: str) -> None:

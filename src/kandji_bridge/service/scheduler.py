@@ -55,6 +55,7 @@ class Job:
     name: str  # the source's or the mapping's
     interval: timedelta
     last_run_started: datetime | None = None  # a mapping's last sync run, whoever ran it
+    scheduled: bool = True  # a disabled mapping runs only when triggered (Sync now)
 
 
 @dataclass
@@ -187,6 +188,8 @@ class Scheduler:
             if job.key in triggered:
                 due.append((datetime.min.replace(tzinfo=now.tzinfo), job))
                 continue
+            if not job.scheduled:
+                continue
             when = self._next_run(job, statuses.get(job.key), now)
             if when <= now:
                 due.append((when, job))
@@ -226,15 +229,17 @@ class Scheduler:
                     Mapping.name,
                     Mapping.schedule_minutes,
                     last_runs.c.started,
+                    Mapping.enabled,
                 ).outerjoin(last_runs, last_runs.c.mapping_id == Mapping.id)
             )
-            for mapping_id, name, minutes, started in rows:
+            for mapping_id, name, minutes, started, enabled in rows:
                 yield Job(
                     jobs.mapping_job(mapping_id),
                     jobs.MAPPING,
                     name,
                     timedelta(minutes=minutes),
                     started,
+                    scheduled=enabled,
                 )
 
     # -- a run ---------------------------------------------------------------------------------

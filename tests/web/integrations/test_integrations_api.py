@@ -225,6 +225,36 @@ def test_a_detail_field_with_a_key_lacking_device_details_is_refused(
     assert ok.json()["last_run"]["created"] == 5
 
 
+def test_patch_edits_a_mapping_and_a_breaking_edit_changes_nothing(
+    home, allow_simulator: RunningSimulator, runtime: Runtime, api: TestClient
+) -> None:
+    itam(runtime)
+    assert connect(api, allow_simulator).status_code == 200
+    assert api.post("/api/mappings", json=MAPPING).status_code == 201
+    before = api.get("/api/mappings/Kandji Device Import").json()
+    bad = api.patch(
+        "/api/mappings/Kandji Device Import",
+        json={"identifier": {"kandji": "device_id", "field": "Name"}, "enabled": False},
+    )
+    assert bad.status_code == 400
+    assert "'Name' of collection ITAM is not" in bad.json()["detail"]
+    assert api.get("/api/mappings/Kandji Device Import").json() == before
+    response = api.patch(
+        "/api/mappings/Kandji Device Import",
+        json={
+            "fields": [{"kandji": "device_id", "field": "Device ID"}],
+            "remove_fields": ["Name"],
+            "enabled": False,
+            "schedule_minutes": 5,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["enabled"] is False and body["schedule_minutes"] == 5
+    assert [f["field"] for f in body["fields"]] == ["Serial", "Device ID"]
+    assert api.get("/api/mappings").json()[0]["enabled"] is False
+
+
 def test_a_mapping_without_a_connection_says_to_connect_first(
     runtime: Runtime, api: TestClient
 ) -> None:
@@ -238,11 +268,12 @@ def test_unknown_mappings_are_404(runtime: Runtime, api: TestClient) -> None:
     for method, path in (
         ("GET", "/api/mappings/nope"),
         ("DELETE", "/api/mappings/nope"),
+        ("PATCH", "/api/mappings/nope"),
         ("POST", "/api/mappings/nope/sync"),
         ("POST", "/api/mappings/nope/preview"),
         ("GET", "/api/mappings/nope/runs"),
     ):
-        response = api.request(method, path)
+        response = api.request(method, path, json={} if method == "PATCH" else None)
         assert response.status_code == 404, (method, path)
         assert "No mapping named nope" in response.json()["detail"]
 
@@ -286,7 +317,7 @@ def test_the_api_docs_list_the_integration_routes(runtime: Runtime, api: TestCli
     paths = api.get("/api/openapi.json").json()["paths"]
     assert set(paths["/api/integrations/kandji"]) == {"get", "put"}
     assert set(paths["/api/mappings"]) == {"get", "post"}
-    assert set(paths["/api/mappings/{name}"]) == {"get", "delete"}
+    assert set(paths["/api/mappings/{name}"]) == {"get", "patch", "delete"}
     for action in ("sync", "preview"):
         assert "post" in paths[f"/api/mappings/{{name}}/{action}"]
     assert "get" in paths["/api/mappings/{name}/runs"]

@@ -1,6 +1,6 @@
 """The Integrations REST API: the Kandji connection (/api/integrations/kandji) and mappings
-(/api/mappings: create, which activates a mapping and starts its first sync, sync, preview,
-runs, remove)."""
+(/api/mappings: create, which activates a mapping and starts its first sync, edit, sync,
+preview, runs, remove)."""
 
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from kandji_bridge.inventory.fields import (
 from kandji_bridge.inventory.mappings import (
     MappingInfo,
     MappingSpec,
+    MappingUpdate,
     Pair,
 )
 from kandji_bridge.inventory.runs import RunInfo
@@ -38,6 +39,7 @@ from kandji_bridge.web.integrations.schemas import (
     MappedFieldOut,
     MappingIn,
     MappingOut,
+    MappingPatch,
     PairIn,
     PreviewOut,
     RunOut,
@@ -112,6 +114,24 @@ def create_mapping_api(request: Request, principal: CurrentUser, body: MappingIn
 def get_mapping_api(request: Request, principal: CurrentUser, name: str) -> MappingOut:
     state = runtime_of(request).state
     mapping = mappings.get_mapping(state, name)
+    return _mapping_out(mapping, _last_run(state, mapping))
+
+
+@router.patch("/mappings/{name}")
+def update_mapping_api(
+    request: Request, principal: CurrentUser, name: str, body: MappingPatch
+) -> MappingOut:
+    """Change a mapping (as `mapping update`); a change that cannot work changes nothing."""
+    state = runtime_of(request).state
+    update = MappingUpdate(
+        fields=tuple(Pair(pair.kandji, pair.field) for pair in body.fields),
+        remove_fields=tuple(body.remove_fields),
+        identifier=Pair(body.identifier.kandji, body.identifier.field) if body.identifier else None,
+        enabled=body.enabled,
+        schedule_minutes=body.schedule_minutes,
+        on_removed=body.on_removed,
+    )
+    mapping = mapping_operations.update_mapping(state, name, update, verify=body.verify)
     return _mapping_out(mapping, _last_run(state, mapping))
 
 
@@ -213,6 +233,7 @@ def _mapping_out(
         schedule_minutes=mapping.schedule_minutes,
         on_removed=mapping.on_removed,
         created_at=mapping.created_at,
+        enabled=mapping.enabled,
         warnings=list(mapping.warnings),
         last_run=_run_out(last_run) if last_run else None,
         sync=sync,

@@ -50,6 +50,20 @@ class MappingIn(BaseModel):
     verify: bool = Field(True, description="Check the token's permissions before saving.")
 
 
+class MappingPatch(BaseModel):
+    """A mapping's edit; what is left out stays as it is."""
+
+    fields: list[PairIn] = Field(
+        [], description="Pairs to add, or collection fields to fill from another Kandji field."
+    )
+    remove_fields: list[str] = Field([], description="Collection fields no longer filled.")
+    identifier: PairIn | None = Field(None, description="Its collection field must be unique.")
+    enabled: bool | None = Field(None, description="A disabled mapping is not synced on schedule.")
+    schedule_minutes: int | None = None
+    on_removed: OnRemoved | None = None
+    verify: bool = Field(True, description="Check the token's permissions a new field needs.")
+
+
 class MappedFieldOut(BaseModel):
     kandji: str
     kandji_label: str
@@ -88,6 +102,7 @@ class MappingOut(BaseModel):
     schedule_minutes: int
     on_removed: OnRemoved
     created_at: datetime
+    enabled: bool = True
     warnings: list[str] = []
     last_run: RunOut | None = None
     sync: str | None = Field(
