@@ -245,3 +245,35 @@ def test_mapping_update_edits_and_a_breaking_edit_says_what_to_do_and_changes_no
     )
     code, out, _ = run(["mapping", "update", name, "--enable"], capsys)
     assert code == 0 and out.rstrip().endswith("enabled.")
+
+
+def test_collection_update_and_remove_name_the_mapping_in_the_way_and_change_nothing(
+    sim_source: RunningSimulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["collection", "create", "ITAM", *ITAM], capsys)[0] == 0
+    assert run(MAPPING, capsys)[0] == 0
+    assert run(["inventory", "sync", "Kandji Device Import"], capsys)[0] == 0
+    _, before, _ = run(["collection", "show", "ITAM"], capsys)
+    code, _, err = run(["collection", "update", "ITAM", "--remove-field", "Serial"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "Mapping 'Kandji Device Import' fills the field 'Serial'" in " ".join(err.split())
+    code, _, err = run(["collection", "remove", "ITAM", "--yes"], capsys)
+    assert code == 1 and "filled by mapping 'Kandji Device Import'" in " ".join(err.split())
+    code, _, err = run(["collection", "remove", "ITAM"], capsys)  # not a terminal: no prompt
+    assert code == 2 and "deletes collection ITAM and its 40 records" in " ".join(err.split())
+    assert run(["collection", "show", "ITAM"], capsys)[1] == before
+
+    code, out, err = run(
+        ["collection", "update", "ITAM", "--rename", "Fleet", "--add-field", "Room:text",
+         "--remove-field", "Model Identifier"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Updated collection Fleet: " in out and "Room (text)" in out
+    assert "Model Identifier" not in out
+    assert run(["mapping", "remove", "Kandji Device Import"], capsys)[0] == 0
+    code, out, err = run(["collection", "remove", "Fleet", "--yes"], capsys)
+    assert code == 0, err
+    assert " ".join(out.split()) == (
+        "Deleted collection Fleet and its 40 records with their history."
+    )

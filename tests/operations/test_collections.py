@@ -1,14 +1,18 @@
 """The collection operations over a real state DB, chDB and a simulated tenant."""
 
+import re
+
 import orjson
 import pytest
 
 from inventory.helpers import make_mapping, sync
 from kandji_bridge.assets.browse import InvalidBrowse
-from kandji_bridge.assets.collections import CollectionInfo, InvalidCollection
+from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidCollection
 from kandji_bridge.assets.convert import FieldType
+from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.db import StateDB
-from kandji_bridge.errors import AlreadyExists, NotFound
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.inventory import mappings
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.operations import collections as operation
 from kandji_bridge.simulator.server import RunningSimulator
@@ -79,3 +83,89 @@ def test_show_record_names_its_device_mapping_and_the_sync_that_changed_it(
     assert record.timeline is not None and record.timeline.error == ""
     with pytest.raises(NotFound, match="has no record 'nope'"):
         operation.show_record(state, store, "ITAM", "nope")
+
+
+def stored(state: StateDB) -> tuple[object, ...]:
+    """What a user sees of every collection: names, fields, record counts, mappings, and the
+    mapping's pairs."""
+    return tuple(
+        (o.collection.name, o.collection.fields, o.records, o.mappings)
+        for o in operation.list_collections(state)
+    ) + tuple((m.mapping.name, m.mapping.fields) for m in mappings.list_mappings(state))
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (
+            CollectionEdit(remove_fields=("Device ID",)),
+            "is the Unique Identifier of mapping 'devices'",
+        ),
+        (CollectionEdit(remove_fields=("Serial",)), "Mapping 'devices' fills the field 'Serial'"),
+        (CollectionEdit(not_unique=("Device ID",)), "give that mapping another identifier"),
+        (CollectionEdit(remove_fields=("Nope",)), "has no field 'Nope'"),
+        (
+            CollectionEdit(rename="Loaners", add_fields=(FieldSpec("OS", FieldType.TEXT),)),
+            "A collection named Loaners already exists",
+        ),
+        (
+            CollectionEdit(add_fields=(FieldSpec("name", FieldType.TEXT),)),
+            "already has a field 'name'",
+        ),
+    ],
+)
+def test_an_edit_that_would_break_a_mapping_names_it_and_changes_nothing(
+    state: StateDB, itam: CollectionInfo, source: str, edit: CollectionEdit, says: str
+) -> None:
+    operation.create_collection(state, "Loaners", [operation.field_spec("Serial", "text")])
+    make_mapping(state, name="devices")
+    sync(state, "devices")
+    before = stored(state)
+    with pytest.raises(BridgeError, match=re.escape(says)):
+        operation.update_collection(state, "ITAM", edit)
+    assert stored(state) == before
+
+
+def test_rename_add_and_remove_fields_keep_the_records_and_their_other_values(
+    state: StateDB, itam: CollectionInfo, source: str
+) -> None:
+    make_mapping(state, name="devices")
+    sync(state, "devices")
+    mappings.remove_mapping(state, "devices")
+    edited = operation.update_collection(
+        state,
+        "ITAM",
+        CollectionEdit(
+            rename="Fleet",
+            remove_fields=("Name",),
+            not_unique=("Serial",),
+            add_fields=(FieldSpec("Room", FieldType.TEXT), FieldSpec("Name", FieldType.NUMBER)),
+        ),
+    )
+    assert edited.collection.name == "Fleet" and edited.records == {"active": 40}
+    labels = [(f.label, f.type, f.unique) for f in edited.collection.fields]
+    assert labels[-2:] == [("Room", FieldType.TEXT, False), ("Name", FieldType.NUMBER, False)]
+    assert ("Serial", FieldType.TEXT, False) in labels
+    rows = orjson.loads(b"".join(operation.export_collection(state, "Fleet", "json").chunks))
+    assert len(rows) == 40
+    # The new Name field starts empty, whatever the removed one held.
+    assert {row["Name"] for row in rows} == {None} and all(row["Device ID"] for row in rows)
+    found = operation.browse_records(state, "Fleet", search=rows[0]["Device ID"])
+    assert found.total == 1
+
+
+def test_delete_says_what_goes_and_is_refused_while_a_mapping_fills_the_collection(
+    state: StateDB, itam: CollectionInfo, source: str
+) -> None:
+    make_mapping(state, name="devices")
+    sync(state, "devices")
+    before = stored(state)
+    with pytest.raises(BridgeError, match="is filled by mapping 'devices'; remove the mapping"):
+        operation.remove_collection(state, "ITAM")
+    assert stored(state) == before
+    mappings.remove_mapping(state, "devices")
+    gone = operation.remove_collection(state, "ITAM")
+    assert gone.records == {"active": 40}
+    assert operation.list_collections(state) == []
+    with pytest.raises(NotFound):
+        operation.show_collection(state, "ITAM")

@@ -82,7 +82,7 @@ def parse_field_spec(spec: str) -> FieldSpec:
         raise InvalidCollection(
             f"The field {spec!r} has the type {type_name!r}; use one of {TYPES}."
         ) from None
-    return FieldSpec(_check_label(":".join(parts)), field_type, unique)
+    return FieldSpec(check_label(":".join(parts)), field_type, unique)
 
 
 def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> CollectionInfo:
@@ -94,7 +94,7 @@ def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> Col
         )
     if len(fields) > MAX_FIELDS:
         raise InvalidCollection(f"A collection has at most {MAX_FIELDS} fields, not {len(fields)}.")
-    labels = [_check_label(spec.label) for spec in fields]
+    labels = [check_label(spec.label) for spec in fields]
     seen: set[str] = set()
     for label in labels:
         if label.casefold() in seen:
@@ -106,7 +106,7 @@ def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> Col
     try:
         with state.session() as session:
             if session.scalar(select(Collection.id).where(Collection.name == name)):
-                raise _already_exists(name)
+                raise already_exists(name)
             session.add(collection)
             session.flush()
             session.add_all(
@@ -121,7 +121,7 @@ def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> Col
             )
     except IntegrityError:
         # Another process created the same name between our check and our insert.
-        raise _already_exists(name) from None
+        raise already_exists(name) from None
     return get_collection(state, name)
 
 
@@ -188,7 +188,7 @@ def load_collection(session: Session, collection: Collection) -> CollectionInfo:
     )
 
 
-def _check_label(label: str) -> str:
+def check_label(label: str) -> str:
     label = label.strip()
     if not label:
         raise InvalidCollection("A field label is empty; give each field a label, like 'Serial'.")
@@ -204,7 +204,7 @@ def _check_label(label: str) -> str:
     return label
 
 
-def _already_exists(name: str) -> AlreadyExists:
+def already_exists(name: str) -> AlreadyExists:
     return AlreadyExists(
         f"A collection named {shlex.quote(name)} already exists; pick another name, "
         f"or see it with `kandji-bridge collection show {shlex.quote(name)}`."

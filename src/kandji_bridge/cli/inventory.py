@@ -20,8 +20,9 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from kandji_bridge.assets import collections
-from kandji_bridge.assets.collections import InvalidCollection
+from kandji_bridge.assets.collections import FieldInfo, InvalidCollection
 from kandji_bridge.assets.convert import Value, text
+from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.cli.common import app_context, err, not_blank, out
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import UsageError
@@ -115,6 +116,74 @@ def collection_show(
     out.print(table)
     out.print(f"Records: {_counts(summary.records)}")
     out.print(f"Mappings: {escape(', '.join(summary.mappings)) or 'none'}")
+
+
+@collection_app.command("update")
+def collection_update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The collection.")],
+    rename: Annotated[str | None, typer.Option(help="A new name for the collection.")] = None,
+    add_field: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-field", help="LABEL:TYPE[:unique], a new field (empty in every record)."
+        ),
+    ] = None,
+    remove_field: Annotated[
+        list[str] | None,
+        typer.Option("--remove-field", help="A field to remove, with its values in every record."),
+    ] = None,
+    not_unique: Annotated[
+        list[str] | None,
+        typer.Option("--not-unique", help="A unique field whose values may repeat from now on."),
+    ] = None,
+) -> None:
+    """Rename a collection, add or remove fields; an edit that would break a mapping changes
+    nothing."""
+    try:
+        edit = CollectionEdit(
+            rename=rename,
+            add_fields=tuple(collections.parse_field_spec(spec) for spec in add_field or []),
+            remove_fields=tuple(remove_field or []),
+            not_unique=tuple(not_unique or []),
+        )
+    except InvalidCollection as exc:
+        raise typer.BadParameter(str(exc), param_hint="--add-field") from None
+    if edit == CollectionEdit():
+        raise UsageError(
+            "Say what to change: --rename, --add-field, --remove-field or --not-unique."
+        )
+    collection = operation.update_collection(_state(ctx), name, edit).collection
+    out.print(
+        f"Updated collection {escape(collection.name)}: "
+        f"{escape(', '.join(_field_shown(field) for field in collection.fields))}."
+    )
+
+
+def _field_shown(field: FieldInfo) -> str:
+    return f"{field.label} ({field.type.value}{', unique' if field.unique else ''})"
+
+
+@collection_app.command("remove")
+def collection_remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The collection to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+) -> None:
+    """Delete a collection with its records and their history (refused while a mapping fills
+    it)."""
+    state = _state(ctx)
+    summary = operation.show_collection(state, name)
+    records = sum(summary.records.values())
+    what = f"collection {summary.collection.name} and its {records} records with their history"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"This deletes {what}; add --yes to confirm.")
+        if not typer.confirm(f"Delete {what}?", err=True):
+            err.print("Nothing was deleted.")
+            raise typer.Exit(1)
+    operation.remove_collection(state, summary.collection.name)
+    out.print(f"Deleted {escape(what)}.")
 
 
 @collection_app.command("export")

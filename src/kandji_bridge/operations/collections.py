@@ -1,5 +1,6 @@
-"""Collections: list and show them, create one, browse, export, and show a record with where it
-came from (the mapping and Kandji device that filled it, and the audit events about the device).
+"""Collections: list and show them, create, edit and delete one, browse, export, and show a
+record with where it came from (the mapping and Kandji device that filled it, and the audit
+events about the device).
 
 The CLI's `collection` commands, the Collections pages and the REST API call these.
 """
@@ -12,10 +13,11 @@ from datetime import datetime
 
 import orjson
 
-from kandji_bridge.assets import browse, collections, records
+from kandji_bridge.assets import browse, collections, editing, records
 from kandji_bridge.assets.browse import RecordDetail, RecordPage
 from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidCollection
 from kandji_bridge.assets.convert import FieldType, Value, cell
+from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.inventory import links, mappings, runs
@@ -110,6 +112,60 @@ def field_spec(label: str, type_name: str, unique: bool = False) -> FieldSpec:
 def create_collection(state: StateDB, name: str, fields: list[FieldSpec]) -> CollectionOverview:
     created = collections.create_collection(state, name, fields)
     return CollectionOverview(created, {}, [])
+
+
+def update_collection(state: StateDB, name: str, edit: CollectionEdit) -> CollectionOverview:
+    """Rename the collection, add fields, remove fields or let a unique field's values repeat.
+    An edit that would break a mapping names the mapping and what to do, and changes nothing."""
+    collection = collections.get_collection(state, name)
+    users = [
+        summary.mapping
+        for summary in mappings.list_mappings(state)
+        if summary.mapping.collection.id == collection.id
+    ]
+    for label in edit.remove_fields:
+        field = collection.field(label)
+        for mapping in users:
+            for mapped in mapping.fields:
+                if mapped.field.id != field.id:
+                    continue
+                if mapped.is_identifier:
+                    raise BridgeError(
+                        f"The field {field.label!r} is the Unique Identifier of mapping "
+                        f"{mapping.name!r}; give that mapping another identifier, or remove it, "
+                        "before removing the field. Nothing was changed."
+                    )
+                raise BridgeError(
+                    f"Mapping {mapping.name!r} fills the field {field.label!r} from Kandji's "
+                    f"{mapped.kandji.key}; remove that field from the mapping first. Nothing "
+                    "was changed."
+                )
+    for label in edit.not_unique:
+        field = collection.field(label)
+        for mapping in users:
+            if mapping.identifier.field.id == field.id:
+                raise BridgeError(
+                    f"The field {field.label!r} is the Unique Identifier of mapping "
+                    f"{mapping.name!r}, which needs it unique; give that mapping another "
+                    "identifier first. Nothing was changed."
+                )
+    edited = editing.edit_collection(state, name, edit)
+    return show_collection(state, edited.name)
+
+
+def remove_collection(state: StateDB, name: str) -> CollectionOverview:
+    """Delete the collection with its records and their history; refused while a mapping
+    imports into it. Returns what was deleted."""
+    overview = show_collection(state, name)
+    if overview.mappings:
+        names = ", ".join(repr(mapping) for mapping in overview.mappings)
+        which = "mapping" if len(overview.mappings) == 1 else "mappings"
+        raise BridgeError(
+            f"Collection {overview.collection.name!r} is filled by {which} {names}; remove "
+            f"the {which} first, then delete the collection. Nothing was deleted."
+        )
+    editing.delete_collection(state, overview.collection.name)
+    return overview
 
 
 def browse_records(

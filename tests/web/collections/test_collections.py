@@ -4,6 +4,9 @@ import re
 
 from fastapi.testclient import TestClient
 
+from kandji_bridge import source_registry as sources
+from kandji_bridge.inventory import mappings
+from kandji_bridge.inventory.mappings import MappingSpec, Pair
 from kandji_bridge.service.runtime import Runtime
 
 ITAM = {
@@ -27,6 +30,39 @@ def test_create_list_and_show_a_collection_through_the_api(api: TestClient) -> N
     assert api.get("/api/collections/ITAM").json()["fields"][2]["type"] == "number"
     empty = api.get("/api/collections/ITAM/records").json()
     assert empty == {"records": [], "total": 0, "page": 1, "pages": 1, "page_size": 50}
+
+
+def test_patch_edits_and_delete_removes_a_collection_and_refuse_breaking_a_mapping(
+    api: TestClient, runtime: Runtime
+) -> None:
+    assert api.post("/api/collections", json=ITAM).status_code == 201
+    patched = api.patch(
+        "/api/collections/ITAM",
+        json={
+            "rename": "Fleet",
+            "add_fields": [{"label": "Room", "type": "text"}],
+            "remove_fields": ["Disk GB"],
+        },
+    )
+    assert patched.status_code == 200, patched.text
+    assert [f["label"] for f in patched.json()["fields"]] == ["Serial", "Name", "Room"]
+    # A mapping (saved without asking Kandji) now imports into it.
+    sources.add_source(runtime.state, "sim", "https://acme.api.kandji.io", "t" * 36)
+    mappings.create_mapping(
+        runtime.state,
+        MappingSpec("devices", "sim", "Fleet", Pair("serial_number", "Serial")),
+    )
+    before = api.get("/api/collections/Fleet").json()
+    loosen = api.patch("/api/collections/Fleet", json={"not_unique": ["Serial"]})
+    assert loosen.status_code == 400
+    assert "Unique Identifier of mapping 'devices'" in loosen.json()["detail"]
+    gone = api.delete("/api/collections/Fleet")
+    assert gone.status_code == 400
+    assert "is filled by mapping 'devices'" in gone.json()["detail"]
+    assert api.get("/api/collections/Fleet").json() == before
+    assert api.delete("/api/mappings/devices").status_code == 204
+    assert api.delete("/api/collections/Fleet").status_code == 204
+    assert api.get("/api/collections").json() == []
 
 
 def test_bad_input_gets_one_clear_sentence(api: TestClient) -> None:

@@ -1,11 +1,13 @@
-"""The collections REST API: list, create and show collections, page through records, a record."""
+"""The collections REST API: list, create, show, edit and delete collections, page through
+records, a record."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from kandji_bridge.assets import browse
 from kandji_bridge.assets.collections import CollectionInfo
+from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.operations import collections as operation
 from kandji_bridge.operations.collections import CollectionOverview
 from kandji_bridge.web.auth import CurrentUser, runtime_of
@@ -13,6 +15,7 @@ from kandji_bridge.web.collections.schemas import (
     ChangeOut,
     CollectionIn,
     CollectionOut,
+    CollectionPatch,
     DeviceEventOut,
     FieldOut,
     RecordDetailOut,
@@ -62,6 +65,28 @@ def api_create(request: Request, user: CurrentUser, body: CollectionIn) -> Colle
 @router.get("/collections/{name}")
 def api_get(request: Request, user: CurrentUser, name: str) -> CollectionOut:
     return _collection_out(operation.show_collection(runtime_of(request).state, name))
+
+
+@router.patch("/collections/{name}")
+def api_update(
+    request: Request, user: CurrentUser, name: str, body: CollectionPatch
+) -> CollectionOut:
+    """Rename, add or remove fields; 400 (nothing changed) for an edit that would break a
+    mapping, naming it."""
+    edit = CollectionEdit(
+        rename=body.rename,
+        add_fields=tuple(operation.field_spec(f.label, f.type, f.unique) for f in body.add_fields),
+        remove_fields=tuple(body.remove_fields),
+        not_unique=tuple(body.not_unique),
+    )
+    return _collection_out(operation.update_collection(runtime_of(request).state, name, edit))
+
+
+@router.delete("/collections/{name}", status_code=204)
+def api_delete(request: Request, user: CurrentUser, name: str) -> Response:
+    """Delete the collection with its records; 400 while a mapping imports into it."""
+    operation.remove_collection(runtime_of(request).state, name)
+    return Response(status_code=204)
 
 
 @router.get("/collections/{name}/records")

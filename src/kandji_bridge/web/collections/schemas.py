@@ -19,6 +19,15 @@ class CollectionIn(BaseModel):
     fields: list[FieldIn]
 
 
+class CollectionPatch(BaseModel):
+    """A collection's edit; what is left out stays as it is."""
+
+    rename: str | None = Field(None, description="A new name for the collection.")
+    add_fields: list[FieldIn] = Field([], description="New fields, empty in every record.")
+    remove_fields: list[str] = Field([], description="Labels of fields to remove, with values.")
+    not_unique: list[str] = Field([], description="Unique fields whose values may repeat.")
+
+
 class FieldOut(BaseModel):
     label: str
     type: str
