@@ -125,3 +125,17 @@ def test_export_links_give_csv_and_json(client: TestClient, api: TestClient) -> 
     csv = client.get("/collections/ITAM/export", params={"format": "csv"})
     assert csv.status_code == 200 and csv.content == b"\xef\xbb\xbfSerial,Name,Disk GB\r\n"
     assert client.get("/collections/ITAM/export", params={"format": "json"}).json() == []
+
+
+def test_the_export_buttons_work_with_every_status_filter(
+    client: TestClient, api: TestClient
+) -> None:
+    api.post("/api/collections", json=ITAM)
+    for status in ("", "active", "removed", "archived", "all"):
+        page = client.get("/collections/ITAM", params={"status": status} if status else {})
+        links = re.findall(r'href="(/collections/ITAM/export\?[^"]*)"', page.text)
+        assert len(links) == 2, status
+        for link in links:
+            export = client.get(link.replace("&amp;", "&"))
+            assert export.status_code == 200, (status, link, export.text)
+            assert export.headers["content-disposition"].startswith("attachment")

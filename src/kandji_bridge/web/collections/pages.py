@@ -321,14 +321,15 @@ def _table(collection: CollectionInfo, result: RecordPage) -> Table:
         for row in result.rows
     ]
     first = (result.page - 1) * result.page_size + 1 if result.rows else 0
-    archived = "1" if result.status in ("archived", "all") else ""
+    # Only a filter that shows archived records exports them; an empty value is no boolean.
+    archived = {"archived": "1"} if result.status in ("archived", "all") else {}
     return Table(
         columns=columns,
         rows=rows,
         previous_url=url(page=result.page - 1) if result.page > 1 else "",
         next_url=url(page=result.page + 1) if result.page < result.pages else "",
-        export_csv=f"{base}/export?" + urlencode({"format": "csv", "archived": archived}),
-        export_json=f"{base}/export?" + urlencode({"format": "json", "archived": archived}),
+        export_csv=f"{base}/export?" + urlencode({"format": "csv", **archived}),
+        export_json=f"{base}/export?" + urlencode({"format": "json", **archived}),
         first=first,
         last=first + len(rows) - 1 if rows else 0,
         current_url=url(page=result.page),
