@@ -63,6 +63,17 @@ def test_the_seeds_flow_from_the_command_line(
 
     code, out, _ = run(["inventory", "sync", "Kandji Device Import", "--dry-run"], capsys)
     assert code == 0
+    assert out.splitlines() == [
+        "Dry run: nothing was written.",
+        "Mapping Kandji Device Import: 40 devices listed; would be created 40, would be updated "
+        "0, unchanged 0, skipped 0, conflicts 0.",
+        "API requests: 1 (1 device list, 0 device details).",
+        "Add --verbose to see each record, field by field.",
+    ]
+    code, out, _ = run(
+        ["inventory", "sync", "Kandji Device Import", "--dry-run", "--verbose"], capsys
+    )
+    assert code == 0
     assert out.startswith("Dry run: nothing was written.\ncreate record '")
     assert "    Serial: '" in out
     assert (
@@ -81,7 +92,8 @@ def test_the_seeds_flow_from_the_command_line(
     device = sim_source.devices[4]
     old_name = device.device_name
     sim_source.state.rename_device(device.device_id, "Front Desk iPad")
-    code, out, _ = run(["inventory", "sync", "Kandji Device Import", "--dry-run"], capsys)
+    dry_run = ["inventory", "sync", "Kandji Device Import", "--dry-run", "--verbose"]
+    code, out, _ = run(dry_run, capsys)
     assert f"update record '{device.device_id}' from device Front Desk iPad (" in out
     assert f"    Name: {old_name!r} → 'Front Desk iPad'" in out
     assert "would be updated 1, unchanged 39" in out
@@ -144,6 +156,44 @@ def test_mapping_fields_lists_the_catalog_with_its_recommendations(
         assert field.key in out and field.label in out
     assert "Recommended unique identifier" in out
     assert "Common and acceptable identifier" in out
+
+
+def test_lists_piped_or_narrow_keep_every_key_whole_and_print_json(
+    sim_source: RunningSimulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")  # a narrow window, output not a terminal
+    code, out, _ = run(["mapping", "fields"], capsys)
+    assert code == 0
+    keys = [line.split("\t")[0] for line in out.splitlines()]
+    assert keys == ["key", *CATALOG]  # supplemental_build_version and all, whole
+    code, out, _ = run(["mapping", "fields", "--format", "json"], capsys)
+    fields = [json.loads(line) for line in out.splitlines()]
+    assert [f["key"] for f in fields] == list(CATALOG)
+    assert set(fields[0]) == {"key", "label", "type", "from", "recommendation"}
+
+    assert run(["collection", "create", "Company Laptop Fleet", *ITAM], capsys)[0] == 0
+    long_name = [*MAPPING[:9], "Company Laptop Fleet", *MAPPING[10:]]
+    assert run(long_name, capsys)[0] == 0
+    code, out, _ = run(["mapping", "list"], capsys)
+    assert out.splitlines()[1].split("\t")[:4] == [
+        "Kandji Device Import", "sim", "Company Laptop Fleet", "device_id → Device ID"
+    ]  # fmt: skip
+    code, out, _ = run(["mapping", "list", "--format", "json"], capsys)
+    (mapping,) = [json.loads(line) for line in out.splitlines()]
+    assert mapping["identifier"] == {"kandji": "device_id", "field": "Device ID"}
+    assert mapping["enabled"] is True and mapping["last_sync"] is None
+    assert {"kandji": "serial_number", "field": "Serial"} in mapping["fields"]
+    code, out, _ = run(["collection", "list"], capsys)
+    assert out.splitlines()[1].split("\t") == [
+        "Company Laptop Fleet", "7", "0", "Kandji Device Import"
+    ]  # fmt: skip
+    code, out, _ = run(["collection", "list", "--format", "json"], capsys)
+    (collection,) = [json.loads(line) for line in out.splitlines()]
+    assert collection["name"] == "Company Laptop Fleet"
+    assert collection["mappings"] == ["Kandji Device Import"] and collection["records"] == {}
+    assert collection["fields"][0] == {"label": "Device ID", "type": "text", "unique": True}
 
 
 def test_bad_input_is_refused_with_one_sentence_and_the_right_exit_code(

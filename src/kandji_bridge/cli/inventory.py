@@ -3,11 +3,12 @@
 import asyncio
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
+import orjson
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -42,6 +43,11 @@ mapping_app = typer.Typer(
     help="Mappings: which Kandji device fields go into which collection.", no_args_is_help=True
 )
 inventory_app = typer.Typer(help="Device import: sync a mapping now.", no_args_is_help=True)
+
+
+class ListFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
 
 
 class ExportFormat(StrEnum):
@@ -84,21 +90,44 @@ def collection_create(
 
 
 @collection_app.command("list")
-def collection_list(ctx: typer.Context) -> None:
+def collection_list(
+    ctx: typer.Context,
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
+) -> None:
     """List the collections, with their record counts and mappings."""
     summaries = operation.list_collections(_state(ctx))
+    if output is ListFormat.JSON:
+        _print_json(
+            {
+                "name": summary.collection.name,
+                "fields": [
+                    {"label": f.label, "type": f.type.value, "unique": f.unique}
+                    for f in summary.collection.fields
+                ],
+                "records": summary.records,
+                "mappings": summary.mappings,
+            }
+            for summary in summaries
+        )
+        return
     if not summaries:
         err.print("No collections yet; create one with `kandji-bridge collection create`.")
         return
-    table = Table("name", "fields", "records", "mappings")
-    for summary in summaries:
-        table.add_row(
-            escape(summary.collection.name),
-            str(len(summary.collection.fields)),
-            _counts(summary.records),
-            escape(", ".join(summary.mappings)) or "-",
-        )
-    out.print(table)
+    _print_table(
+        ("name", "fields", "records", "mappings"),
+        [
+            (
+                summary.collection.name,
+                str(len(summary.collection.fields)),
+                _counts(summary.records),
+                ", ".join(summary.mappings) or "-",
+            )
+            for summary in summaries
+        ],
+        whole=(0, 3),
+    )
 
 
 @collection_app.command("show")
@@ -205,6 +234,35 @@ def collection_export(
     sink.flush()
 
 
+def _print_json(items: Iterable[dict[str, object]]) -> None:
+    """One JSON object per line, as `logs query --format json` prints rows."""
+    for item in items:
+        sys.stdout.write(orjson.dumps(item).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _print_table(
+    headers: tuple[str, ...], rows: list[tuple[str, ...]], whole: tuple[int, ...]
+) -> None:
+    """A table on a terminal, whose `whole` columns (keys and names a user types) are never
+    folded or cut; tab-separated lines otherwise, so a pipe or a file gets every value whole."""
+    if not out.is_terminal:
+        for row in (headers, *rows):
+            sys.stdout.write("\t".join(cell.replace("\t", " ") for cell in row) + "\n")
+        sys.stdout.flush()
+        return
+    table = Table()
+    for index, header in enumerate(headers):
+        if index in whole:
+            width = max(len(row[index]) for row in (headers, *rows))
+            table.add_column(header, no_wrap=True, min_width=width)
+        else:
+            table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    out.print(table)
+
+
 def _counts(counts: dict[str, int]) -> str:
     total = sum(counts.values())
     parts = [f"{counts[status]} {status}" for status in sorted(counts) if counts[status]]
@@ -283,46 +341,87 @@ def mapping_create(
 
 
 @mapping_app.command("fields")
-def mapping_fields() -> None:
+def mapping_fields(
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
+) -> None:
     """List every Kandji device field a mapping can use, with Asset Panda's usage recommendation."""
-    table = Table("key", "label", "type", "from", "usage recommendation")
-    for field in CATALOG.values():
-        table.add_row(
+    rows = [
+        (
             field.key,
-            escape(field.label),
+            field.label,
             field.kind.value,
             "details" if field.needs_details else "list",
-            escape(field.recommendation),
+            field.recommendation,
         )
-    out.print(table)
+        for field in CATALOG.values()
+    ]
+    headers = ("key", "label", "type", "from", "usage recommendation")
+    if output is ListFormat.JSON:
+        _print_json(
+            dict(zip(("key", "label", "type", "from", "recommendation"), row, strict=True))
+            for row in rows
+        )
+        return
+    _print_table(headers, rows, whole=(0,))
 
 
 @mapping_app.command("list")
-def mapping_list(ctx: typer.Context) -> None:
+def mapping_list(
+    ctx: typer.Context,
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
+) -> None:
     """List the mappings and how their last sync went."""
     summaries = mappings.list_mappings(_state(ctx))
+    if output is ListFormat.JSON:
+        _print_json(_mapping_json(summary) for summary in summaries)
+        return
     if not summaries:
         err.print("No mappings yet; create one with `kandji-bridge mapping create`.")
         return
-    table = Table(
-        "name", "source", "collection", "identifier", "fields", "every", "removed", "last sync"
-    )
+    rows = []
     for summary in summaries:
         mapping, run = summary.mapping, summary.last_run
         last = "never"
         if run is not None:
             last = f"{run.status} {run.started_at:%Y-%m-%d %H:%M} UTC"
-        table.add_row(
-            escape(mapping.name),
-            escape(mapping.source.name),
-            escape(mapping.collection.name),
-            f"{mapping.identifier.kandji.key} → {escape(mapping.identifier.field.label)}",
-            str(len(mapping.fields)),
-            f"{mapping.schedule_minutes} min",
-            mapping.on_removed.value,
-            last,
+        rows.append(
+            (
+                mapping.name,
+                mapping.source.name,
+                mapping.collection.name,
+                f"{mapping.identifier.kandji.key} → {mapping.identifier.field.label}",
+                str(len(mapping.fields)),
+                f"{mapping.schedule_minutes} min" + ("" if mapping.enabled else " (disabled)"),
+                mapping.on_removed.value,
+                last,
+            )
         )
-    out.print(table)
+    headers = ("name", "source", "collection", "identifier", "fields", "every", "removed")
+    _print_table((*headers, "last sync"), rows, whole=(0, 1, 2, 3))
+
+
+def _mapping_json(summary: mappings.MappingSummary) -> dict[str, object]:
+    mapping, run = summary.mapping, summary.last_run
+    return {
+        "name": mapping.name,
+        "source": mapping.source.name,
+        "collection": mapping.collection.name,
+        "identifier": {
+            "kandji": mapping.identifier.kandji.key,
+            "field": mapping.identifier.field.label,
+        },
+        "fields": [{"kandji": m.kandji.key, "field": m.field.label} for m in mapping.fields[1:]],
+        "schedule_minutes": mapping.schedule_minutes,
+        "on_removed": mapping.on_removed.value,
+        "enabled": mapping.enabled,
+        "last_sync": None
+        if run is None
+        else {"status": run.status, "started_at": run.started_at.isoformat()},
+    }
 
 
 @mapping_app.command("update")
@@ -413,6 +512,9 @@ def inventory_sync(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write nothing; show what would change.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="With --dry-run: every record, field by field.")
+    ] = False,
 ) -> None:
     """Import the mapping's devices now; prints created, updated, unchanged, skipped, conflicts.
 
@@ -427,9 +529,12 @@ def inventory_sync(
             report = _sync_held(state, mapping, progress)
     if dry_run:
         out.print("Dry run: nothing was written.")
-        for change in report.changes:
-            _print_change(change)
+        if verbose:
+            for change in report.changes:
+                _print_change(change)
     _print_report(report)
+    if dry_run and report.changes and not verbose:
+        out.print("Add --verbose to see each record, field by field.")
 
 
 def _sync_held(state: StateDB, name: str, progress: Progress | None) -> SyncReport:
