@@ -16,7 +16,7 @@ import orjson
 from kandji_bridge.assets import browse, collections, editing, records
 from kandji_bridge.assets.browse import RecordDetail, RecordPage
 from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidCollection
-from kandji_bridge.assets.convert import FieldType, Value, cell
+from kandji_bridge.assets.convert import FieldType, Value, cell, text
 from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import BridgeError
@@ -26,6 +26,7 @@ from kandji_bridge.logs.store import LogStore, sql_string
 
 EXPORT_FORMATS = ("csv", "json")
 EXPORT_CHUNK = 65536  # CSV bytes buffered before they are handed on
+DEVICE_NAME = "device_name"  # the Kandji field that names a device
 EVENTS_LIMIT = 100  # audit events on a record's timeline, newest first
 TYPES = ", ".join(field_type.value for field_type in FieldType)
 
@@ -79,6 +80,8 @@ class ImportedRecord:
     mapping: str | None  # the mapping that imported it
     history: list[Change]  # newest first
     timeline: Timeline | None  # None: not imported from a device
+    title: str = ""  # the device's name, else its identifier: what the record is called
+    subtitle: str = ""  # the identifier, as "LABEL: value", shown under the title
 
 
 def list_collections(state: StateDB) -> list[CollectionOverview]:
@@ -229,7 +232,32 @@ def show_record(state: StateDB, store: LogStore, name: str, record_id: str) -> I
     ]
     device_id, mapping = origin if origin else (None, None)
     timeline = device_events(store, device_id) if device_id else None
-    return ImportedRecord(record, device_id, mapping, history, timeline)
+    title, subtitle = _record_title(state, record, mapping)
+    return ImportedRecord(record, device_id, mapping, history, timeline, title, subtitle)
+
+
+def _record_title(state: StateDB, record: RecordDetail, mapping: str | None) -> tuple[str, str]:
+    """The record's name (the field its mapping fills with the device's name) and its
+    identifier (the mapping's identifier field, else the collection's first unique field)."""
+    name_label = id_label = None
+    if mapping is not None:
+        try:
+            info = mappings.get_mapping(state, mapping)
+        except BridgeError:
+            info = None
+        if info is not None:
+            id_label = info.identifier.field.label
+            name_label = next(
+                (m.field.label for m in info.fields if m.kandji.key == DEVICE_NAME), None
+            )
+    if id_label is None:
+        unique = [f.label for f in record.collection.fields if f.unique]
+        id_label = unique[0] if unique else None
+    name = text(record.values.get(name_label)) if name_label else ""
+    identifier = text(record.values.get(id_label)) if id_label else ""
+    if name and identifier:
+        return name, f"{id_label}: {identifier}"
+    return name or identifier or "Record", ""
 
 
 def device_events(store: LogStore, device_id: str, limit: int = EVENTS_LIMIT) -> Timeline:

@@ -118,6 +118,12 @@ def test_create_a_collection_import_devices_and_browse_a_record(
     expect(page.locator("#record-count")).to_contain_text(f"1{DASH}40 of 40 records")
     screenshot(page, "records-table")
 
+    # The export buttons work with the default filter.
+    for button, first in (("CSV", b"\xef\xbb\xbfDevice ID,"), ("JSON", b"[")):
+        with page.expect_download() as download:
+            page.get_by_role("link", name=button, exact=True).click()
+        assert Path(download.value.path()).read_bytes().startswith(first)
+
     # Search.
     page.fill("#search", "zed renamed")
     expect(page.locator("#record-count")).to_contain_text(f"1{DASH}1 of 1 records")
@@ -149,7 +155,9 @@ def test_create_a_collection_import_devices_and_browse_a_record(
     # The renamed device's record: its values, its history, its audit events.
     page.goto("/collections/ITAM?search=zed+renamed")
     page.locator("tbody tr").first.get_by_role("link").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(device.device_id)
+    # Titled by the device's name, its identifier below.
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Zed renamed Mac")
+    expect(page.get_by_test_id("record-subtitle")).to_have_text(f"Device ID: {device.device_id}")
     values = page.locator("table.record-values")
     expect(values).to_contain_text("Zed renamed Mac")
     expect(values).to_contain_text(device.serial_number)
