@@ -5,13 +5,20 @@ save connection → success message and green check → Continue with mapping �
 mapping → Save → the mapping page with its first sync.
 """
 
+import asyncio
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections, records
 from kandji_bridge.assets.collections import FieldSpec
 from kandji_bridge.assets.convert import FieldType
 from kandji_bridge.inventory import mappings
+from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.inventory.sync import sync_mapping
 from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.simulator.server import RunningSimulator
 
 from .test_integrations_api import source_rows
@@ -171,3 +178,36 @@ def test_a_wrong_api_key_shows_the_error_and_saves_nothing(
     assert page.get_by_role("link", name="Continue with mapping").count() == 0
     screenshot(page, "wrong-key")
     assert source_rows(runtime) == []
+
+
+def test_after_sync_now_in_the_background_the_page_shows_the_run_when_it_finishes(
+    home, allow_simulator: RunningSimulator, runtime: Runtime, page, screenshot
+) -> None:
+    make_itam(runtime)
+    sources.add_source(runtime.state, "sim", allow_simulator.base_url, allow_simulator.token)
+    mappings.create_mapping(
+        runtime.state,
+        MappingSpec("Kandji Device Import", "sim", "ITAM", parse_pair("serial_number=Serial")),
+    )
+    with ThreadPoolExecutor(1) as pool:  # synced once: not due again for an hour
+        pool.submit(asyncio.run, sync_mapping(runtime.state, "Kandji Device Import")).result()
+    scheduler = Scheduler(runtime, tick_seconds=0.2)
+    runtime.jobs = scheduler
+    thread = threading.Thread(target=asyncio.run, args=(scheduler.run(),), daemon=True)
+    thread.start()
+    try:
+        page.goto("/integrations/mappings/Kandji%20Device%20Import")
+        assert page.locator("[data-testid=sync-history] tbody tr").count() == 1
+        page.click("button:text-is('Sync now')")
+        page.wait_for_url(re.compile(r".*done=triggered"))
+        screenshot(page, "sync-running")
+        # No reload: the page polls its status and shows the run once it has finished.
+        page.wait_for_url(re.compile(r".*done=synced"), timeout=60_000)
+        assert page.locator("[data-testid=sync-history] tbody tr").count() == 2
+        devices = len(allow_simulator.devices)
+        assert f"unchanged {devices}" in page.inner_text("[data-testid=done]")
+        assert page.locator("[data-testid=sync-status]").count() == 0
+        screenshot(page, "sync-finished")
+    finally:
+        scheduler.stop()
+        thread.join(timeout=30)

@@ -14,7 +14,7 @@ import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -303,21 +303,49 @@ def _mapping_form(
 # -- Pages: the mapping ----------------------------------------------------------------------
 
 
-def _mapping_url(name: str, done: str = "") -> str:
-    return f"/integrations/mappings/{quote(name, safe='')}" + (f"?done={done}" if done else "")
+def _mapping_url(name: str, done: str = "", after: str = "") -> str:
+    query = urlencode({key: value for key, value in (("done", done), ("after", after)) if value})
+    return f"/integrations/mappings/{quote(name, safe='')}" + (f"?{query}" if query else "")
 
 
 @router.get("/integrations/mappings/{name}")
-def mapping_page(request: Request, principal: CurrentUser, name: str, done: str = "") -> Response:
-    return _mapping_page(request, name, done=done)
+def mapping_page(
+    request: Request, principal: CurrentUser, name: str, done: str = "", after: str = ""
+) -> Response:
+    return _mapping_page(request, name, done=done, after=after)
 
 
 @router.post("/integrations/mappings/{name}/sync")
 def sync_now_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
-    done = "triggered" if mapping_operations.start_sync(runtime.jobs, mapping).queued else "synced"
-    return RedirectResponse(_mapping_url(mapping.name, done), status_code=303)
+    after = _last_finished(runtime.state, mapping.id)
+    if mapping_operations.start_sync(runtime.jobs, mapping).queued:
+        # The page polls until a run finishes after this moment, then shows it.
+        return RedirectResponse(_mapping_url(mapping.name, "triggered", after), status_code=303)
+    return RedirectResponse(_mapping_url(mapping.name, "synced"), status_code=303)
+
+
+@router.get("/integrations/mappings/{name}/status")
+def sync_status_fragment(
+    request: Request, principal: CurrentUser, name: str, after: str = ""
+) -> Response:
+    """What the mapping page polls while a sync runs in the background (htmx): the same small
+    fragment while it runs, then a redirect to the page showing the finished run."""
+    state = runtime_of(request).state
+    mapping = mappings.get_mapping(state, name)
+    status = jobs.job_statuses(state).get(jobs.mapping_job(mapping.id))
+    finished = _last_finished(state, mapping.id)
+    if status is not None and not status.running and finished and finished != after:
+        return Response(headers={"HX-Redirect": _mapping_url(mapping.name, "synced")})
+    context = {"url": _mapping_url(mapping.name), "after": after}
+    return render(request, "integrations/_sync_status.html", context)
+
+
+def _last_finished(state: StateDB, mapping_id: str) -> str:
+    """When the mapping's job last finished, as the page passes it along ("" if never)."""
+    status = jobs.job_statuses(state).get(jobs.mapping_job(mapping_id))
+    return status.last_finished_at.isoformat() if status and status.last_finished_at else ""
 
 
 @router.post("/integrations/mappings/{name}/preview")
@@ -350,6 +378,7 @@ def _mapping_page(
     name: str,
     *,
     done: str = "",
+    after: str = "",
     report: SyncReport | None = None,
     preview_error: str = "",
 ) -> HTMLResponse:
@@ -367,6 +396,12 @@ def _mapping_page(
             "job": status,
             "scheduler": runtime.jobs.background,
             "done": done,
+            # Poll while a sync runs in the background: Sync now's, or one found running.
+            "poll_after": after
+            if done == "triggered"
+            else _last_finished(runtime.state, mapping.id)
+            if status and status.running
+            else None,
             "report": report,
             "changes": shown_changes(report),
             "preview_error": preview_error,
