@@ -224,7 +224,7 @@ def edited_spec(current: MappingInfo, update: MappingUpdate) -> MappingSpec:
         if identifier.field.strip().casefold() == wanted:
             raise InvalidMapping(
                 f"{label.strip()!r} is the Unique Identifier of mapping "
-                f"{shlex.quote(current.name)}; change the identifier (--identifier) before "
+                f"{shlex.quote(current.name)}; give the mapping another identifier before "
                 "removing its field."
             )
         kept = [pair for pair in pairs if pair.field.strip().casefold() != wanted]

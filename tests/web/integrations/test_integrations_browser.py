@@ -211,3 +211,53 @@ def test_after_sync_now_in_the_background_the_page_shows_the_run_when_it_finishe
     finally:
         scheduler.stop()
         thread.join(timeout=30)
+
+
+def test_the_mapping_page_edits_fields_identifier_schedule_and_refuses_a_breaking_edit(
+    home, allow_simulator: RunningSimulator, runtime: Runtime, page, screenshot
+) -> None:
+    make_itam(runtime)
+    sources.add_source(runtime.state, "sim", allow_simulator.base_url, allow_simulator.token)
+    spec = MappingSpec(
+        "Kandji Device Import",
+        "sim",
+        "ITAM",
+        parse_pair("serial_number=Serial"),
+        [parse_pair("device_name=Name")],
+    )
+    mappings.create_mapping(runtime.state, spec)
+    page.goto("/integrations/mappings/Kandji%20Device%20Import")
+    fields = page.locator("[data-testid=mapped-fields] tbody tr")
+    assert fields.count() == 2
+
+    # A unique identifier into a field that is not unique: said on the page, nothing changed.
+    page.select_option("#e-identifier_kandji", "device_name")
+    page.select_option("#e-identifier_field", "Name")
+    page.click("button:text-is('Change identifier')")
+    assert "'Name' of collection ITAM is not" in page.inner_text("[data-testid=edit-error]")
+    assert fields.count() == 2
+    assert (
+        "Unique Identifier" in fields.first.inner_text() and "Serial" in fields.first.inner_text()
+    )
+    screenshot(page, "edit-refused")
+
+    # Add a row, remove one, disable, change the schedule.
+    page.select_option("#e-kandji", "model")
+    page.select_option("#e-field", "Model")
+    page.click("button:text-is('Add field')")
+    page.wait_for_url(re.compile(r".*done=updated"))
+    assert fields.count() == 3 and "Model" in fields.nth(2).inner_text()
+    page.click("button[aria-label='Remove Name']")
+    page.wait_for_url(re.compile(r".*done=updated"))
+    assert fields.count() == 2 and "Name" not in page.inner_text("[data-testid=mapped-fields]")
+    page.click("button:text-is('Disable')")
+    page.wait_for_url(re.compile(r".*done=updated"))
+    assert "disabled" in page.inner_text("[data-testid=schedule]")
+    page.fill("#e-schedule_minutes", "15")
+    page.click("button:text-is('Save schedule')")
+    page.wait_for_url(re.compile(r".*done=updated"))
+    assert "every 15 minutes" in page.inner_text("[data-testid=schedule]")
+    screenshot(page, "edited")
+    mapping = mappings.get_mapping(runtime.state, "Kandji Device Import")
+    assert [m.field.label for m in mapping.fields] == ["Serial", "Model"]
+    assert not mapping.enabled and mapping.schedule_minutes == 15

@@ -33,7 +33,10 @@ from kandji_bridge.inventory.fields import (
 )
 from kandji_bridge.inventory.mappings import (
     DEFAULT_SCHEDULE_MINUTES,
+    SCHEDULE_RANGE,
+    MappingUpdate,
     OnRemoved,
+    Pair,
 )
 from kandji_bridge.inventory.sync import SyncReport
 from kandji_bridge.jobs import status as jobs
@@ -367,6 +370,50 @@ def preview_page(request: Request, principal: CurrentUser, name: str) -> Respons
     return _mapping_page(request, mapping.name, report=report, preview_error=error)
 
 
+@router.post("/integrations/mappings/{name}/edit")
+async def edit_page(request: Request, principal: CurrentUser, name: str) -> Response:
+    """One edit from the mapping page: enable or disable, the schedule, add or remove a field
+    row, change the identifier. A refused edit is shown on the page and changes nothing."""
+    data = await request.form()
+    action = str(data.get("action", ""))
+    runtime = runtime_of(request)
+    try:
+        update = _edit_from(action, data)
+        mapping = await asyncio.to_thread(
+            mapping_operations.update_mapping, runtime.state, name, update
+        )
+    except NotFound:
+        raise
+    except BridgeError as exc:
+        return _mapping_page(request, name, edit_error=str(exc), status_code=400)
+    return RedirectResponse(_mapping_url(mapping.name, "updated"), status_code=303)
+
+
+def _edit_from(action: str, data: Any) -> MappingUpdate:
+    def pair(kandji: str, field: str) -> Pair:
+        chosen = str(data.get(kandji, "")).strip(), str(data.get(field, "")).strip()
+        if not all(chosen):
+            raise BridgeError("Choose both the Kandji field and the collection field.")
+        return Pair(*chosen)
+
+    if action in ("enable", "disable"):
+        return MappingUpdate(enabled=action == "enable")
+    if action == "schedule":
+        low, high = SCHEDULE_RANGE
+        try:
+            minutes = int(str(data.get("schedule_minutes", "")).strip())
+        except ValueError:
+            raise BridgeError(f"Enter a whole number of minutes from {low} to {high}.") from None
+        return MappingUpdate(schedule_minutes=minutes)
+    if action == "add_field":
+        return MappingUpdate(fields=(pair("kandji", "field"),))
+    if action == "remove_field":
+        return MappingUpdate(remove_fields=(str(data.get("field", "")),))
+    if action == "identifier":
+        return MappingUpdate(identifier=pair("identifier_kandji", "identifier_field"))
+    raise BridgeError("Choose what to change on the mapping page.")
+
+
 @router.post("/integrations/mappings/{name}/remove")
 def remove_page(request: Request, principal: CurrentUser, name: str) -> Response:
     mapping_operations.remove_mapping(runtime_of(request).state, name)
@@ -381,6 +428,8 @@ def _mapping_page(
     after: str = "",
     report: SyncReport | None = None,
     preview_error: str = "",
+    edit_error: str = "",
+    status_code: int = 200,
 ) -> HTMLResponse:
     runtime = runtime_of(request)
     mapping = mappings.get_mapping(runtime.state, name)
@@ -405,7 +454,12 @@ def _mapping_page(
             "report": report,
             "changes": shown_changes(report),
             "preview_error": preview_error,
+            "edit_error": edit_error,
             "limit": PREVIEW_LIMIT,
             "url": _mapping_url(mapping.name),
+            "list_fields": LIST_FIELDS,
+            "detail_fields": DETAIL_FIELDS,
+            "identifier_options": identifier_fields(),
         },
+        status_code=status_code,
     )
