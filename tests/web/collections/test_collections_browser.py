@@ -11,6 +11,8 @@ from typing import Any
 from playwright.sync_api import expect
 
 from kandji_bridge import source_registry as sources
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
 from kandji_bridge.inventory.sync import sync_mapping
@@ -177,3 +179,59 @@ def test_create_a_collection_import_devices_and_browse_a_record(
         "href", re.compile(r"^/logs/events/.+")
     )
     screenshot(page, "record")
+
+
+def test_edit_and_delete_a_collection_and_refuse_what_would_break_its_mapping(
+    home: Path, allow_simulator: RunningSimulator, runtime: Runtime, page, screenshot
+) -> None:
+    collections.create_collection(
+        runtime.state,
+        "ITAM",
+        [parse_field_spec(spec) for spec in ("Device ID:text:unique", "Serial:text", "Name:text")],
+    )
+    import_devices(runtime, allow_simulator)
+    page.goto("/collections/ITAM")
+    page.click("#edit-collection")
+    fields = page.locator("[data-testid=collection-fields] tbody tr")
+    expect(fields).to_have_count(3)
+
+    # A field the mapping fills, then its identifier's uniqueness: refused, naming the mapping.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button[aria-label='Remove Serial']")
+    expect(page.get_by_test_id("edit-error")).to_contain_text(
+        "Mapping 'Kandji Device Import' fills the field 'Serial'"
+    )
+    expect(fields).to_have_count(3)
+    page.click("button[aria-label='Let values of Device ID repeat']")
+    expect(page.get_by_test_id("edit-error")).to_contain_text(
+        "is the Unique Identifier of mapping 'Kandji Device Import'"
+    )
+    expect(fields.first).to_contain_text("unique")
+    screenshot(page, "edit-refused")
+
+    # Delete is refused while the mapping feeds it: the page says what goes and what to do.
+    page.get_by_role("link", name="Delete collection…").click()
+    summary = page.get_by_test_id("delete-summary")
+    expect(summary).to_contain_text("deletes its 40 records and their change history")
+    expect(summary).to_contain_text("fed by mapping Kandji Device Import")
+    expect(summary.get_by_role("button")).to_have_count(0)
+    screenshot(page, "delete-refused")
+
+    # Rename and add a field.
+    page.goto("/collections/ITAM/edit")
+    page.fill("#f-new_name", "Fleet")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_test_id("done")).to_contain_text("Collection saved.")
+    expect(page).to_have_url(re.compile(r"/collections/Fleet/edit"))
+    page.fill("#f-label", "Room")
+    page.get_by_role("button", name="Add field").click()
+    expect(fields).to_have_count(4)
+    expect(fields.nth(3)).to_contain_text("Room")
+
+    # Without the mapping, the collection and its records can be deleted.
+    mappings.remove_mapping(runtime.state, "Kandji Device Import")
+    page.goto("/collections/Fleet/delete")
+    page.get_by_role("button", name="Delete Fleet and 40 records").click()
+    expect(page.get_by_role("status")).to_contain_text("Deleted collection Fleet")
+    assert collections.list_collections(runtime.state) == []
+    screenshot(page, "deleted")

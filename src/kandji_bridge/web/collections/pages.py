@@ -1,6 +1,6 @@
-"""Collections in the web UI: the list, a new collection, the records table (search, sort, paging,
-status, export) and a record's page with its change history and, for a record imported from a
-Kandji device, the timeline of audit events that targeted the device."""
+"""Collections in the web UI: the list, a new collection, editing and deleting one, the records
+table (search, sort, paging, status, export) and a record's page with its change history and,
+for a record imported from a Kandji device, the timeline of audit events that targeted it."""
 
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,9 +13,11 @@ from kandji_bridge.assets import browse, collections
 from kandji_bridge.assets.browse import RecordPage
 from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidCollection
 from kandji_bridge.assets.convert import FieldType, Value, text
+from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.assets.names import check_name
-from kandji_bridge.errors import AlreadyExists, BridgeError
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.operations import collections as operation
+from kandji_bridge.operations.collections import CollectionOverview
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.templating import render
 
@@ -46,9 +48,11 @@ def shown(value: Value, field_type: FieldType) -> str:
 
 
 @router.get("/collections")
-def list_page(request: Request, user: CurrentUser, created: str = "") -> Response:
+def list_page(
+    request: Request, user: CurrentUser, created: str = "", deleted: str = ""
+) -> Response:
     summaries = operation.list_collections(runtime_of(request).state)
-    message = ""
+    message = f"Deleted collection {deleted} with its records." if deleted else ""
     if created:
         message = f"Created collection {created}."
         for summary in summaries:
@@ -163,6 +167,108 @@ def _new_form(
         "types": TYPES,
     }
     return render(request, "collections/new.html", context, status_code=status_code)
+
+
+# -- Pages: edit and delete a collection -------------------------------------------------------
+
+
+@router.get("/collections/{name}/edit")
+def edit_page(request: Request, user: CurrentUser, name: str, done: str = "") -> Response:
+    return _edit_form(request, name, done=done)
+
+
+@router.post("/collections/{name}/edit")
+def edit_save(
+    request: Request,
+    user: CurrentUser,
+    name: str,
+    action: Annotated[str, Form()] = "",
+    new_name: Annotated[str, Form()] = "",
+    label: Annotated[str, Form()] = "",
+    type: Annotated[str, Form()] = "text",
+    unique: Annotated[str, Form()] = "",
+) -> Response:
+    """One edit: rename, add a field, remove a field, let a unique field's values repeat. A
+    refused edit (one that would break a mapping names it) is shown and changes nothing."""
+    try:
+        if action == "rename":
+            edit = CollectionEdit(rename=new_name)
+        elif action == "add_field":
+            spec = collections.parse_field_spec(f"{label}:{type}")
+            edit = CollectionEdit(add_fields=(FieldSpec(spec.label, spec.type, bool(unique)),))
+        elif action == "remove_field":
+            edit = CollectionEdit(remove_fields=(label,))
+        elif action == "not_unique":
+            edit = CollectionEdit(not_unique=(label,))
+        else:
+            raise InvalidCollection("Choose what to change on this page.")
+        edited = operation.update_collection(runtime_of(request).state, name, edit)
+    except NotFound:
+        raise
+    except BridgeError as exc:
+        values = {"new_name": new_name, "label": label, "type": type}
+        return _edit_form(request, name, error=str(exc), values=values, status_code=400)
+    return RedirectResponse(_collection_url(edited.collection) + "/edit?done=1", status_code=303)
+
+
+@router.get("/collections/{name}/delete")
+def delete_page(request: Request, user: CurrentUser, name: str) -> Response:
+    """What deleting the collection takes with it, and a button to do it (none while a mapping
+    imports into it: the page says which and links to it)."""
+    summary = operation.show_collection(runtime_of(request).state, name)
+    return _delete_confirmation(request, summary)
+
+
+@router.post("/collections/{name}/delete")
+def delete_collection(request: Request, user: CurrentUser, name: str) -> Response:
+    state = runtime_of(request).state
+    try:
+        gone = operation.remove_collection(state, name)
+    except NotFound:
+        raise
+    except BridgeError as exc:
+        summary = operation.show_collection(state, name)
+        return _delete_confirmation(request, summary, error=str(exc), status_code=400)
+    return RedirectResponse(
+        "/collections?" + urlencode({"deleted": gone.collection.name}), status_code=303
+    )
+
+
+def _delete_confirmation(
+    request: Request, summary: CollectionOverview, error: str = "", status_code: int = 200
+) -> Response:
+    context = {
+        "section": "collections",
+        "summary": summary,
+        "collection": summary.collection,
+        "records": sum(summary.records.values()),
+        "error": error,
+        "base": _collection_url(summary.collection),
+    }
+    return render(request, "collections/delete.html", context, status_code=status_code)
+
+
+def _edit_form(
+    request: Request,
+    name: str,
+    *,
+    done: str = "",
+    error: str = "",
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    summary = operation.show_collection(runtime_of(request).state, name)
+    context = {
+        "section": "collections",
+        "summary": summary,
+        "collection": summary.collection,
+        "done": done,
+        "error": error,
+        "values": values or {"new_name": summary.collection.name},
+        "types": TYPES,
+        "base": _collection_url(summary.collection),
+    }
+    return render(request, "collections/edit.html", context, status_code=status_code)
 
 
 # -- Pages: the records table, export, a record ------------------------------------------------
