@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inventory.helpers import make_mapping
+from inventory.helpers import make_mapping, sync
 from kandji_bridge import source_registry as sources
 from kandji_bridge.assets.collections import CollectionInfo
 from kandji_bridge.config import ENV_ALLOWED_HOSTS, parse_allowed_hosts
@@ -163,6 +163,7 @@ def test_an_edit_adds_removes_and_repoints_fields_and_changes_the_identifier(
         ),
         verify=False,
     )
+    assert sync(state, "devices").created == 40
     assert [(m.kandji.key, m.field.label) for m in edited.fields] == [
         ("device_id", "Device ID"),
         ("tags", "Tags"),
@@ -172,6 +173,10 @@ def test_an_edit_adds_removes_and_repoints_fields_and_changes_the_identifier(
     edited = operation.update_mapping(
         state, "devices", MappingUpdate(identifier=Pair("serial_number", "Serial")), verify=False
     )
+    # The devices already imported keep their records under the new identifier (whose field,
+    # unmapped since the first edit, is filled again).
+    report = sync(state, "devices")
+    assert (report.created, report.conflicts, report.updated) == (0, 0, 40)
     # The former identifier keeps filling its field, as an ordinary one.
     assert [(m.kandji.key, m.field.label, m.is_identifier) for m in edited.fields] == [
         ("serial_number", "Serial", True),
