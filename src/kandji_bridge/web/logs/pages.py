@@ -156,7 +156,7 @@ def histogram_bars(
 
 
 def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
-    store = runtime_of(request).store
+    runtime = runtime_of(request)
     params = dict(request.query_params)
     form = read_form(params)
     context: dict[str, Any] = {
@@ -166,6 +166,7 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
         "ranges": RANGES,
         "select_filters": SELECT_FILTERS,
         "facets": {},
+        "sources": [],
         "rows": [],
         "bars": [],
         "total": 0,
@@ -177,7 +178,13 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
         return context, 400
     query = form.query
     try:
-        found = explore_logs(store, query, limit=PAGE_SIZE, offset=(form.page - 1) * PAGE_SIZE)
+        found = explore_logs(
+            runtime.store,
+            runtime.state,
+            query,
+            limit=PAGE_SIZE,
+            offset=(form.page - 1) * PAGE_SIZE,
+        )
     except SearchError as exc:
         context["errors"] = {"": str(exc)}
         return context, 400
@@ -185,7 +192,8 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
     context.update(
         {
             "facets": {param: found.facets[FILTER_PARAMS[param]] for param, _ in SELECT_FILTERS},
-            "rows": found.page.rows,
+            "sources": found.sources,
+            "rows": found.rows,
             "bars": histogram_bars(buckets, size, form.values),
             "bucket_label": _duration(size),
             "range_label": f"{query.start:%Y-%m-%d %H:%M} to {query.end:%Y-%m-%d %H:%M} UTC",
@@ -254,6 +262,7 @@ def event_page(request: Request, principal: CurrentUser, event_id: str) -> Respo
         "json_columns": {"newState", "metadata"},
         "pretty_json": pretty_json,
         "assets": view.assets,
+        "view": view,
     }
     return render(request, "logs/event.html", context)
 
