@@ -15,14 +15,35 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from kandji_bridge import source_registry
+from kandji_bridge.assets import browse, convert
 from kandji_bridge.db.models import Collection, MappedDevice, Mapping
 from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import NotFound
+from kandji_bridge.inventory.mappings import MappingInfo, get_mapping
 from kandji_bridge.logs import actors
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.search import EventSummary, SearchPage, SearchQuery
 from kandji_bridge.logs.store import LogStore
 
 REMOVED_SOURCE = "removed source"
+# The Kandji fields (inventory.fields keys) that say which device a record is.
+SERIAL_KEY, DEVICE_NAME_KEY = "serial_number", "device_name"
+
+
+@dataclass(frozen=True)
+class AssetLink:
+    """An asset record a mapping made from a Kandji device, in one collection, with the device's
+    serial and name as the record holds them (empty when the mapping does not import them)."""
+
+    collection: str
+    mapping: str
+    record_id: str
+    serial: str = ""
+    device_name: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"/collections/{quote(self.collection, safe='')}/records/{quote(self.record_id)}"
 
 
 @dataclass(frozen=True)
@@ -34,6 +55,7 @@ class EventRow:
     source_removed: bool
     actor: actors.ActorName  # kind UNKNOWN: no name known, `display` is the event's own
     viewed: str | None  # what a `view` event showed, in words
+    device: AssetLink | None = None  # a device target's record in the inventory (the first)
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,9 @@ def search_events(
     page = logsearch.search(store, query, limit, offset, cursor)
     names = source_names(state)
     people = actor_names(store, state, page.rows)
+    devices = device_records(
+        state, [row.target_id for row in page.rows if row.target_type == "device"]
+    )
     rows = [
         EventRow(
             event=row,
@@ -95,6 +120,9 @@ def search_events(
             source_removed=row.source_id not in names,
             actor=people.get(row.actor_id) or actors.ActorName(row.actor, actors.UNKNOWN),
             viewed=actors.what_was_viewed(row.action, row.target_type, row.target_component),
+            device=(devices.get(row.target_id) or [None])[0]
+            if row.target_type == "device"
+            else None,
         )
         for row in page.rows
     ]
@@ -117,19 +145,6 @@ def actor_names(
     tokens = token_labels(store) if any(r.actor_type == "api_token" for r in events) else {}
     names = actors.resolve(state, ids, tokens)
     return {actor_id: name for actor_id, name in names.items() if name.kind != actors.UNKNOWN}
-
-
-@dataclass(frozen=True)
-class AssetLink:
-    """An asset record a mapping made from a Kandji device, in one collection."""
-
-    collection: str
-    mapping: str
-    record_id: str
-
-    @property
-    def url(self) -> str:
-        return f"/collections/{quote(self.collection, safe='')}/records/{quote(self.record_id)}"
 
 
 @dataclass(frozen=True)
@@ -180,14 +195,44 @@ def token_labels(store: LogStore) -> dict[str, str]:
 
 def asset_links(state: StateDB, device_id: str) -> list[AssetLink]:
     """The asset records a mapping made from this Kandji device, one per collection."""
-    if not device_id:
-        return []
+    return device_records(state, [device_id]).get(device_id, []) if device_id else []
+
+
+def device_records(state: StateDB, device_ids: list[str]) -> dict[str, list[AssetLink]]:
+    """Kandji device id -> the asset records mappings made from it, by collection name."""
+    wanted = sorted({device_id for device_id in device_ids if device_id})
+    if not wanted:
+        return {}
     with state.session() as session:
         rows = session.execute(
-            select(Collection.name, Mapping.name, MappedDevice.record_id)
+            select(MappedDevice.device_id, Collection.name, Mapping.name, MappedDevice.record_id)
             .join(Mapping, Mapping.id == MappedDevice.mapping_id)
             .join(Collection, Collection.id == Mapping.collection_id)
-            .where(MappedDevice.device_id == device_id)
+            .where(MappedDevice.device_id.in_(wanted))
             .order_by(Collection.name)
         ).all()
-    return [AssetLink(collection, mapping, record) for collection, mapping, record in rows]
+    mappings: dict[str, MappingInfo] = {}
+    found: dict[str, list[AssetLink]] = {}
+    for device_id, collection, mapping_name, record_id in rows:
+        if mapping_name not in mappings:
+            mappings[mapping_name] = get_mapping(state, mapping_name)
+        serial, name = _serial_and_name(state, mappings[mapping_name], record_id)
+        link = AssetLink(collection, mapping_name, record_id, serial, name)
+        found.setdefault(device_id, []).append(link)
+    return found
+
+
+def _serial_and_name(state: StateDB, mapping: MappingInfo, record_id: str) -> tuple[str, str]:
+    """The record's values of the fields the mapping fills from Kandji's serial_number and
+    device_name; empty where it maps neither, or the record went meanwhile."""
+    labels = {mapped.kandji.key: mapped.field.label for mapped in mapping.fields}
+    if not {SERIAL_KEY, DEVICE_NAME_KEY} & labels.keys():
+        return "", ""
+    try:
+        values = browse.get_record(state, mapping.collection, record_id).values
+    except NotFound:
+        return "", ""
+    return (
+        convert.text(values.get(labels.get(SERIAL_KEY, ""))),
+        convert.text(values.get(labels.get(DEVICE_NAME_KEY, ""))),
+    )
