@@ -23,7 +23,7 @@ from kandji_bridge.inventory.mappings import MappingInfo, get_mapping
 from kandji_bridge.logs import actors
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.search import EventSummary, SearchPage, SearchQuery
-from kandji_bridge.logs.store import LogStore
+from kandji_bridge.logs.store import LogStore, sql_string
 
 REMOVED_SOURCE = "removed source"
 # The Kandji fields (inventory.fields keys) that say which device a record is.
@@ -142,7 +142,7 @@ def actor_names(
     ids = [row.actor_id for row in events if row.actor_id]
     if not ids:
         return {}
-    tokens = token_labels(store) if any(r.actor_type == "api_token" for r in events) else {}
+    tokens = token_labels(store, [r.actor_id for r in events if r.actor_type == "api_token"])
     names = actors.resolve(state, ids, tokens)
     return {actor_id: name for actor_id, name in names.items() if name.kind != actors.UNKNOWN}
 
@@ -170,7 +170,7 @@ def view_event(store: LogStore, state: StateDB, event_id: str) -> EventView:
     actor_id, actor_type = str(event.get("actorId", "")), str(event.get("actorType", ""))
     actor = None
     if actor_id:
-        tokens = token_labels(store) if actor_type == "api_token" else {}
+        tokens = token_labels(store, [actor_id] if actor_type == "api_token" else [])
         actor = actors.resolve(state, [actor_id], tokens)[actor_id]
     return EventView(
         columns=event,
@@ -187,9 +187,15 @@ def view_event(store: LogStore, state: StateDB, event_id: str) -> EventView:
     )
 
 
-def token_labels(store: LogStore) -> dict[str, str]:
-    """API-token id -> label, from the stored events that create or rename tokens."""
-    found = store.query(actors.TOKEN_EVENTS_SQL)
+def token_labels(store: LogStore, token_ids: list[str]) -> dict[str, str]:
+    """API-token id -> label for these tokens, from the stored events that create or rename
+    them (only their rows are read back, however many tokens the tenant had)."""
+    wanted = ", ".join(sql_string(token_id) for token_id in sorted(set(token_ids)) if token_id)
+    if not wanted:
+        return {}
+    found = store.query(
+        f"SELECT * FROM ({actors.TOKEN_EVENTS_SQL}) WHERE targetId IN ({wanted})"  # noqa: S608
+    )
     return actors.token_labels(dict(zip(found.columns, row, strict=True)) for row in found.rows)
 
 
