@@ -65,16 +65,16 @@ def last_day() -> SearchQuery:
 
 
 def test_an_exploration_holds_a_page_its_histogram_and_the_filter_values(
-    store: ChdbLogStore,
+    store: ChdbLogStore, state: StateDB
 ) -> None:
-    found = explore_logs(store, last_day(), limit=4, offset=0)
+    found = explore_logs(store, state, last_day(), limit=4, offset=0)
     assert len(found.page.rows) == 4 and found.page.has_more
     assert found.page.rows[0].action == "view_recovery_key", "newest first"
     assert sum(count for _, count in found.buckets) == len(EVENTS)
     assert found.bucket_seconds == 1800  # a day and a minute in at most 60 bars
     assert found.facets["action"] == ["update", "view_recovery_key"]
     assert found.facets["target_type"] == ["blueprint", "device"]
-    rest = explore_logs(store, last_day(), limit=4, offset=4)
+    rest = explore_logs(store, state, last_day(), limit=4, offset=4)
     assert len(rest.page.rows) == 2 and not rest.page.has_more
 
 
@@ -92,7 +92,7 @@ def test_an_event_view_links_its_device_to_its_asset_records(
         session.flush()
         session.add(MappedDevice(mapping_id=mapping.id, device_id=DEVICE_ID, record_id=record.id))
         record_id = record.id
-    rows = explore_logs(store, last_day(), limit=10, offset=0).page.rows
+    rows = explore_logs(store, state, last_day(), limit=10, offset=0).page.rows
     device_event, other_event = rows[0].id, rows[1].id
     view = view_event(store, state, device_event)
     assert view.columns["targetId"] == DEVICE_ID

@@ -14,7 +14,7 @@ from kandji_bridge import redact
 from kandji_bridge import source_registry as sources
 from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
-from kandji_bridge.cli.logs import logs_app
+from kandji_bridge.cli.logs import logs_app, open_store
 from kandji_bridge.cli.users import user_app
 from kandji_bridge.config import ENV_FORWARDED_ALLOW_IPS, parse_forwarded_allow_ips
 from kandji_bridge.db import open_state
@@ -23,6 +23,7 @@ from kandji_bridge.operations.sources import (
     add_source,
     blocking_check,
     check_new_source,
+    remove_source,
     verify_source,
     verify_token,
 )
@@ -289,12 +290,30 @@ def source_list(ctx: typer.Context) -> None:
 def source_remove(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(callback=not_blank, help="The source to remove.")],
+    delete_events: Annotated[
+        bool,
+        typer.Option(
+            "--delete-events", help="Also delete its stored audit events (kept by default)."
+        ),
+    ] = False,
 ) -> None:
     """Remove a source (its token is deleted)."""
 
-    state = open_state(app_context(ctx).settings())
-    sources.remove_source(state, name)
-    out.print(f"Removed source {escape(name)}.")
+    settings = app_context(ctx).settings()
+    state = open_state(settings)
+    if not delete_events:
+        remove_source(state, name)
+        out.print(f"Removed source {escape(name)}.")
+        return
+    store = open_store(settings)  # before the source goes: a store serve holds refuses here
+    try:
+        removed = remove_source(state, name, delete_events_from=store)
+    finally:
+        store.close()
+    out.print(
+        f"Removed source {escape(removed.source.name)} and deleted its "
+        f"{removed.events_deleted:,} stored events."
+    )
 
 
 # -- entry point ----------------------------------------------------------------------------

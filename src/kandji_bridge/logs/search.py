@@ -33,6 +33,7 @@ FILTER_COLUMNS = {
     "target_type": "targetType",
     "source_id": "sourceID",
     "target_id": "targetId",
+    "actor_id": "actorId",
 }
 # The filters the explorer offers as selects, filled by `facets`.
 FACET_FIELDS = ("event_name", "action", "actor_type", "target_type")
@@ -49,7 +50,7 @@ _CURSOR = re.compile(r"^(\d{1,12})\.([0-9A-Za-z-]{1,64})$")
 SUMMARY_SQL = (
     "id, toUnixTimestamp(eventTime), eventName, action, actorType, actorId, "
     "actor['email'], actor['name'], targetType, targetId, tags['target_name'], "
-    "srcIP, srcASCountryCode, sourceID"
+    "srcIP, srcASCountryCode, sourceID, targetComponent"
 )
 
 
@@ -70,6 +71,7 @@ class SearchQuery:
     target_type: str = ""
     source_id: str = ""
     target_id: str = ""
+    actor_id: str = ""
 
     def __post_init__(self) -> None:
         if _utc(self.start) >= _utc(self.end):
@@ -96,6 +98,8 @@ class EventSummary:
     src_ip: str
     country: str
     source_id: str
+    actor_id: str
+    target_component: str
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,16 @@ def facets(store: LogStore, query: SearchQuery) -> dict[str, list[str]]:
     }
 
 
+def source_ids(store: LogStore, query: SearchQuery) -> list[str]:
+    """The sources with events within the range, for the Source select: only the range narrows
+    them, so the select keeps offering the other sources once one is picked."""
+    scope = where_clause(SearchQuery(start=query.start, end=query.end))
+    result = store.query(
+        f"SELECT groupUniqArray({FACET_LIMIT})(sourceID) FROM {LOGS_TABLE} WHERE {scope}"
+    )
+    return sorted(value for value in (result.rows[0][0] if result.rows else []) if value)
+
+
 def get_event(store: LogStore, event_id: str) -> dict[str, Any]:
     """Every column of the stored event with this row `id`, in the table's column order."""
     result = store.query(f"SELECT * FROM {LOGS_TABLE} WHERE id = {sql_string(event_id)} LIMIT 1")
@@ -219,7 +233,7 @@ def contains_pattern(text: str) -> str:
 
 def _summary(row: list[Any]) -> EventSummary:
     (row_id, seconds, event_name, action, actor_type, actor_id, email, name) = row[:8]
-    (target_type, target_id, target_name, src_ip, country, source_id) = row[8:]
+    (target_type, target_id, target_name, src_ip, country, source_id, component) = row[8:]
     return EventSummary(
         id=row_id,
         event_time=datetime.fromtimestamp(int(seconds), UTC),
@@ -233,6 +247,8 @@ def _summary(row: list[Any]) -> EventSummary:
         src_ip=src_ip,
         country=country,
         source_id=source_id,
+        actor_id=actor_id,
+        target_component=component,
     )
 
 

@@ -19,6 +19,7 @@ from kandji_bridge.jobs import exclusive
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.kandji.client import ClientStats, KandjiClient
 from kandji_bridge.kandji.urls import normalize_api_url
+from kandji_bridge.logs import actors
 from kandji_bridge.logs.collector import CollectorSource, PassResult, collect, source_lock
 from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.store import LogStore
@@ -61,7 +62,7 @@ def poll_source(
     async def run(reread: bool) -> PassResult:
         async with KandjiClient(api_url, token, limits=settings.kandji_limits) as client:
             try:
-                return await collect(
+                result = await collect(
                     client,
                     store,
                     source,
@@ -73,6 +74,9 @@ def poll_source(
                     stop=stop,
                     window=window,
                 )
+                if not result.error:  # names are a bonus: refresh_admins never raises for Kandji
+                    await actors.refresh_admins(state, info.id, client)
+                return result
             finally:
                 if on_requests is not None:
                     on_requests(client.stats)

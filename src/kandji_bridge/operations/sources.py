@@ -204,3 +204,21 @@ def one_health(state: StateDB, store: LogStore, name: str) -> SourceHealth:
     """Source `name` with how its polling goes (NotFound if there is none)."""
     info = source_registry.get_source(state, name)
     return source_health(store, info, jobs.job_status(state, jobs.source_job(info.id)))
+
+
+@dataclass(frozen=True)
+class RemovedSource:
+    source: source_registry.SourceInfo
+    events_deleted: int | None  # None: its stored events were kept
+
+
+def remove_source(
+    state: StateDB, name: str, *, delete_events_from: LogStore | None = None
+) -> RemovedSource:
+    """Remove a source and its token (refused while a mapping uses it); with
+    `delete_events_from`, its stored events and quarantine entries are deleted from that store
+    too. The source goes first, so no new pass starts for it while its events are deleted."""
+    info = source_registry.remove_source(state, name)
+    if delete_events_from is None:
+        return RemovedSource(info, None)
+    return RemovedSource(info, delete_events_from.delete_source_events(info.id))

@@ -216,6 +216,17 @@ class SqlLogStore:
     def quarantine_count(self, source_id: str | None = None) -> int:
         return self._count(QUARANTINE_TABLE, source_id)
 
+    def delete_source_events(self, source_id: str) -> int:
+        """Delete a source's stored events and quarantine entries, returning once the engine
+        has (mutations_sync); the number of events there were."""
+        held = self.count(source_id)
+        for table in (LOGS_TABLE, QUARANTINE_TABLE):
+            self._execute(
+                f"ALTER TABLE {table} DELETE WHERE sourceID = {sql_string(source_id)} "
+                "SETTINGS mutations_sync = 2"
+            )
+        return held
+
     def quarantined(self, source_id: str | None = None, limit: int = 100) -> list[QuarantineEntry]:
         where = f" WHERE sourceID = {sql_string(source_id)}" if source_id is not None else ""
         result = self._select(

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.store import describe_damage
-from kandji_bridge.operations.explorer import view_event
+from kandji_bridge.operations.explorer import EventRow, search_events, view_event
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.errors_schema import Problem
 from kandji_bridge.web.logs.results import csv_response, user_query
@@ -41,13 +41,16 @@ def list_events(
     cursor: str | None = None,
 ) -> EventsPage:
     """Matching events, newest first; page with `offset` or with the returned `next_cursor`."""
-    found = logsearch.search(runtime_of(request).store, params.query(), limit, offset, cursor)
+    runtime = runtime_of(request)
+    found = search_events(
+        runtime.store, runtime.state, params.query(), limit=limit, offset=offset, cursor=cursor
+    )
     return EventsPage(
         events=[_event_out(row) for row in found.rows],
-        offset=found.offset,
+        offset=found.page.offset,
         limit=limit,
-        has_more=found.has_more,
-        next_cursor=found.next_cursor,
+        has_more=found.page.has_more,
+        next_cursor=found.page.next_cursor,
     )
 
 
@@ -126,7 +129,8 @@ def run_query(
     )
 
 
-def _event_out(row: logsearch.EventSummary) -> EventOut:
+def _event_out(named: EventRow) -> EventOut:
+    row = named.event
     return EventOut(
         id=row.id,
         eventTime=row.event_time,
@@ -140,6 +144,10 @@ def _event_out(row: logsearch.EventSummary) -> EventOut:
         srcIP=row.src_ip,
         srcASCountryCode=row.country,
         sourceID=row.source_id,
+        source=named.source,
+        actorName=named.actor.display,
+        actorKind=named.actor.kind,
+        viewed=named.viewed,
     )
 
 

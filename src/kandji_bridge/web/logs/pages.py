@@ -21,7 +21,11 @@ from fastapi.responses import Response
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.schema import COLUMNS
 from kandji_bridge.logs.search import SearchError, SearchQuery
-from kandji_bridge.logs.sql_guard import QueryRefused
+from kandji_bridge.logs.sql_guard import (
+    OUTSIDE_READING_FUNCTIONS,
+    SAFE_TABLE_FUNCTIONS,
+    QueryRefused,
+)
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.operations.explorer import explore_logs, view_event
 from kandji_bridge.operations.queries import QueryAnswer
@@ -40,6 +44,8 @@ pages = APIRouter(include_in_schema=False)
 
 SQL_ROW_LIMIT = 500
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"  # <input type="datetime-local">, read as UTC
+# Each title says what its rows are; tests run every one against a store the simulator filled.
+# Kandji records a look at a device secret as action `view`, the secret in targetComponent.
 EXAMPLE_QUERIES = (
     (
         "Events per eventName in the last 7 days",
@@ -49,18 +55,34 @@ EXAMPLE_QUERIES = (
     (
         "Countries of source IPs",
         "SELECT srcASCountryCode AS country, count() AS events, uniq(srcIP) AS addresses\n"
-        "FROM kandji_logs\nWHERE srcIP != ''\nGROUP BY country\nORDER BY events DESC",
+        "FROM kandji_logs\nWHERE srcIP != '' AND srcASCountryCode != ''\nGROUP BY country\n"
+        "ORDER BY events DESC",
     ),
     (
         "Most active actors in the last 30 days",
-        "SELECT actor['email'] AS email, actorType, count() AS events\nFROM kandji_logs\n"
-        "WHERE eventTime >= now() - INTERVAL 30 DAY\nGROUP BY email, actorType\n"
-        "ORDER BY events DESC\nLIMIT 20",
+        "SELECT actorId, actorType, max(actor['email']) AS email, count() AS events\n"
+        "FROM kandji_logs\nWHERE eventTime >= now() - INTERVAL 30 DAY AND actorId != ''\n"
+        "GROUP BY actorId, actorType\nORDER BY events DESC\nLIMIT 20",
     ),
     (
-        "Recovery keys viewed",
-        "SELECT eventTime, actor['email'] AS actor, targetId, tags['target_name'] AS device\n"
-        "FROM kandji_logs\nWHERE action ILIKE '%recovery%'\nORDER BY eventTime DESC\nLIMIT 100",
+        "FileVault recovery keys viewed",
+        "SELECT eventTime, actorId, actorType, actor['email'] AS email, targetId AS device,\n"
+        "  targetComponent\nFROM kandji_logs\n"
+        "WHERE action = 'view' AND targetType = 'device'\n"
+        "  AND targetComponent IN ('filevault_key', 'filevault', 'recovery_key')\n"
+        "ORDER BY eventTime DESC\nLIMIT 100",
+    ),
+    (
+        "Device secrets viewed, by kind",
+        "SELECT targetComponent AS secret, count() AS views, uniq(actorId) AS viewers\n"
+        "FROM kandji_logs\nWHERE action = 'view' AND targetType = 'device'\n"
+        "GROUP BY secret\nORDER BY views DESC",
+    ),
+    (
+        "API tokens created, changed or deleted",
+        "SELECT eventTime, action, targetId AS token,\n"
+        "  JSONExtractString(newState, 'label') AS label, actorId\nFROM kandji_logs\n"
+        "WHERE targetType = 'api_token'\nORDER BY eventTime DESC\nLIMIT 100",
     ),
     ("The table's columns", "DESCRIBE TABLE kandji_logs"),
 )
@@ -156,7 +178,7 @@ def histogram_bars(
 
 
 def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
-    store = runtime_of(request).store
+    runtime = runtime_of(request)
     params = dict(request.query_params)
     form = read_form(params)
     context: dict[str, Any] = {
@@ -166,6 +188,7 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
         "ranges": RANGES,
         "select_filters": SELECT_FILTERS,
         "facets": {},
+        "sources": [],
         "rows": [],
         "bars": [],
         "total": 0,
@@ -177,7 +200,13 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
         return context, 400
     query = form.query
     try:
-        found = explore_logs(store, query, limit=PAGE_SIZE, offset=(form.page - 1) * PAGE_SIZE)
+        found = explore_logs(
+            runtime.store,
+            runtime.state,
+            query,
+            limit=PAGE_SIZE,
+            offset=(form.page - 1) * PAGE_SIZE,
+        )
     except SearchError as exc:
         context["errors"] = {"": str(exc)}
         return context, 400
@@ -185,7 +214,8 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
     context.update(
         {
             "facets": {param: found.facets[FILTER_PARAMS[param]] for param, _ in SELECT_FILTERS},
-            "rows": found.page.rows,
+            "sources": found.sources,
+            "rows": found.rows,
             "bars": histogram_bars(buckets, size, form.values),
             "bucket_label": _duration(size),
             "range_label": f"{query.start:%Y-%m-%d %H:%M} to {query.end:%Y-%m-%d %H:%M} UTC",
@@ -254,6 +284,7 @@ def event_page(request: Request, principal: CurrentUser, event_id: str) -> Respo
         "json_columns": {"newState", "metadata"},
         "pretty_json": pretty_json,
         "assets": view.assets,
+        "view": view,
     }
     return render(request, "logs/event.html", context)
 
@@ -267,6 +298,9 @@ def sql_page(request: Request, principal: CurrentUser, q: str = "") -> Response:
         "section": "sql",
         "values": {"q": q},
         "examples": [(title, sql, _sql_url(sql)) for title, sql in EXAMPLE_QUERIES],
+        "columns": COLUMNS,
+        "refused_functions": sorted(OUTSIDE_READING_FUNCTIONS),
+        "table_functions": sorted(SAFE_TABLE_FUNCTIONS),
         "result": None,
         "truncated": False,
         "limit": SQL_ROW_LIMIT,

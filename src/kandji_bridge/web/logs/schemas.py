@@ -23,6 +23,7 @@ FILTER_PARAMS = {
     "targetType": "target_type",
     "sourceID": "source_id",
     "targetId": "target_id",
+    "actorId": "actor_id",
 }
 SELECT_FILTERS = (
     ("eventName", "eventName"),
@@ -45,6 +46,10 @@ class EventOut(BaseModel):
     srcIP: str
     srcASCountryCode: str
     sourceID: str
+    source: str = Field(description="The source's name, or 'removed source'.")
+    actorName: str = Field(description="A person's name, a token's label, else as `actor`.")
+    actorKind: Literal["person", "token", "unknown"]
+    viewed: str | None = Field(description="What a `view` event showed, in words.")
 
 
 class EventsPage(BaseModel):
@@ -111,6 +116,7 @@ class SearchParams(BaseModel):
     targetType: str = ""
     sourceID: str = ""
     targetId: str = ""
+    actorId: str = ""
 
     @field_validator("start", "end", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from kandji_bridge.operations.sources import (
     check_new_source,
     name_error,
     one_health,
+    remove_source,
     verify_token,
 )
 from kandji_bridge.web.auth import CurrentUser, runtime_of
@@ -60,7 +61,11 @@ def _whole_number(text: str, default: int) -> int | None:
 
 @pages.get("/sources")
 def list_page(
-    request: Request, principal: CurrentUser, added: str = "", removed: str = ""
+    request: Request,
+    principal: CurrentUser,
+    added: str = "",
+    removed: str = "",
+    deleted: int | None = None,
 ) -> Response:
     runtime = runtime_of(request)
     health = all_health(runtime.state, runtime.store)
@@ -73,6 +78,8 @@ def list_page(
             message = f"Source {found.name} was added, reading {found.api_url}.{first}"
     elif removed and all(h.source.name != removed for h in health):
         message = f"Source {removed} was removed; its stored events stay in the log store."
+        if deleted is not None:
+            message = f"Source {removed} was removed, and its {deleted:,} stored events deleted."
     context = {
         "section": "sources",
         "sources": health,
@@ -269,15 +276,20 @@ def remove_confirm_page(request: Request, principal: CurrentUser, name: str) -> 
 
 
 @pages.post("/sources/{name}/remove")
-def remove_page(request: Request, principal: CurrentUser, name: str) -> Response:
+def remove_page(
+    request: Request, principal: CurrentUser, name: str, delete_events: FormText = ""
+) -> Response:
     runtime = runtime_of(request)
+    store = runtime.store if delete_events else None
     try:
-        info = sources.remove_source(runtime.state, name)
+        removed = remove_source(runtime.state, name, delete_events_from=store)
     except NotFound:
         raise
     except BridgeError as exc:
         return _source_page(request, name, error=str(exc), status_code=400)
-    return RedirectResponse(f"/sources?removed={_quote(info.name)}", status_code=303)
+    deleted = "" if removed.events_deleted is None else f"&deleted={removed.events_deleted}"
+    url = f"/sources?removed={_quote(removed.source.name)}{deleted}"
+    return RedirectResponse(url, status_code=303)
 
 
 def _quote(name: str) -> str:
