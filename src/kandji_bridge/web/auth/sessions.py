@@ -100,6 +100,15 @@ async def require_user(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(require_user)]
 
 
+async def identify_for_page(request: Request) -> None:
+    """Who is signed in, for a page no route rendered (a 404): the layout shows their menu."""
+    if getattr(request.state, "principal", None) is None:
+        runtime = runtime_of(request)
+        principal = await run_in_threadpool(_identify, runtime, request)
+        if principal is not None and principal.via == "session":
+            request.state.principal = principal
+
+
 def _identify(runtime: Runtime, request: Request) -> Principal | None:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
