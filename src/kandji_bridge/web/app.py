@@ -6,11 +6,14 @@ router (the htmx UI) and an `api` router (JSON under /api/); both are mounted he
 `public` routers (/healthz, /login, /setup) and /static are open.
 """
 
+import re
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -53,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served behind login by `system`
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.login_throttle = LoginThrottle()
@@ -71,6 +75,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     sessions.install_handlers(app)
     _install_error_handlers(app)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the API docs and generated clients: its summary in camelCase
+    ("List sources" -> listSources) rather than FastAPI's function-name-and-path default."""
+    words = re.findall(r"[A-Za-z0-9]+", (route.summary or route.name).replace("'s", ""))
+    return words[0].lower() + "".join(word.capitalize() for word in words[1:])
 
 
 def _install_error_handlers(app: FastAPI) -> None:

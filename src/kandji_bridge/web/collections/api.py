@@ -46,25 +46,25 @@ def _record_out(collection: CollectionInfo, row: browse.RecordRow) -> RecordOut:
     )
 
 
-@router.get("/collections")
+@router.get("/collections", summary="List collections")
 def api_list(request: Request, user: CurrentUser) -> list[CollectionOut]:
     """Every collection with its fields, record counts and mappings."""
     return [_collection_out(s) for s in operation.list_collections(runtime_of(request).state)]
 
 
-@router.post("/collections", status_code=201)
+@router.post("/collections", summary="Create a collection", status_code=201)
 def api_create(request: Request, user: CurrentUser, body: CollectionIn) -> CollectionOut:
     """Create a collection; 409 if the name is taken, 400 for a field that cannot be used."""
     specs = [operation.field_spec(field.label, field.type, field.unique) for field in body.fields]
     return _collection_out(operation.create_collection(runtime_of(request).state, body.name, specs))
 
 
-@router.get("/collections/{name}")
+@router.get("/collections/{name}", summary="Get a collection")
 def api_get(request: Request, user: CurrentUser, name: str) -> CollectionOut:
     return _collection_out(operation.show_collection(runtime_of(request).state, name))
 
 
-@router.get("/collections/{name}/records")
+@router.get("/collections/{name}/records", summary="List a collection's records")
 def api_records(
     request: Request,
     user: CurrentUser,
@@ -98,7 +98,7 @@ def api_records(
     )
 
 
-@router.get("/collections/{name}/records/{record_id}")
+@router.get("/collections/{name}/records/{record_id}", summary="Get a record")
 def api_record(request: Request, user: CurrentUser, name: str, record_id: str) -> RecordDetailOut:
     """A record with its change history and the audit events that targeted its device."""
     runtime = runtime_of(request)
