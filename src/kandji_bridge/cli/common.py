@@ -3,10 +3,13 @@
 import os
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+import orjson
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from kandji_bridge import redact
 from kandji_bridge.config import Settings, load_settings
@@ -24,6 +27,25 @@ class Context:
 
     def settings(self) -> Settings:
         return load_settings(self.home)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def print_json(items: list[dict[str, object]]) -> None:
+    """A listing as one JSON array of objects, for scripts."""
+    sys.stdout.write(orjson.dumps(items, default=str).decode() + "\n")
+
+
+def print_table(table: Table) -> None:
+    """A table on the terminal's width; piped, as wide as its longest cell, so nothing a user
+    must type (a name) is cut or wrapped."""
+    if out.is_terminal:
+        out.print(table)
+    else:
+        Console(file=sys.stdout, width=100_000, highlight=False, soft_wrap=True).print(table)
 
 
 def app_context(ctx: typer.Context) -> Context:
