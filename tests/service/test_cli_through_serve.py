@@ -2,6 +2,7 @@
 running service, found by the advert it writes in the home; a stale advert is ignored."""
 
 import json
+import os
 import signal
 import stat
 import subprocess
@@ -61,22 +62,22 @@ def test_logs_query_and_sync_go_through_a_running_serve(
     assert not (home / ADVERT_FILE).exists(), "a stopped serve left its advert"
 
 
-def test_a_stale_advert_is_ignored(home: Path, tmp_path: Path, simulator_factory) -> None:
+def test_a_stale_advert_is_ignored(home: Path, simulator_factory) -> None:
+    """A serve that died (its pid gone), or a pid alive that does not answer as serve: the
+    command opens the store itself."""
     sim = simulator_factory(devices=1, events=0, history_days=30, seed=62)
     env = cli_env(home, sim)
     dead = subprocess.Popen(["true"])
     dead.wait()
     home.mkdir(parents=True, exist_ok=True)
-    (home / ADVERT_FILE).write_text(
-        json.dumps(
-            {
-                "url": "http://127.0.0.1:9",
-                "pid": dead.pid,
-                "log_store": f"chdb://{home / 'logs'}",
-                "credential": "kbl_x",
-            }
-        )
-    )
-    queried = kandji_bridge(env, "logs", "query", "SELECT 1 AS one", "--format", "json")
-    assert queried.returncode == 0, queried.stderr
-    assert json.loads(queried.stdout) == {"one": 1}
+    for pid in (dead.pid, os.getpid()):
+        advert = {
+            "url": "http://127.0.0.1:9",
+            "pid": pid,
+            "log_store": f"chdb://{home / 'logs'}",
+            "credential": "kbl_x",
+        }
+        (home / ADVERT_FILE).write_text(json.dumps(advert))
+        queried = kandji_bridge(env, "logs", "query", "SELECT 1 AS one", "--format", "json")
+        assert queried.returncode == 0, queried.stderr
+        assert json.loads(queried.stdout) == {"one": 1}

@@ -42,7 +42,7 @@ def test_an_unknown_path_signed_out_is_an_html_page_with_a_way_to_sign_in(
     "path",
     [
         "/api/sources/nope",
-        "/api/integrations/mappings/nope",
+        "/api/mappings/nope",
         "/api/collections/nope",
         "/api/no/such/thing",
     ],
@@ -59,3 +59,9 @@ def test_a_wrong_method_in_the_browser_is_an_html_page(client: TestClient) -> No
     assert page.status_code == 405
     assert page.headers["content-type"].startswith("text/html")
     assert '<header class="topbar">' in page.text
+
+
+def test_a_wrong_method_under_the_api_names_every_allowed_method(client: TestClient) -> None:
+    answer = client.put("/api/sources")
+    assert answer.status_code == 405 and answer.headers["content-type"] == "application/json"
+    assert answer.headers["allow"] == "GET, POST"
