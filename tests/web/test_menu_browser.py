@@ -4,7 +4,7 @@ section, the account and sign-out reachable on screen."""
 import re
 
 PHONE = {"width": 390, "height": 844}
-SECTIONS = ["Sources", "Logs", "SQL", "Integrations", "Collections"]
+SECTIONS = ["Sources", "Logs", "SQL", "Integrations", "Collections", "About"]
 
 
 def test_the_menu_fits_a_phone_and_reaches_every_section(page) -> None:
