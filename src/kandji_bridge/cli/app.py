@@ -12,7 +12,17 @@ from rich.table import Table
 
 from kandji_bridge import redact
 from kandji_bridge import source_registry as sources
-from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
+from kandji_bridge.cli.common import (
+    Context,
+    ListFormat,
+    app_context,
+    err,
+    not_blank,
+    out,
+    print_json,
+    print_table,
+    read_token,
+)
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
 from kandji_bridge.cli.logs import logs_app, open_store
 from kandji_bridge.cli.users import user_app
@@ -266,24 +276,44 @@ def source_add(
 
 
 @source_app.command("list")
-def source_list(ctx: typer.Context) -> None:
+def source_list(
+    ctx: typer.Context,
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.table
+    ),
+) -> None:
     """List the sources."""
 
     state = open_state(app_context(ctx).settings())
     rows = sources.list_sources(state)
+    if output is ListFormat.json:
+        print_json(
+            [
+                {
+                    "name": source.name,
+                    "api_url": source.api_url,
+                    "poll_interval_seconds": source.poll_interval_seconds,
+                    "retention_days": source.retention_days,
+                    "logs_enabled": source.logs_enabled,
+                    "created_at": source.created_at.isoformat(),
+                }
+                for source in rows
+            ]
+        )
+        return
     if not rows:
         err.print("No sources yet; add one with `kandji-bridge source add`.")
         return
     table = Table("name", "API URL", "poll interval", "retention", "added")
     for source in rows:
         table.add_row(
-            source.name,
-            source.api_url,
+            escape(source.name),
+            escape(source.api_url),
             f"{source.poll_interval_seconds} s",
             f"{source.retention_days} days",
             source.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
-    out.print(table)
+    print_table(table)
 
 
 @source_app.command("remove")

@@ -3,14 +3,18 @@
 import os
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+import orjson
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from kandji_bridge import redact
 from kandji_bridge.config import Settings, load_settings
 from kandji_bridge.errors import BridgeError, UsageError
+from kandji_bridge.service import advert
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -23,6 +27,25 @@ class Context:
 
     def settings(self) -> Settings:
         return load_settings(self.home)
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def print_json(items: list[dict[str, object]]) -> None:
+    """A listing as one JSON array of objects, for scripts."""
+    sys.stdout.write(orjson.dumps(items, default=str).decode() + "\n")
+
+
+def print_table(table: Table) -> None:
+    """A table on the terminal's width; piped, as wide as its longest cell, so nothing a user
+    must type (a name) is cut or wrapped."""
+    if out.is_terminal:
+        out.print(table)
+    else:
+        Console(file=sys.stdout, width=100_000, highlight=False, soft_wrap=True).print(table)
 
 
 def app_context(ctx: typer.Context) -> Context:
@@ -62,3 +85,11 @@ def read_token(token_env: str | None, token_stdin: bool) -> str:
             "copy it again from Kandji Settings → Access."
         )
     return token
+
+
+def running_service(settings: Settings) -> advert.Advert | None:
+    """The `serve` holding this home's embedded log store, which commands needing the store go
+    through; None when no live service holds it (the command opens the store itself)."""
+    if not settings.log_store.startswith("chdb://"):
+        return None  # a ClickHouse server takes many clients: no need for the service
+    return advert.find_running(settings)

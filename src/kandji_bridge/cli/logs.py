@@ -12,15 +12,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kandji_bridge.cli.common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import app_context, err, not_blank, out, running_service
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
-from kandji_bridge.errors import UsageError
+from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.logs.collector import PassResult
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import LogStore, open_ready_store
 from kandji_bridge.operations.polling import PassFailed, sync_source
-from kandji_bridge.operations.queries import run_query
+from kandji_bridge.operations.queries import QueryAnswer, run_query
+from kandji_bridge.service import advert
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
 
@@ -99,6 +100,10 @@ def run_pass(
 ) -> None:
     """`logs sync` (window None) or `logs resync` of a source: the summary, even of a pass that
     ended early."""
+    service = running_service(settings)
+    if service is not None:
+        sync_through_service(service, name.strip(), backfill_days=backfill_days, window=window)
+        return
     store = open_store(settings)
     enricher = build_enricher()
     try:
@@ -121,6 +126,35 @@ def run_pass(
     finally:
         enricher.close()
         store.close()
+
+
+def sync_through_service(
+    service: advert.Advert,
+    name: str,
+    *,
+    backfill_days: int | None,
+    window: tuple[datetime, datetime] | None,
+) -> None:
+    """`logs sync` while serve holds the store: serve polls the source now, the CLI waits."""
+    holds = f"The running service at {service.url} holds the log store"
+    if window is not None:
+        raise BridgeError(
+            f"{holds} and collects from where it stopped, so a period cannot be resynced now; "
+            "stop the service, run `logs resync` again, then start the service."
+        )
+    if backfill_days is not None:
+        raise BridgeError(
+            f"{holds} and backfills with its own setting, so --backfill-days cannot apply; "
+            "run `logs sync` without it to poll through the service."
+        )
+    err.print(f"The running service at {escape(service.url)} polls {escape(name)} now…")
+    status = advert.poll_source(service, name)
+    if status.get("last_error"):
+        raise BridgeError(status["last_error"])
+    out.print(
+        f"Polled {name} through the running service: {status.get('events_ingested', 0):,} events "
+        f"stored for {name}, status {status.get('status')}."
+    )
 
 
 def summary(name: str, result: PassResult, window: tuple[datetime, datetime] | None = None) -> str:
@@ -198,11 +232,16 @@ def query(
 ) -> None:
     """Run read-only SQL against the log store."""
     settings = app_context(ctx).settings()
-    store = open_store(settings)
-    try:
-        result = run_query(store, sql, user="cli")
-    finally:
-        store.close()
+    service = running_service(settings)
+    if service is not None:  # serve holds the store: it runs the query
+        answer = advert.run_query(service, sql)
+        result = QueryAnswer(answer["columns"], answer["types"], answer["rows"])
+    else:
+        store = open_store(settings)
+        try:
+            result = run_query(store, sql, user="cli")
+        finally:
+            store.close()
     if output is Format.json:
         for record in result.records():
             sys.stdout.write(orjson.dumps(record, default=str).decode() + "\n")

@@ -9,7 +9,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import users
-from kandji_bridge.cli.common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import (
+    ListFormat,
+    app_context,
+    err,
+    not_blank,
+    out,
+    print_json,
+    print_table,
+)
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 
@@ -58,10 +66,27 @@ def create(
 
 
 @user_app.command("list")
-def list_command(ctx: typer.Context) -> None:
+def list_command(
+    ctx: typer.Context,
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.table
+    ),
+) -> None:
     """List the accounts."""
     with open_state(app_context(ctx).settings()) as state:
         accounts = users.list_users(state)
+    if output is ListFormat.json:
+        print_json(
+            [
+                {
+                    "username": user.username,
+                    "created_at": user.created_at.isoformat(),
+                    "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+                }
+                for user in accounts
+            ]
+        )
+        return
     if not accounts:
         err.print("No users yet; create one with `kandji-bridge user create USERNAME`.")
         return
@@ -69,7 +94,7 @@ def list_command(ctx: typer.Context) -> None:
     for user in accounts:
         last = user.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if user.last_login_at else "never"
         table.add_row(escape(user.username), user.created_at.strftime("%Y-%m-%d %H:%M UTC"), last)
-    out.print(table)
+    print_table(table)
 
 
 @user_app.command("set-password")

@@ -23,6 +23,7 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import open_ready_store
+from kandji_bridge.service import advert
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.users import ensure_setup_link
@@ -58,8 +59,11 @@ def run_serve(
         runtime = Runtime(settings, state, store, enricher)
         scheduler = Scheduler(runtime, lease_seconds=settings.lease_seconds)
         runtime.jobs = scheduler
+        app = create_app(runtime)
+        # CLI commands that need the log store this process holds send their request here.
+        app.state.local_credential = advert.new_credential()
         config = uvicorn.Config(
-            create_app(runtime),
+            app,
             log_config=None,
             log_level="warning",
             access_log=False,
@@ -75,6 +79,7 @@ def run_serve(
                 url,
                 stop,
                 on_ready or (lambda _url: None),
+                app.state.local_credential,
             )
         )
 
@@ -105,6 +110,7 @@ async def _serve(
     url: str,
     stop: threading.Event | None,
     on_ready: Callable[[str], None],
+    local_credential: str,
 ) -> None:
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -131,10 +137,14 @@ async def _serve(
     # uvicorn offers no event for "started"; it sets a flag.
     while not server.started and not web.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    published = None
     if server.started:
+        published = advert.publish(runtime.settings, url, local_credential)
         _announce(runtime, url)
         on_ready(url)
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if published is not None:
+        advert.withdraw(runtime.settings, published)
     shut_down()
     await jobs  # the running jobs finish or store the page in hand
     await cancelling[0]

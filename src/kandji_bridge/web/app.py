@@ -6,11 +6,16 @@ router (the htmx UI) and an `api` router (JSON under /api/); both are mounted he
 `public` routers (/healthz, /login, /setup) and /static are open.
 """
 
+import re
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kandji_bridge import __version__
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
@@ -51,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served behind login by `system`
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.login_throttle = LoginThrottle()
@@ -67,9 +73,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         return RedirectResponse("/sources", status_code=303)
 
     sessions.install_handlers(app)
-    allow.install(app)
     _install_error_handlers(app)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the API docs and generated clients: its summary in camelCase
+    ("List sources" -> listSources) rather than FastAPI's function-name-and-path default."""
+    words = re.findall(r"[A-Za-z0-9]+", (route.summary or route.name).replace("'s", ""))
+    return words[0].lower() + "".join(word.capitalize() for word in words[1:])
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -87,6 +99,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         page.headers.update(headers or {})
         return page
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """An unknown path or a wrong method: a page in the layout for a browser."""
+        allow.add_allow_header(request, exc)
+        if request.url.path.startswith("/api/") or not sessions.wants_html(request):
+            return await http_exception_handler(request, exc)
+        await sessions.identify_for_page(request)  # the menu, for a signed-in user
+        title, message = _HTTP_PAGES.get(
+            exc.status_code, ("Error", f"The request failed (HTTP {exc.status_code}).")
+        )
+        context = {"title": title, "message": message}
+        return render(request, "error.html", context, status_code=exc.status_code)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(_problem(error) for error in exc.errors())
@@ -100,6 +125,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return render(
             request, "error.html", {"title": "Error", "message": message}, status_code=422
         )
+
+
+_HTTP_PAGES = {
+    404: ("Not found", "There is no page at this address; check the link, or go back."),
+    405: ("Error", "This page cannot be used that way; go back and use its links or forms."),
+}
 
 
 def _status(exc: BridgeError) -> int:

@@ -5,8 +5,10 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from kandji_bridge.operations.about import about
 from kandji_bridge.service.metrics import render_metrics
 from kandji_bridge.web.auth import runtime_of
+from kandji_bridge.web.templating import render
 
 public = APIRouter(include_in_schema=False)
 pages = APIRouter(include_in_schema=False)
@@ -33,6 +35,13 @@ def docs() -> HTMLResponse:
         swagger_css_url="/static/swagger-ui/swagger-ui.css",
         swagger_favicon_url="/static/favicon.svg",
     )
+
+
+@pages.get("/about")
+def about_page(request: Request) -> HTMLResponse:
+    runtime = runtime_of(request)
+    shown = about(runtime.settings, runtime.store, runtime.enricher)
+    return render(request, "about.html", {"about": shown, "section": "about"})
 
 
 @pages.get("/metrics")

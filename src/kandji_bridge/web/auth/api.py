@@ -8,7 +8,7 @@ from kandji_bridge.web.auth.sessions import CurrentUser
 api = APIRouter(tags=["account"])
 
 
-@api.get("/me")
+@api.get("/me", summary="Who I am")
 def me(principal: CurrentUser) -> Me:
     """Who this request is signed in as, and what it may do (`read` or `admin`)."""
     user = principal.user

@@ -12,6 +12,7 @@ The sign-in and setup forms, used before any session exists, carry a double-subm
 
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from kandji_bridge import users
+from kandji_bridge.service import advert
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.web.templating import render
 
@@ -29,6 +31,21 @@ NOT_SIGNED_IN = "Sign in first: send a session cookie or 'Authorization: Bearer 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # POST routes that change nothing (a SQL query does not fit a URL): open to `read` tokens.
 READ_ONLY_ENDPOINTS = frozenset({"kandji_bridge.web.logs.api.run_query"})
+# What the CLI of the same home may do through serve's local credential (service/advert.py).
+LOCAL_ENDPOINTS = frozenset(
+    {
+        "kandji_bridge.web.logs.api.run_query",
+        "kandji_bridge.web.sources.api.api_get_source",
+        "kandji_bridge.web.sources.api.api_poll_source",
+    }
+)
+LOCAL_CLI = users.UserInfo(
+    id="local-cli",
+    username="cli",
+    is_admin=False,
+    created_at=datetime.min.replace(tzinfo=UTC),
+    last_login_at=None,
+)
 NEEDS_ADMIN_SCOPE = (
     "This API token may only read (its scope is read); make an admin token for changes with "
     "`kandji-bridge user token USERNAME --name NAME --scope admin`."
@@ -72,6 +89,8 @@ async def require_user(request: Request) -> Principal:
         sent = request.headers.get("x-csrf-token") or await _form_field(request, "csrf_token")
         if not sent or not hmac.compare_digest(sent, principal.csrf_token):
             raise CsrfRefused
+    if principal.via == "local" and _endpoint_name(request) not in LOCAL_ENDPOINTS:
+        raise NotSignedIn
     if principal.scope != users.ADMIN and not reads_only(request):
         raise ScopeRefused
     request.state.principal = principal
@@ -81,9 +100,23 @@ async def require_user(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(require_user)]
 
 
+async def identify_for_page(request: Request) -> None:
+    """Who is signed in, for a page no route rendered (a 404): the layout shows their menu."""
+    if getattr(request.state, "principal", None) is None:
+        runtime = runtime_of(request)
+        principal = await run_in_threadpool(_identify, runtime, request)
+        if principal is not None and principal.via == "session":
+            request.state.principal = principal
+
+
 def _identify(runtime: Runtime, request: Request) -> Principal | None:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credential.strip():
+        local = getattr(request.app.state, "local_credential", "")
+        if credential.startswith(advert.LOCAL_CREDENTIAL_PREFIX):
+            if not advert.is_local_credential(credential.strip(), local):
+                return None
+            return Principal(LOCAL_CLI, "local", scope=users.ADMIN)
         found = users.token_user(runtime.state, credential.strip())
         return Principal(found.user, "token", scope=found.scope) if found else None
     secret = request.cookies.get(SESSION_COOKIE)
@@ -99,9 +132,12 @@ def reads_only(request: Request) -> bool:
     """Whether the request's route only reads: a GET (HEAD, OPTIONS) or a read-only POST."""
     if request.method in SAFE_METHODS:
         return True
+    return _endpoint_name(request) in READ_ONLY_ENDPOINTS
+
+
+def _endpoint_name(request: Request) -> str:
     endpoint = request.scope.get("endpoint")
-    name = f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', '')}"
-    return name in READ_ONLY_ENDPOINTS
+    return f"{getattr(endpoint, '__module__', '')}.{getattr(endpoint, '__qualname__', '')}"
 
 
 async def _form_field(request: Request, name: str) -> str:

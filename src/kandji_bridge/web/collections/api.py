@@ -49,25 +49,25 @@ def _record_out(collection: CollectionInfo, row: browse.RecordRow) -> RecordOut:
     )
 
 
-@router.get("/collections")
+@router.get("/collections", summary="List collections")
 def api_list(request: Request, user: CurrentUser) -> list[CollectionOut]:
     """Every collection with its fields, record counts and mappings."""
     return [_collection_out(s) for s in operation.list_collections(runtime_of(request).state)]
 
 
-@router.post("/collections", status_code=201)
+@router.post("/collections", summary="Create a collection", status_code=201)
 def api_create(request: Request, user: CurrentUser, body: CollectionIn) -> CollectionOut:
     """Create a collection; 409 if the name is taken, 400 for a field that cannot be used."""
     specs = [operation.field_spec(field.label, field.type, field.unique) for field in body.fields]
     return _collection_out(operation.create_collection(runtime_of(request).state, body.name, specs))
 
 
-@router.get("/collections/{name}")
+@router.get("/collections/{name}", summary="Get a collection")
 def api_get(request: Request, user: CurrentUser, name: str) -> CollectionOut:
     return _collection_out(operation.show_collection(runtime_of(request).state, name))
 
 
-@router.patch("/collections/{name}")
+@router.patch("/collections/{name}", summary="Edit a collection")
 def api_update(
     request: Request, user: CurrentUser, name: str, body: CollectionPatch
 ) -> CollectionOut:
@@ -82,14 +82,14 @@ def api_update(
     return _collection_out(operation.update_collection(runtime_of(request).state, name, edit))
 
 
-@router.delete("/collections/{name}", status_code=204)
+@router.delete("/collections/{name}", summary="Remove a collection", status_code=204)
 def api_delete(request: Request, user: CurrentUser, name: str) -> Response:
     """Delete the collection with its records; 400 while a mapping imports into it."""
     operation.remove_collection(runtime_of(request).state, name)
     return Response(status_code=204)
 
 
-@router.get("/collections/{name}/records")
+@router.get("/collections/{name}/records", summary="List a collection's records")
 def api_records(
     request: Request,
     user: CurrentUser,
@@ -123,7 +123,7 @@ def api_records(
     )
 
 
-@router.get("/collections/{name}/records/{record_id}")
+@router.get("/collections/{name}/records/{record_id}", summary="Get a record")
 def api_record(request: Request, user: CurrentUser, name: str, record_id: str) -> RecordDetailOut:
     """A record with its change history and the audit events that targeted its device."""
     runtime = runtime_of(request)

@@ -48,14 +48,16 @@ from kandji_bridge.web.integrations.schemas import (
 router = APIRouter(tags=["integrations"])
 
 
-@router.get("/integrations/kandji")
+@router.get("/integrations/kandji", summary="Get the Kandji connection")
 def get_connection(request: Request, principal: CurrentUser) -> ConnectionOut:
     """The Kandji integration's connection (never its key)."""
     return _connection_out(current_connection(runtime_of(request).state))
 
 
 @router.put(
-    "/integrations/kandji", responses={400: {"description": "The test failed; nothing saved."}}
+    "/integrations/kandji",
+    summary="Set the Kandji connection",
+    responses={400: {"description": "The test failed; nothing saved."}},
 )
 def put_connection(request: Request, principal: CurrentUser, body: ConnectionIn) -> Response:
     """Test the Base URL and API Key (GET /devices and GET /device-details) and save them."""
@@ -74,7 +76,7 @@ def put_connection(request: Request, principal: CurrentUser, body: ConnectionIn)
     return JSONResponse(out.model_dump(mode="json"))
 
 
-@router.get("/mappings")
+@router.get("/mappings", summary="List mappings")
 def list_mappings_api(request: Request, principal: CurrentUser) -> list[MappingOut]:
     return [
         _mapping_out(summary.mapping, summary.last_run)
@@ -82,7 +84,7 @@ def list_mappings_api(request: Request, principal: CurrentUser) -> list[MappingO
     ]
 
 
-@router.post("/mappings", status_code=201)
+@router.post("/mappings", summary="Create a mapping", status_code=201)
 def create_mapping_api(request: Request, principal: CurrentUser, body: MappingIn) -> MappingOut:
     """Create a mapping (as `mapping create`), activate it and start its first sync."""
     runtime = runtime_of(request)
@@ -110,14 +112,14 @@ def create_mapping_api(request: Request, principal: CurrentUser, body: MappingIn
     return _mapping_out(mapping, _last_run(runtime.state, mapping), _sync_word(runtime))
 
 
-@router.get("/mappings/{name}")
+@router.get("/mappings/{name}", summary="Get a mapping")
 def get_mapping_api(request: Request, principal: CurrentUser, name: str) -> MappingOut:
     state = runtime_of(request).state
     mapping = mappings.get_mapping(state, name)
     return _mapping_out(mapping, _last_run(state, mapping))
 
 
-@router.patch("/mappings/{name}")
+@router.patch("/mappings/{name}", summary="Edit a mapping")
 def update_mapping_api(
     request: Request, principal: CurrentUser, name: str, body: MappingPatch
 ) -> MappingOut:
@@ -135,14 +137,14 @@ def update_mapping_api(
     return _mapping_out(mapping, _last_run(state, mapping))
 
 
-@router.delete("/mappings/{name}", status_code=204)
+@router.delete("/mappings/{name}", summary="Remove a mapping", status_code=204)
 def delete_mapping_api(request: Request, principal: CurrentUser, name: str) -> Response:
     """Remove the mapping and its sync history; the collection keeps its records."""
     mapping_operations.remove_mapping(runtime_of(request).state, name)
     return Response(status_code=204)
 
 
-@router.post("/mappings/{name}/sync")
+@router.post("/mappings/{name}/sync", summary="Sync a mapping now")
 def sync_mapping_api(request: Request, principal: CurrentUser, name: str) -> MappingOut:
     """Sync now: triggered in the background, or run here when no scheduler runs."""
     runtime = runtime_of(request)
@@ -151,7 +153,7 @@ def sync_mapping_api(request: Request, principal: CurrentUser, name: str) -> Map
     return _mapping_out(mapping, _last_run(runtime.state, mapping), _sync_word(runtime))
 
 
-@router.post("/mappings/{name}/preview")
+@router.post("/mappings/{name}/preview", summary="Preview a mapping")
 def preview_mapping_api(
     request: Request,
     principal: CurrentUser,
@@ -185,7 +187,7 @@ def preview_mapping_api(
     )
 
 
-@router.get("/mappings/{name}/runs")
+@router.get("/mappings/{name}/runs", summary="List a mapping's sync runs")
 def list_runs_api(
     request: Request,
     principal: CurrentUser,

@@ -31,7 +31,7 @@ from kandji_bridge.web.logs.schemas import (
 api = APIRouter(tags=["logs"])
 
 
-@api.get("/logs/events")
+@api.get("/logs/events", summary="Search events")
 def list_events(
     request: Request,
     principal: CurrentUser,
@@ -54,7 +54,7 @@ def list_events(
     )
 
 
-@api.get("/logs/histogram")
+@api.get("/logs/histogram", summary="Events over time")
 def events_histogram(
     request: Request,
     principal: CurrentUser,
@@ -71,7 +71,7 @@ def events_histogram(
     )
 
 
-@api.get("/logs/facets")
+@api.get("/logs/facets", summary="Event facets")
 def event_facets(
     request: Request, principal: CurrentUser, params: Annotated[SearchParams, Query()]
 ) -> dict[str, list[str]]:
@@ -80,7 +80,7 @@ def event_facets(
     return {param: found[FILTER_PARAMS[param]] for param, _ in SELECT_FILTERS}
 
 
-@api.get("/logs/events/{event_id}")
+@api.get("/logs/events/{event_id}", summary="Get an event")
 def get_event(request: Request, principal: CurrentUser, event_id: str) -> EventDetail:
     """Every column of one event, and the asset records of its device target."""
     runtime = runtime_of(request)
@@ -101,6 +101,7 @@ def get_event(request: Request, principal: CurrentUser, event_id: str) -> EventD
 
 @api.post(
     "/logs/query",
+    summary="Run a SQL query",
     response_model=None,
     responses={
         200: {
@@ -151,7 +152,7 @@ def _event_out(named: EventRow) -> EventOut:
     )
 
 
-@api.get("/logs/storage")
+@api.get("/logs/storage", summary="Log store damage")
 def api_storage(request: Request, principal: CurrentUser) -> StorageOut:
     """Damaged parts of the log store: moved aside by the engine, their events missing."""
     parts = runtime_of(request).store.damaged_parts()

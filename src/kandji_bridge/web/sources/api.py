@@ -67,20 +67,20 @@ def _verify_out(report: VerifyReport) -> VerifyOut:
     )
 
 
-@api.get("/sources")
+@api.get("/sources", summary="List sources")
 def api_list_sources(request: Request, principal: CurrentUser) -> list[SourceOut]:
     """Every source with its status, last poll, lag, events ingested and quarantined."""
     runtime = runtime_of(request)
     return [_out(health) for health in all_health(runtime.state, runtime.store)]
 
 
-@api.get("/sources/{name}")
+@api.get("/sources/{name}", summary="Get a source")
 def api_get_source(request: Request, principal: CurrentUser, name: str) -> SourceOut:
     runtime = runtime_of(request)
     return _out(one_health(runtime.state, runtime.store, name))
 
 
-@api.post("/sources/verify")
+@api.post("/sources/verify", summary="Verify a URL and token")
 def api_verify(request: Request, principal: CurrentUser, body: VerifyRequest) -> VerifyOut:
     """Check a URL and token: the URL, the token, and each permission, without saving anything."""
     settings = runtime_of(request).settings
@@ -89,6 +89,7 @@ def api_verify(request: Request, principal: CurrentUser, body: VerifyRequest) ->
 
 @api.post(
     "/sources",
+    summary="Add a source",
     status_code=201,
     response_model=Created,
     responses={400: {"description": "Bad input, or the verify failed: nothing was saved."}},
@@ -130,14 +131,14 @@ def api_create_source(
     )
 
 
-@api.delete("/sources/{name}", status_code=204)
+@api.delete("/sources/{name}", summary="Remove a source", status_code=204)
 def api_remove_source(request: Request, principal: CurrentUser, name: str) -> Response:
     """Remove a source and its token; refused while a mapping uses it. Stored events stay."""
     sources.remove_source(runtime_of(request).state, name)
     return Response(status_code=204)
 
 
-@api.post("/sources/{name}/poll")
+@api.post("/sources/{name}/poll", summary="Poll a source now")
 def api_poll_source(request: Request, principal: CurrentUser, name: str) -> PollOut:
     """Poll now: queued on the scheduler, or run in the request when background jobs are off."""
     runtime = runtime_of(request)

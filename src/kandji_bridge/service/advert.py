@@ -1,0 +1,154 @@
+"""How CLI commands find a running `serve` of the same home and ask it to do what needs the log
+store it holds (only one process may open an embedded chDB store).
+
+`serve` writes `serve.json` in the home, readable only by its owner (0600): its URL, its pid, the
+log store it holds and a random local credential made for this run. The credential lets the CLI
+run a query and start a poll through the REST API, nothing else; it is never a Kandji token and
+is not stored anywhere else. An advert whose process is gone or does not answer is ignored.
+"""
+
+import contextlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kandji_bridge.config import Settings, ensure_home
+from kandji_bridge.errors import BridgeError
+
+ADVERT_FILE = "serve.json"
+LOCAL_CREDENTIAL_PREFIX = "kbl_"
+_HEALTH_SECONDS = 3.0
+_POLL_WAIT_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Advert:
+    """A running `serve` of this home, as it announced itself."""
+
+    url: str
+    pid: int
+    log_store: str
+    credential: str = field(repr=False)
+
+
+def new_credential() -> str:
+    return LOCAL_CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_local_credential(sent: str, credential: str) -> bool:
+    return bool(credential) and hmac.compare_digest(sent.encode(), credential.encode())
+
+
+def client_url(url: str) -> str:
+    """The URL a local client reaches: a wildcard bind answers on the loopback address."""
+    return url.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
+
+
+def publish(settings: Settings, url: str, credential: str) -> Advert:
+    """Write `serve.json` (0600, replaced atomically) for this process."""
+    advert = Advert(client_url(url), os.getpid(), settings.log_store, credential)
+    path = ensure_home(settings) / ADVERT_FILE
+    partial = path.with_name(f".{ADVERT_FILE}.{os.getpid()}")
+    data = json.dumps(
+        {
+            "url": advert.url,
+            "pid": advert.pid,
+            "log_store": advert.log_store,
+            "credential": credential,
+        }
+    )
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(data)
+    os.replace(partial, path)
+    return advert
+
+
+def withdraw(settings: Settings, advert: Advert) -> None:
+    """Remove `serve.json` if it is still this process's (another serve may have replaced it)."""
+    path = settings.home / ADVERT_FILE
+    found = _read(path)
+    if found is not None and found.credential == advert.credential:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def find_running(settings: Settings) -> Advert | None:
+    """The `serve` of this home holding this log store, if one is alive and answering."""
+    advert = _read(settings.home / ADVERT_FILE)
+    if advert is None or advert.log_store != settings.log_store or not _alive(advert.pid):
+        return None
+    try:
+        answered = httpx.get(f"{advert.url}/healthz", timeout=_HEALTH_SECONDS)
+    except httpx.HTTPError:
+        return None
+    return advert if answered.status_code == 200 else None
+
+
+def run_query(advert: Advert, sql: str) -> dict[str, Any]:
+    """`POST /api/logs/query` on the running service: the whole result, as the API's JSON."""
+    return _call(advert, "POST", "/api/logs/query", json={"sql": sql, "limit": None})
+
+
+def poll_source(advert: Advert, name: str) -> dict[str, Any]:
+    """Ask the running service to poll `name` now and wait for that poll to end; the source's
+    status after it (as `GET /api/sources/{name}`)."""
+    path = f"/api/sources/{name}"
+    before = _call(advert, "GET", path).get("last_poll_at")
+    _call(advert, "POST", f"{path}/poll")
+    while True:
+        status = _call(advert, "GET", path)
+        if not status.get("running") and status.get("last_poll_at") != before:
+            return status
+        time.sleep(_POLL_WAIT_SECONDS)
+
+
+def _call(advert: Advert, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {advert.credential}"}
+    timeout = httpx.Timeout(10.0, read=None)  # the service bounds a query's time itself
+    try:
+        answer = httpx.request(
+            method, advert.url + path, headers=headers, timeout=timeout, **kwargs
+        )
+    except httpx.HTTPError as exc:
+        raise BridgeError(
+            f"The running service at {advert.url} did not answer ({type(exc).__name__}); "
+            "check that `serve` is still running and retry."
+        ) from None
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    if answer.status_code >= 400:
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if not isinstance(detail, str):
+            detail = f"The running service at {advert.url} answered HTTP {answer.status_code}."
+        raise BridgeError(detail)
+    return body
+
+
+def _read(path: Path) -> Advert | None:
+    try:
+        data = json.loads(path.read_text())
+        return Advert(
+            str(data["url"]), int(data["pid"]), str(data["log_store"]), str(data["credential"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
