@@ -13,6 +13,7 @@ from rich.table import Table
 from kandji_bridge import redact
 from kandji_bridge import source_registry as sources
 from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
+from kandji_bridge.cli.detections import alerts_app, channel_app, detections_app
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
 from kandji_bridge.cli.logs import logs_app
 from kandji_bridge.cli.users import user_app
@@ -42,6 +43,9 @@ app.add_typer(collection_app, name="collection")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(user_app, name="user")
+app.add_typer(detections_app, name="detections")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(channel_app, name="channel")
 
 
 @app.callback()
