@@ -216,6 +216,49 @@ def run_rule(
     )
 
 
+@dataclass(frozen=True)
+class RuleStatus:
+    """A rule as the Detections page shows it: its switch, its last run and what it found."""
+
+    rule: Rule
+    last_run: datetime | None
+    last_error: str | None
+    reached: datetime | None  # the end of the last window it ran
+    alerts: int
+    signals: int
+    matches: int
+
+
+def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[RuleStatus]:
+    """Every rule with its job's last run and its counts in the detections table."""
+    rules = list_rules(settings, store).rules
+    statuses = jobs.job_statuses(state)
+    ensure_detections_table(store)
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for name, kind, rows, matched in store.query(
+        "SELECT detectionName, kind, count(), sum(recordsReturned) FROM detections FINAL "
+        "GROUP BY detectionName, kind"
+    ).rows:
+        counts[(str(name), str(kind))] = (int(rows), int(matched))
+    result = []
+    for rule in rules:
+        status = statuses.get(jobs.detection_job(rule.name))
+        alerts = counts.get((rule.name, "alert"), (0, 0))
+        signals = counts.get((rule.name, "signal"), (0, 0))
+        result.append(
+            RuleStatus(
+                rule,
+                status.last_started_at if status else None,
+                status.last_error if status else None,
+                last_window_end(state, rule.name),
+                alerts[0],
+                signals[0],
+                alerts[1] + signals[1],
+            )
+        )
+    return result
+
+
 # -- the scheduled run --------------------------------------------------------------------------
 
 
