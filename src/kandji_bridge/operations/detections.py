@@ -31,7 +31,14 @@ from kandji_bridge.detections.results import (
     split_matches,
     store_records,
 )
-from kandji_bridge.detections.rules import Detection, Problem, RuleSet, load_rules
+from kandji_bridge.detections.rules import (
+    Detection,
+    Problem,
+    RuleSet,
+    check_rule,
+    load_rules,
+    schedule_is_valid,
+)
 from kandji_bridge.detections.run import Matches, run_detection
 from kandji_bridge.detections.windows import (
     Window,
@@ -99,6 +106,8 @@ def list_rules(settings: Settings, store: LogStore) -> Rules:
                 continue
             names.add(detection.name)
             switch = switches.get(detection.name)
+            if switch and schedule_is_valid(str(switch.get("schedule", ""))):
+                detection = replace(detection, schedule=str(switch["schedule"]))
             result.rules.append(
                 Rule(
                     detection,
@@ -113,6 +122,23 @@ def list_rules(settings: Settings, store: LogStore) -> Rules:
 
 def get_rule(settings: Settings, store: LogStore, name: str) -> Rule:
     """One rule by name; NotFound names the way to see them all."""
+    # Its own file first: validating every rule for one (each a query plan) is what a scheduler
+    # tick of every enabled rule cannot afford.
+    switch = _read_switches(settings).get(name)
+    for origin, folder in ((PACK, KANDJI_PACK), (IMPORTED, rules_folder(settings))):
+        for suffix in (".yaml", ".yml"):
+            path = folder / f"{name}{suffix}"
+            if not path.is_file():
+                continue
+            detection, problems = check_rule(path, store)
+            if detection is None:
+                raise BridgeError(problems[0].sentence)
+            if detection.name != name:
+                continue
+            if switch and schedule_is_valid(str(switch.get("schedule", ""))):
+                detection = replace(detection, schedule=str(switch["schedule"]))
+            notify = tuple(switch.get("notify", ())) if switch else ()
+            return Rule(detection, origin, switch is not None, notify)
     rules = list_rules(settings, store)
     for rule in rules.rules:
         if rule.name == name:
@@ -181,11 +207,27 @@ def set_enabled(
     rule = get_rule(settings, store, name)
     switches = _read_switches(settings)
     if enabled:
-        switches[name] = {"notify": list(dict.fromkeys(notify or rule.notify))}
+        switches[name] = {
+            **switches.get(name, {}),
+            "notify": list(dict.fromkeys(notify or rule.notify)),
+        }
     else:
         switches.pop(name, None)
     _write_switches(settings, switches)
     return get_rule(settings, store, name)
+
+
+def enable_pack(settings: Settings, schedule: str, notify: tuple[str, ...] = ()) -> list[str]:
+    """Enable every rule of the built-in pack on `schedule` instead of its own (the demo: alerts
+    within minutes), notifying `notify`; returns the names."""
+    if not schedule_is_valid(schedule):
+        raise BridgeError(f"The schedule {schedule!r} is not a cron expression or @15m / @1h.")
+    names = sorted(path.stem for path in KANDJI_PACK.glob("*.yaml"))
+    switches = _read_switches(settings)
+    for name in names:
+        switches[name] = {"notify": list(notify), "schedule": schedule}
+    _write_switches(settings, switches)
+    return names
 
 
 def test_rule(settings: Settings, name: str) -> list[CaseResult]:
@@ -266,22 +308,21 @@ def enabled_rule_names(settings: Settings) -> list[str]:
     return sorted(_read_switches(settings))
 
 
-def stored_up_to(state: StateDB, now: datetime) -> datetime | None:
-    """The time before which every polled source has stored what it received: the oldest of
-    their last successful passes (or the start of a pass running now, if earlier). None while a
-    polled source has never finished a pass; now when no source is polled."""
+def stored_up_to(state: StateDB, now: datetime) -> datetime:
+    """The time before which every polled source has stored what it received.
+
+    `receivedAt` is stamped when a page is transformed, just before its insert, so only a pass
+    running now can still add rows received in the past: from its start on. An idle source (done,
+    failed, or never able to read the logs) adds nothing behind now, and must not hold the
+    windows of the others back."""
     with state.session() as session:
         ids = list(session.scalars(select(Source.id).where(Source.logs_enabled.is_(True))))
     statuses = jobs.job_statuses(state)
     oldest = now
     for source_id in ids:
         status = statuses.get(jobs.source_job(source_id))
-        if status is None or status.last_success_at is None:
-            return None
-        reached = status.last_success_at
-        if status.running and status.last_started_at is not None:
-            reached = min(reached, status.last_started_at)
-        oldest = min(oldest, reached)
+        if status is not None and status.running and status.last_started_at is not None:
+            oldest = min(oldest, status.last_started_at)
     return oldest
 
 
@@ -296,8 +337,6 @@ def run_due_windows(
     rule = get_rule(settings, store, name)
     detection = replace(rule.detection, notification_names=rule.channels)
     reached = stored_up_to(state, now)
-    if reached is None:
-        return []
     ensure_detections_table(store)
     ran = []
     for window in due_windows(detection.schedule, last_window_end(state, name), now, reached):

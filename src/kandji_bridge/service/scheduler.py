@@ -49,7 +49,7 @@ DEFAULT_MAX_JOBS = 4
 DEFAULT_RETRY_SECONDS = 60.0
 # An enabled detection looks for due windows this often (its windows follow its own schedule);
 # the outbox sends what is due this often (its retries follow their own backoff).
-DEFAULT_DETECTION_SECONDS = 30.0
+DEFAULT_DETECTION_SECONDS = 15.0
 DEFAULT_OUTBOX_SECONDS = 10.0
 
 
