@@ -110,7 +110,7 @@ def run_demo(
             out.print(escape(notice))
         out.print(
             f"Simulated Kandji tenant at {simulator.base_url}: {len(simulator.devices)} devices, "
-            f"{len(simulator.events())} audit events over the last year, and "
+            f"{tenant.events} audit events over the last year, and "
             f"{LIVE_EVENTS_PER_MINUTE} new ones a minute while it runs."
         )
         report = asyncio.run(verify(simulator.base_url, simulator.token, settings.allowed_hosts))

@@ -6,7 +6,8 @@
 2. FileVault keys are viewed at night (the last 02:30 UTC) by an actor never seen before (the
    secret-viewed-by-new-actor and outside-business-hours rules).
 
-Each returns (occurred_at in µs, Body) pairs; the state logs them like any event.
+They happen just before the end of the generated history, at times and with ids fixed by the
+seed and that end: a tenant started again (the demo's) serves the same events, not new attacks.
 """
 
 import random
@@ -18,6 +19,7 @@ from kandji_bridge.simulator.timefmt import to_us
 
 DELETES = 12  # above the delete-burst rule's threshold of 10
 NIGHT_VIEWS = 3
+SCENARIO_EVENTS = 1 + DELETES + NIGHT_VIEWS
 _ERASE_PERMISSIONS = [
     {"path": "/api/v1/devices/{device_id}/action/erase", "http_method": "POST"},
     {"path": "/api/v1/devices/{device_id}", "http_method": "DELETE"},
@@ -26,10 +28,14 @@ _ERASE_PERMISSIONS = [
 
 
 def attack_events(tenant: Tenant, now: datetime, seed: int) -> list[tuple[int, Body]]:
-    """Both scenarios, the token's ending just before `now`; no device is used twice."""
+    """Both scenarios (SCENARIO_EVENTS events), the token's ending just before `now`; devices
+    repeat only in a tenant of fewer than DELETES + NIGHT_VIEWS; none without devices."""
     rng = random.Random(f"scenarios:{seed}:{now.isoformat()}")
     devices = [d for d in tenant.devices if not d.is_removed]
+    if not devices:
+        return []
     rng.shuffle(devices)
+    devices = [devices[i % len(devices)] for i in range(DELETES + NIGHT_VIEWS)]
     admin = tenant.admins[0]
     token_id = new_uuid(rng)
     start = to_us(now) - 60_000_000  # all in the past: a page never holds a future event

@@ -45,7 +45,7 @@ class SimulatorState:
         self.faults = FaultPlan(config.fault_rate, config.seed)
         self._live_emitted = 0
         if config.attack_scenarios:
-            moment = datetime.fromtimestamp(self.now_us() / 1_000_000, UTC)
+            moment = datetime.fromtimestamp(self.history_end_us / 1_000_000, UTC)
             for occurred_us, body in attack_events(self.tenant, moment, config.seed):
                 self._log(body, occurred_us)
 
