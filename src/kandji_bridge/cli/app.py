@@ -23,6 +23,7 @@ from kandji_bridge.cli.common import (
     print_table,
     read_token,
 )
+from kandji_bridge.cli.detections import alerts_app, channel_app, detections_app
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
 from kandji_bridge.cli.logs import logs_app, open_store
 from kandji_bridge.cli.users import user_app
@@ -53,6 +54,9 @@ app.add_typer(collection_app, name="collection")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(user_app, name="user")
+app.add_typer(detections_app, name="detections")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(channel_app, name="channel")
 
 
 @app.callback()

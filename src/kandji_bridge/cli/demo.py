@@ -38,9 +38,11 @@ from kandji_bridge.config import (
 from kandji_bridge.db import open_state
 from kandji_bridge.db.models import Source
 from kandji_bridge.db.state import StateDB
+from kandji_bridge.detections import channels
 from kandji_bridge.errors import AlreadyExists, BridgeError
 from kandji_bridge.inventory import mappings
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS
+from kandji_bridge.operations.detections import enable_pack
 from kandji_bridge.operations.verify import verify
 from kandji_bridge.service.serve import run_serve
 from kandji_bridge.simulator.config import PERMISSION_KEYS, SimulatorConfig
@@ -65,6 +67,8 @@ NO_AUDIT_SOURCE = "demo-devices-only"  # its token lacks "List audit events", on
 DEMO_FOLDER = "demo"
 TENANT_FILE = "demo-tenant.json"
 SEED = 1
+DEMO_CHANNEL = "demo-inbox"
+DEMO_SCHEDULE = "@1m"  # the pack's own */15 would show the first alert only after minutes
 # New audit events a minute while the demo runs: each 60-second poll brings a few.
 LIVE_EVENTS_PER_MINUTE = 3
 EXAMPLE_QUERY = "SELECT eventName, count() FROM kandji_logs GROUP BY eventName"
@@ -106,7 +110,7 @@ def run_demo(
             out.print(escape(notice))
         out.print(
             f"Simulated Kandji tenant at {simulator.base_url}: {len(simulator.devices)} devices, "
-            f"{len(simulator.events())} audit events over the last year, and "
+            f"{tenant.events} audit events over the last year, and "
             f"{LIVE_EVENTS_PER_MINUTE} new ones a minute while it runs."
         )
         report = asyncio.run(verify(simulator.base_url, simulator.token, settings.allowed_hosts))
@@ -115,6 +119,7 @@ def run_demo(
         full, no_audit = demo_tokens(tenant.seed)
         with open_state(settings) as state:
             password = _register(state, simulator.base_url, full, no_audit)
+            _enable_detections(settings, state)
         out.print(
             f"Registered it as source [bold]{SOURCE_NAME}[/bold] (polled every "
             f"{sources.DEFAULT_POLL_INTERVAL} s), collection [bold]{COLLECTION}[/bold] and "
@@ -210,6 +215,7 @@ def simulator_config(tenant: DemoTenant) -> SimulatorConfig:
         now=tenant.history_end,
         wall_clock=True,
         events_per_minute=LIVE_EVENTS_PER_MINUTE,
+        attack_scenarios=True,
         tokens={full: PERMISSION_KEYS, no_audit: PERMISSION_KEYS - {AUDIT_EVENTS.key}},
     )
 
@@ -284,6 +290,19 @@ def _register(state: StateDB, base_url: str, token: str, no_audit_token: str) ->
     except AlreadyExists:
         users.set_password(state, DEMO_USER, password)
     return password
+
+
+def _enable_detections(settings: Settings, state: StateDB) -> None:
+    """The pack, every minute, its alerts kept for the Alerts page through a channel that is off
+    (alerts need a channel; this one sends nothing until someone points it somewhere)."""
+    if DEMO_CHANNEL not in {channel.name for channel in channels.list_channels(state)}:
+        channels.add_webhook(state, DEMO_CHANNEL, "https://example.invalid/kandji-bridge-demo")
+        channels.set_enabled(state, DEMO_CHANNEL, False)
+    enable_pack(settings, DEMO_SCHEDULE, (DEMO_CHANNEL,))
+    out.print(
+        "Enabled the detection pack every minute; the tenant plays two attacks (a token with "
+        "erase rights deleting devices, FileVault keys viewed at night): see Alerts."
+    )
 
 
 def _point_source_at(state: StateDB, name: str, base_url: str) -> None:

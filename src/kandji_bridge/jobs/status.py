@@ -1,7 +1,9 @@
 """Scheduled jobs: their keys, and the status of their last runs in `job_status`.
 
-A job is a source's polling (`source:<id>`) or a mapping's sync (`mapping:<id>`). Its status row
-is written by whichever process ran it, so the UI and /metrics of every process show the same.
+A job is a source's polling (`source:<id>`), a mapping's sync (`mapping:<id>`), an enabled
+detection's windows (`detection:<rule name>`) or the delivery of alerts (`outbox:alerts`). Its
+status row is written by whichever process ran it, so the UI and /metrics of every process show
+the same.
 """
 
 from dataclasses import dataclass
@@ -16,6 +18,10 @@ from kandji_bridge.inventory import runs
 
 SOURCE = "source"
 MAPPING = "mapping"
+DETECTION = "detection"
+OUTBOX = "outbox"
+OUTBOX_JOB = f"{OUTBOX}:alerts"
+KINDS = (SOURCE, MAPPING, DETECTION, OUTBOX)
 
 
 def source_job(source_id: str) -> str:
@@ -26,11 +32,15 @@ def mapping_job(mapping_id: str) -> str:
     return f"{MAPPING}:{mapping_id}"
 
 
+def detection_job(name: str) -> str:
+    return f"{DETECTION}:{name}"
+
+
 def parse_job(job: str) -> tuple[str, str]:
     """(kind, id) of a job key; ValueError if it is not one."""
     kind, sep, target = job.partition(":")
-    if not sep or not target or kind not in (SOURCE, MAPPING):
-        raise ValueError(f"{job!r} is not a job key (source:ID or mapping:ID)")
+    if not sep or not target or kind not in KINDS:
+        raise ValueError(f"{job!r} is not a job key (source:ID, mapping:ID, detection:NAME)")
     return kind, target
 
 

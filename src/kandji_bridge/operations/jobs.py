@@ -7,6 +7,7 @@ this only runs the job and counts what it did.
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -20,6 +21,8 @@ from kandji_bridge.jobs.counters import Counters, Tracker
 from kandji_bridge.kandji.client import ClientStats
 from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.store import LogStore
+from kandji_bridge.operations.alerts import deliver_alerts
+from kandji_bridge.operations.detections import run_due_windows
 from kandji_bridge.operations.polling import poll_source
 
 
@@ -33,11 +36,17 @@ def run_job(
     stop: threading.Event,
     counters: Counters,
 ) -> bool:
-    """Run `job` ("source:ID" or "mapping:ID") once; False if `stop` ended it before it was done.
-    A failure raises its BridgeError (one sentence)."""
+    """Run `job` ("source:ID", "mapping:ID", "detection:NAME", "outbox:alerts") once; False if
+    `stop` ended it before it was done. A failure raises its BridgeError (one sentence)."""
     kind, target = jobs.parse_job(job)
     if kind == jobs.SOURCE:
         return _poll(settings, state, store, enricher, _source_name(state, target), stop, counters)
+    if kind == jobs.DETECTION:
+        run_due_windows(settings, state, store, target, datetime.now(UTC))
+        return True
+    if kind == jobs.OUTBOX:
+        _deliver(state)
+        return True
     _sync(state, _mapping_name(state, target), counters)
     return True
 
@@ -84,6 +93,14 @@ def _sync(state: StateDB, name: str, counters: Counters) -> None:
         )
     finally:
         tracker.client(stats)
+
+
+def _deliver(state: StateDB) -> None:
+    """Send the alerts due; a delivery that failed is retried by the outbox itself, so this job
+    reports the first failure of the round without failing the others."""
+    report = deliver_alerts(state)
+    if report.errors:
+        raise BridgeError(report.errors[0])
 
 
 def _source_name(state: StateDB, source_id: str) -> str:

@@ -39,6 +39,7 @@ from kandji_bridge.jobs import status as jobs
 from kandji_bridge.jobs.counters import Counters
 from kandji_bridge.jobs.runner import JobOutcome
 from kandji_bridge.jobs.status import JobStatusInfo
+from kandji_bridge.operations.detections import enabled_rule_names
 from kandji_bridge.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 # Two cores are common; each run is mostly waiting on Kandji's rate limit or the store.
 DEFAULT_MAX_JOBS = 4
 DEFAULT_RETRY_SECONDS = 60.0
+# An enabled detection looks for due windows this often (its windows follow its own schedule);
+# the outbox sends what is due this often (its retries follow their own backoff).
+DEFAULT_DETECTION_SECONDS = 15.0
+DEFAULT_OUTBOX_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Scheduler:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         max_jobs: int = DEFAULT_MAX_JOBS,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        detection_seconds: float = DEFAULT_DETECTION_SECONDS,
+        outbox_seconds: float = DEFAULT_OUTBOX_SECONDS,
     ) -> None:
         self.runtime = runtime
         self.holder = holder or leases.default_holder()
@@ -87,6 +94,8 @@ class Scheduler:
         self.lease_seconds = lease_seconds
         self.max_jobs = max_jobs
         self.retry = timedelta(seconds=retry_seconds)
+        self.detection_interval = timedelta(seconds=detection_seconds)
+        self.outbox_interval = timedelta(seconds=outbox_seconds)
         self.counters = Counters()
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
@@ -241,6 +250,11 @@ class Scheduler:
                     started,
                     scheduled=enabled,
                 )
+        names = enabled_rule_names(self.runtime.settings)
+        for name in names:
+            yield Job(jobs.detection_job(name), jobs.DETECTION, name, self.detection_interval)
+        if names:
+            yield Job(jobs.OUTBOX_JOB, jobs.OUTBOX, "alerts", self.outbox_interval)
 
     # -- a run ---------------------------------------------------------------------------------
 

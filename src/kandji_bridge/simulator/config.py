@@ -35,6 +35,8 @@ class SimulatorConfig:
     late_event_max_seconds: float = 300
     # Live mode: each device that is neither missing nor removed checks in this often.
     check_in_interval_seconds: float = 900
+    # When the tenant starts, log the attack scenarios of scenarios.py (the demo's alerts).
+    attack_scenarios: bool = False
     slow_response_seconds: float = 3.0  # how long a "slow" fault stalls before answering
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from kandji_bridge.simulator.event_kinds import Body
 from kandji_bridge.simulator.events import EventLog, history_times, new_event_id
 from kandji_bridge.simulator.faults import FaultPlan
 from kandji_bridge.simulator.ratelimit import SlidingWindowLimiter
+from kandji_bridge.simulator.scenarios import attack_events
 from kandji_bridge.simulator.stats import RequestStats
 from kandji_bridge.simulator.tenant import DAY_US, Device, generate_tenant
 from kandji_bridge.simulator.timefmt import to_us
@@ -43,6 +44,10 @@ class SimulatorState:
         )
         self.faults = FaultPlan(config.fault_rate, config.seed)
         self._live_emitted = 0
+        if config.attack_scenarios:
+            moment = datetime.fromtimestamp(self.history_end_us / 1_000_000, UTC)
+            for occurred_us, body in attack_events(self.tenant, moment, config.seed):
+                self._log(body, occurred_us)
 
     # --- the clock ------------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ from kandji_bridge.web.auth import sessions
 from kandji_bridge.web.auth.throttle import LoginThrottle
 from kandji_bridge.web.collections import api as collections_api
 from kandji_bridge.web.collections import pages as collections_pages
+from kandji_bridge.web.detections import api as detections_api
+from kandji_bridge.web.detections import pages as detections_pages
 from kandji_bridge.web.errors_schema import ERROR_RESPONSES
 from kandji_bridge.web.integrations import api as integrations_api
 from kandji_bridge.web.integrations import pages as integrations_pages
@@ -45,6 +47,7 @@ FEATURES = (
     (logs_pages.pages, logs_api.api),
     (integrations_pages.router, integrations_api.router),
     (collections_pages.router, collections_api.router),
+    (detections_pages.pages, detections_api.api),
 )
 
 

@@ -1,0 +1,335 @@
+"""`detections`, `alerts` and `channel`: rules over the audit logs, what they found, where to."""
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kandji_bridge.cli.common import app_context, err, not_blank, out
+from kandji_bridge.cli.logs import _moment, open_store
+from kandji_bridge.config import Settings
+from kandji_bridge.db import open_state
+from kandji_bridge.detections.channels import EmailServer
+from kandji_bridge.errors import BridgeError, UsageError
+from kandji_bridge.logs.store import LogStore
+from kandji_bridge.operations import alerts as alert_ops
+from kandji_bridge.operations import detections as ops
+
+detections_app = typer.Typer(help="Detection rules over the audit logs.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts the enabled detections raised.", no_args_is_help=True)
+channel_app = typer.Typer(help="Where alerts are sent.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(callback=not_blank, help="The rule's name.")]
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[ListFormat, typer.Option("--format", help="Output format.")]
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[LogStore]:
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _json_array(items: list[dict[str, Any]]) -> None:
+    """One JSON array, as every listing command prints (docs/CLI.md)."""
+    sys.stdout.write(orjson.dumps(items, default=str).decode() + "\n")
+
+
+# -- detections ---------------------------------------------------------------------------------
+
+
+@detections_app.command("list")
+def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
+    """List the rules (the built-in pack and those imported), enabled or not."""
+    settings = app_context(ctx).settings()
+    with _store(settings) as store:
+        rules = ops.list_rules(settings, store)
+    for problem in rules.problems:
+        err.print(f"[yellow]Warning:[/yellow] {escape(problem.sentence)}")
+    if output is ListFormat.json:
+        _json_array(
+            [
+                {
+                    "name": r.name,
+                    "display_name": r.detection.display_name,
+                    "severity": r.detection.severity,
+                    "schedule": r.detection.schedule,
+                    "origin": r.origin,
+                    "enabled": r.enabled,
+                    "channels": list(r.channels),
+                }
+                for r in rules.rules
+            ]
+        )
+        return
+    table = Table("name", "severity", "schedule", "origin", "enabled", "channels")
+    for r in rules.rules:
+        table.add_row(
+            r.name,
+            r.detection.severity,
+            r.detection.schedule,
+            r.origin,
+            "yes" if r.enabled else "no",
+            ", ".join(r.channels),
+        )
+    out.print(table)
+
+
+@detections_app.command("validate")
+def validate_command(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder of NAME.yaml (+ NAME.sql) or Sigma.")],
+) -> None:
+    """Check every rule of a folder; one sentence per problem, exit 1 if any."""
+    settings = app_context(ctx).settings()
+    with _store(settings) as store:
+        checked = ops.validate_folder(folder, store)
+    for detection in checked.detections:
+        out.print(f"ok    {escape(detection.name)}")
+    if checked.problems:
+        for problem in checked.problems:
+            err.print(f"[red]Error:[/red] {escape(problem.sentence)}")
+        raise typer.Exit(1)
+    if not checked.detections:
+        raise BridgeError(f"The folder {folder} holds no rules (NAME.yaml).")
+
+
+@detections_app.command("test")
+def test_command(ctx: typer.Context, name: NameArg) -> None:
+    """Run a rule's fixtures (NAME.fixtures.yaml) on a scratch store; exit 1 if one fails."""
+    results = ops.test_rule(app_context(ctx).settings(), name)
+    for result in results:
+        mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
+        out.print(f"{mark}  {escape(result.sentence)}")
+    failed = sum(not r.passed for r in results)
+    if failed:
+        raise BridgeError(f"{failed} of {len(results)} fixture case(s) of {name} failed.")
+
+
+@detections_app.command("run")
+def run_command(
+    ctx: typer.Context,
+    name: NameArg,
+    start: Annotated[str, typer.Option("--from", help="Start (YYYY-MM-DD or ISO 8601, UTC).")],
+    end: Annotated[str | None, typer.Option("--to", help="End, excluded (default: now).")] = None,
+    output: FormatOption = ListFormat.table,
+) -> None:
+    """Run a rule over a period of receivedAt now and print its matches; nothing is sent."""
+    window_from = _moment(start, "--from", end_of_day=False)
+    window_to = _moment(end, "--to", end_of_day=True)
+    if window_from >= window_to:
+        raise UsageError(f"--from {start} is not before --to {end or 'now'}.")
+    settings = app_context(ctx).settings()
+    with _store(settings) as store:
+        matches = ops.run_rule(settings, store, name, window_from, window_to)
+    if output is ListFormat.json:
+        _json_array(matches.rows)
+    else:
+        columns = [c for c in matches.columns if c not in _BULKY][:8]
+        table = Table(*columns)
+        for row in matches.rows:
+            table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
+        out.print(table)
+    more = " (more than that; narrow the period)" if matches.truncated else ""
+    err.print(f"{len(matches.rows):,} matches{more}; nothing was sent.")
+
+
+_BULKY = {"rawLog", "newState", "metadata", "enrichments", "tags", "actor", "resources"}
+
+
+@detections_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A folder of NAME.yaml (+ NAME.sql) or Sigma.")],
+) -> None:
+    """Copy a folder's rules into the home (all or nothing); enable them to run them."""
+    settings = app_context(ctx).settings()
+    with _store(settings) as store:
+        report = ops.import_rules(settings, store, folder)
+    for name in report.imported:
+        out.print(f"Imported {escape(name)}.")
+    for name in report.replaced:
+        out.print(f"Replaced {escape(name)}.")
+
+
+@detections_app.command("enable")
+def enable_command(
+    ctx: typer.Context,
+    name: NameArg,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(help="A channel to send its alerts to (repeat for more)."),
+    ] = None,
+) -> None:
+    """Run a rule on its schedule in `serve`, sending its alerts to its channels."""
+    settings = app_context(ctx).settings()
+    if notify:
+        state = open_state(settings)
+        alert_ops.check_channels(state, notify)
+    with _store(settings) as store:
+        rule = ops.set_enabled(settings, store, name, True, tuple(notify or ()))
+    where = f", alerts to {', '.join(rule.channels)}" if rule.channels else ", signals only"
+    out.print(f"Enabled {escape(name)} ({escape(rule.detection.schedule)}{escape(where)}).")
+
+
+@detections_app.command("disable")
+def disable_command(ctx: typer.Context, name: NameArg) -> None:
+    """Stop running a rule (what it found stays)."""
+    settings = app_context(ctx).settings()
+    with _store(settings) as store:
+        ops.set_enabled(settings, store, name, False)
+    out.print(f"Disabled {escape(name)}.")
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+@alerts_app.command("list")
+def alerts_list(
+    ctx: typer.Context,
+    detection: Annotated[str | None, typer.Option(help="Only this rule's alerts.")] = None,
+    severity: Annotated[str | None, typer.Option(help="Low, Medium, High or Critical.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    output: FormatOption = ListFormat.table,
+) -> None:
+    """The newest alerts."""
+    settings = app_context(ctx).settings()
+    with _store(settings) as store:
+        found = alert_ops.list_alerts(store, detection, severity, limit)
+    if output is ListFormat.json:
+        _json_array(
+            [
+                {
+                    "id": a.id,
+                    "detection": a.detection,
+                    "severity": a.severity,
+                    "risk_score": a.risk_score,
+                    "window_from": a.window_from.isoformat(),
+                    "window_to": a.window_to.isoformat(),
+                    "matches": a.matches,
+                    "matched_ids": a.matched_ids,
+                }
+                for a in found
+            ]
+        )
+        return
+    if not found:
+        err.print("No alerts yet.")
+        return
+    table = Table("window (UTC)", "detection", "severity", "matches", "id")
+    for a in found:
+        table.add_row(
+            f"{a.window_from:%Y-%m-%d %H:%M} to {a.window_to:%H:%M}",
+            a.detection,
+            a.severity,
+            str(a.matches),
+            a.id,
+        )
+    out.print(table)
+
+
+# -- channel ------------------------------------------------------------------------------------
+
+
+class ChannelKind(StrEnum):
+    webhook = "webhook"
+    slack = "slack"
+    email = "email"
+
+
+@channel_app.command("add")
+def channel_add(
+    ctx: typer.Context,
+    kind: Annotated[ChannelKind, typer.Argument(help="webhook, slack or email.")],
+    name: Annotated[str, typer.Argument(callback=not_blank, help="A name for the channel.")],
+    url: Annotated[str | None, typer.Option(help="The webhook's or Slack webhook's URL.")] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="Email: the SMTP server.")] = None,
+    smtp_port: Annotated[int, typer.Option(help="Email: its port (STARTTLS).")] = 587,
+    sender: Annotated[str | None, typer.Option("--from", help="Email: the sender.")] = None,
+    to: Annotated[list[str] | None, typer.Option(help="Email: a recipient (repeat).")] = None,
+    smtp_username: Annotated[str | None, typer.Option(help="Email: SMTP user name.")] = None,
+    smtp_password_env: Annotated[
+        str | None, typer.Option(help="Email: read the SMTP password from this variable.")
+    ] = None,
+) -> None:
+    """Add a notification channel; a webhook's signing secret is printed once."""
+    state = open_state(app_context(ctx).settings())
+    email = None
+    if kind is ChannelKind.email:
+        if not smtp_host or not sender or not to:
+            raise UsageError("An email channel needs --smtp-host, --from and at least one --to.")
+        email = EmailServer(
+            smtp_host,
+            smtp_port,
+            sender,
+            tuple(to),
+            smtp_username or "",
+            os.environ.get(smtp_password_env, "") if smtp_password_env else "",
+        )
+    elif not url:
+        raise UsageError(f"A {kind.value} channel needs --url.")
+    channel, secret = alert_ops.add_channel(state, kind.value, name, url=url or "", email=email)
+    out.print(f"Added {kind.value} channel {escape(channel.name)}.")
+    if secret:
+        out.print(
+            f"Its signing secret (shown once; check X-Kandji-Bridge-Signature with it): {secret}"
+        )
+
+
+@channel_app.command("list")
+def channel_list(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
+    """List the channels (never their secrets)."""
+    found = alert_ops.list_channels(open_state(app_context(ctx).settings()))
+    if output is ListFormat.json:
+        _json_array(
+            [
+                {"name": c.name, "kind": c.kind, "enabled": c.enabled, **dict(c.settings)}
+                for c in found
+            ]
+        )
+        return
+    if not found:
+        err.print("No channels yet; add one with `kandji-bridge channel add`.")
+        return
+    table = Table("name", "kind", "where", "enabled")
+    for c in found:
+        where = c.settings.get("host", "")
+        table.add_row(c.name, c.kind, str(where), "yes" if c.enabled else "no")
+    out.print(table)
+
+
+@channel_app.command("test")
+def channel_test(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The channel.")],
+) -> None:
+    """Send a test alert to a channel now."""
+    alert_ops.test_channel(open_state(app_context(ctx).settings()), name)
+    out.print(f"Sent a test alert to {escape(name)}.")
+
+
+@channel_app.command("remove")
+def channel_remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The channel.")],
+) -> None:
+    """Remove a channel and the alerts waiting for it."""
+    alert_ops.remove_channel(open_state(app_context(ctx).settings()), name)
+    out.print(f"Removed channel {escape(name)}.")

@@ -1,0 +1,420 @@
+"""Detections as a user sees them: list, validate, test, run, import, enable and disable rules,
+and the scheduled run of the enabled ones.
+
+Where rules live: the built-in pack (`detections/packs/kandji/`, read-only, updated with the
+product) and the home's `rules/` folder (rules a user imported, RunReveal `NAME.yaml` + `NAME.sql`
+or Sigma files, with an optional `NAME.fixtures.yaml` next to each). A name is unique across both.
+Which rules run, and which channels each notifies beyond its own `notificationNames`, is the home's
+`detections.json`: rules are files in the home, and their switches sit next to them, so a home
+copied elsewhere keeps both. Nothing runs until a rule is enabled.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from kandji_bridge.config import Settings, ensure_home
+from kandji_bridge.db.models import Source
+from kandji_bridge.db.state import StateDB
+from kandji_bridge.detections import KANDJI_PACK
+from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
+from kandji_bridge.detections.outbox import enqueue
+from kandji_bridge.detections.results import (
+    ensure_detections_table,
+    split_matches,
+    store_records,
+)
+from kandji_bridge.detections.rules import (
+    Detection,
+    Problem,
+    RuleSet,
+    check_rule,
+    load_rules,
+    schedule_is_valid,
+)
+from kandji_bridge.detections.run import Matches, run_detection
+from kandji_bridge.detections.windows import (
+    Window,
+    due_windows,
+    last_window_end,
+    record_window,
+)
+from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.logs.store import ChdbLogStore, LogStore
+
+SWITCHES_FILE = "detections.json"
+RULES_FOLDER = "rules"
+PACK = "pack"
+IMPORTED = "imported"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A valid rule, where it comes from, and whether it runs."""
+
+    detection: Detection
+    origin: str  # PACK or IMPORTED
+    enabled: bool
+    notify: tuple[str, ...] = ()  # channels added to the rule's own notificationNames
+
+    @property
+    def name(self) -> str:
+        return self.detection.name
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.detection.notification_names, *self.notify)))
+
+
+@dataclass
+class Rules:
+    rules: list[Rule] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # rules in the home that do not load
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    imported: list[str]
+    replaced: list[str]
+
+
+def rules_folder(settings: Settings) -> Path:
+    return settings.home / RULES_FOLDER
+
+
+def list_rules(settings: Settings, store: LogStore) -> Rules:
+    """Every rule of the pack and of the home, validated on `store`, with its switch."""
+    switches = _read_switches(settings)
+    result = Rules()
+    pack = load_rules(KANDJI_PACK, store)
+    result.problems.extend(pack.problems)
+    names = set()
+    for origin, detections in ((PACK, pack.detections), (IMPORTED, _imported(settings, store))):
+        if isinstance(detections, RuleSet):
+            result.problems.extend(detections.problems)
+            detections = detections.detections
+        for detection in detections:
+            if detection.name in names:
+                continue
+            names.add(detection.name)
+            switch = switches.get(detection.name)
+            if switch and schedule_is_valid(str(switch.get("schedule", ""))):
+                detection = replace(detection, schedule=str(switch["schedule"]))
+            result.rules.append(
+                Rule(
+                    detection,
+                    origin,
+                    switch is not None,
+                    tuple(switch.get("notify", ())) if switch else (),
+                )
+            )
+    result.rules.sort(key=lambda rule: rule.name)
+    return result
+
+
+def get_rule(settings: Settings, store: LogStore, name: str) -> Rule:
+    """One rule by name; NotFound names the way to see them all."""
+    # Its own file first: validating every rule for one (each a query plan) is what a scheduler
+    # tick of every enabled rule cannot afford.
+    switch = _read_switches(settings).get(name)
+    for origin, folder in ((PACK, KANDJI_PACK), (IMPORTED, rules_folder(settings))):
+        for suffix in (".yaml", ".yml"):
+            path = folder / f"{name}{suffix}"
+            if not path.is_file():
+                continue
+            detection, problems = check_rule(path, store)
+            if detection is None:
+                raise BridgeError(problems[0].sentence)
+            if detection.name != name:
+                continue
+            if switch and schedule_is_valid(str(switch.get("schedule", ""))):
+                detection = replace(detection, schedule=str(switch["schedule"]))
+            notify = tuple(switch.get("notify", ())) if switch else ()
+            return Rule(detection, origin, switch is not None, notify)
+    rules = list_rules(settings, store)
+    for rule in rules.rules:
+        if rule.name == name:
+            return rule
+    broken = [p.sentence for p in rules.problems if p.rule == name]
+    if broken:
+        raise BridgeError(broken[0])
+    raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
+
+
+def validate_folder(folder: Path, store: LogStore) -> RuleSet:
+    """The rules of `folder` and one sentence per problem (nothing is imported)."""
+    return load_rules(folder, store)
+
+
+def import_rules(settings: Settings, store: LogStore, folder: Path) -> ImportReport:
+    """Copy the valid rules of `folder` (with their SQL and fixtures) into the home's rules.
+
+    All or nothing: a folder with any problem, or a rule named as one of the pack's, imports
+    nothing. A rule imported before under the same name is replaced.
+    """
+    checked = load_rules(folder, store)
+    if checked.problems:
+        raise BridgeError(
+            f"Nothing was imported: {checked.problems[0].sentence}"
+            + (
+                f" ({len(checked.problems) - 1} more problem(s); `detections validate` lists them.)"
+                if len(checked.problems) > 1
+                else ""
+            )
+        )
+    if not checked.detections:
+        raise BridgeError(f"The folder {folder} holds no rules (NAME.yaml); nothing was imported.")
+    pack = {path.stem for path in KANDJI_PACK.glob("*.yaml")}
+    clashes = sorted(d.name for d in checked.detections if d.name in pack)
+    if clashes:
+        raise BridgeError(
+            f"Nothing was imported: {clashes[0]} is the name of a built-in rule; rename the "
+            "imported rule (its name field and its files)."
+        )
+    target = rules_folder(settings)
+    ensure_home(settings)
+    target.mkdir(exist_ok=True, mode=0o700)
+    report = ImportReport([], [])
+    for detection in checked.detections:
+        existing = (target / f"{detection.name}.yaml").exists()
+        (report.replaced if existing else report.imported).append(detection.name)
+        shutil.copyfile(detection.path, target / f"{detection.name}{detection.path.suffix}")
+        sql = detection.path.with_suffix(".sql")
+        if sql.exists() and sql != detection.path:
+            shutil.copyfile(sql, target / f"{detection.name}.sql")
+        fixtures = detection.path.with_name(f"{detection.path.stem}.fixtures.yaml")
+        if fixtures.exists():
+            shutil.copyfile(fixtures, target / f"{detection.name}.fixtures.yaml")
+    return report
+
+
+def set_enabled(
+    settings: Settings,
+    store: LogStore,
+    name: str,
+    enabled: bool,
+    notify: tuple[str, ...] = (),
+) -> Rule:
+    """Enable (with extra channels to notify) or disable a rule; returns it as it now is."""
+    rule = get_rule(settings, store, name)
+    switches = _read_switches(settings)
+    if enabled:
+        switches[name] = {
+            **switches.get(name, {}),
+            "notify": list(dict.fromkeys(notify or rule.notify)),
+        }
+    else:
+        switches.pop(name, None)
+    _write_switches(settings, switches)
+    return get_rule(settings, store, name)
+
+
+def enable_pack(settings: Settings, schedule: str, notify: tuple[str, ...] = ()) -> list[str]:
+    """Enable every rule of the built-in pack on `schedule` instead of its own (the demo: alerts
+    within minutes), notifying `notify`; returns the names."""
+    if not schedule_is_valid(schedule):
+        raise BridgeError(f"The schedule {schedule!r} is not a cron expression or @15m / @1h.")
+    names = sorted(path.stem for path in KANDJI_PACK.glob("*.yaml"))
+    switches = _read_switches(settings)
+    for name in names:
+        switches[name] = {"notify": list(notify), "schedule": schedule}
+    _write_switches(settings, switches)
+    return names
+
+
+def test_rule(settings: Settings, name: str) -> list[CaseResult]:
+    """Run the fixtures next to a rule (NAME.fixtures.yaml) on a scratch store of their own."""
+    fixtures = _fixtures_path(settings, name)
+    cases = load_fixtures(fixtures)
+    if not cases:
+        raise BridgeError(f"{fixtures.name} has no cases; add positive and negative cases.")
+    # The fixtures empty kandji_logs before and after each case: never the real store.
+    with ChdbLogStore(":memory:") as scratch:
+        scratch.ensure_schema()
+        detection = get_rule(settings, scratch, name).detection
+        return [run_case(scratch, detection, case) for case in cases]
+
+
+def run_rule(
+    settings: Settings,
+    store: LogStore,
+    name: str,
+    window_from: datetime,
+    window_to: datetime,
+    parameters: Mapping[str, str] | None = None,
+) -> Matches:
+    """Run a rule over [from, to) now, enabled or not; nothing is stored or sent."""
+    detection = get_rule(settings, store, name).detection
+    return run_detection(
+        store, detection, _whole(window_from), _whole(window_to, up=True), parameters
+    )
+
+
+@dataclass(frozen=True)
+class RuleStatus:
+    """A rule as the Detections page shows it: its switch, its last run and what it found."""
+
+    rule: Rule
+    last_run: datetime | None
+    last_error: str | None
+    reached: datetime | None  # the end of the last window it ran
+    alerts: int
+    signals: int
+    matches: int
+
+
+def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[RuleStatus]:
+    """Every rule with its job's last run and its counts in the detections table."""
+    rules = list_rules(settings, store).rules
+    statuses = jobs.job_statuses(state)
+    ensure_detections_table(store)
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for name, kind, rows, matched in store.query(
+        "SELECT detectionName, kind, count(), sum(recordsReturned) FROM detections FINAL "
+        "GROUP BY detectionName, kind"
+    ).rows:
+        counts[(str(name), str(kind))] = (int(rows), int(matched))
+    result = []
+    for rule in rules:
+        status = statuses.get(jobs.detection_job(rule.name))
+        alerts = counts.get((rule.name, "alert"), (0, 0))
+        signals = counts.get((rule.name, "signal"), (0, 0))
+        result.append(
+            RuleStatus(
+                rule,
+                status.last_started_at if status else None,
+                status.last_error if status else None,
+                last_window_end(state, rule.name),
+                alerts[0],
+                signals[0],
+                alerts[1] + signals[1],
+            )
+        )
+    return result
+
+
+# -- the scheduled run --------------------------------------------------------------------------
+
+
+def enabled_rule_names(settings: Settings) -> list[str]:
+    return sorted(_read_switches(settings))
+
+
+def stored_up_to(state: StateDB, now: datetime) -> datetime:
+    """The time before which every polled source has stored what it received.
+
+    `receivedAt` is stamped when a page is transformed, just before its insert, so only a pass
+    running now can still add rows received in the past: from its start on. An idle source (done,
+    failed, or never able to read the logs) adds nothing behind now, and must not hold the
+    windows of the others back."""
+    with state.session() as session:
+        ids = list(session.scalars(select(Source.id).where(Source.logs_enabled.is_(True))))
+    statuses = jobs.job_statuses(state)
+    oldest = now
+    for source_id in ids:
+        status = statuses.get(jobs.source_job(source_id))
+        if status is not None and status.running and status.last_started_at is not None:
+            oldest = min(oldest, status.last_started_at)
+    return oldest
+
+
+def run_due_windows(
+    settings: Settings, state: StateDB, store: LogStore, name: str, now: datetime
+) -> list[Window]:
+    """One tick of an enabled rule: run each window due, in order, store its matches, enqueue its
+    alerts, record it. A failure raises with the rule's sentence and leaves the window to the
+    next tick, so none is skipped. Returns the windows run."""
+    if name not in _read_switches(settings):
+        return []  # disabled since the job was planned
+    rule = get_rule(settings, store, name)
+    detection = replace(rule.detection, notification_names=rule.channels)
+    reached = stored_up_to(state, now)
+    ensure_detections_table(store)
+    ran = []
+    for window in due_windows(detection.schedule, last_window_end(state, name), now, reached):
+        started = datetime.now(UTC)
+        matches = run_detection(store, detection, window.start, window.end)
+        elapsed = int((datetime.now(UTC) - started).total_seconds() * 1e9)
+        records = split_matches(
+            detection, matches, now=now, workspace_id=state.workspace_id, run_time_ns=elapsed
+        )
+        for record in store_records(store, records):
+            if record.kind == "alert":
+                enqueue(state, record.alert(), detection.notification_names, now)
+        if not record_window(state, name, window):
+            break  # another process ran it first; its windows count
+        ran.append(window)
+    return ran
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _imported(settings: Settings, store: LogStore) -> RuleSet:
+    folder = rules_folder(settings)
+    return load_rules(folder, store) if folder.is_dir() else RuleSet()
+
+
+def _fixtures_path(settings: Settings, name: str) -> Path:
+    for folder in (KANDJI_PACK, rules_folder(settings)):
+        path = folder / f"{name}.fixtures.yaml"
+        if path.exists():
+            return path
+    known = (KANDJI_PACK / f"{name}.yaml").exists() or (
+        rules_folder(settings) / f"{name}.yaml"
+    ).exists()
+    if not known:
+        raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
+    raise BridgeError(
+        f"Detection {name} has no fixtures; put {name}.fixtures.yaml next to its rule and "
+        "import it again."
+    )
+
+
+def _switches_path(settings: Settings) -> Path:
+    return settings.home / SWITCHES_FILE
+
+
+def _read_switches(settings: Settings) -> dict[str, dict]:
+    path = _switches_path(settings)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise BridgeError(
+            f"Cannot read which detections are enabled from {path} ({exc}); fix or delete it."
+        ) from None
+    enabled = data.get("enabled") if isinstance(data, dict) else None
+    if not isinstance(enabled, dict):
+        raise BridgeError(f"{path} does not list enabled detections as expected; fix or delete it.")
+    return {str(k): v if isinstance(v, dict) else {} for k, v in enabled.items()}
+
+
+def _write_switches(settings: Settings, switches: dict[str, dict]) -> None:
+    ensure_home(settings)
+    path = _switches_path(settings)
+    body = json.dumps({"enabled": dict(sorted(switches.items()))}, indent=2) + "\n"
+    # Written aside and renamed: a crash never leaves half a file that disables every rule.
+    fd, temporary = tempfile.mkstemp(dir=settings.home, prefix=".detections-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(body)
+    os.replace(temporary, path)
+
+
+def _whole(moment: datetime, *, up: bool = False) -> datetime:
+    """A window bound in whole seconds of UTC (a time without a zone is UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    if moment.microsecond and up:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment.replace(microsecond=0)

@@ -1,0 +1,90 @@
+"""Attack scenarios a live tenant can play, so the detection pack has something to find.
+
+1. A new API token with the right to erase and delete devices is created, and it deletes a burst
+   of devices within the minute (the pack's sensitive-permission, device-deleted, changed-by-token
+   and delete-burst rules).
+2. FileVault keys are viewed at night (the last 02:30 UTC) by an actor never seen before (the
+   secret-viewed-by-new-actor and outside-business-hours rules).
+
+They happen just before the end of the generated history, at times and with ids fixed by the
+seed and that end: a tenant started again (the demo's) serves the same events, not new attacks.
+"""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from kandji_bridge.simulator.event_kinds import Body
+from kandji_bridge.simulator.tenant import Tenant, new_uuid
+from kandji_bridge.simulator.timefmt import to_us
+
+DELETES = 12  # above the delete-burst rule's threshold of 10
+NIGHT_VIEWS = 3
+SCENARIO_EVENTS = 1 + DELETES + NIGHT_VIEWS
+_ERASE_PERMISSIONS = [
+    {"path": "/api/v1/devices/{device_id}/action/erase", "http_method": "POST"},
+    {"path": "/api/v1/devices/{device_id}", "http_method": "DELETE"},
+    {"path": "/api/v1/devices", "http_method": "GET"},
+]
+
+
+def attack_events(tenant: Tenant, now: datetime, seed: int) -> list[tuple[int, Body]]:
+    """Both scenarios (SCENARIO_EVENTS events), the token's ending just before `now`; devices
+    repeat only in a tenant of fewer than DELETES + NIGHT_VIEWS; none without devices."""
+    rng = random.Random(f"scenarios:{seed}:{now.isoformat()}")
+    devices = [d for d in tenant.devices if not d.is_removed]
+    if not devices:
+        return []
+    rng.shuffle(devices)
+    devices = [devices[i % len(devices)] for i in range(DELETES + NIGHT_VIEWS)]
+    admin = tenant.admins[0]
+    token_id = new_uuid(rng)
+    start = to_us(now) - 60_000_000  # all in the past: a page never holds a future event
+    events = [
+        (
+            start,
+            Body(
+                "create",
+                (admin.id, "user"),
+                token_id,
+                "api_token",
+                "",
+                {"description": None, "permissions": _ERASE_PERMISSIONS, "label": "cleanup"},
+                {},
+            ),
+        )
+    ]
+    for index, device in enumerate(devices[:DELETES]):
+        events.append(
+            (
+                start + (index + 1) * 2_000_000,
+                Body(
+                    "delete",
+                    (token_id, "api_token"),
+                    device.device_id,
+                    "device",
+                    "",
+                    {"device_name": device.device_name, "serial_number": device.serial_number},
+                    {},
+                ),
+            )
+        )
+    night = now.astimezone(UTC).replace(hour=2, minute=30, second=0, microsecond=0)
+    if night > now:
+        night -= timedelta(days=1)
+    stranger = new_uuid(rng)
+    for index, device in enumerate(devices[DELETES : DELETES + NIGHT_VIEWS]):
+        events.append(
+            (
+                to_us(night) + index * 40_000_000,
+                Body(
+                    "view",
+                    (stranger, "user"),
+                    device.device_id,
+                    "device",
+                    "filevault_key",
+                    {"device_name": device.device_name, "serial_number": device.serial_number},
+                    {},
+                ),
+            )
+        )
+    return events

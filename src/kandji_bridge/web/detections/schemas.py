@@ -1,0 +1,69 @@
+"""What the Detections and Alerts pages and /api/detections, /api/alerts show."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from kandji_bridge.operations.alerts import StoredAlert
+from kandji_bridge.operations.detections import RuleStatus
+
+SEVERITIES = ("Low", "Medium", "High", "Critical")
+
+
+class DetectionModel(BaseModel):
+    name: str
+    display_name: str
+    severity: str
+    schedule: str
+    origin: str
+    enabled: bool
+    channels: list[str]
+    last_run: datetime | None
+    last_error: str | None
+    windows_reached: datetime | None
+    alerts: int
+    signals: int
+
+
+class AlertModel(BaseModel):
+    id: str
+    detection: str
+    display_name: str
+    severity: str
+    risk_score: int
+    window_from: datetime
+    window_to: datetime
+    matches: int
+    matched_ids: list[str]
+
+
+def detection_model(status: RuleStatus) -> DetectionModel:
+    rule = status.rule
+    return DetectionModel(
+        name=rule.name,
+        display_name=rule.detection.display_name,
+        severity=rule.detection.severity,
+        schedule=rule.detection.schedule,
+        origin=rule.origin,
+        enabled=rule.enabled,
+        channels=list(rule.channels),
+        last_run=status.last_run,
+        last_error=status.last_error,
+        windows_reached=status.reached,
+        alerts=status.alerts,
+        signals=status.signals,
+    )
+
+
+def alert_model(alert: StoredAlert) -> AlertModel:
+    return AlertModel(
+        id=alert.id,
+        detection=alert.detection,
+        display_name=alert.display_name,
+        severity=alert.severity,
+        risk_score=alert.risk_score,
+        window_from=alert.window_from,
+        window_to=alert.window_to,
+        matches=alert.matches,
+        matched_ids=alert.matched_ids,
+    )

@@ -1,0 +1,133 @@
+"""`detections`, `alerts` and `channel` as a user runs them, on a real chDB store and state DB,
+with a real local webhook receiver."""
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from detections.receivers import HttpReceiver, signature_ok
+from kandji_bridge.cli import main
+
+TESTS = Path(__file__).resolve().parents[1] / "detections"
+
+
+def run(args: list[str], capsys, monkeypatch, stdin: str = "") -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+def rules_json(capsys, monkeypatch) -> dict[str, dict]:
+    code, out, _ = run(["detections", "list", "--format", "json"], capsys, monkeypatch)
+    assert code == 0
+    return {item["name"]: item for item in json.loads(out)}
+
+
+def test_enable_and_disable_a_pack_rule(home: Path, capsys, monkeypatch) -> None:
+    rules = rules_json(capsys, monkeypatch)
+    assert rules["kandji-delete-burst"]["origin"] == "pack"
+    assert rules["kandji-delete-burst"]["enabled"] is False
+    assert rules["kandji-delete-burst"]["severity"] == "High"
+
+    code, out, _ = run(["detections", "enable", "kandji-delete-burst"], capsys, monkeypatch)
+    assert code == 0 and "Enabled kandji-delete-burst" in out
+    assert rules_json(capsys, monkeypatch)["kandji-delete-burst"]["enabled"] is True
+
+    code, _, _ = run(["detections", "disable", "kandji-delete-burst"], capsys, monkeypatch)
+    assert code == 0
+    assert rules_json(capsys, monkeypatch)["kandji-delete-burst"]["enabled"] is False
+
+
+def test_unknown_names_get_one_sentence(home: Path, capsys, monkeypatch) -> None:
+    for args in (
+        ["detections", "enable", "kandji-no-such-rule"],
+        ["detections", "run", "kandji-no-such-rule", "--from", "2026-01-01"],
+        ["detections", "enable", "kandji-delete-burst", "--notify", "no-such-channel"],
+        ["channel", "test", "no-such-channel"],
+    ):
+        code, _, err = run(args, capsys, monkeypatch)
+        assert code == 1, args
+        assert err.startswith("Error: ") and err.count("\n") == 1, err
+        assert "Traceback" not in err
+
+
+def test_validate_reports_a_malformed_rule(home: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "kandji-x.yaml").write_text(
+        "name: kandji-x\ndisplayName: X\ndescription: x\nseverity: Severe\nschedule: '@15m'\n"
+    )
+    (folder / "kandji-x.sql").write_text(
+        "SELECT * FROM kandji_logs "
+        "WHERE receivedAt >= {from:DateTime} AND receivedAt < {to:DateTime}"
+    )
+    code, _, err = run(["detections", "validate", str(folder)], capsys, monkeypatch)
+    assert code == 1
+    assert 'severity "Severe" is not one of Low, Medium, High or Critical' in err
+    code, _, err = run(["detections", "import", str(folder)], capsys, monkeypatch)
+    assert code == 1 and "Nothing was imported" in err
+    assert "kandji-x" not in rules_json(capsys, monkeypatch)
+
+
+def test_import_a_sigma_rule_then_test_its_fixtures(
+    home: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(TESTS / "sigma" / "kandji-api-token-created.yml", folder / "my-token-created.yml")
+    shutil.copy(
+        TESTS / "fixtures" / "kandji-api-token-created.fixtures.yaml",
+        folder / "my-token-created.fixtures.yaml",
+    )
+    code, out, err = run(["detections", "validate", str(folder)], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, _ = run(["detections", "import", str(folder)], capsys, monkeypatch)
+    assert code == 0 and "Imported my-token-created." in out
+    assert rules_json(capsys, monkeypatch)["my-token-created"]["origin"] == "imported"
+
+    code, out, err = run(["detections", "test", "my-token-created"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "FAIL" not in out
+    assert out.count("pass") >= 2
+
+    # The pack's own name cannot be taken by an import.
+    shutil.copy(folder / "my-token-created.yml", folder / "kandji-api-token-created.yml")
+    code, _, err = run(["detections", "import", str(folder)], capsys, monkeypatch)
+    assert code == 1 and "name of a built-in rule" in err
+
+
+def test_webhook_channel_add_list_and_test(home: Path, capsys, monkeypatch) -> None:
+    receiver = HttpReceiver().start()
+    try:
+        code, out, _ = run(
+            ["channel", "add", "webhook", "siem", "--url", receiver.url], capsys, monkeypatch
+        )
+        assert code == 0
+        secret = out.strip().rsplit(" ", 1)[-1]
+        code, out, _ = run(["channel", "list", "--format", "json"], capsys, monkeypatch)
+        (listed,) = json.loads(out)
+        assert listed["name"] == "siem" and listed["kind"] == "webhook"
+        assert secret not in out and "/hooks/kandji" not in out
+
+        code, out, err = run(["channel", "test", "siem"], capsys, monkeypatch)
+        assert code == 0, err
+        assert len(receiver.requests) == 1
+        assert signature_ok(receiver.requests[0], secret)
+        code, out, _ = run(
+            ["detections", "enable", "kandji-delete-burst", "--notify", "siem"],
+            capsys,
+            monkeypatch,
+        )
+        assert code == 0 and "alerts to siem" in out
+    finally:
+        receiver.stop()
+
+
+def test_alerts_list_is_empty_at_first(home: Path, capsys, monkeypatch) -> None:
+    code, out, _ = run(["alerts", "list", "--format", "json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out) == []

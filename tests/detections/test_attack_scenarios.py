@@ -1,0 +1,64 @@
+"""The simulator's attack scenarios, stored through the product's transform, fire the pack's rules
+they are made for (the demo's alerts), and a tenant without them fires none of those."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from kandji_bridge.detections import KANDJI_PACK
+from kandji_bridge.detections.fixtures import FixtureEvent
+from kandji_bridge.detections.rules import load_rule
+from kandji_bridge.detections.run import run_detection
+from kandji_bridge.logs.enrich import build_enricher
+from kandji_bridge.logs.normalize import NormalizeContext
+from kandji_bridge.logs.schema import LOGS_TABLE
+from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.transform import transform
+from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.state import SimulatorState
+
+FIRED = (
+    "kandji-api-token-sensitive-permissions",
+    "kandji-delete-burst",
+    "kandji-device-deleted-or-mdm-removed",
+    "kandji-secret-viewed-by-new-actor",
+    "kandji-secret-viewed-outside-business-hours",
+)
+
+
+def store_tenant(store: ChdbLogStore, scenarios: bool, window_start: datetime) -> None:
+    """The tenant's events: those of the last 10 minutes received in the window, the rest two
+    days before it (the baseline the new-actor rules compare with)."""
+    tenant = SimulatorState(
+        SimulatorConfig(devices=40, events=400, history_days=30, seed=5, attack_scenarios=scenarios)
+    )
+    store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
+    recent_cut = (window_start - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    enricher = build_enricher([], use_geoip2fast=False, env={})
+    try:
+        for recent in (False, True):
+            events = [e for e in tenant.all_events() if (e["occurred_at"] >= recent_cut) == recent]
+            received = (
+                window_start + timedelta(minutes=5) if recent else window_start - timedelta(days=2)
+            )
+            context = NormalizeContext("ws", "src", 0, received_at=received)
+            items = [FixtureEvent(timedelta(0), e, json.dumps(e)) for e in events]
+            store.insert(transform(items, context, enricher).rows)
+    finally:
+        enricher.close()
+
+
+def matches_per_rule(store: ChdbLogStore, scenarios: bool) -> dict[str, int]:
+    window_start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    store_tenant(store, scenarios, window_start)
+    fired = {}
+    for name in FIRED:
+        rule = load_rule(KANDJI_PACK / f"{name}.yaml", store)
+        matches = run_detection(store, rule, window_start, window_start + timedelta(minutes=15))
+        fired[name] = len(matches.rows)
+    return fired
+
+
+def test_the_scenarios_fire_the_rules_made_for_them(store: ChdbLogStore) -> None:
+    without = matches_per_rule(store, scenarios=False)
+    with_them = matches_per_rule(store, scenarios=True)
+    assert all(with_them[name] > without[name] for name in FIRED), (with_them, without)
