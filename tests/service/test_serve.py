@@ -184,10 +184,13 @@ def test_two_serve_processes_share_the_jobs_and_one_takes_over_a_killed_ones(
         def taken_over() -> bool:
             watch()
             statuses = jobs.job_statuses(state)
+            # A lease is taken before its run's status row is first written: no row, not done.
             return all(
                 second_holder in {h for h, held in seen.items() if job in held}
-                and statuses[job].last_success_at is not None
-                and statuses[job].last_finished_at > statuses[job].last_started_at
+                and (status := statuses.get(job)) is not None
+                and status.last_success_at is not None
+                and status.last_finished_at is not None
+                and status.last_finished_at > status.last_started_at
                 for job in killed
             )
 
