@@ -14,7 +14,7 @@ from kandji_bridge import redact
 from kandji_bridge import source_registry as sources
 from kandji_bridge.cli.common import Context, app_context, err, not_blank, out, read_token
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
-from kandji_bridge.cli.logs import logs_app
+from kandji_bridge.cli.logs import logs_app, open_store
 from kandji_bridge.cli.users import user_app
 from kandji_bridge.config import ENV_FORWARDED_ALLOW_IPS, parse_forwarded_allow_ips
 from kandji_bridge.db import open_state
@@ -23,6 +23,7 @@ from kandji_bridge.operations.sources import (
     add_source,
     blocking_check,
     check_new_source,
+    update_source,
     verify_source,
     verify_token,
 )
@@ -67,6 +68,8 @@ def print_report(report: VerifyReport) -> None:
     for check in report.checks:
         if check.ok:
             status = "[green]ok  [/green]"
+        elif check.optional:
+            status = "[yellow]opt [/yellow]"
         elif check.ok is None:
             status = "[yellow]skip[/yellow]"
         else:
@@ -283,6 +286,57 @@ def source_list(ctx: typer.Context) -> None:
             source.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
     out.print(table)
+
+
+@source_app.command("update")
+def source_update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The source to change.")],
+    token_env: Annotated[
+        str | None, typer.Option(help="Rotate the token: read the new one from this variable.")
+    ] = None,
+    token_stdin: Annotated[
+        bool, typer.Option(help="Rotate the token: read the new one from standard input.")
+    ] = False,
+    poll_interval: Annotated[
+        int | None, typer.Option(min=1, help="Seconds between polls for new audit events.")
+    ] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=3650, help="Days the log store keeps this source's events."),
+    ] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help='A name to show for the source ("" clears it).')
+    ] = None,
+) -> None:
+    """Change a source: rotate its token (verified first), polling, retention, display name."""
+
+    settings = app_context(ctx).settings()
+    token = read_token(token_env, token_stdin) if token_env or token_stdin else None
+    if token is None and poll_interval is None and retention_days is None and display_name is None:
+        raise UsageError(
+            "Give what to change: --token-env VAR or --token-stdin, --poll-interval, "
+            "--retention-days or --display-name."
+        )
+    state = open_state(settings)
+    store = open_store(settings) if retention_days is not None else None
+    try:
+        result = update_source(
+            settings,
+            state,
+            store,
+            name,
+            token=token,
+            poll_interval=poll_interval,
+            retention_days=retention_days,
+            display_name=display_name,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if result.report is not None:
+        print_report(result.report)
+    out.print(f"Updated source {escape(result.source.name)}: {', '.join(result.changed)}.")
 
 
 @source_app.command("remove")

@@ -19,10 +19,11 @@ from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.jobs.runner import JobRunner
 from kandji_bridge.kandji.errors import InvalidURLError
-from kandji_bridge.kandji.permissions import AUDIT_EVENTS
+from kandji_bridge.kandji.permissions import AUDIT_EVENTS, OPTIONAL
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 from kandji_bridge.logs.collector import CLOCK_SKEW
 from kandji_bridge.logs.store import LogStore
+from kandji_bridge.operations.connection import lost_sentence, lost_uses, uses_of
 from kandji_bridge.operations.verify import TOKEN, URL, Check, VerifyReport, verify
 
 # The checks a logs source cannot do without; the device permissions only serve device import.
@@ -98,14 +99,24 @@ def verify_token(settings: Settings, url: str, token: str) -> VerifyReport:
     """Verify a URL and a token not saved yet (the token is kept out of every output)."""
     token = token.strip()
     redact.remember(token)
-    return asyncio.run(verify(url, token, settings.allowed_hosts, settings.kandji_limits))
+    return asyncio.run(
+        verify(url, token, settings.allowed_hosts, settings.kandji_limits, optional=OPTIONAL)
+    )
 
 
 def verify_source(settings: Settings, state: StateDB, name: str) -> VerifyReport:
-    """Verify a saved source with its stored token (`verify NAME`)."""
+    """Verify a saved source with its stored token (`verify NAME`); what the token may do is
+    stored with the source when Kandji accepted it."""
     info = source_registry.get_source(state, name)
     token = source_registry.get_source_token(state, info.name)
-    return asyncio.run(verify(info.api_url, token, settings.allowed_hosts, settings.kandji_limits))
+    report = asyncio.run(
+        verify(
+            info.api_url, token, settings.allowed_hosts, settings.kandji_limits, optional=OPTIONAL
+        )
+    )
+    if report.check(TOKEN).ok:
+        source_registry.record_permissions(state, info.name, report.granted())
+    return report
 
 
 def blocking_check(report: VerifyReport) -> Check | None:
@@ -131,6 +142,92 @@ def add_source(
     if runner is not None and runner.background:
         runner.trigger(jobs.source_job(info.id))
     return info
+
+
+@dataclass(frozen=True)
+class SourceUpdate:
+    """What `update_source` changed; `report` is the new token's check, when one was given."""
+
+    source: source_registry.SourceInfo
+    report: VerifyReport | None
+    changed: list[str]
+
+
+def update_source(
+    settings: Settings,
+    state: StateDB,
+    store: LogStore | None,
+    name: str,
+    *,
+    token: str | None = None,
+    poll_interval: int | None = None,
+    retention_days: int | None = None,
+    display_name: str | None = None,
+) -> SourceUpdate:
+    """Change a source's token, poll interval, retention or display name, all or nothing. A new
+    token is verified first and refused (nothing changes) when Kandji refuses it or when it
+    lacks a permission one of the source's pipelines uses; the old token stays until then. The
+    checkpoint and stored events are untouched: they belong to the source, not its token. A new
+    retention applies to the events already stored too (`store`: None when another process owns
+    it; the rows then keep their retention until the owner applies it)."""
+    info = source_registry.get_source(state, name)
+    for key, value in (("poll_interval", poll_interval), ("retention_days", retention_days)):
+        if value is not None:
+            what, (low, high), unit = RANGES[key]
+            if isinstance(value, bool) or not low <= value <= high:
+                raise BridgeError(
+                    f"{what} must be a whole number of {unit} from {low} to {high}, not {value}."
+                )
+    report = None
+    granted = None
+    if token is not None:
+        token = token.strip()
+        if not token:
+            raise BridgeError(NO_TOKEN)
+        redact.remember(token)
+        report = asyncio.run(
+            verify(
+                info.api_url,
+                token,
+                settings.allowed_hosts,
+                settings.kandji_limits,
+                optional=OPTIONAL,
+            )
+        )
+        refused = next(
+            (c for c in report.checks if c.name in (URL, TOKEN) and c.ok is not True), None
+        )
+        if refused is not None:
+            raise BridgeError(
+                f"The new token was not saved and source {info.name} keeps its token: "
+                f"{refused.detail}"
+            )
+        lost = lost_uses(uses_of(state, info.name), report)
+        if lost:
+            raise BridgeError(lost_sentence(info, lost))
+        granted = report.granted()
+    updated = source_registry.update_source(
+        state,
+        info.name,
+        token=token,
+        permissions=granted,
+        poll_interval=poll_interval,
+        retention_days=retention_days,
+        display_name=display_name,
+    )
+    if retention_days is not None and store is not None:
+        store.set_retention(info.id, retention_days)
+    changed = [
+        what
+        for what, given in (
+            ("token", token),
+            ("poll interval", poll_interval),
+            ("retention", retention_days),
+            ("display name", display_name),
+        )
+        if given is not None
+    ]
+    return SourceUpdate(updated, report, changed)
 
 
 @dataclass(frozen=True)
