@@ -180,7 +180,12 @@ def test_and_save_connection(
         )
     except InvalidTokenError as exc:  # not something a Kandji token can be
         return ConnectionTest([], api_url, errors={"api_key": str(exc)})
-    checks = [_as_integration(check, api_url) for check in report.checks if check.ok is not None]
+    # "List audit events" is probed only to know what the key could replace: not shown here.
+    checks = [
+        _as_integration(check, api_url)
+        for check in report.checks
+        if check.ok is not None and check.name != AUDIT_EVENTS.label
+    ]
     failed = next((check for check in checks if check.ok is False), None)
     if failed is not None:
         where = "base_url" if failed.name == BASE_URL else "api_key"
@@ -220,9 +225,6 @@ def _as_integration(check: Check, api_url: ApiUrl) -> Check:
     if check.name == TOKEN:
         detail = "Kandji accepted the key" if check.ok else check.detail
         return Check(API_KEY, check.ok, detail, check.error)
-    if check.name == AUDIT_EVENTS.label and not check.ok:
-        # Not needed to import devices: said, never failed.
-        return Check(check.name, None, "not granted: only audit log collection needs it")
     if isinstance(check.error, PermissionDeniedError):
         return Check(check.name, False, missing_permission(check.error.permission), check.error)
     return check
