@@ -247,11 +247,14 @@ def source_add(
     settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin)
     state = open_state(settings)
-    new, errors = check_new_source(settings, state, name, url, token, poll_interval, retention_days)
+    new, errors = check_new_source(
+        settings, state, name, url, token, poll_interval, retention_days, for_web=False
+    )
     if new is None:
         raise BridgeError(next(iter(errors.values())))
     if new.api_url.note:
         err.print(escape(new.api_url.note))
+    report = None
     if not no_verify:
         report = verify_token(settings, new.api_url.base_url, new.token)
         print_report(report)
@@ -263,7 +266,7 @@ def source_add(
                 "This source can collect audit logs; grant the missing permissions above "
                 "before using it to import devices."
             )
-    source = add_source(state, new)
+    source = add_source(state, new, report=report)
     out.print(f"Added source {escape(source.name)} ({escape(source.api_url)}).")
 
 

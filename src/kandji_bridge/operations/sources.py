@@ -15,7 +15,7 @@ from kandji_bridge import redact, source_registry
 from kandji_bridge.config import Settings
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.errors import BridgeError, NotFound, web_message
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.jobs.runner import JobRunner
 from kandji_bridge.kandji.errors import InvalidURLError
@@ -49,16 +49,18 @@ class NewSource:
     retention_days: int
 
 
-def name_error(state: StateDB, name: str) -> str | None:
-    """Why `name` cannot name a new source (unusable, or taken), or None."""
+def name_error(state: StateDB, name: str, for_web: bool = True) -> str | None:
+    """Why `name` cannot name a new source (unusable, or taken), or None; worded for the web UI
+    unless `for_web` is False (the CLI's sentence names its command)."""
     try:
         name = source_registry.validate_name(name)
         source_registry.get_source(state, name)
     except NotFound:
         return None
     except BridgeError as exc:
-        return str(exc)
-    return str(source_registry.already_exists(name))
+        return web_message(exc) if for_web else str(exc)
+    taken = source_registry.already_exists(name)
+    return web_message(taken) if for_web else str(taken)
 
 
 def check_new_source(
@@ -69,11 +71,12 @@ def check_new_source(
     token: str,
     poll_interval: int,
     retention_days: int,
+    for_web: bool = True,
 ) -> tuple[NewSource | None, FieldErrors]:
     """The new source, or the errors by field (name, api_url, token, poll_interval,
     retention_days), found before anything reaches Kandji."""
     errors: FieldErrors = {}
-    problem = name_error(state, name)
+    problem = name_error(state, name, for_web)
     if problem is not None:
         errors["name"] = problem
     api_url = None
@@ -127,10 +130,13 @@ def blocking_check(report: VerifyReport) -> Check | None:
 
 
 def add_source(
-    state: StateDB, new: NewSource, runner: JobRunner | None = None
+    state: StateDB,
+    new: NewSource,
+    runner: JobRunner | None = None,
+    report: VerifyReport | None = None,
 ) -> source_registry.SourceInfo:
-    """Store the source; with a runner that runs in the background, its first poll (the
-    backfill) starts at once."""
+    """Store the source, with what `report` (its verify) found the token allows; with a runner
+    that runs in the background, its first poll (the backfill) starts at once."""
     info = source_registry.add_source(
         state,
         name=new.name,
@@ -138,6 +144,7 @@ def add_source(
         token=new.token,
         poll_interval=new.poll_interval,
         retention_days=new.retention_days,
+        permissions=report.granted() if report is not None else None,
     )
     if runner is not None and runner.background:
         runner.trigger(jobs.source_job(info.id))
