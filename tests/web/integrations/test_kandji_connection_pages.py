@@ -100,3 +100,20 @@ def test_the_page_shows_the_connection_the_mappings_use_and_its_permissions(
     assert "laptops" in table
     assert "acme-logs" not in table
     assert f"source <strong>{device_source.name}</strong>" in page.text
+
+
+def test_the_api_refuses_the_same_and_keeps_a_key_apart_when_asked(
+    kandji: RunningSimulator, runtime: Runtime, api: TestClient
+) -> None:
+    sources.add_source(runtime.state, "acme", kandji.base_url, "logs-token")
+    body = {"base_url": kandji.base_url, "api_key": "device-import-token"}
+
+    refused = api.put("/api/integrations/kandji", json=body)
+    kept_apart = api.put("/api/integrations/kandji", json=body | {"separate": True})
+
+    assert refused.status_code == 400
+    assert '"List audit events"' in refused.json()["detail"]
+    assert "the audit log collection of source acme" in refused.json()["detail"]
+    assert kept_apart.status_code == 200, kept_apart.text
+    assert kept_apart.json()["source"] not in (None, "acme")
+    assert sources.get_source_token(runtime.state, "acme") == "logs-token"
