@@ -20,6 +20,7 @@ from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
 from kandji_bridge.token_vault import decrypt_token, encrypt_token
 
 NAME_MAX_LENGTH = 64
+DISPLAY_NAME_MAX_LENGTH = 200  # the column's size
 API_URL_MAX_LENGTH = 2048  # the column's size
 _NAME_CHARACTER = re.compile(r"[\w .-]")
 POLL_INTERVAL_RANGE = (1, 86_400)
@@ -45,6 +46,14 @@ class SourceInfo:
     created_at: datetime
     updated_at: datetime
     logs_enabled: bool = True  # False: made by the Integrations flow to import devices only
+    # Permission keys (kandji/permissions.py) the token had when last saved or verified;
+    # None: never checked (added with --no-verify, or before permissions were recorded).
+    permissions: tuple[str, ...] | None = None
+    display_name: str | None = None
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name
 
 
 def add_source(
@@ -56,6 +65,7 @@ def add_source(
     retention_days: int = DEFAULT_RETENTION_DAYS,
     *,
     logs_enabled: bool = True,
+    permissions: tuple[str, ...] | None = None,
 ) -> SourceInfo:
     name = validate_name(name)
     if not api_url.strip():
@@ -77,6 +87,7 @@ def add_source(
         poll_interval_seconds=poll_interval,
         retention_days=retention_days,
         logs_enabled=logs_enabled,
+        permissions=_joined(permissions),
     )
     try:
         with state.session() as session:
@@ -121,16 +132,63 @@ def find_source_by_url(state: StateDB, api_url: str) -> SourceInfo | None:
         return source_info(source) if source else None
 
 
-def set_source_token(state: StateDB, name: str, token: str) -> SourceInfo:
-    """Replace a source's token (after the new one was tested)."""
-    token = token.strip()
-    if not token:
-        raise InvalidSource("The source's API token is empty; give the token made in Kandji.")
+def set_source_token(
+    state: StateDB, name: str, token: str, permissions: tuple[str, ...] | None = None
+) -> SourceInfo:
+    """Replace a source's token (after the new one was tested), with what it was found to allow."""
+    return update_source(state, name, token=token, permissions=permissions)
+
+
+def update_source(
+    state: StateDB,
+    name: str,
+    *,
+    token: str | None = None,
+    permissions: tuple[str, ...] | None = None,
+    poll_interval: int | None = None,
+    retention_days: int | None = None,
+    display_name: str | None = None,
+) -> SourceInfo:
+    """Change what is given, in one transaction; None leaves a setting as it is. A display name
+    of "" clears it. Callers verify a new token before they pass it."""
+    if token is not None:
+        token = token.strip()
+        if not token:
+            raise InvalidSource("The source's API token is empty; give the token made in Kandji.")
+    if poll_interval is not None:
+        _check_range("The poll interval", poll_interval, POLL_INTERVAL_RANGE, "seconds")
+    if retention_days is not None:
+        _check_range("The retention", retention_days, RETENTION_DAYS_RANGE, "days")
+    if display_name is not None:
+        display_name = display_name.strip()
+        if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
+            raise InvalidSource(
+                f"The display name is {len(display_name)} characters long; "
+                f"use at most {DISPLAY_NAME_MAX_LENGTH}."
+            )
     with state.session() as session:
         source = _find(session, name)
-        source.token_ciphertext = encrypt_token(state.settings, token)
+        if token is not None:
+            source.token_ciphertext = encrypt_token(state.settings, token)
+        if permissions is not None:
+            source.permissions = _joined(permissions)
+        if poll_interval is not None:
+            source.poll_interval_seconds = poll_interval
+        if retention_days is not None:
+            source.retention_days = retention_days
+        if display_name is not None:
+            source.display_name = display_name or None
         session.flush()
         return source_info(source)
+
+
+def record_permissions(state: StateDB, name: str, permissions: tuple[str, ...]) -> SourceInfo:
+    """Store what the source's token was just found to allow (by `verify NAME`)."""
+    return update_source(state, name, permissions=permissions)
+
+
+def _joined(permissions: tuple[str, ...] | None) -> str | None:
+    return None if permissions is None else ",".join(permissions)
 
 
 def remove_source(state: StateDB, name: str) -> SourceInfo:
@@ -142,9 +200,12 @@ def remove_source(state: StateDB, name: str) -> SourceInfo:
         ).all()
         if users:
             listed = ", ".join(shlex.quote(user) for user in users)
-            raise InvalidSource(
+            used_by = (
                 f"Source {shlex.quote(source.name)} is the Kandji connection of mapping {listed}; "
-                "remove the mapping first with `kandji-bridge mapping remove NAME`."
+            )
+            raise InvalidSource(
+                used_by + "remove the mapping first with `kandji-bridge mapping remove NAME`.",
+                in_web=used_by + "remove the mapping first on its page under Integrations.",
             )
         session.delete(source)
     return source_info(source)
@@ -179,18 +240,20 @@ def _check_range(what: str, value: int, bounds: tuple[int, int], unit: str) -> N
 def _find(session: Session, name: str) -> Source:
     source = session.scalar(select(Source).where(Source.name == name.strip()))
     if source is None:
+        missing = f"No source named {shlex.quote(name.strip())}; "
         raise NotFound(
-            f"No source named {shlex.quote(name.strip())}; "
-            "`kandji-bridge source list` shows the names."
+            missing + "`kandji-bridge source list` shows the names.",
+            in_web=missing + "the Sources page lists the names.",
         )
     return source
 
 
 def already_exists(name: str) -> AlreadyExists:
     shown = shlex.quote(name)
+    taken = f"A source named {shown} already exists; pick another name "
     return AlreadyExists(
-        f"A source named {shown} already exists; pick another name "
-        f"or remove it with `kandji-bridge source remove {shown}`."
+        taken + f"or remove it with `kandji-bridge source remove {shown}`.",
+        in_web=taken + "or remove that source first from its page under Sources.",
     )
 
 
@@ -205,4 +268,8 @@ def source_info(source: Source) -> SourceInfo:
         created_at=source.created_at,
         updated_at=source.updated_at,
         logs_enabled=source.logs_enabled,
+        permissions=None
+        if source.permissions is None
+        else tuple(key for key in source.permissions.split(",") if key),
+        display_name=source.display_name,
     )

@@ -35,6 +35,7 @@ from kandji_bridge.operations.sources import (
     blocking_check,
     check_new_source,
     remove_source,
+    update_source,
     verify_source,
     verify_token,
 )
@@ -82,6 +83,8 @@ def print_report(report: VerifyReport) -> None:
     for check in report.checks:
         if check.ok:
             status = "[green]ok  [/green]"
+        elif check.optional:
+            status = "[yellow]opt [/yellow]"
         elif check.ok is None:
             status = "[yellow]skip[/yellow]"
         else:
@@ -259,11 +262,14 @@ def source_add(
     settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin)
     state = open_state(settings)
-    new, errors = check_new_source(settings, state, name, url, token, poll_interval, retention_days)
+    new, errors = check_new_source(
+        settings, state, name, url, token, poll_interval, retention_days, for_web=False
+    )
     if new is None:
         raise BridgeError(next(iter(errors.values())))
     if new.api_url.note:
         err.print(escape(new.api_url.note))
+    report = None
     if not no_verify:
         report = verify_token(settings, new.api_url.base_url, new.token)
         print_report(report)
@@ -275,7 +281,7 @@ def source_add(
                 "This source can collect audit logs; grant the missing permissions above "
                 "before using it to import devices."
             )
-    source = add_source(state, new)
+    source = add_source(state, new, report=report)
     out.print(f"Added source {escape(source.name)} ({escape(source.api_url)}).")
 
 
@@ -318,6 +324,57 @@ def source_list(
             source.created_at.strftime("%Y-%m-%d %H:%M UTC"),
         )
     print_table(table)
+
+
+@source_app.command("update")
+def source_update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(callback=not_blank, help="The source to change.")],
+    token_env: Annotated[
+        str | None, typer.Option(help="Rotate the token: read the new one from this variable.")
+    ] = None,
+    token_stdin: Annotated[
+        bool, typer.Option(help="Rotate the token: read the new one from standard input.")
+    ] = False,
+    poll_interval: Annotated[
+        int | None, typer.Option(min=1, help="Seconds between polls for new audit events.")
+    ] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=3650, help="Days the log store keeps this source's events."),
+    ] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help='A name to show for the source ("" clears it).')
+    ] = None,
+) -> None:
+    """Change a source: rotate its token (verified first), polling, retention, display name."""
+
+    settings = app_context(ctx).settings()
+    token = read_token(token_env, token_stdin) if token_env or token_stdin else None
+    if token is None and poll_interval is None and retention_days is None and display_name is None:
+        raise UsageError(
+            "Give what to change: --token-env VAR or --token-stdin, --poll-interval, "
+            "--retention-days or --display-name."
+        )
+    state = open_state(settings)
+    store = open_store(settings) if retention_days is not None else None
+    try:
+        result = update_source(
+            settings,
+            state,
+            store,
+            name,
+            token=token,
+            poll_interval=poll_interval,
+            retention_days=retention_days,
+            display_name=display_name,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if result.report is not None:
+        print_report(result.report)
+    out.print(f"Updated source {escape(result.source.name)}: {', '.join(result.changed)}.")
 
 
 @source_app.command("remove")

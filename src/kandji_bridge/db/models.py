@@ -94,6 +94,10 @@ class Source(Base):
     retention_days: Mapped[int] = mapped_column(default=730)
     # False for a connection made only to import devices (the Integrations flow): not polled.
     logs_enabled: Mapped[bool] = mapped_column(default=True)
+    # The permission keys (kandji/permissions.py) the token had when last saved or verified,
+    # comma-separated; None until a check ran. Shown next to each pipeline that uses the source.
+    permissions: Mapped[str | None] = mapped_column(String(200), default=None)
+    display_name: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

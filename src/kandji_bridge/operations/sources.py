@@ -15,14 +15,15 @@ from kandji_bridge import redact, source_registry
 from kandji_bridge.config import Settings
 from kandji_bridge.db.models import utcnow
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.errors import BridgeError, NotFound, web_message
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.jobs.runner import JobRunner
 from kandji_bridge.kandji.errors import InvalidURLError
-from kandji_bridge.kandji.permissions import AUDIT_EVENTS
+from kandji_bridge.kandji.permissions import AUDIT_EVENTS, OPTIONAL
 from kandji_bridge.kandji.urls import ApiUrl, normalize_api_url
 from kandji_bridge.logs.collector import CLOCK_SKEW
 from kandji_bridge.logs.store import LogStore
+from kandji_bridge.operations.connection import lost_sentence, lost_uses, uses_of
 from kandji_bridge.operations.verify import TOKEN, URL, Check, VerifyReport, verify
 
 # The checks a logs source cannot do without; the device permissions only serve device import.
@@ -48,16 +49,18 @@ class NewSource:
     retention_days: int
 
 
-def name_error(state: StateDB, name: str) -> str | None:
-    """Why `name` cannot name a new source (unusable, or taken), or None."""
+def name_error(state: StateDB, name: str, for_web: bool = True) -> str | None:
+    """Why `name` cannot name a new source (unusable, or taken), or None; worded for the web UI
+    unless `for_web` is False (the CLI's sentence names its command)."""
     try:
         name = source_registry.validate_name(name)
         source_registry.get_source(state, name)
     except NotFound:
         return None
     except BridgeError as exc:
-        return str(exc)
-    return str(source_registry.already_exists(name))
+        return web_message(exc) if for_web else str(exc)
+    taken = source_registry.already_exists(name)
+    return web_message(taken) if for_web else str(taken)
 
 
 def check_new_source(
@@ -68,11 +71,12 @@ def check_new_source(
     token: str,
     poll_interval: int,
     retention_days: int,
+    for_web: bool = True,
 ) -> tuple[NewSource | None, FieldErrors]:
     """The new source, or the errors by field (name, api_url, token, poll_interval,
     retention_days), found before anything reaches Kandji."""
     errors: FieldErrors = {}
-    problem = name_error(state, name)
+    problem = name_error(state, name, for_web)
     if problem is not None:
         errors["name"] = problem
     api_url = None
@@ -98,14 +102,24 @@ def verify_token(settings: Settings, url: str, token: str) -> VerifyReport:
     """Verify a URL and a token not saved yet (the token is kept out of every output)."""
     token = token.strip()
     redact.remember(token)
-    return asyncio.run(verify(url, token, settings.allowed_hosts, settings.kandji_limits))
+    return asyncio.run(
+        verify(url, token, settings.allowed_hosts, settings.kandji_limits, optional=OPTIONAL)
+    )
 
 
 def verify_source(settings: Settings, state: StateDB, name: str) -> VerifyReport:
-    """Verify a saved source with its stored token (`verify NAME`)."""
+    """Verify a saved source with its stored token (`verify NAME`); what the token may do is
+    stored with the source when Kandji accepted it."""
     info = source_registry.get_source(state, name)
     token = source_registry.get_source_token(state, info.name)
-    return asyncio.run(verify(info.api_url, token, settings.allowed_hosts, settings.kandji_limits))
+    report = asyncio.run(
+        verify(
+            info.api_url, token, settings.allowed_hosts, settings.kandji_limits, optional=OPTIONAL
+        )
+    )
+    if report.check(TOKEN).ok:
+        source_registry.record_permissions(state, info.name, report.granted())
+    return report
 
 
 def blocking_check(report: VerifyReport) -> Check | None:
@@ -116,10 +130,13 @@ def blocking_check(report: VerifyReport) -> Check | None:
 
 
 def add_source(
-    state: StateDB, new: NewSource, runner: JobRunner | None = None
+    state: StateDB,
+    new: NewSource,
+    runner: JobRunner | None = None,
+    report: VerifyReport | None = None,
 ) -> source_registry.SourceInfo:
-    """Store the source; with a runner that runs in the background, its first poll (the
-    backfill) starts at once."""
+    """Store the source, with what `report` (its verify) found the token allows; with a runner
+    that runs in the background, its first poll (the backfill) starts at once."""
     info = source_registry.add_source(
         state,
         name=new.name,
@@ -127,10 +144,97 @@ def add_source(
         token=new.token,
         poll_interval=new.poll_interval,
         retention_days=new.retention_days,
+        permissions=report.granted() if report is not None else None,
     )
     if runner is not None and runner.background:
         runner.trigger(jobs.source_job(info.id))
     return info
+
+
+@dataclass(frozen=True)
+class SourceUpdate:
+    """What `update_source` changed; `report` is the new token's check, when one was given."""
+
+    source: source_registry.SourceInfo
+    report: VerifyReport | None
+    changed: list[str]
+
+
+def update_source(
+    settings: Settings,
+    state: StateDB,
+    store: LogStore | None,
+    name: str,
+    *,
+    token: str | None = None,
+    poll_interval: int | None = None,
+    retention_days: int | None = None,
+    display_name: str | None = None,
+) -> SourceUpdate:
+    """Change a source's token, poll interval, retention or display name, all or nothing. A new
+    token is verified first and refused (nothing changes) when Kandji refuses it or when it
+    lacks a permission one of the source's pipelines uses; the old token stays until then. The
+    checkpoint and stored events are untouched: they belong to the source, not its token. A new
+    retention applies to the events already stored too (`store`: None when another process owns
+    it; the rows then keep their retention until the owner applies it)."""
+    info = source_registry.get_source(state, name)
+    for key, value in (("poll_interval", poll_interval), ("retention_days", retention_days)):
+        if value is not None:
+            what, (low, high), unit = RANGES[key]
+            if isinstance(value, bool) or not low <= value <= high:
+                raise BridgeError(
+                    f"{what} must be a whole number of {unit} from {low} to {high}, not {value}."
+                )
+    report = None
+    granted = None
+    if token is not None:
+        token = token.strip()
+        if not token:
+            raise BridgeError(NO_TOKEN)
+        redact.remember(token)
+        report = asyncio.run(
+            verify(
+                info.api_url,
+                token,
+                settings.allowed_hosts,
+                settings.kandji_limits,
+                optional=OPTIONAL,
+            )
+        )
+        refused = next(
+            (c for c in report.checks if c.name in (URL, TOKEN) and c.ok is not True), None
+        )
+        if refused is not None:
+            raise BridgeError(
+                f"The new token was not saved and source {info.name} keeps its token: "
+                f"{refused.detail}"
+            )
+        lost = lost_uses(uses_of(state, info.name), report)
+        if lost:
+            raise BridgeError(lost_sentence(info, lost))
+        granted = report.granted()
+    updated = source_registry.update_source(
+        state,
+        info.name,
+        token=token,
+        permissions=granted,
+        poll_interval=poll_interval,
+        retention_days=retention_days,
+        display_name=display_name,
+    )
+    if retention_days is not None and store is not None:
+        store.set_retention(info.id, retention_days)
+    changed = [
+        what
+        for what, given in (
+            ("token", token),
+            ("poll interval", poll_interval),
+            ("retention", retention_days),
+            ("display name", display_name),
+        )
+        if given is not None
+    ]
+    return SourceUpdate(updated, report, changed)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class Check:
     detail: str
     # What Kandji answered when the check failed, for callers that raise it or explain it.
     error: KandjiError | None = field(default=None, repr=False, compare=False)
+    optional: bool = False  # a permission nothing needs (kandji/permissions.py OPTIONAL)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,12 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        return all(check.ok for check in self.checks if not check.optional)
+
+    def granted(self) -> tuple[str, ...]:
+        """The keys of the permissions the token was found to have, to store with a source."""
+        labels = {check.name for check in self.checks if check.ok}
+        return tuple(p.key for p in permissions.ALL + permissions.OPTIONAL if p.label in labels)
 
     def check(self, name: str) -> Check:
         return next(check for check in self.checks if check.name == name)
@@ -81,9 +87,11 @@ async def verify(
     allowed_hosts: frozenset[str],
     limits: KandjiLimits | None = None,
     wanted: tuple[Permission, ...] = permissions.ALL,
+    optional: tuple[Permission, ...] = (),
 ) -> VerifyReport:
-    """Check `url`, `token` and each permission of `wanted`, in that order. Raises only
-    InvalidTokenError (a token no Kandji token can be); every other failure is a Check."""
+    """Check `url`, `token` and each permission of `wanted`, in that order, then each of
+    `optional`, whose absence fails nothing. Raises only InvalidTokenError (a token no Kandji
+    token can be); every other failure is a Check."""
     try:
         api_url = normalize_api_url(url, allowed_hosts)
     except InvalidURLError as exc:
@@ -111,10 +119,15 @@ async def verify(
             with contextlib.suppress(DeviceNotFoundError):
                 await client.get_device_details(device_ids[0] if device_ids else NO_SUCH_DEVICE)
 
+        async def admins() -> None:
+            async for _ in client.iter_admins(limit=1):
+                break
+
         probe_of: dict[Permission, Callable[[], Awaitable[None]]] = {
             permissions.AUDIT_EVENTS: audit_events,
             permissions.DEVICE_LIST: device_list,
             permissions.DEVICE_DETAILS: device_details,
+            permissions.ADMINS: admins,
         }
         url_detail = api_url.base_url + (f" ({api_url.note})" if api_url.note else "")
         results: list[Check] = []
@@ -152,7 +165,35 @@ async def verify(
             if token_accepted
             else Check(TOKEN, None, "not checked: Kandji answered every check with an error")
         )
+        if token_accepted:
+            results.extend([await _optional_check(permission, probe_of) for permission in optional])
         return VerifyReport(api_url, [Check(URL, True, url_detail), token_check, *results])
+
+
+# What each optional permission adds, as verify says it.
+ADDS = {permissions.ADMINS.key: "audit log actors show as admins' names instead of ids"}
+
+
+async def _optional_check(
+    permission: Permission, probe_of: dict[Permission, Callable[[], Awaitable[None]]]
+) -> Check:
+    """An optional permission: allowed, or not granted (never a failure)."""
+    adds = ADDS[permission.key]
+    try:
+        await probe_of[permission]()
+    except PermissionDeniedError as exc:
+        return Check(
+            permission.label,
+            None,
+            f"optional, not granted: with it {adds}. {permission.how_to_grant()}",
+            exc,
+            optional=True,
+        )
+    except KandjiError as exc:
+        return Check(permission.label, None, f"optional, not checked: {exc}", exc, optional=True)
+    return Check(
+        permission.label, True, f"{permission.endpoint} allowed (optional): {adds}", optional=True
+    )
 
 
 async def check_device_access(

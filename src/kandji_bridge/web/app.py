@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kandji_bridge import __version__
-from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound, web_message
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.web import allow, system
@@ -96,8 +96,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Past the query caps, or while stopping: the same request may work a little later.
         headers = {"Retry-After": "10"} if status in (429, 503) else None
         if not sessions.wants_html(request):
-            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
-        context = {"title": "Not found" if status == 404 else "Error", "message": str(exc)}
+            return JSONResponse({"detail": web_message(exc)}, status_code=status, headers=headers)
+        context = {"title": "Not found" if status == 404 else "Error", "message": web_message(exc)}
         page = render(request, "error.html", context, status_code=status)
         page.headers.update(headers or {})
         return page

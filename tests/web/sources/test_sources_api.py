@@ -57,9 +57,11 @@ def test_verify_lists_every_check(kandji: RunningSimulator, api: TestClient) -> 
         "List audit events",
         "Device list",
         "Device details",
+        "List admins",
     ]
     assert all(c["ok"] for c in body["checks"])
-    assert [c["required"] for c in body["checks"]] == [True, True, True, False, False]
+    assert [c["required"] for c in body["checks"]] == [True, True, True, False, False, False]
+    assert [c["optional"] for c in body["checks"]] == [False] * 5 + [True]
     assert_no_token(response.text, kandji.token)
 
 
@@ -302,11 +304,11 @@ def test_the_flow_works_without_javascript(
     }
     verified = client.post("/sources/verify", data=form)
     assert verified.status_code == 200
-    assert verified.text.count('class="check-ok"') == 5
+    assert verified.text.count('class="check-ok"') == 6  # List admins (optional) too
     assert "Paste the API token again" in verified.text
     assert_no_token(verified.text, kandji.token)
     partial = client.post("/sources/verify", data=form, headers={"HX-Request": "true"})
-    assert "<html" not in partial.text and partial.text.count('class="check-ok"') == 5
+    assert "<html" not in partial.text and partial.text.count('class="check-ok"') == 6
 
     bad = client.post("/sources", data=form | {"poll_interval": "soon", "retention_days": "0"})
     assert bad.status_code == 400

@@ -56,8 +56,15 @@ def test_add_a_kandji_source(
     checklist = page.get_by_test_id("checklist")
     checklist.wait_for()
     names = [item.get_attribute("data-check") for item in checklist.locator("li").all()]
-    assert names == ["URL", "token", "List audit events", "Device list", "Device details"]
-    assert checklist.locator("li.check-ok").count() == 5
+    assert names == [
+        "URL",
+        "token",
+        "List audit events",
+        "Device list",
+        "Device details",
+        "List admins",
+    ]
+    assert checklist.locator("li.check-ok").count() == 6
     assert page.get_by_text("All checks passed. Click Save to add the source.").is_visible()
     # htmx swapped the checklist in place: what was typed is still there, the token included.
     assert page.input_value("#f-api_url") == kandji.base_url

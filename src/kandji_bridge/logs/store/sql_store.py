@@ -210,6 +210,15 @@ class SqlLogStore:
             if reason.startswith(DAMAGE_REASONS)
         ]
 
+    def set_retention(self, source_id: str, days: int) -> None:
+        """Keep the source's stored events `days` days: the table's TTL reads each row's
+        sourceTTL, so the rows already stored get the new value too (waited for, so a pass
+        that follows writes after it)."""
+        self._execute(
+            f"ALTER TABLE {LOGS_TABLE} UPDATE sourceTTL = {int(days)} "
+            f"WHERE sourceID = {sql_string(source_id)} SETTINGS mutations_sync = 2"
+        )
+
     def count(self, source_id: str | None = None) -> int:
         return self._count(LOGS_TABLE, source_id)
 

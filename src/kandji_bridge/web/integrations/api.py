@@ -62,7 +62,9 @@ def get_connection(request: Request, principal: CurrentUser) -> ConnectionOut:
 def put_connection(request: Request, principal: CurrentUser, body: ConnectionIn) -> Response:
     """Test the Base URL and API Key (GET /devices and GET /device-details) and save them."""
     runtime = runtime_of(request)
-    result = test_and_save_connection(runtime.settings, runtime.state, body.base_url, body.api_key)
+    result = test_and_save_connection(
+        runtime.settings, runtime.state, body.base_url, body.api_key, separate=body.separate
+    )
     checks = [CheckOut(name=c.name, ok=c.ok, detail=c.detail) for c in result.checks]
     if not result.ok:
         detail = next(iter(result.errors.values()), "The connection test failed.")

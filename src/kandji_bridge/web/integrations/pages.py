@@ -6,8 +6,9 @@ connection" → "Continue with mapping" → Mapping List → a new mapping → S
 and starts its first sync (the same through the REST API: api.py).
 
 The connection is a source (table `sources`) with `logs_enabled=False`: it only imports devices.
-A source that already reads the same API URL is reused (its token replaced after a successful
-test). The integration's connection is the source saved most recently.
+A source that already reads the same API URL gets the new key only if the key allows everything
+that source's pipelines use; otherwise the user may keep the key as a separate connection
+(operations/connection.py).
 """
 
 import asyncio
@@ -45,6 +46,7 @@ from kandji_bridge.operations import mappings as mapping_operations
 from kandji_bridge.operations.connection import (
     ConnectionTest,
     current_connection,
+    mapping_connections,
     test_and_save_connection,
 )
 from kandji_bridge.operations.mappings import MappingDraft
@@ -125,9 +127,12 @@ def kandji_save(
     principal: CurrentUser,
     base_url: Annotated[str, Form()] = "",
     api_key: Annotated[str, Form()] = "",
+    separate: Annotated[str, Form()] = "",
 ) -> Response:
     runtime = runtime_of(request)
-    result = test_and_save_connection(runtime.settings, runtime.state, base_url, api_key)
+    result = test_and_save_connection(
+        runtime.settings, runtime.state, base_url, api_key, separate=bool(separate)
+    )
     values = {"base_url": base_url}
     if not result.ok:
         connection = current_connection(runtime.state)
@@ -148,6 +153,7 @@ def _kandji(
         {
             "section": "integrations",
             "connection": connection,
+            "connections": mapping_connections(runtime_of(request).state),
             "result": result,
             "values": values,
             "errors": result.errors if result else {},

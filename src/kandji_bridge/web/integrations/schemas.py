@@ -15,6 +15,11 @@ HISTORY_LIMIT = 20  # runs shown on the mapping page
 class ConnectionIn(BaseModel):
     base_url: str = Field(description="The Kandji web or API URL: https://yourcompany.kandji.io")
     api_key: str = Field(description="The API token; stored encrypted, never returned.")
+    separate: bool = Field(
+        False,
+        description="Keep the token of a source already reading this URL (refused otherwise when "
+        "the key lacks a permission that source uses) and save the key as its own connection.",
+    )
 
 
 class CheckOut(BaseModel):

@@ -5,13 +5,16 @@ from fastapi.responses import JSONResponse, Response
 
 from kandji_bridge import redact
 from kandji_bridge import source_registry as sources
+from kandji_bridge.db.state import StateDB
 from kandji_bridge.jobs import status as jobs
+from kandji_bridge.operations.connection import SourceUses, source_uses
 from kandji_bridge.operations.sources import (
     SourceHealth,
     add_source,
     all_health,
     check_new_source,
     one_health,
+    update_source,
     verify_token,
 )
 from kandji_bridge.operations.verify import VerifyReport
@@ -24,6 +27,8 @@ from kandji_bridge.web.sources.schemas import (
     PollOut,
     SourceCreate,
     SourceOut,
+    SourceUpdate,
+    Updated,
     VerifyOut,
     VerifyRequest,
     check_views,
@@ -33,9 +38,13 @@ from kandji_bridge.web.sources.schemas import (
 api = APIRouter(tags=["sources"])
 
 
-def _out(health: SourceHealth) -> SourceOut:
+def _out(health: SourceHealth, uses: dict[str, SourceUses]) -> SourceOut:
     info = health.source
+    used = uses.get(info.id)
     return SourceOut(
+        display_name=info.display_name,
+        permissions=used.permission_labels if used and info.permissions is not None else None,
+        used_by=list(dict.fromkeys(use.pipeline for use in used.uses)) if used else [],
         id=info.id,
         name=info.name,
         api_url=info.api_url,
@@ -71,13 +80,14 @@ def _verify_out(report: VerifyReport) -> VerifyOut:
 def api_list_sources(request: Request, principal: CurrentUser) -> list[SourceOut]:
     """Every source with its status, last poll, lag, events ingested and quarantined."""
     runtime = runtime_of(request)
-    return [_out(health) for health in all_health(runtime.state, runtime.store)]
+    uses = _uses(runtime.state)
+    return [_out(health, uses) for health in all_health(runtime.state, runtime.store)]
 
 
 @api.get("/sources/{name}", summary="Get a source")
 def api_get_source(request: Request, principal: CurrentUser, name: str) -> SourceOut:
     runtime = runtime_of(request)
-    return _out(one_health(runtime.state, runtime.store, name))
+    return _out(one_health(runtime.state, runtime.store, name), _uses(runtime.state))
 
 
 @api.post("/sources/verify", summary="Verify a URL and token")
@@ -114,6 +124,7 @@ def api_create_source(
         detail = " ".join(errors.values())
         return JSONResponse({"detail": detail, "errors": errors}, status_code=400)
     checked = None
+    report = None
     if body.verify:
         report = verify_token(runtime.settings, new.api_url.base_url, new.token)
         checked = _verify_out(report)
@@ -121,14 +132,50 @@ def api_create_source(
             detail = f"Source {new.name} was not saved: {checked.problem}"
             content = {"detail": detail, "verify": checked.model_dump(mode="json")}
             return JSONResponse(content, status_code=400)
-    info = add_source(runtime.state, new, runtime.jobs)
+    info = add_source(runtime.state, new, runtime.jobs, report)
     first = FIRST_SYNC if runtime.jobs.background else NO_SCHEDULER
     return Created(
-        source=_out(one_health(runtime.state, runtime.store, info.name)),
+        source=_out(one_health(runtime.state, runtime.store, info.name), _uses(runtime.state)),
         api_url_note=new.api_url.note,
         verify=checked,
         message=f"Source {info.name} was added, reading {info.api_url}. {first}",
     )
+
+
+@api.patch("/sources/{name}", summary="Edit a source")
+def api_update_source(
+    request: Request, principal: CurrentUser, name: str, body: SourceUpdate
+) -> Updated:
+    """Edit a source: rotate its token (verified first: a token Kandji refuses, or one lacking a
+    permission the source's log collection or mappings use, changes nothing), its poll interval,
+    its retention (applied to the events already stored too) or its display name. The checkpoint
+    and the stored events stay."""
+    runtime = runtime_of(request)
+    token = body.token.get_secret_value() if body.token is not None else None
+    if token is not None:
+        redact.remember(token.strip())
+    result = update_source(
+        runtime.settings,
+        runtime.state,
+        runtime.store,
+        name,
+        token=token,
+        poll_interval=body.poll_interval,
+        retention_days=body.retention_days,
+        display_name=body.display_name,
+    )
+    health = one_health(runtime.state, runtime.store, result.source.name)
+    changed = ", ".join(result.changed) or "nothing"
+    return Updated(
+        source=_out(health, _uses(runtime.state)),
+        changed=result.changed,
+        verify=_verify_out(result.report) if result.report is not None else None,
+        message=f"Source {result.source.name} was updated ({changed}).",
+    )
+
+
+def _uses(state: StateDB) -> dict[str, SourceUses]:
+    return {uses.source.id: uses for uses in source_uses(state)}
 
 
 @api.delete("/sources/{name}", summary="Remove a source", status_code=204)

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from kandji_bridge import source_registry as sources
-from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.errors import BridgeError, NotFound, web_message
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import describe_damage
+from kandji_bridge.operations.connection import source_uses, uses_of
 from kandji_bridge.operations.sources import (
     NO_TOKEN,
     add_source,
@@ -28,6 +29,7 @@ from kandji_bridge.operations.sources import (
     name_error,
     one_health,
     remove_source,
+    update_source,
     verify_token,
 )
 from kandji_bridge.web.auth import CurrentUser, runtime_of
@@ -83,6 +85,7 @@ def list_page(
     context = {
         "section": "sources",
         "sources": health,
+        "uses": {uses.source.id: uses for uses in source_uses(runtime.state)},
         "message": message,
         "scheduler_running": runtime.jobs.background,
         "store_notice": describe_damage(runtime.store.damaged_parts()),
@@ -224,7 +227,7 @@ def save_page(
             token_again=True,
             status_code=400,
         )
-    info = add_source(runtime.state, new, runtime.jobs)
+    info = add_source(runtime.state, new, runtime.jobs, report)
     return RedirectResponse(f"/sources?added={_quote(info.name)}", status_code=303)
 
 
@@ -249,12 +252,87 @@ def _source_page(
     context = {
         "section": "sources",
         "h": health,
+        "uses": uses_of(runtime.state, health.source.name),
         "quarantined": runtime.store.quarantined(health.source.id, QUARANTINE_SHOWN),
         "message": message,
         "error": error,
         "scheduler_running": runtime.jobs.background,
     }
     return render(request, "sources/detail.html", context, status_code=status_code)
+
+
+@pages.get("/sources/{name}/edit")
+def edit_page(request: Request, principal: CurrentUser, name: str) -> Response:
+    info = sources.get_source(runtime_of(request).state, name)
+    values = {
+        "display_name": info.display_name or "",
+        "poll_interval": str(info.poll_interval_seconds),
+        "retention_days": str(info.retention_days),
+    }
+    return _edit_form(request, info, values)
+
+
+@pages.post("/sources/{name}/edit")
+def edit_save_page(
+    request: Request,
+    principal: CurrentUser,
+    name: str,
+    display_name: FormText = "",
+    token: FormText = "",
+    poll_interval: FormText = "",
+    retention_days: FormText = "",
+) -> Response:
+    """Save the edit: a pasted token is verified first; nothing changes unless all of it can."""
+    runtime = runtime_of(request)
+    info = sources.get_source(runtime.state, name)
+    values = {
+        "display_name": display_name,
+        "poll_interval": poll_interval,
+        "retention_days": retention_days,
+    }
+    interval = _whole_number(poll_interval, info.poll_interval_seconds)
+    retention = _whole_number(retention_days, info.retention_days)
+    shown = info.display_name or ""
+    errors: FormErrors = {}
+    if interval is None:
+        errors["poll_interval"] = "The poll interval must be a whole number of seconds, like 60."
+    if retention is None:
+        errors["retention_days"] = "The retention must be a whole number of days, like 730."
+    if errors:
+        return _edit_form(request, info, values, errors=errors, status_code=400)
+    try:
+        result = update_source(
+            runtime.settings,
+            runtime.state,
+            runtime.store,
+            info.name,
+            token=token if token.strip() else None,
+            poll_interval=interval if interval != info.poll_interval_seconds else None,
+            retention_days=retention if retention != info.retention_days else None,
+            display_name=None if display_name.strip() == shown else display_name,
+        )
+    except NotFound:
+        raise
+    except BridgeError as exc:
+        where = "token" if token.strip() else ""
+        errors = {where: f"Nothing was changed: {web_message(exc)}"}
+        return _edit_form(request, info, values, errors=errors, status_code=400)
+    changed = ", ".join(result.changed) or "nothing"
+    return _source_page(request, info.name, message=f"Saved ({changed}).")
+
+
+def _edit_form(
+    request: Request,
+    info: sources.SourceInfo,
+    values: dict[str, str],
+    *,
+    errors: FormErrors | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {"section": "sources", "source": info, "values": values, "errors": errors or {}}
+    response = render(request, "sources/edit.html", context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @pages.post("/sources/{name}/poll")
@@ -286,7 +364,7 @@ def remove_page(
     except NotFound:
         raise
     except BridgeError as exc:
-        return _source_page(request, name, error=str(exc), status_code=400)
+        return _source_page(request, name, error=web_message(exc), status_code=400)
     deleted = "" if removed.events_deleted is None else f"&deleted={removed.events_deleted}"
     url = f"/sources?removed={_quote(removed.source.name)}{deleted}"
     return RedirectResponse(url, status_code=303)

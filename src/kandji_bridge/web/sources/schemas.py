@@ -40,8 +40,12 @@ class CheckView:
     detail: str
     required: bool
 
+    optional: bool = False
+
     @property
     def role(self) -> str:
+        if self.optional:
+            return "optional: adds admins' names to the audit logs"
         if self.name == AUDIT:
             return "required to collect audit logs"
         return "required" if self.required else "optional: needed only for device import"
@@ -49,7 +53,7 @@ class CheckView:
 
 def check_views(report: VerifyReport) -> list[CheckView]:
     return [
-        CheckView(check.name, check.ok, check.detail, check.name in REQUIRED_CHECKS)
+        CheckView(check.name, check.ok, check.detail, check.name in REQUIRED_CHECKS, check.optional)
         for check in report.checks
     ]
 
@@ -85,6 +89,26 @@ class SourceOut(BaseModel):
     events_ingested: int
     quarantined_events: int
     last_error: str | None
+    display_name: str | None = None
+    permissions: list[str] | None = Field(
+        None,
+        description="What Kandji allowed the token when it was last saved or verified, by "
+        "Kandji's names; null: never checked.",
+    )
+    used_by: list[str] = Field(
+        default_factory=list,
+        description="What relies on the token: its audit log collection, the mappings using it.",
+    )
+
+
+class SourceUpdate(BaseModel):
+    """Only the fields given change; a new token is verified first and nothing changes if it
+    fails or lacks a permission something using the source needs."""
+
+    token: SecretStr | None = Field(None, description="A new Kandji API token (rotation).")
+    poll_interval: int | None = Field(None, description="Seconds between polls.")
+    retention_days: int | None = Field(None, description="Days the log store keeps the events.")
+    display_name: str | None = Field(None, description='A name to show; "" clears it.')
 
 
 class SourceCreate(BaseModel):
@@ -110,6 +134,9 @@ class CheckOut(BaseModel):
     ok: bool | None = Field(description="None: not checked, an earlier check made it meaningless.")
     detail: str
     required: bool = Field(description="Needed to collect audit logs (else device import only).")
+    optional: bool = Field(
+        False, description="Needed by nothing (List admins: actor names); never fails verify."
+    )
 
 
 class VerifyOut(BaseModel):
@@ -131,3 +158,10 @@ class Created(BaseModel):
 class PollOut(BaseModel):
     queued: bool = Field(description="True: the scheduler runs it; False: it ran in the request.")
     error: str | None
+
+
+class Updated(BaseModel):
+    source: SourceOut
+    changed: list[str] = Field(description="What changed: token, poll interval, retention...")
+    verify: VerifyOut | None = Field(description="The new token's checks, when one was given.")
+    message: str

@@ -1,0 +1,194 @@
+"""Editing a source over HTTP (PATCH /api/sources/{name} and the Edit form), what the Sources
+pages say a token may do and what uses it, and registry refusals worded for the web."""
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kandji_bridge import source_registry as sources
+from kandji_bridge.assets import collections
+from kandji_bridge.assets.collections import parse_field_spec
+from kandji_bridge.inventory import mappings
+from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.service.runtime import Runtime
+from kandji_bridge.simulator.server import RunningSimulator
+
+from .test_sources_api import WRONG_TOKEN, new_source
+
+LOGS_ONLY_TOKEN = "sim-token-for-audit-logs-only"
+
+
+@pytest.fixture
+def kandji(home: Path, allow_simulator: RunningSimulator) -> RunningSimulator:
+    """The simulator, allowed as a Kandji URL (`home` first: it clears KANDJI_BRIDGE_*)."""
+    return allow_simulator
+
+
+def added(api: TestClient, simulator: RunningSimulator) -> None:
+    assert api.post("/api/sources", json=new_source(simulator)).status_code == 201
+
+
+def with_mapping(runtime: Runtime) -> None:
+    collections.create_collection(
+        runtime.state, "ITAM", [parse_field_spec("Device ID:text:unique")]
+    )
+    mappings.create_mapping(
+        runtime.state,
+        MappingSpec("devices", "kandji-prod", "ITAM", parse_pair("device_id=Device ID")),
+    )
+
+
+def test_patch_rotates_the_token_and_keeps_the_events(
+    kandji: RunningSimulator, api: TestClient, runtime: Runtime
+) -> None:
+    kandji.state.set_token(LOGS_ONLY_TOKEN, {"audit"})
+    added(api, kandji)
+    assert api.post("/api/sources/kandji-prod/poll").json()["error"] is None
+    before = api.get("/api/sources/kandji-prod").json()
+    assert before["events_ingested"] > 0
+    assert before["permissions"] == [
+        "List audit events",
+        "Device list",
+        "Device details",
+        "List admins",
+    ]
+
+    response = api.patch(
+        "/api/sources/kandji-prod",
+        json={
+            "token": LOGS_ONLY_TOKEN,
+            "poll_interval": 300,
+            "retention_days": 400,
+            "display_name": "Kandji (production)",
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["changed"] == ["token", "poll interval", "retention", "display name"]
+    assert body["source"]["permissions"] == ["List audit events"]
+    assert body["source"]["used_by"] == ["the audit log collection of source kandji-prod"]
+    assert (body["source"]["poll_interval"], body["source"]["retention_days"]) == (300, 400)
+    assert body["source"]["display_name"] == "Kandji (production)"
+    assert body["source"]["events_ingested"] == before["events_ingested"]
+    assert LOGS_ONLY_TOKEN not in response.text
+    assert sources.get_source_token(runtime.state, "kandji-prod") == LOGS_ONLY_TOKEN
+
+
+def test_patch_with_a_token_kandji_refuses_changes_nothing(
+    kandji: RunningSimulator, api: TestClient, runtime: Runtime
+) -> None:
+    added(api, kandji)
+
+    response = api.patch(
+        "/api/sources/kandji-prod", json={"token": WRONG_TOKEN, "poll_interval": 300}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(
+        "The new token was not saved and source kandji-prod keeps its token"
+    )
+    assert WRONG_TOKEN not in response.text
+    assert sources.get_source_token(runtime.state, "kandji-prod") == kandji.token
+    assert api.get("/api/sources/kandji-prod").json()["poll_interval"] == 60
+
+
+def test_patch_refuses_a_token_that_would_stop_a_mapping(
+    kandji: RunningSimulator, api: TestClient, runtime: Runtime
+) -> None:
+    kandji.state.set_token(LOGS_ONLY_TOKEN, {"audit"})
+    added(api, kandji)
+    with_mapping(runtime)
+
+    response = api.patch("/api/sources/kandji-prod", json={"token": LOGS_ONLY_TOKEN})
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(
+        'This token lacks "Device list" (GET /api/v1/devices), which mapping devices uses'
+    )
+    assert sources.get_source_token(runtime.state, "kandji-prod") == kandji.token
+
+
+def test_the_edit_form_refuses_a_bad_token_and_saves_a_display_name(
+    kandji: RunningSimulator, api: TestClient, client: TestClient, runtime: Runtime
+) -> None:
+    added(api, kandji)
+    form = client.get("/sources/kandji-prod/edit")
+    assert form.status_code == 200 and 'data-testid="edit-form"' in form.text
+
+    refused = client.post(
+        "/sources/kandji-prod/edit",
+        data={
+            "csrf_token": client.csrf,  # type: ignore[attr-defined]
+            "token": WRONG_TOKEN,
+            "display_name": "Renamed",
+            "poll_interval": "60",
+            "retention_days": "730",
+        },
+    )
+    assert refused.status_code == 400
+    error = re.search(r'id="e-token">([^<]*)<', refused.text)
+    assert error and html.unescape(error.group(1)).startswith(
+        "Nothing was changed: The new token was not saved"
+    )
+    assert WRONG_TOKEN not in refused.text
+    assert sources.get_source(runtime.state, "kandji-prod").display_name is None
+
+    saved = client.post(
+        "/sources/kandji-prod/edit",
+        data={
+            "csrf_token": client.csrf,  # type: ignore[attr-defined]
+            "token": "",
+            "display_name": "Kandji (production)",
+            "poll_interval": "60",
+            "retention_days": "730",
+        },
+    )
+    assert saved.status_code == 200
+    assert "Saved (display name)." in saved.text
+    assert sources.get_source_token(runtime.state, "kandji-prod") == kandji.token
+    listed = client.get("/sources")
+    assert "Kandji (production)" in listed.text
+
+
+def test_the_source_page_shows_its_permissions_and_what_uses_it(
+    kandji: RunningSimulator, api: TestClient, client: TestClient, runtime: Runtime
+) -> None:
+    added(api, kandji)
+    with_mapping(runtime)
+
+    page = client.get("/sources/kandji-prod").text
+
+    permissions = re.search(r'data-testid="permissions">(.*?)</dd>', page, re.S)
+    used_by = re.search(r'data-testid="used-by">(.*?)</dd>', page, re.S)
+    assert permissions and used_by
+    assert "List audit events, Device list, Device details, List admins" in permissions.group(1)
+    assert used_by.group(1) == "the audit log collection of source kandji-prod; mapping devices"
+
+
+def test_registry_refusals_say_what_to_do_in_the_ui(
+    kandji: RunningSimulator, api: TestClient, client: TestClient, runtime: Runtime
+) -> None:
+    added(api, kandji)
+    with_mapping(runtime)
+
+    refused = api.delete("/api/sources/kandji-prod").json()["detail"]
+    removing = client.post("/sources/kandji-prod/remove", data={"csrf_token": client.csrf})
+    alert = re.search(r'<p class="alert error" role="alert">([^<]*)</p>', removing.text)
+    assert alert
+    page = html.unescape(alert.group(1))
+    missing = api.get("/api/sources/nope").json()["detail"]
+    naming = client.get("/sources/new/kandji/connect", params={"name": "kandji-prod"})
+    name_error = re.search(r'id="e-name">([^<]*)<', naming.text)
+    assert name_error
+    taken = html.unescape(name_error.group(1))
+
+    assert refused.endswith("remove the mapping first on its page under Integrations.")
+    assert page.endswith("remove the mapping first on its page under Integrations.")
+    assert missing == "No source named nope; the Sources page lists the names."
+    assert taken.endswith("or remove that source first from its page under Sources.")
+    for said in (refused, page, missing, taken):
+        assert "kandji-bridge" not in said and "`" not in said
