@@ -1,4 +1,4 @@
-"""Mappings as the seed describes them, and every bad one refused before anything is saved."""
+"""Mappings as Asset Panda's Kandji integration describes them, and every bad one refused before anything is saved."""
 
 import asyncio
 from datetime import timedelta
