@@ -1,4 +1,4 @@
-"""Mappings as Asset Panda's Kandji integration describes them, and every bad one refused before anything is saved."""
+"""Mappings as Asset Panda's Kandji integration describes them; every bad one refused unsaved."""
 
 import asyncio
 from datetime import timedelta
