@@ -133,8 +133,11 @@ def test_demo_runs_in_its_own_home_and_a_restart_stores_no_event_twice(home: Pat
         verified = {
             command[-1]: run_printed(command, shell) for command in commands if "verify" in command
         }
+        # The printed query works while the demo runs: it goes through the demo's service.
+        queried_live = run_printed(next(c for c in commands if "query" in c), shell)
     finally:
         stop(demo)
+    assert queried_live.returncode == 0, queried_live.stderr
     assert verified[SOURCE_NAME].returncode == 0, verified[SOURCE_NAME].stderr
     # The second token lacks the audit permission: verify says which one, and how to grant it.
     no_audit = verified[NO_AUDIT_SOURCE]

@@ -248,8 +248,7 @@ def cli_commands(home: Path, simulator_host_port: str) -> list[str]:
         f"{cli} source list",
         f"{cli} mapping list",
         f"{cli} collection export {shlex.quote(COLLECTION)} --format csv",
-        f"{cli} logs query {shlex.quote(EXAMPLE_QUERY)}"
-        "   # once the demo is stopped: while it runs, it holds the log store",
+        f"{cli} logs query {shlex.quote(EXAMPLE_QUERY)}",
     ]
     return lines
 
