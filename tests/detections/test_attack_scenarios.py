@@ -1,8 +1,13 @@
 """The simulator's attack scenarios, stored through the product's transform, fire the pack's rules
-they are made for (the demo's alerts), and a tenant without them fires none of those."""
+they are made for (the demo's alerts), and a tenant without them fires none of those.
+
+The tenant's clock is pinned: the night views happen at the last 02:30 UTC, so the result must not
+depend on the hour the suite runs."""
 
 import json
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.fixtures import FixtureEvent
@@ -25,14 +30,23 @@ FIRED = (
 )
 
 
-def store_tenant(store: ChdbLogStore, scenarios: bool, window_start: datetime) -> None:
-    """The tenant's events: those of the last 10 minutes received in the window, the rest two
-    days before it (the baseline the new-actor rules compare with)."""
+def store_tenant(store: ChdbLogStore, scenarios: bool, now: datetime) -> datetime:
+    """The tenant's events: those of the last 25 hours received in the window that starts a minute
+    after `now`, the rest two days before it (the baseline the new-actor rules compare with).
+    Returns the window's start."""
+    window_start = now + timedelta(minutes=1)
     tenant = SimulatorState(
-        SimulatorConfig(devices=40, events=400, history_days=30, seed=5, attack_scenarios=scenarios)
+        SimulatorConfig(
+            devices=40,
+            events=400,
+            history_days=30,
+            seed=5,
+            attack_scenarios=scenarios,
+            now=now,
+        )
     )
     store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
-    recent_cut = (window_start - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    recent_cut = (window_start - timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M:%S")
     enricher = build_enricher([], use_geoip2fast=False, env={})
     try:
         for recent in (False, True):
@@ -45,11 +59,11 @@ def store_tenant(store: ChdbLogStore, scenarios: bool, window_start: datetime) -
             store.insert(transform(items, context, enricher).rows)
     finally:
         enricher.close()
+    return window_start
 
 
-def matches_per_rule(store: ChdbLogStore, scenarios: bool) -> dict[str, int]:
-    window_start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-    store_tenant(store, scenarios, window_start)
+def matches_per_rule(store: ChdbLogStore, scenarios: bool, now: datetime) -> dict[str, int]:
+    window_start = store_tenant(store, scenarios, now)
     fired = {}
     for name in FIRED:
         rule = load_rule(KANDJI_PACK / f"{name}.yaml", store)
@@ -58,7 +72,9 @@ def matches_per_rule(store: ChdbLogStore, scenarios: bool) -> dict[str, int]:
     return fired
 
 
-def test_the_scenarios_fire_the_rules_made_for_them(store: ChdbLogStore) -> None:
-    without = matches_per_rule(store, scenarios=False)
-    with_them = matches_per_rule(store, scenarios=True)
+@pytest.mark.parametrize("hour", [3, 9, 23])
+def test_the_scenarios_fire_the_rules_made_for_them(store: ChdbLogStore, hour: int) -> None:
+    now = datetime(2026, 3, 4, hour, 17, tzinfo=UTC)
+    without = matches_per_rule(store, scenarios=False, now=now)
+    with_them = matches_per_rule(store, scenarios=True, now=now)
     assert all(with_them[name] > without[name] for name in FIRED), (with_them, without)
