@@ -7,10 +7,13 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+
 from kandji_bridge import source_registry as sources
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.jobs import status as jobs
+from kandji_bridge.service.advert import ADVERT_FILE
 
 from .test_cli_through_serve import kandji_bridge
 from .test_serve import cli_env, serve_process
@@ -91,3 +94,37 @@ def test_store_commands_go_through_a_running_serve_and_work_without_it(
     with open_state(load_settings(env=env)) as state:
         beta = sources.get_source(state, "beta").id
     exercise_store_commands(env, "beta", beta)
+
+
+def test_refusals_through_a_running_serve_are_one_sentence(
+    home: Path, tmp_path: Path, simulator_factory
+) -> None:
+    sim = simulator_factory(devices=1, events=20, history_days=30, seed=64)
+    env = cli_env(home, sim)
+    add_unpolled_source(env, "acme", sim)
+    with serve_process(env, tmp_path / "serve.log") as (_process, url):
+        refusals = {
+            ("logs", "resync", "acme", "--from", "2026-01-01"): "Nothing is stored for source acme",
+            ("source", "update", "nope", "--retention-days", "5"): "nope",
+            ("source", "remove", "nope", "--delete-events"): "nope",
+            ("logs", "sync", "nope", "--backfill-days", "3"): "nope",
+        }
+        for args, said in refusals.items():
+            refused = kandji_bridge(env, *args)
+            assert refused.returncode == 1, (args, refused.stdout)
+            # A pass says on stderr that the service runs it; then the one sentence.
+            error = refused.stderr.splitlines()[-1]
+            assert error.startswith("Error: ") and said in error, refused.stderr
+            assert "Traceback" not in refused.stderr and refused.stderr.count("Error") == 1
+        assert count(env, "1")["n"] == 0
+
+        credential = json.loads((home / ADVERT_FILE).read_text())["credential"]
+        answer = httpx.post(
+            f"{url}/api/sources/acme/poll",
+            json={"end": "2026-01-01T00:00:00Z"},
+            headers={"Authorization": f"Bearer {credential}"},
+        )
+        assert answer.status_code == 400
+        assert answer.json() == {
+            "detail": "An end was given without a start; give the period's start too."
+        }
