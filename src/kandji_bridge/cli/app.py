@@ -22,6 +22,7 @@ from kandji_bridge.cli.common import (
     print_json,
     print_table,
     read_token,
+    running_service,
 )
 from kandji_bridge.cli.detections import alerts_app, channel_app, detections_app
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
@@ -40,6 +41,7 @@ from kandji_bridge.operations.sources import (
     verify_token,
 )
 from kandji_bridge.operations.verify import VerifyReport
+from kandji_bridge.service import advert
 
 app = typer.Typer(
     help="Kandji audit logs into a security data lake, and Kandji devices into an asset inventory.",
@@ -357,6 +359,28 @@ def source_update(
             "--retention-days or --display-name."
         )
     state = open_state(settings)
+    service = running_service(settings) if retention_days is not None else None
+    if service is not None and token is None and poll_interval is None and display_name is None:
+        # serve holds the store: it applies the retention to the stored events
+        updated = advert.set_retention(service, name, retention_days)
+        out.print(f"Updated source {escape(updated['source']['name'])}: retention.")
+        return
+    if service is not None:  # the token and the rest first (all or nothing), then the retention
+        result = update_source(
+            settings,
+            state,
+            None,
+            name,
+            token=token,
+            poll_interval=poll_interval,
+            display_name=display_name,
+        )
+        if result.report is not None:
+            print_report(result.report)
+        advert.set_retention(service, result.source.name, retention_days)
+        changed = ", ".join([*result.changed, "retention"])
+        out.print(f"Updated source {escape(result.source.name)}: {changed}.")
+        return
     store = open_store(settings) if retention_days is not None else None
     try:
         result = update_source(
@@ -396,7 +420,14 @@ def source_remove(
         remove_source(state, name)
         out.print(f"Removed source {escape(name)}.")
         return
-    store = open_store(settings)  # before the source goes: a store serve holds refuses here
+    service = running_service(settings)
+    if service is not None:  # serve holds the store: it removes the source and its events
+        deleted = advert.remove_source_and_events(service, name.strip())
+        out.print(
+            f"Removed source {escape(name.strip())} and deleted its {deleted:,} stored events."
+        )
+        return
+    store = open_store(settings)  # before the source goes
     try:
         removed = remove_source(state, name, delete_events_from=store)
     finally:

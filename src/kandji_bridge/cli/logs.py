@@ -135,19 +135,27 @@ def sync_through_service(
     backfill_days: int | None,
     window: tuple[datetime, datetime] | None,
 ) -> None:
-    """`logs sync` while serve holds the store: serve polls the source now, the CLI waits."""
-    holds = f"The running service at {service.url} holds the log store"
-    if window is not None:
-        raise BridgeError(
-            f"{holds} and collects from where it stopped, so a period cannot be resynced now; "
-            "stop the service, run `logs resync` again, then start the service."
-        )
-    if backfill_days is not None:
-        raise BridgeError(
-            f"{holds} and backfills with its own setting, so --backfill-days cannot apply; "
-            "run `logs sync` without it to poll through the service."
-        )
+    """`logs sync` or `logs resync` while serve holds the store: serve runs the pass now, the
+    CLI waits. A resync or a backfill runs in the service's request and says what it did."""
     err.print(f"The running service at {escape(service.url)} polls {escape(name)} now…")
+    if window is not None or backfill_days is not None:
+        done = advert.run_pass(service, name, backfill_days=backfill_days, window=window)
+        result = PassResult(
+            backfill=done["backfill"],
+            start=None,
+            pages=done["pages"],
+            fetched=done["fetched"],
+            stored=done["stored"],
+            duplicates=done["duplicates"],
+            quarantined=done["quarantined"],
+            covered_until=(
+                datetime.fromisoformat(done["covered_until"]) if done["covered_until"] else None
+            ),
+            started=0.0,
+            finished=done["seconds"],
+        )
+        out.print(summary(name, result, window))
+        return
     status = advert.poll_source(service, name)
     if status.get("last_error"):
         raise BridgeError(status["last_error"])

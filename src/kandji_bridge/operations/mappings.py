@@ -28,7 +28,7 @@ from kandji_bridge.jobs import status
 from kandji_bridge.jobs.runner import JobOutcome, JobRunner
 from kandji_bridge.kandji.errors import KandjiError, PermissionDeniedError
 from kandji_bridge.operations.connection import missing_permission
-from kandji_bridge.operations.verify import check_device_access
+from kandji_bridge.operations.verify import TOKEN, access_refused, device_access
 
 
 @dataclass
@@ -148,16 +148,28 @@ def create_mapping(
     permissions as Kandji's token page does)."""
     valid = mappings.validate_mapping(state, spec)
     if verify:
-        token = sources.get_source_token(state, valid.source.name)
-        try:
-            asyncio.run(
-                check_device_access(
-                    valid.source.api_url, token, valid.needs_details, state.settings.allowed_hosts
-                )
-            )
-        except KandjiError as exc:
-            raise BridgeError(f"Mapping {valid.name} was not saved: {explain(exc)}") from exc
+        refused = _check_access(state, valid.source.name, valid.needs_details)
+        if refused is not None:
+            raise BridgeError(
+                f"Mapping {valid.name} was not saved: {explain(refused)}"
+            ) from refused
     return mappings.save_mapping(state, valid)
+
+
+def _check_access(state: StateDB, source: str, details: bool) -> KandjiError | None:
+    """Check the source's token for what a mapping needs and record what Kandji answered with
+    the source, as `verify NAME` records its permissions; what Kandji refused, if it did."""
+    info = sources.get_source(state, source)
+    token = sources.get_source_token(state, info.name)
+    try:
+        report = asyncio.run(
+            device_access(info.api_url, token, details, state.settings.allowed_hosts)
+        )
+    except KandjiError as exc:  # a token no Kandji token can be: nothing was asked
+        return exc
+    if report.check(TOKEN).ok:
+        sources.record_permissions(state, info.name, report.granted_since(info.permissions))
+    return access_refused(report)
 
 
 def activate_mapping(
@@ -186,13 +198,11 @@ def update_mapping(
     spec = mappings.edited_spec(current, update)
     valid = mappings.validate_mapping(state, spec, replacing=current.id)
     if verify and valid.needs_details and not current.needs_details:
-        token = sources.get_source_token(state, valid.source.name)
-        try:
-            asyncio.run(
-                check_device_access(valid.source.api_url, token, True, state.settings.allowed_hosts)
-            )
-        except KandjiError as exc:
-            raise BridgeError(f"Mapping {valid.name} was not changed: {explain(exc)}") from exc
+        refused = _check_access(state, valid.source.name, True)
+        if refused is not None:
+            raise BridgeError(
+                f"Mapping {valid.name} was not changed: {explain(refused)}"
+            ) from refused
     enabled = current.enabled if update.enabled is None else update.enabled
     return mappings.save_edit(state, current, valid, enabled)
 

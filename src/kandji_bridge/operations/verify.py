@@ -73,6 +73,22 @@ class VerifyReport:
         labels = {check.name for check in self.checks if check.ok}
         return tuple(p.key for p in permissions.ALL + permissions.OPTIONAL if p.label in labels)
 
+    def granted_since(self, recorded: tuple[str, ...] | None) -> tuple[str, ...]:
+        """`recorded` (the permissions stored with a source) with what this report found: a
+        permission it got Kandji's answer on is granted or not as found (a failure other than
+        a refusal proves nothing); the others stay as recorded."""
+        answered = {
+            check.name
+            for check in self.checks
+            if check.ok or isinstance(check.error, PermissionDeniedError)
+        }
+        found = set(self.granted())
+        return tuple(
+            p.key
+            for p in permissions.ALL + permissions.OPTIONAL
+            if p.key in found or (p.label not in answered and p.key in (recorded or ()))
+        )
+
     def check(self, name: str) -> Check:
         return next(check for check in self.checks if check.name == name)
 
@@ -196,18 +212,30 @@ async def _optional_check(
     )
 
 
-async def check_device_access(
+async def device_access(
     api_url: str, token: str, details: bool, allowed_hosts: frozenset[str]
-) -> None:
+) -> VerifyReport:
     """Before a mapping is saved: can its source's token list devices (and read their details,
-    if `details`)? Two GET requests at most. Raises what Kandji answered, a KandjiError
-    (PermissionDeniedError names the missing permission)."""
+    if `details`)? Two GET requests at most."""
     wanted = (
         (permissions.DEVICE_LIST, permissions.DEVICE_DETAILS)
         if details
         else (permissions.DEVICE_LIST,)
     )
-    report = await verify(api_url, token, allowed_hosts, wanted=wanted)
+    return await verify(api_url, token, allowed_hosts, wanted=wanted)
+
+
+def access_refused(report: VerifyReport) -> KandjiError | None:
+    """What Kandji answered to the first check that failed (PermissionDeniedError names the
+    missing permission); None when every check passed."""
     failed = next((check for check in report.checks if check.ok is False), None)
-    if failed is not None and failed.error is not None:
-        raise failed.error
+    return failed.error if failed is not None else None
+
+
+async def check_device_access(
+    api_url: str, token: str, details: bool, allowed_hosts: frozenset[str]
+) -> None:
+    """`device_access`, raising what Kandji answered (a KandjiError) when a check failed."""
+    error = access_refused(await device_access(api_url, token, details, allowed_hosts))
+    if error is not None:
+        raise error

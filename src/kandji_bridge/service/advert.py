@@ -3,7 +3,8 @@ store it holds (only one process may open an embedded chDB store).
 
 `serve` writes `serve.json` in the home, readable only by its owner (0600): its URL, its pid, the
 log store it holds and a random local credential made for this run. The credential lets the CLI
-run a query and start a poll through the REST API, nothing else; it is never a Kandji token and
+run a query, run a poll (a resync, a backfill), change a source's retention and remove a source
+with its events through the REST API, nothing else; it is never a Kandji token and
 is not stored anywhere else. An advert whose process is gone or does not answer is ignored.
 """
 
@@ -14,8 +15,10 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -108,6 +111,33 @@ def poll_source(advert: Advert, name: str) -> dict[str, Any]:
         if not status.get("running") and status.get("last_poll_at") != before:
             return status
         time.sleep(_POLL_WAIT_SECONDS)
+
+
+def run_pass(
+    advert: Advert,
+    name: str,
+    *,
+    backfill_days: int | None,
+    window: tuple[datetime, datetime] | None,
+) -> dict[str, Any]:
+    """A resync (`window`) or a first sync's backfill run by the running service, waited for:
+    what the pass did (`POST /api/sources/{name}/poll`'s `result`)."""
+    body: dict[str, Any] = {"backfill_days": backfill_days}
+    if window is not None:
+        body |= {"start": window[0].isoformat(), "end": window[1].isoformat()}
+    return _call(advert, "POST", f"/api/sources/{quote(name, safe='')}/poll", json=body)["result"]
+
+
+def set_retention(advert: Advert, name: str, days: int) -> dict[str, Any]:
+    """The running service applies a source's new retention, to its stored events too."""
+    body = {"retention_days": days}
+    return _call(advert, "PATCH", f"/api/sources/{quote(name, safe='')}", json=body)
+
+
+def remove_source_and_events(advert: Advert, name: str) -> int:
+    """The running service removes a source and deletes its stored events; how many there were."""
+    path = f"/api/sources/{quote(name, safe='')}"
+    return _call(advert, "DELETE", path, params={"delete_events": "true"})["events_deleted"]
 
 
 def _call(advert: Advert, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

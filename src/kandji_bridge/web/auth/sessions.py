@@ -37,6 +37,8 @@ LOCAL_ENDPOINTS = frozenset(
         "kandji_bridge.web.logs.api.run_query",
         "kandji_bridge.web.sources.api.api_get_source",
         "kandji_bridge.web.sources.api.api_poll_source",
+        "kandji_bridge.web.sources.api.api_remove_source",
+        "kandji_bridge.web.sources.api.api_update_source",
     }
 )
 LOCAL_CLI = users.UserInfo(

@@ -1,19 +1,24 @@
 """The REST API under /api/sources: what the Sources pages do, for scripts."""
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from kandji_bridge import redact
 from kandji_bridge import source_registry as sources
 from kandji_bridge.db.state import StateDB
+from kandji_bridge.errors import BridgeError
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.operations.connection import SourceUses, source_uses
+from kandji_bridge.operations.polling import sync_source
 from kandji_bridge.operations.sources import (
     SourceHealth,
     add_source,
     all_health,
     check_new_source,
     one_health,
+    remove_source,
     update_source,
     verify_token,
 )
@@ -24,7 +29,9 @@ from kandji_bridge.web.sources.schemas import (
     NO_SCHEDULER,
     CheckOut,
     Created,
+    PassOut,
     PollOut,
+    PollRequest,
     SourceCreate,
     SourceOut,
     SourceUpdate,
@@ -178,16 +185,67 @@ def _uses(state: StateDB) -> dict[str, SourceUses]:
     return {uses.source.id: uses for uses in source_uses(state)}
 
 
-@api.delete("/sources/{name}", summary="Remove a source", status_code=204)
-def api_remove_source(request: Request, principal: CurrentUser, name: str) -> Response:
-    """Remove a source and its token; refused while a mapping uses it. Stored events stay."""
-    sources.remove_source(runtime_of(request).state, name)
-    return Response(status_code=204)
-
-
-@api.post("/sources/{name}/poll", summary="Poll a source now")
-def api_poll_source(request: Request, principal: CurrentUser, name: str) -> PollOut:
-    """Poll now: queued on the scheduler, or run in the request when background jobs are off."""
+@api.delete(
+    "/sources/{name}",
+    summary="Remove a source",
+    status_code=204,
+    responses={200: {"description": 'With delete_events: {"events_deleted": N}.'}},
+)
+def api_remove_source(
+    request: Request, principal: CurrentUser, name: str, delete_events: bool = False
+) -> Response:
+    """Remove a source and its token; refused while a mapping uses it. Stored events stay,
+    unless `delete_events` is true: then they are deleted too and the answer counts them."""
     runtime = runtime_of(request)
-    outcome = runtime.jobs.trigger(jobs.source_job(sources.get_source(runtime.state, name).id))
-    return PollOut(queued=outcome.queued, error=outcome.error)
+    store = runtime.store if delete_events else None
+    removed = remove_source(runtime.state, name, delete_events_from=store)
+    if not delete_events:
+        return Response(status_code=204)
+    return JSONResponse({"events_deleted": removed.events_deleted})
+
+
+# A plain poll's answer stays {queued, error}: `result` is there only for a pass run in the request.
+@api.post("/sources/{name}/poll", summary="Poll a source now", response_model_exclude_unset=True)
+def api_poll_source(
+    request: Request, principal: CurrentUser, name: str, body: PollRequest | None = None
+) -> PollOut:
+    """Poll now: queued on the scheduler, or run in the request when background jobs are off.
+    With a period (`start`, `end`: a resync) or `backfill_days` (a first sync's backfill), the
+    pass runs in the request and the answer says what it stored."""
+    runtime = runtime_of(request)
+    if body is None or (body.start is None and body.end is None and body.backfill_days is None):
+        outcome = runtime.jobs.trigger(jobs.source_job(sources.get_source(runtime.state, name).id))
+        return PollOut(queued=outcome.queued, error=outcome.error)
+    result = sync_source(
+        runtime.settings,
+        runtime.state,
+        runtime.store,
+        runtime.enricher,
+        name,
+        backfill_days=body.backfill_days,
+        window=_window(body),
+    )
+    passed = PassOut(**{key: getattr(result, key) for key in PassOut.model_fields})
+    return PollOut(queued=False, error=None, result=passed)
+
+
+def _window(body: PollRequest) -> tuple[datetime, datetime] | None:
+    """The resync's period in UTC, None for a plain pass."""
+    if body.start is None:
+        if body.end is not None:
+            raise BridgeError("An end was given without a start; give the period's start too.")
+        return None
+    if body.backfill_days is not None:
+        raise BridgeError(
+            "A period and backfill_days were both given; a resync collects its period only, "
+            "so give one of them."
+        )
+    start, end = (
+        moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        for moment in (body.start, body.end or datetime.now(UTC))
+    )
+    if start >= end:
+        raise BridgeError(
+            "The period's start is not before its end; give a start that comes first."
+        )
+    return start, end

@@ -155,9 +155,38 @@ class Created(BaseModel):
     message: str
 
 
+class PollRequest(BaseModel):
+    """A pass asked for a period (a resync) or a first sync's backfill: it runs in the request,
+    as `logs resync` and `logs sync --backfill-days` run it, and answers with what it did."""
+
+    start: datetime | None = Field(
+        None, description="Collect again from this moment (UTC if no zone): a resync."
+    )
+    end: datetime | None = Field(None, description="The resync's last moment; default: now.")
+    backfill_days: int | None = Field(
+        None, ge=1, le=366, description="On a first sync, backfill only this many days."
+    )
+
+
+class PassOut(BaseModel):
+    """What a pass run in the request did."""
+
+    backfill: bool
+    pages: int
+    fetched: int
+    stored: int = Field(description="New events stored.")
+    duplicates: int = Field(description="Events already stored, skipped.")
+    quarantined: int
+    seconds: float
+    covered_until: datetime | None = Field(description="The newest event seen.")
+
+
 class PollOut(BaseModel):
     queued: bool = Field(description="True: the scheduler runs it; False: it ran in the request.")
     error: str | None
+    result: PassOut | None = Field(
+        None, description="What the pass did, for a resync or a backfill (they run in the request)."
+    )
 
 
 class Updated(BaseModel):
