@@ -44,14 +44,14 @@ def detections_page(request: Request, principal: CurrentUser, changed: str = "")
 @pages.post("/detections/{name}/enable")
 def enable_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.settings, runtime.store, name, True)
+    ops.set_enabled(runtime.state, runtime.store, name, True)
     return RedirectResponse(f"/detections?changed={quote(name)}", status_code=303)
 
 
 @pages.post("/detections/{name}/disable")
 def disable_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.settings, runtime.store, name, False)
+    ops.set_enabled(runtime.state, runtime.store, name, False)
     return RedirectResponse(f"/detections?changed={quote(name)}", status_code=303)
 
 
@@ -60,7 +60,7 @@ def rule_page(
     request: Request, principal: CurrentUser, name: str, start: str = "", end: str = ""
 ) -> Response:
     runtime = runtime_of(request)
-    rule = ops.get_rule(runtime.settings, runtime.store, name)
+    rule = ops.get_rule(runtime.state, runtime.store, name)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     values = {
         "start": start or (now - timedelta(hours=24)).strftime(LOCAL),
@@ -70,7 +70,7 @@ def rule_page(
     if start:
         try:
             window = (_local(values["start"], "From"), _local(values["end"], "To"))
-            matches = ops.run_rule(runtime.settings, runtime.store, name, *window)
+            matches = ops.run_rule(runtime.state, runtime.store, name, *window)
         except BridgeError as exc:
             error = exc.message
     columns = [c for c in (matches.columns if matches else []) if c not in _BULKY][:SHOWN_COLUMNS]
@@ -97,7 +97,7 @@ def alerts_page(
 ) -> Response:
     runtime = runtime_of(request)
     found = alert_ops.list_alerts(runtime.store, detection or None, severity or None)
-    names = sorted(r.name for r in ops.list_rules(runtime.settings, runtime.store).rules)
+    names = sorted(r.name for r in ops.list_rules(runtime.state, runtime.store).rules)
     context = {
         "section": "alerts",
         "alerts": found,
