@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.operations import alerts as alert_ops
 from kandji_bridge.operations import detections as ops
+from kandji_bridge.operations.explorer import source_names
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.detections.schemas import SEVERITIES
 from kandji_bridge.web.templating import render
@@ -93,17 +94,24 @@ def rule_page(
 
 @pages.get("/alerts")
 def alerts_page(
-    request: Request, principal: CurrentUser, severity: str = "", detection: str = ""
+    request: Request,
+    principal: CurrentUser,
+    severity: str = "",
+    detection: str = "",
+    source: str = "",
 ) -> Response:
     runtime = runtime_of(request)
-    found = alert_ops.list_alerts(runtime.store, detection or None, severity or None)
+    found = alert_ops.browse_alerts(
+        runtime.state, runtime.store, detection or None, severity or None, source or None
+    )
     names = sorted(r.name for r in ops.list_rules(runtime.state, runtime.store).rules)
     context = {
         "section": "alerts",
         "alerts": found,
         "severities": SEVERITIES,
         "names": names,
-        "values": {"severity": severity, "detection": detection},
+        "sources": source_names(runtime.state),
+        "values": {"severity": severity, "detection": detection, "source": source},
     }
     return render(request, "detections/alerts.html", context)
 
