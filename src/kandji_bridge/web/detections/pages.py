@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from kandji_bridge.detections.channels import EmailServer
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.operations import alerts as alert_ops
 from kandji_bridge.operations import detections as ops
@@ -118,9 +119,9 @@ def alerts_page(
 
 @pages.get("/settings/channels")
 def channels_page(
-    request: Request, principal: CurrentUser, added: str = "", tested: str = ""
+    request: Request, principal: CurrentUser, added: str = "", tested: str = "", removed: str = ""
 ) -> Response:
-    return _channels(request, message=_said(added, tested))
+    return _channels(request, message=_said(added, tested, removed))
 
 
 @pages.post("/settings/channels")
@@ -141,6 +142,60 @@ def add_channel_page(
         # Shown once, on this page only: the receiver needs it to check the signature.
         return _channels(request, message=f"Added channel {channel.name}.", secret=secret)
     return RedirectResponse(f"/settings/channels?added={quote(channel.name)}", status_code=303)
+
+
+@pages.post("/settings/channels/email")
+def add_email_channel_page(
+    request: Request,
+    principal: CurrentUser,
+    name: FormText = "",
+    host: FormText = "",
+    port: FormText = "587",
+    sender: FormText = "",
+    recipients: FormText = "",
+    username: FormText = "",
+    password: FormText = "",
+    ca_file: FormText = "",
+) -> Response:
+    values = {
+        "kind": "email",
+        "name": name,
+        "host": host,
+        "port": port,
+        "sender": sender,
+        "recipients": recipients,
+        "username": username,
+        "ca_file": ca_file,
+    }  # never the password: a refused form does not show it back
+    try:
+        if not port.strip().isdigit():
+            raise BridgeError(
+                f"The SMTP port {port!r} is not a number; give one (587 for STARTTLS)."
+            )
+        server = EmailServer(
+            host.strip(),
+            int(port),
+            sender.strip(),
+            tuple(a for a in recipients.replace(",", " ").split() if a),
+            username.strip(),
+            password,
+            ca_file.strip(),
+        )
+        channel, _ = alert_ops.add_channel(
+            runtime_of(request).state, "email", name.strip(), email=server
+        )
+    except BridgeError as exc:
+        return _channels(request, error=exc.message, values=values, status_code=400)
+    return RedirectResponse(f"/settings/channels?added={quote(channel.name)}", status_code=303)
+
+
+@pages.post("/settings/channels/{name}/remove")
+def remove_channel_page(request: Request, principal: CurrentUser, name: str) -> Response:
+    try:
+        alert_ops.remove_channel(runtime_of(request).state, name)
+    except BridgeError as exc:
+        return _channels(request, error=exc.message, status_code=400)
+    return RedirectResponse(f"/settings/channels?removed={quote(name)}", status_code=303)
 
 
 @pages.post("/settings/channels/{name}/test")
@@ -174,7 +229,9 @@ def _channels(
     return response
 
 
-def _said(added: str, tested: str) -> str:
+def _said(added: str, tested: str, removed: str = "") -> str:
+    if removed:
+        return f"Removed channel {removed}."
     if added:
         return f"Added channel {added}."
     if tested:
