@@ -1,5 +1,5 @@
 """`demo` shows detections at work: the simulated tenant plays two attacks and the pack's alerts
-appear on the Alerts API and page (about two minutes after the start; the wait below is only a
+appear on the Alerts API and page (within two minutes of the start; the wait below is only a
 bound, so a loaded machine does not fail it)."""
 
 import os

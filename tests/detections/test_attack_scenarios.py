@@ -5,6 +5,7 @@ The tenant's clock is pinned: the night views happen at the last 02:30 UTC, so t
 depend on the hour the suite runs."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.logs.transform import transform
 from kandji_bridge.simulator.config import SimulatorConfig
+from kandji_bridge.simulator.scenarios import LIVE_VIEWS
 from kandji_bridge.simulator.state import SimulatorState
 
 FIRED = (
@@ -43,6 +45,7 @@ def store_tenant(store: ChdbLogStore, scenarios: bool, now: datetime) -> datetim
             seed=5,
             attack_scenarios=scenarios,
             now=now,
+            wall_clock=True,  # the newcomer's views, seconds after `now`, are due
         )
     )
     store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
@@ -78,3 +81,38 @@ def test_the_scenarios_fire_the_rules_made_for_them(store: ChdbLogStore, hour: i
     without = matches_per_rule(store, scenarios=False, now=now)
     with_them = matches_per_rule(store, scenarios=True, now=now)
     assert all(with_them[name] > without[name] for name in FIRED), (with_them, without)
+
+
+def test_a_new_actor_alert_follows_the_backfill(store: ChdbLogStore) -> None:
+    """The demo's case: a collector's first pass stores the whole history in one window, which
+    leaves no baseline for the new-actor rule there; the newcomer's views come after it, in the
+    next poll's window, where the rule fires."""
+    tenant = SimulatorState(
+        SimulatorConfig(devices=40, events=400, history_days=30, seed=5, attack_scenarios=True)
+    )
+    backfill = tenant.all_events()
+    seen = {e["id"] for e in backfill}
+    later: list[dict] = []
+    for _ in range(60):  # the newcomer comes seconds after the tenant starts
+        later = [e for e in tenant.all_events() if e["id"] not in seen]
+        if len(later) >= LIVE_VIEWS:
+            break
+        time.sleep(0.5)
+    window_start = datetime.now(UTC).replace(second=0, microsecond=0)
+    store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
+    enricher = build_enricher([], use_geoip2fast=False, env={})
+    try:
+        for events, received in (
+            (backfill, window_start - timedelta(minutes=1)),
+            (later, window_start),
+        ):
+            context = NormalizeContext("ws", "src", 0, received_at=received)
+            items = [FixtureEvent(timedelta(0), e, json.dumps(e)) for e in events]
+            store.insert(transform(items, context, enricher).rows)
+    finally:
+        enricher.close()
+    rule = load_rule(KANDJI_PACK / "kandji-secret-viewed-by-new-actor.yaml", store)
+    first = run_detection(store, rule, window_start - timedelta(minutes=1), window_start)
+    second = run_detection(store, rule, window_start, window_start + timedelta(minutes=1))
+    assert first.rows == []
+    assert [row["views"] for row in second.rows] == [LIVE_VIEWS]

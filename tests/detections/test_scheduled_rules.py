@@ -30,7 +30,7 @@ def test_a_source_that_cannot_poll_holds_no_rule_back(state: StateDB, store: Chd
         last_finished_at=now - timedelta(seconds=55),
         last_error="The API token lacks the List audit events permission.",
     )
-    ops.set_enabled(state.settings, store, RULE, True)
+    ops.set_enabled(state, store, RULE, True)
     ran = ops.run_due_windows(state.settings, state, store, RULE, now)
     assert ran, "the rule ran its window"
     assert last_window_end(state, RULE) == ran[-1].end
@@ -42,7 +42,7 @@ def test_a_running_pass_holds_windows_back_to_its_start(
     polled = sources.add_source(state, "acme", "https://acme.api.kandji.io", "token-1")
     now = datetime(2026, 12, 6, 10, 7, 30, tzinfo=UTC)
     set_status(state, jobs.source_job(polled.id), last_started_at=now - timedelta(minutes=20))
-    ops.set_enabled(state.settings, store, RULE, True)
+    ops.set_enabled(state, store, RULE, True)
     ran = ops.run_due_windows(state.settings, state, store, RULE, now)
     # */15: the pass that started at 09:47:30 may still store rows received after 09:45.
     assert ran and ran[-1].end == datetime(2026, 12, 6, 9, 45, tzinfo=UTC)

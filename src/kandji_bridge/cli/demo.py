@@ -119,7 +119,7 @@ def run_demo(
         full, no_audit = demo_tokens(tenant.seed)
         with open_state(settings) as state:
             password = _register(state, simulator.base_url, full, no_audit)
-            _enable_detections(settings, state)
+            _enable_detections(state)
         out.print(
             f"Registered it as source [bold]{SOURCE_NAME}[/bold] (polled every "
             f"{sources.DEFAULT_POLL_INTERVAL} s), collection [bold]{COLLECTION}[/bold] and "
@@ -291,16 +291,17 @@ def _register(state: StateDB, base_url: str, token: str, no_audit_token: str) ->
     return password
 
 
-def _enable_detections(settings: Settings, state: StateDB) -> None:
+def _enable_detections(state: StateDB) -> None:
     """The pack, every minute, its alerts kept for the Alerts page through a channel that is off
     (alerts need a channel; this one sends nothing until someone points it somewhere)."""
     if DEMO_CHANNEL not in {channel.name for channel in channels.list_channels(state)}:
         channels.add_webhook(state, DEMO_CHANNEL, "https://example.invalid/kandji-bridge-demo")
         channels.set_enabled(state, DEMO_CHANNEL, False)
-    enable_pack(settings, DEMO_SCHEDULE, (DEMO_CHANNEL,))
+    enable_pack(state, DEMO_SCHEDULE, (DEMO_CHANNEL,))
     out.print(
         "Enabled the detection pack every minute; the tenant plays two attacks (a token with "
-        "erase rights deleting devices, FileVault keys viewed at night): see Alerts."
+        "erase rights deleting devices, FileVault keys viewed at night and by a newcomer): see "
+        "Alerts."
     )
 
 

@@ -59,8 +59,9 @@ def _json_array(items: list[dict[str, Any]]) -> None:
 def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
     """List the rules (the built-in pack and those imported), enabled or not."""
     settings = app_context(ctx).settings()
+    state = open_state(settings)
     with _store(settings) as store:
-        rules = ops.list_rules(settings, store)
+        rules = ops.list_rules(state, store)
     for problem in rules.problems:
         err.print(f"[yellow]Warning:[/yellow] {escape(problem.sentence)}")
     if output is ListFormat.json:
@@ -137,8 +138,9 @@ def run_command(
     if window_from >= window_to:
         raise UsageError(f"--from {start} is not before --to {end or 'now'}.")
     settings = app_context(ctx).settings()
+    state = open_state(settings)
     with _store(settings) as store:
-        matches = ops.run_rule(settings, store, name, window_from, window_to)
+        matches = ops.run_rule(state, store, name, window_from, window_to)
     if output is ListFormat.json:
         _json_array(matches.rows)
     else:
@@ -180,11 +182,11 @@ def enable_command(
 ) -> None:
     """Run a rule on its schedule in `serve`, sending its alerts to its channels."""
     settings = app_context(ctx).settings()
+    state = open_state(settings)
     if notify:
-        state = open_state(settings)
         alert_ops.check_channels(state, notify)
     with _store(settings) as store:
-        rule = ops.set_enabled(settings, store, name, True, tuple(notify or ()))
+        rule = ops.set_enabled(state, store, name, True, tuple(notify or ()))
     where = f", alerts to {', '.join(rule.channels)}" if rule.channels else ", signals only"
     out.print(f"Enabled {escape(name)} ({escape(rule.detection.schedule)}{escape(where)}).")
 
@@ -193,8 +195,9 @@ def enable_command(
 def disable_command(ctx: typer.Context, name: NameArg) -> None:
     """Stop running a rule (what it found stays)."""
     settings = app_context(ctx).settings()
+    state = open_state(settings)
     with _store(settings) as store:
-        ops.set_enabled(settings, store, name, False)
+        ops.set_enabled(state, store, name, False)
     out.print(f"Disabled {escape(name)}.")
 
 

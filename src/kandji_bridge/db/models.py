@@ -462,3 +462,15 @@ class DetectionWindow(Base):
     detection: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_window_to: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DetectionSwitch(Base):
+    """An enabled rule (a rule without a row does not run): in the state DB, so every `serve`
+    on it agrees on which rules run."""
+
+    __tablename__ = "detection_switches"
+
+    detection: Mapped[str] = mapped_column(String(128), primary_key=True)
+    notify: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of extra channel names
+    schedule: Mapped[str | None] = mapped_column(String(64))  # instead of the rule's (the demo's)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

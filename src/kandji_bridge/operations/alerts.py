@@ -17,7 +17,9 @@ from kandji_bridge.detections.outbox import (
 )
 from kandji_bridge.detections.results import ensure_detections_table, read_records
 from kandji_bridge.errors import BridgeError
+from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.store import LogStore
+from kandji_bridge.operations.explorer import AssetLink, device_records
 
 ALERT = "alert"
 TEST_DETECTION = "kandji-bridge-channel-test"
@@ -50,6 +52,53 @@ def list_alerts(
     if severity is not None:
         alerts = [a for a in alerts if a.severity.lower() == severity.lower()]
     return alerts
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as the Alerts page shows it: the sources of its matched events, and the asset
+    records of the devices they targeted."""
+
+    alert: StoredAlert
+    source_ids: tuple[str, ...]
+    devices: tuple[AssetLink, ...]
+
+
+def browse_alerts(
+    state: StateDB,
+    store: LogStore,
+    detection: str | None = None,
+    severity: str | None = None,
+    source_id: str | None = None,
+    limit: int = 100,
+) -> list[AlertRow]:
+    """The newest alerts (of one rule, of one severity, with a matched event of one source), each
+    with its matched events' sources and device records."""
+    alerts = list_alerts(store, detection, severity, limit)
+    matched = _matched_events(store, [i for a in alerts for i in a.matched_ids])
+    records = device_records(state, [t for _, t in matched.values() if t])
+    rows = []
+    for alert in alerts:
+        events = [matched[i] for i in alert.matched_ids if i in matched]
+        sources = tuple(dict.fromkeys(source for source, _ in events))
+        if source_id and source_id not in sources:
+            continue
+        devices = dict.fromkeys(link for _, t in events if t for link in records.get(t, [])[:1])
+        rows.append(AlertRow(alert, sources, tuple(devices)))
+    return rows
+
+
+def _matched_events(store: LogStore, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """kandji_logs id -> (sourceID, the device id when the event's target is a device)."""
+    if not ids:
+        return {}
+    quoted = ",".join("'" + i.replace("\\", "\\\\").replace("'", "\\'") + "'" for i in ids)
+    result = store.query(
+        f"SELECT id, sourceID, if(targetType = 'device', targetId, '') FROM {LOGS_TABLE} "  # noqa: S608
+        "WHERE id IN {ids:Array(String)}",
+        params={"ids": f"[{quoted}]"},
+    )
+    return {str(i): (str(source), str(device)) for i, source, device in result.rows}
 
 
 def add_channel(

@@ -9,19 +9,20 @@ Which rules run, and which channels each notifies beyond its own `notificationNa
 copied elsewhere keeps both. Nothing runs until a rule is enabled.
 """
 
+import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from kandji_bridge.config import Settings, ensure_home
-from kandji_bridge.db.models import Source
+from kandji_bridge.db.models import DetectionSwitch, Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
@@ -90,9 +91,10 @@ def rules_folder(settings: Settings) -> Path:
     return settings.home / RULES_FOLDER
 
 
-def list_rules(settings: Settings, store: LogStore) -> Rules:
+def list_rules(state: StateDB, store: LogStore) -> Rules:
     """Every rule of the pack and of the home, validated on `store`, with its switch."""
-    switches = _read_switches(settings)
+    settings = state.settings
+    switches = _read_switches(state)
     result = Rules()
     pack = load_rules(KANDJI_PACK, store)
     result.problems.extend(pack.problems)
@@ -120,11 +122,16 @@ def list_rules(settings: Settings, store: LogStore) -> Rules:
     return result
 
 
-def get_rule(settings: Settings, store: LogStore, name: str) -> Rule:
+def get_rule(state: StateDB, store: LogStore, name: str) -> Rule:
     """One rule by name; NotFound names the way to see them all."""
+    return _find_rule(state.settings, store, name, _read_switches(state).get(name), state)
+
+
+def _find_rule(
+    settings: Settings, store: LogStore, name: str, switch: dict | None, state: StateDB | None
+) -> Rule:
     # Its own file first: validating every rule for one (each a query plan) is what a scheduler
     # tick of every enabled rule cannot afford.
-    switch = _read_switches(settings).get(name)
     for origin, folder in ((PACK, KANDJI_PACK), (IMPORTED, rules_folder(settings))):
         for suffix in (".yaml", ".yml"):
             path = folder / f"{name}{suffix}"
@@ -139,7 +146,9 @@ def get_rule(settings: Settings, store: LogStore, name: str) -> Rule:
                 detection = replace(detection, schedule=str(switch["schedule"]))
             notify = tuple(switch.get("notify", ())) if switch else ()
             return Rule(detection, origin, switch is not None, notify)
-    rules = list_rules(settings, store)
+    if state is None:
+        raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
+    rules = list_rules(state, store)
     for rule in rules.rules:
         if rule.name == name:
             return rule
@@ -197,36 +206,41 @@ def import_rules(settings: Settings, store: LogStore, folder: Path) -> ImportRep
 
 
 def set_enabled(
-    settings: Settings,
+    state: StateDB,
     store: LogStore,
     name: str,
     enabled: bool,
     notify: tuple[str, ...] = (),
 ) -> Rule:
     """Enable (with extra channels to notify) or disable a rule; returns it as it now is."""
-    rule = get_rule(settings, store, name)
-    switches = _read_switches(settings)
-    if enabled:
-        switches[name] = {
-            **switches.get(name, {}),
-            "notify": list(dict.fromkeys(notify or rule.notify)),
-        }
-    else:
-        switches.pop(name, None)
-    _write_switches(settings, switches)
-    return get_rule(settings, store, name)
+    rule = get_rule(state, store, name)
+    with state.session() as session:
+        switch = session.get(DetectionSwitch, name)
+        if not enabled:
+            if switch is not None:
+                session.delete(switch)
+        else:
+            channels = json.dumps(list(dict.fromkeys(notify or rule.notify)))
+            if switch is None:
+                session.add(DetectionSwitch(detection=name, notify=channels))
+            else:
+                switch.notify = channels
+    return get_rule(state, store, name)
 
 
-def enable_pack(settings: Settings, schedule: str, notify: tuple[str, ...] = ()) -> list[str]:
+def enable_pack(state: StateDB, schedule: str, notify: tuple[str, ...] = ()) -> list[str]:
     """Enable every rule of the built-in pack on `schedule` instead of its own (the demo: alerts
     within minutes), notifying `notify`; returns the names."""
     if not schedule_is_valid(schedule):
         raise BridgeError(f"The schedule {schedule!r} is not a cron expression or @15m / @1h.")
     names = sorted(path.stem for path in KANDJI_PACK.glob("*.yaml"))
-    switches = _read_switches(settings)
-    for name in names:
-        switches[name] = {"notify": list(notify), "schedule": schedule}
-    _write_switches(settings, switches)
+    _read_switches(state)  # a detections.json of an older version is moved in first
+    with state.session() as session:
+        for name in names:
+            switch = session.get(DetectionSwitch, name) or DetectionSwitch(detection=name)
+            switch.notify = json.dumps(list(notify))
+            switch.schedule = schedule
+            session.add(switch)
     return names
 
 
@@ -239,12 +253,12 @@ def test_rule(settings: Settings, name: str) -> list[CaseResult]:
     # The fixtures empty kandji_logs before and after each case: never the real store.
     with ChdbLogStore(":memory:") as scratch:
         scratch.ensure_schema()
-        detection = get_rule(settings, scratch, name).detection
+        detection = _find_rule(settings, scratch, name, None, None).detection
         return [run_case(scratch, detection, case) for case in cases]
 
 
 def run_rule(
-    settings: Settings,
+    state: StateDB,
     store: LogStore,
     name: str,
     window_from: datetime,
@@ -252,7 +266,7 @@ def run_rule(
     parameters: Mapping[str, str] | None = None,
 ) -> Matches:
     """Run a rule over [from, to) now, enabled or not; nothing is stored or sent."""
-    detection = get_rule(settings, store, name).detection
+    detection = get_rule(state, store, name).detection
     return run_detection(
         store, detection, _whole(window_from), _whole(window_to, up=True), parameters
     )
@@ -273,7 +287,7 @@ class RuleStatus:
 
 def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[RuleStatus]:
     """Every rule with its job's last run and its counts in the detections table."""
-    rules = list_rules(settings, store).rules
+    rules = list_rules(state, store).rules
     statuses = jobs.job_statuses(state)
     ensure_detections_table(store)
     counts: dict[tuple[str, str], tuple[int, int]] = {}
@@ -304,8 +318,8 @@ def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[R
 # -- the scheduled run --------------------------------------------------------------------------
 
 
-def enabled_rule_names(settings: Settings) -> list[str]:
-    return sorted(_read_switches(settings))
+def enabled_rule_names(state: StateDB) -> list[str]:
+    return sorted(_read_switches(state))
 
 
 def stored_up_to(state: StateDB, now: datetime) -> datetime:
@@ -332,9 +346,9 @@ def run_due_windows(
     """One tick of an enabled rule: run each window due, in order, store its matches, enqueue its
     alerts, record it. A failure raises with the rule's sentence and leaves the window to the
     next tick, so none is skipped. Returns the windows run."""
-    if name not in _read_switches(settings):
+    if name not in _read_switches(state):
         return []  # disabled since the job was planned
-    rule = get_rule(settings, store, name)
+    rule = get_rule(state, store, name)
     detection = replace(rule.detection, notification_names=rule.channels)
     reached = stored_up_to(state, now)
     ensure_detections_table(store)
@@ -379,35 +393,51 @@ def _fixtures_path(settings: Settings, name: str) -> Path:
     )
 
 
-def _switches_path(settings: Settings) -> Path:
-    return settings.home / SWITCHES_FILE
+def _read_switches(state: StateDB) -> dict[str, dict]:
+    """The enabled rules: {name: {"notify": [...], "schedule": ...}}."""
+    _move_switches_file(state)
+    with state.session() as session:
+        rows = session.scalars(select(DetectionSwitch)).all()
+        return {
+            row.detection: {"notify": json.loads(row.notify)}
+            | ({"schedule": row.schedule} if row.schedule else {})
+            for row in rows
+        }
 
 
-def _read_switches(settings: Settings) -> dict[str, dict]:
-    path = _switches_path(settings)
+def _move_switches_file(state: StateDB) -> None:
+    """Earlier versions kept the switches in the home's detections.json: moved into the state DB
+    once (rules already there keep theirs), and the file renamed aside so it is not read again."""
+    path = state.settings.home / SWITCHES_FILE
+    if not path.is_file():
+        return
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        return  # another process moved it
     except (OSError, ValueError) as exc:
         raise BridgeError(
-            f"Cannot read which detections are enabled from {path} ({exc}); fix or delete it."
+            f"Cannot read which detections were enabled from {path} ({exc}); fix or delete it."
         ) from None
     enabled = data.get("enabled") if isinstance(data, dict) else None
     if not isinstance(enabled, dict):
         raise BridgeError(f"{path} does not list enabled detections as expected; fix or delete it.")
-    return {str(k): v if isinstance(v, dict) else {} for k, v in enabled.items()}
-
-
-def _write_switches(settings: Settings, switches: dict[str, dict]) -> None:
-    ensure_home(settings)
-    path = _switches_path(settings)
-    body = json.dumps({"enabled": dict(sorted(switches.items()))}, indent=2) + "\n"
-    # Written aside and renamed: a crash never leaves half a file that disables every rule.
-    fd, temporary = tempfile.mkstemp(dir=settings.home, prefix=".detections-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(body)
-    os.replace(temporary, path)
+    try:
+        with state.session() as session:
+            for name, switch in enabled.items():
+                switch = switch if isinstance(switch, dict) else {}
+                if session.get(DetectionSwitch, str(name)) is None:
+                    session.add(
+                        DetectionSwitch(
+                            detection=str(name),
+                            notify=json.dumps([str(c) for c in switch.get("notify", ())]),
+                            schedule=str(switch["schedule"]) if switch.get("schedule") else None,
+                        )
+                    )
+    except IntegrityError:
+        pass  # another process moved the same file at the same time
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, path.with_name(SWITCHES_FILE + ".moved"))
 
 
 def _whole(moment: datetime, *, up: bool = False) -> datetime:

@@ -250,7 +250,7 @@ class Scheduler:
                     started,
                     scheduled=enabled,
                 )
-        names = enabled_rule_names(self.runtime.settings)
+        names = enabled_rule_names(self.runtime.state)
         for name in names:
             yield Job(jobs.detection_job(name), jobs.DETECTION, name, self.detection_interval)
         if names:

@@ -4,22 +4,28 @@
    of devices within the minute (the pack's sensitive-permission, device-deleted, changed-by-token
    and delete-burst rules).
 2. FileVault keys are viewed at night (the last 02:30 UTC) by an actor never seen before (the
-   secret-viewed-by-new-actor and outside-business-hours rules).
+   outside-business-hours rule), and again by another newcomer just after the tenant starts (the
+   secret-viewed-by-new-actor rule).
 
-They happen just before the end of the generated history, at times and with ids fixed by the
-seed and that end: a tenant started again (the demo's) serves the same events, not new attacks.
+They happen around the end of the generated history, at times and with ids fixed by the seed and
+that end: a tenant started again (the demo's) serves the same events, not new attacks. The
+newcomer's views come LIVE_DELAY after that end, so a collector's first pass (the backfill) does
+not hold them: "new" means unlike what was received before the window, and the backfill is that
+baseline, so views received with it could never be new.
 """
 
 import random
 from datetime import UTC, datetime, timedelta
 
 from kandji_bridge.simulator.event_kinds import Body
-from kandji_bridge.simulator.tenant import Tenant, new_uuid
+from kandji_bridge.simulator.tenant import Device, Tenant, new_uuid
 from kandji_bridge.simulator.timefmt import to_us
 
 DELETES = 12  # above the delete-burst rule's threshold of 10
 NIGHT_VIEWS = 3
-SCENARIO_EVENTS = 1 + DELETES + NIGHT_VIEWS
+LIVE_VIEWS = 2
+LIVE_DELAY = timedelta(seconds=5)  # before the first live event (20 s at the demo's rate)
+SCENARIO_EVENTS = 1 + DELETES + NIGHT_VIEWS + LIVE_VIEWS
 _ERASE_PERMISSIONS = [
     {"path": "/api/v1/devices/{device_id}/action/erase", "http_method": "POST"},
     {"path": "/api/v1/devices/{device_id}", "http_method": "DELETE"},
@@ -28,14 +34,15 @@ _ERASE_PERMISSIONS = [
 
 
 def attack_events(tenant: Tenant, now: datetime, seed: int) -> list[tuple[int, Body]]:
-    """Both scenarios (SCENARIO_EVENTS events), the token's ending just before `now`; devices
-    repeat only in a tenant of fewer than DELETES + NIGHT_VIEWS; none without devices."""
+    """Both scenarios (SCENARIO_EVENTS events), the token's ending just before `now` and the
+    newcomer's views after it (the simulator logs those when its clock reaches them); devices
+    repeat only in a tenant of fewer than DELETES + NIGHT_VIEWS + LIVE_VIEWS; none without."""
     rng = random.Random(f"scenarios:{seed}:{now.isoformat()}")
     devices = [d for d in tenant.devices if not d.is_removed]
     if not devices:
         return []
     rng.shuffle(devices)
-    devices = [devices[i % len(devices)] for i in range(DELETES + NIGHT_VIEWS)]
+    devices = [devices[i % len(devices)] for i in range(DELETES + NIGHT_VIEWS + LIVE_VIEWS)]
     admin = tenant.admins[0]
     token_id = new_uuid(rng)
     start = to_us(now) - 60_000_000  # all in the past: a page never holds a future event
@@ -73,18 +80,20 @@ def attack_events(tenant: Tenant, now: datetime, seed: int) -> list[tuple[int, B
         night -= timedelta(days=1)
     stranger = new_uuid(rng)
     for index, device in enumerate(devices[DELETES : DELETES + NIGHT_VIEWS]):
-        events.append(
-            (
-                to_us(night) + index * 40_000_000,
-                Body(
-                    "view",
-                    (stranger, "user"),
-                    device.device_id,
-                    "device",
-                    "filevault_key",
-                    {"device_name": device.device_name, "serial_number": device.serial_number},
-                    {},
-                ),
-            )
-        )
+        events.append((to_us(night) + index * 40_000_000, _key_view(stranger, device)))
+    newcomer = new_uuid(rng)
+    for index, device in enumerate(devices[DELETES + NIGHT_VIEWS :]):
+        events.append((to_us(now + LIVE_DELAY) + index * 1_000_000, _key_view(newcomer, device)))
     return events
+
+
+def _key_view(actor_id: str, device: Device) -> Body:
+    return Body(
+        "view",
+        (actor_id, "user"),
+        device.device_id,
+        "device",
+        "filevault_key",
+        {"device_name": device.device_name, "serial_number": device.serial_number},
+        {},
+    )

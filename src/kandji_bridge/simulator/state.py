@@ -44,10 +44,15 @@ class SimulatorState:
         )
         self.faults = FaultPlan(config.fault_rate, config.seed)
         self._live_emitted = 0
+        # Scenario events after the end of the history, logged when the clock reaches them.
+        self._scenario_due: list[tuple[int, Body]] = []
         if config.attack_scenarios:
             moment = datetime.fromtimestamp(self.history_end_us / 1_000_000, UTC)
             for occurred_us, body in attack_events(self.tenant, moment, config.seed):
-                self._log(body, occurred_us)
+                if occurred_us <= self.history_end_us:
+                    self._log(body, occurred_us)
+                else:
+                    self._scenario_due.append((occurred_us, body))
 
     # --- the clock ------------------------------------------------------------------------------
 
@@ -66,6 +71,11 @@ class SimulatorState:
         Event number N always gets the same time and id, so a tenant started again serves the
         events it served before unchanged. After a long stop only the last MAX_CATCH_UP_EVENTS
         due are emitted: the tenant was quiet before them."""
+        with self.lock:
+            # Before the live events, so a tenant started again gives them the same ids.
+            while self._scenario_due and self._scenario_due[0][0] <= self.now_us():
+                occurred_us, body = self._scenario_due.pop(0)
+                self._log(body, occurred_us)
         rate = self.config.events_per_minute
         if rate <= 0:
             return

@@ -14,7 +14,7 @@ def test_list_enable_disable_and_alerts(runtime: Runtime, api) -> None:
 
     enabled = api.post(f"/api/detections/{RULE}/enable")
     assert enabled.status_code == 200 and enabled.json()["enabled"] is True
-    assert ops.enabled_rule_names(runtime.settings) == [RULE]
+    assert ops.enabled_rule_names(runtime.state) == [RULE]
     assert api.post(f"/api/detections/{RULE}/disable").json()["enabled"] is False
 
     unknown = api.post("/api/detections/kandji-no-such-rule/enable")

@@ -58,7 +58,7 @@ def test_enable_a_rule_see_its_yaml_and_sql_and_run_it_over_a_period(
     assert page.get_by_text(f"{RULE} is enabled.").is_visible()
     switched = page.locator(f"tr[data-rule='{RULE}']")
     assert switched.get_by_role("button", name="Disable").is_visible()
-    assert ops.enabled_rule_names(runtime.settings) == [RULE]
+    assert ops.enabled_rule_names(runtime.state) == [RULE]
     screenshot(page, "detections-enabled")
 
     page.locator(f"tr[data-rule='{RULE}']").get_by_role("link", name=RULE).click()
@@ -87,7 +87,7 @@ def test_an_alert_lists_filters_and_links_to_its_event(
     boundary = previous_run("*/15 * * * *", now)
     store_device_delete(runtime, boundary - timedelta(minutes=5))
     add_webhook(runtime.state, "siem", "http://127.0.0.1:9/none", SECRET)
-    ops.set_enabled(runtime.settings, runtime.store, RULE, True, ("siem",))
+    ops.set_enabled(runtime.state, runtime.store, RULE, True, ("siem",))
     ran = ops.run_due_windows(runtime.settings, runtime.state, runtime.store, RULE, now)
     assert ran, "the last complete window ran"
 

@@ -33,7 +33,7 @@ def _one(request: Request, name: str) -> DetectionModel:
 def enable_detection(request: Request, principal: CurrentUser, name: str) -> DetectionModel:
     """Run the rule on its schedule (in serve)."""
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.settings, runtime.store, name, True)
+    ops.set_enabled(runtime.state, runtime.store, name, True)
     return _one(request, name)
 
 
@@ -41,7 +41,7 @@ def enable_detection(request: Request, principal: CurrentUser, name: str) -> Det
 def disable_detection(request: Request, principal: CurrentUser, name: str) -> DetectionModel:
     """Stop running the rule; what it found stays."""
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.settings, runtime.store, name, False)
+    ops.set_enabled(runtime.state, runtime.store, name, False)
     return _one(request, name)
 
 

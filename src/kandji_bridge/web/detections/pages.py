@@ -8,9 +8,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from kandji_bridge.detections.channels import EmailServer
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.operations import alerts as alert_ops
 from kandji_bridge.operations import detections as ops
+from kandji_bridge.operations.explorer import source_names
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.detections.schemas import SEVERITIES
 from kandji_bridge.web.templating import render
@@ -44,14 +46,14 @@ def detections_page(request: Request, principal: CurrentUser, changed: str = "")
 @pages.post("/detections/{name}/enable")
 def enable_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.settings, runtime.store, name, True)
+    ops.set_enabled(runtime.state, runtime.store, name, True)
     return RedirectResponse(f"/detections?changed={quote(name)}", status_code=303)
 
 
 @pages.post("/detections/{name}/disable")
 def disable_page(request: Request, principal: CurrentUser, name: str) -> Response:
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.settings, runtime.store, name, False)
+    ops.set_enabled(runtime.state, runtime.store, name, False)
     return RedirectResponse(f"/detections?changed={quote(name)}", status_code=303)
 
 
@@ -60,7 +62,7 @@ def rule_page(
     request: Request, principal: CurrentUser, name: str, start: str = "", end: str = ""
 ) -> Response:
     runtime = runtime_of(request)
-    rule = ops.get_rule(runtime.settings, runtime.store, name)
+    rule = ops.get_rule(runtime.state, runtime.store, name)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     values = {
         "start": start or (now - timedelta(hours=24)).strftime(LOCAL),
@@ -70,7 +72,7 @@ def rule_page(
     if start:
         try:
             window = (_local(values["start"], "From"), _local(values["end"], "To"))
-            matches = ops.run_rule(runtime.settings, runtime.store, name, *window)
+            matches = ops.run_rule(runtime.state, runtime.store, name, *window)
         except BridgeError as exc:
             error = exc.message
     columns = [c for c in (matches.columns if matches else []) if c not in _BULKY][:SHOWN_COLUMNS]
@@ -93,26 +95,33 @@ def rule_page(
 
 @pages.get("/alerts")
 def alerts_page(
-    request: Request, principal: CurrentUser, severity: str = "", detection: str = ""
+    request: Request,
+    principal: CurrentUser,
+    severity: str = "",
+    detection: str = "",
+    source: str = "",
 ) -> Response:
     runtime = runtime_of(request)
-    found = alert_ops.list_alerts(runtime.store, detection or None, severity or None)
-    names = sorted(r.name for r in ops.list_rules(runtime.settings, runtime.store).rules)
+    found = alert_ops.browse_alerts(
+        runtime.state, runtime.store, detection or None, severity or None, source or None
+    )
+    names = sorted(r.name for r in ops.list_rules(runtime.state, runtime.store).rules)
     context = {
         "section": "alerts",
         "alerts": found,
         "severities": SEVERITIES,
         "names": names,
-        "values": {"severity": severity, "detection": detection},
+        "sources": source_names(runtime.state),
+        "values": {"severity": severity, "detection": detection, "source": source},
     }
     return render(request, "detections/alerts.html", context)
 
 
 @pages.get("/settings/channels")
 def channels_page(
-    request: Request, principal: CurrentUser, added: str = "", tested: str = ""
+    request: Request, principal: CurrentUser, added: str = "", tested: str = "", removed: str = ""
 ) -> Response:
-    return _channels(request, message=_said(added, tested))
+    return _channels(request, message=_said(added, tested, removed))
 
 
 @pages.post("/settings/channels")
@@ -133,6 +142,60 @@ def add_channel_page(
         # Shown once, on this page only: the receiver needs it to check the signature.
         return _channels(request, message=f"Added channel {channel.name}.", secret=secret)
     return RedirectResponse(f"/settings/channels?added={quote(channel.name)}", status_code=303)
+
+
+@pages.post("/settings/channels/email")
+def add_email_channel_page(
+    request: Request,
+    principal: CurrentUser,
+    name: FormText = "",
+    host: FormText = "",
+    port: FormText = "587",
+    sender: FormText = "",
+    recipients: FormText = "",
+    username: FormText = "",
+    password: FormText = "",
+    ca_file: FormText = "",
+) -> Response:
+    values = {
+        "kind": "email",
+        "name": name,
+        "host": host,
+        "port": port,
+        "sender": sender,
+        "recipients": recipients,
+        "username": username,
+        "ca_file": ca_file,
+    }  # never the password: a refused form does not show it back
+    try:
+        if not port.strip().isdigit():
+            raise BridgeError(
+                f"The SMTP port {port!r} is not a number; give one (587 for STARTTLS)."
+            )
+        server = EmailServer(
+            host.strip(),
+            int(port),
+            sender.strip(),
+            tuple(a for a in recipients.replace(",", " ").split() if a),
+            username.strip(),
+            password,
+            ca_file.strip(),
+        )
+        channel, _ = alert_ops.add_channel(
+            runtime_of(request).state, "email", name.strip(), email=server
+        )
+    except BridgeError as exc:
+        return _channels(request, error=exc.message, values=values, status_code=400)
+    return RedirectResponse(f"/settings/channels?added={quote(channel.name)}", status_code=303)
+
+
+@pages.post("/settings/channels/{name}/remove")
+def remove_channel_page(request: Request, principal: CurrentUser, name: str) -> Response:
+    try:
+        alert_ops.remove_channel(runtime_of(request).state, name)
+    except BridgeError as exc:
+        return _channels(request, error=exc.message, status_code=400)
+    return RedirectResponse(f"/settings/channels?removed={quote(name)}", status_code=303)
 
 
 @pages.post("/settings/channels/{name}/test")
@@ -166,7 +229,9 @@ def _channels(
     return response
 
 
-def _said(added: str, tested: str) -> str:
+def _said(added: str, tested: str, removed: str = "") -> str:
+    if removed:
+        return f"Removed channel {removed}."
     if added:
         return f"Added channel {added}."
     if tested:
