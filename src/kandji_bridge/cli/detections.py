@@ -4,6 +4,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kandji_bridge.cli.common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import (
+    app_context,
+    err,
+    not_blank,
+    out,
+    print_table,
+    running_service,
+)
 from kandji_bridge.cli.logs import _moment, open_store
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
@@ -22,6 +30,7 @@ from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.logs.store import LogStore
 from kandji_bridge.operations import alerts as alert_ops
 from kandji_bridge.operations import detections as ops
+from kandji_bridge.service import advert
 
 detections_app = typer.Typer(help="Detection rules over the audit logs.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts the enabled detections raised.", no_args_is_help=True)
@@ -59,38 +68,48 @@ def _json_array(items: list[dict[str, Any]]) -> None:
 def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
     """List the rules (the built-in pack and those imported), enabled or not."""
     settings = app_context(ctx).settings()
-    state = open_state(settings)
-    with _store(settings) as store:
-        rules = ops.list_rules(state, store)
-    for problem in rules.problems:
-        err.print(f"[yellow]Warning:[/yellow] {escape(problem.sentence)}")
+    service = running_service(settings)
+    if service is not None:
+        found, problems = advert.list_detections(service)
+        rules = [{key: r[key] for key in _RULE_KEYS} for r in found]
+    else:
+        state = open_state(settings)
+        with _store(settings) as store:
+            listed = ops.list_rules(state, store)
+        rules = [_rule_dict(r) for r in listed.rules]
+        problems = [p.sentence for p in listed.problems]
+    for problem in problems:
+        err.print(f"[yellow]Warning:[/yellow] {escape(problem)}")
     if output is ListFormat.json:
-        _json_array(
-            [
-                {
-                    "name": r.name,
-                    "display_name": r.detection.display_name,
-                    "severity": r.detection.severity,
-                    "schedule": r.detection.schedule,
-                    "origin": r.origin,
-                    "enabled": r.enabled,
-                    "channels": list(r.channels),
-                }
-                for r in rules.rules
-            ]
-        )
+        _json_array(rules)
         return
     table = Table("name", "severity", "schedule", "origin", "enabled", "channels")
-    for r in rules.rules:
+    for r in rules:
         table.add_row(
-            r.name,
-            r.detection.severity,
-            r.detection.schedule,
-            r.origin,
-            "yes" if r.enabled else "no",
-            ", ".join(r.channels),
+            r["name"],
+            r["severity"],
+            r["schedule"],
+            r["origin"],
+            "yes" if r["enabled"] else "no",
+            ", ".join(r["channels"]),
         )
-    out.print(table)
+    print_table(table)
+
+
+_RULE_KEYS = ("name", "display_name", "severity", "schedule", "origin", "enabled", "channels")
+
+
+def _rule_dict(rule: ops.Rule) -> dict[str, Any]:
+    """A rule as `detections list --format json` prints it (the API's names)."""
+    return {
+        "name": rule.name,
+        "display_name": rule.detection.display_name,
+        "severity": rule.detection.severity,
+        "schedule": rule.detection.schedule,
+        "origin": rule.origin,
+        "enabled": rule.enabled,
+        "channels": list(rule.channels),
+    }
 
 
 @detections_app.command("validate")
@@ -100,15 +119,23 @@ def validate_command(
 ) -> None:
     """Check every rule of a folder; one sentence per problem, exit 1 if any."""
     settings = app_context(ctx).settings()
-    with _store(settings) as store:
-        checked = ops.validate_folder(folder, store)
-    for detection in checked.detections:
-        out.print(f"ok    {escape(detection.name)}")
-    if checked.problems:
-        for problem in checked.problems:
-            err.print(f"[red]Error:[/red] {escape(problem.sentence)}")
+    files = ops.read_rule_files(folder)
+    service = running_service(settings)
+    if service is not None:
+        checked = advert.validate_rules(service, _sent(files))
+        names, problems = checked["rules"], checked["problems"]
+    else:
+        with _store(settings) as store:
+            found = ops.validate_files(files, store)
+        names = [d.name for d in found.detections]
+        problems = [p.sentence for p in found.problems]
+    for name in names:
+        out.print(f"ok    {escape(name)}")
+    if problems:
+        for problem in problems:
+            err.print(f"[red]Error:[/red] {escape(problem)}")
         raise typer.Exit(1)
-    if not checked.detections:
+    if not names:
         raise BridgeError(f"The folder {folder} holds no rules (NAME.yaml).")
 
 
@@ -138,19 +165,25 @@ def run_command(
     if window_from >= window_to:
         raise UsageError(f"--from {start} is not before --to {end or 'now'}.")
     settings = app_context(ctx).settings()
-    state = open_state(settings)
-    with _store(settings) as store:
-        matches = ops.run_rule(state, store, name, window_from, window_to)
-    if output is ListFormat.json:
-        _json_array(matches.rows)
+    service = running_service(settings)
+    if service is not None:
+        found = advert.run_detection(service, name, window_from, window_to)
+        columns, rows, truncated = found["columns"], found["rows"], found["truncated"]
     else:
-        columns = [c for c in matches.columns if c not in _BULKY][:8]
-        table = Table(*columns)
-        for row in matches.rows:
-            table.add_row(*(escape(str(row.get(c, ""))) for c in columns))
-        out.print(table)
-    more = " (more than that; narrow the period)" if matches.truncated else ""
-    err.print(f"{len(matches.rows):,} matches{more}; nothing was sent.")
+        state = open_state(settings)
+        with _store(settings) as store:
+            matches = ops.run_rule(state, store, name, window_from, window_to)
+        columns, rows, truncated = matches.columns, matches.rows, matches.truncated
+    if output is ListFormat.json:
+        _json_array(rows)
+    else:
+        shown = [c for c in columns if c not in _BULKY][:8]
+        table = Table(*shown)
+        for row in rows:
+            table.add_row(*(escape(str(row.get(c, ""))) for c in shown))
+        print_table(table)
+    more = " (more than that; narrow the period)" if truncated else ""
+    err.print(f"{len(rows):,} matches{more}; nothing was sent.")
 
 
 _BULKY = {"rawLog", "newState", "metadata", "enrichments", "tags", "actor", "resources"}
@@ -163,12 +196,24 @@ def import_command(
 ) -> None:
     """Copy a folder's rules into the home (all or nothing); enable them to run them."""
     settings = app_context(ctx).settings()
-    with _store(settings) as store:
-        report = ops.import_rules(settings, store, folder)
-    for name in report.imported:
+    files = ops.read_rule_files(folder)
+    service = running_service(settings)
+    if service is not None:
+        done = advert.import_rules(service, _sent(files), str(folder))
+        imported, replaced = done["imported"], done["replaced"]
+    else:
+        with _store(settings) as store:
+            report = ops.import_files(settings, store, files, str(folder))
+        imported, replaced = report.imported, report.replaced
+    for name in imported:
         out.print(f"Imported {escape(name)}.")
-    for name in report.replaced:
+    for name in replaced:
         out.print(f"Replaced {escape(name)}.")
+
+
+def _sent(files: list[ops.RuleFile]) -> list[dict[str, str]]:
+    """A folder's files as the service receives them: the service cannot read this machine's."""
+    return [{"name": f.name, "text": f.text} for f in files]
 
 
 @detections_app.command("enable")
@@ -182,22 +227,32 @@ def enable_command(
 ) -> None:
     """Run a rule on its schedule in `serve`, sending its alerts to its channels."""
     settings = app_context(ctx).settings()
-    state = open_state(settings)
-    if notify:
-        alert_ops.check_channels(state, notify)
-    with _store(settings) as store:
-        rule = ops.set_enabled(state, store, name, True, tuple(notify or ()))
-    where = f", alerts to {', '.join(rule.channels)}" if rule.channels else ", signals only"
-    out.print(f"Enabled {escape(name)} ({escape(rule.detection.schedule)}{escape(where)}).")
+    service = running_service(settings)
+    if service is not None:
+        now = advert.switch_detection(service, name, True, tuple(notify or ()))
+        schedule, channels = now["schedule"], now["channels"]
+    else:
+        state = open_state(settings)
+        if notify:
+            alert_ops.check_channels(state, notify)
+        with _store(settings) as store:
+            rule = ops.set_enabled(state, store, name, True, tuple(notify or ()))
+        schedule, channels = rule.detection.schedule, list(rule.channels)
+    where = f", alerts to {', '.join(channels)}" if channels else ", signals only"
+    out.print(f"Enabled {escape(name)} ({escape(schedule)}{escape(where)}).")
 
 
 @detections_app.command("disable")
 def disable_command(ctx: typer.Context, name: NameArg) -> None:
     """Stop running a rule (what it found stays)."""
     settings = app_context(ctx).settings()
-    state = open_state(settings)
-    with _store(settings) as store:
-        ops.set_enabled(state, store, name, False)
+    service = running_service(settings)
+    if service is not None:
+        advert.switch_detection(service, name, False)
+    else:
+        state = open_state(settings)
+        with _store(settings) as store:
+            ops.set_enabled(state, store, name, False)
     out.print(f"Disabled {escape(name)}.")
 
 
@@ -214,24 +269,16 @@ def alerts_list(
 ) -> None:
     """The newest alerts."""
     settings = app_context(ctx).settings()
-    with _store(settings) as store:
-        found = alert_ops.list_alerts(store, detection, severity, limit)
+    service = running_service(settings)
+    if service is not None:
+        found = [_alert_dict(a) for a in advert.list_alerts(service, detection, severity, limit)]
+    else:
+        with _store(settings) as store:
+            stored = alert_ops.list_alerts(store, detection, severity, limit)
+        found = [_alert_dict(vars(a)) for a in stored]
     if output is ListFormat.json:
-        _json_array(
-            [
-                {
-                    "id": a.id,
-                    "detection": a.detection,
-                    "severity": a.severity,
-                    "risk_score": a.risk_score,
-                    "window_from": a.window_from.isoformat(),
-                    "window_to": a.window_to.isoformat(),
-                    "matches": a.matches,
-                    "matched_ids": a.matched_ids,
-                }
-                for a in found
-            ]
-        )
+        moments = ("window_from", "window_to")
+        _json_array([a | {key: a[key].isoformat() for key in moments} for a in found])
         return
     if not found:
         err.print("No alerts yet.")
@@ -239,13 +286,35 @@ def alerts_list(
     table = Table("window (UTC)", "detection", "severity", "matches", "id")
     for a in found:
         table.add_row(
-            f"{a.window_from:%Y-%m-%d %H:%M} to {a.window_to:%H:%M}",
-            a.detection,
-            a.severity,
-            str(a.matches),
-            a.id,
+            f"{a['window_from']:%Y-%m-%d %H:%M} to {a['window_to']:%H:%M}",
+            a["detection"],
+            a["severity"],
+            str(a["matches"]),
+            a["id"],
         )
-    out.print(table)
+    print_table(table)
+
+
+_ALERT_KEYS = (
+    "id",
+    "detection",
+    "severity",
+    "risk_score",
+    "window_from",
+    "window_to",
+    "matches",
+    "matched_ids",
+)
+
+
+def _alert_dict(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert as `alerts list` shows it, from the store or from the service's JSON (whose
+    moments are ISO text)."""
+    found = {key: alert[key] for key in _ALERT_KEYS}
+    for key in ("window_from", "window_to"):
+        if not isinstance(found[key], datetime):
+            found[key] = datetime.fromisoformat(found[key])
+    return found
 
 
 # -- channel ------------------------------------------------------------------------------------
@@ -315,7 +384,7 @@ def channel_list(ctx: typer.Context, output: FormatOption = ListFormat.table) ->
     for c in found:
         where = c.settings.get("host", "")
         table.add_row(c.name, c.kind, str(where), "yes" if c.enabled else "no")
-    out.print(table)
+    print_table(table)
 
 
 @channel_app.command("test")

@@ -13,7 +13,8 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +86,20 @@ class Rules:
 class ImportReport:
     imported: list[str]
     replaced: list[str]
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One file of a rules folder as a client sends it to a service that cannot read the client's
+    folder: its name (no folder) and its text."""
+
+    name: str
+    text: str
+
+
+RULE_FILE_SUFFIXES = (".yaml", ".yml", ".sql")
+MAX_RULE_FILES = 2_000
+MAX_RULE_FILES_CHARS = 20_000_000
 
 
 def rules_folder(settings: Settings) -> Path:
@@ -163,7 +178,71 @@ def validate_folder(folder: Path, store: LogStore) -> RuleSet:
     return load_rules(folder, store)
 
 
-def import_rules(settings: Settings, store: LogStore, folder: Path) -> ImportReport:
+def read_rule_files(folder: Path) -> list[RuleFile]:
+    """The rule files of a folder on this machine (NAME.yaml / .yml / .sql, fixtures included),
+    to validate or import them where the folder cannot be read (a running service)."""
+    if not folder.is_dir():
+        raise BridgeError(f"The rules folder {folder} does not exist; give a folder of NAME.yaml.")
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in RULE_FILE_SUFFIXES or not path.is_file():
+            continue
+        try:
+            files.append(RuleFile(path.name, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BridgeError(
+                f"Cannot read {path.name} in {folder} ({exc}); make it readable UTF-8 text."
+            ) from None
+    return files
+
+
+def validate_files(files: Sequence[RuleFile], store: LogStore) -> RuleSet:
+    """`validate_folder` of a folder sent as its files."""
+    with _unpacked(files) as folder:
+        return load_rules(folder, store)
+
+
+def import_files(
+    settings: Settings, store: LogStore, files: Sequence[RuleFile], folder_name: str
+) -> ImportReport:
+    """`import_rules` of a folder sent as its files; `folder_name` is how its sentences name it."""
+    with _unpacked(files) as folder:
+        return import_rules(settings, store, folder, shown_as=folder_name)
+
+
+@contextlib.contextmanager
+def _unpacked(files: Sequence[RuleFile]) -> Iterator[Path]:
+    """The files in a scratch folder of their own, removed afterwards."""
+    if len(files) > MAX_RULE_FILES or sum(len(f.text) for f in files) > MAX_RULE_FILES_CHARS:
+        raise BridgeError(
+            f"That is too much to check at once (at most {MAX_RULE_FILES:,} files and "
+            f"{MAX_RULE_FILES_CHARS // 1_000_000} MB); send the rules in smaller folders."
+        )
+    with tempfile.TemporaryDirectory(prefix="kandji-bridge-rules-") as scratch:
+        folder = Path(scratch)
+        for file in files:
+            if (
+                Path(file.name).name != file.name
+                or file.name.startswith(".")
+                or not file.name.isprintable()
+                or Path(file.name).suffix not in RULE_FILE_SUFFIXES
+            ):
+                raise BridgeError(
+                    f"{file.name!r} is not the name of a rule file (NAME.yaml, NAME.yml or "
+                    "NAME.sql, without a folder); send only those."
+                )
+            try:
+                (folder / file.name).write_text(file.text, encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                raise BridgeError(
+                    f"Cannot take the rule file {file.name!r} ({exc}); send it as UTF-8 text."
+                ) from None
+        yield folder
+
+
+def import_rules(
+    settings: Settings, store: LogStore, folder: Path, *, shown_as: str | None = None
+) -> ImportReport:
     """Copy the valid rules of `folder` (with their SQL and fixtures) into the home's rules.
 
     All or nothing: a folder with any problem, or a rule named as one of the pack's, imports
@@ -180,7 +259,9 @@ def import_rules(settings: Settings, store: LogStore, folder: Path) -> ImportRep
             )
         )
     if not checked.detections:
-        raise BridgeError(f"The folder {folder} holds no rules (NAME.yaml); nothing was imported.")
+        raise BridgeError(
+            f"The folder {shown_as or folder} holds no rules (NAME.yaml); nothing was imported."
+        )
     pack = {path.stem for path in KANDJI_PACK.glob("*.yaml")}
     clashes = sorted(d.name for d in checked.detections if d.name in pack)
     if clashes:

@@ -3,8 +3,9 @@ store it holds (only one process may open an embedded chDB store).
 
 `serve` writes `serve.json` in the home, readable only by its owner (0600): its URL, its pid, the
 log store it holds and a random local credential made for this run. The credential lets the CLI
-run a query, run a poll (a resync, a backfill), change a source's retention and remove a source
-with its events through the REST API, nothing else; it is never a Kandji token and
+run a query, run a poll (a resync, a backfill), change a source's retention, remove a source
+with its events, and list, validate, import, run, enable and disable detections and list alerts
+through the REST API, nothing else; it is never a Kandji token and
 is not stored anywhere else. An advert whose process is gone or does not answer is ignored.
 """
 
@@ -140,7 +141,47 @@ def remove_source_and_events(advert: Advert, name: str) -> int:
     return _call(advert, "DELETE", path, params={"delete_events": "true"})["events_deleted"]
 
 
-def _call(advert: Advert, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+def list_detections(advert: Advert) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rules (as `GET /api/detections`) and the sentences of those that do not load."""
+    problems = _call(advert, "GET", "/api/detections/problems")
+    return _call(advert, "GET", "/api/detections"), [p["sentence"] for p in problems]
+
+
+def validate_rules(advert: Advert, files: list[dict[str, str]]) -> dict[str, Any]:
+    """The service checks a folder's rules, sent as their files: `rules` and `problems`."""
+    return _call(advert, "POST", "/api/detections/validate", json={"files": files})
+
+
+def import_rules(advert: Advert, files: list[dict[str, str]], folder: str) -> dict[str, Any]:
+    """The service imports a folder's rules, sent as their files: `imported` and `replaced`."""
+    body = {"files": files, "folder": folder}
+    return _call(advert, "POST", "/api/detections/import", json=body)
+
+
+def run_detection(advert: Advert, name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The service runs a rule over [start, end): `columns`, `rows`, `truncated`."""
+    body = {"start": start.isoformat(), "end": end.isoformat()}
+    return _call(advert, "POST", f"/api/detections/{quote(name, safe='')}/run", json=body)
+
+
+def switch_detection(
+    advert: Advert, name: str, enabled: bool, notify: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The service enables (with channels to notify) or disables a rule; the rule as it now is."""
+    path = f"/api/detections/{quote(name, safe='')}/{'enable' if enabled else 'disable'}"
+    return _call(advert, "POST", path, json={"notify": list(notify)} if enabled else None)
+
+
+def list_alerts(
+    advert: Advert, detection: str | None, severity: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The newest alerts, as `GET /api/alerts`."""
+    params: dict[str, Any] = {"limit": limit}
+    params |= {k: v for k, v in (("detection", detection), ("severity", severity)) if v}
+    return _call(advert, "GET", "/api/alerts", params=params)
+
+
+def _call(advert: Advert, method: str, path: str, **kwargs: Any) -> Any:
     headers = {"Authorization": f"Bearer {advert.credential}"}
     timeout = httpx.Timeout(10.0, read=None)  # the service bounds a query's time itself
     try:

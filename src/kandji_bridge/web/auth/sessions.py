@@ -30,7 +30,13 @@ LOGIN_CSRF_COOKIE = "kb_login_csrf"
 NOT_SIGNED_IN = "Sign in first: send a session cookie or 'Authorization: Bearer TOKEN'."
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # POST routes that change nothing (a SQL query does not fit a URL): open to `read` tokens.
-READ_ONLY_ENDPOINTS = frozenset({"kandji_bridge.web.logs.api.run_query"})
+READ_ONLY_ENDPOINTS = frozenset(
+    {
+        "kandji_bridge.web.logs.api.run_query",
+        "kandji_bridge.web.detections.api.validate_rules",
+        "kandji_bridge.web.detections.api.run_detection",
+    }
+)
 # What the CLI of the same home may do through serve's local credential (service/advert.py).
 LOCAL_ENDPOINTS = frozenset(
     {
@@ -39,6 +45,14 @@ LOCAL_ENDPOINTS = frozenset(
         "kandji_bridge.web.sources.api.api_poll_source",
         "kandji_bridge.web.sources.api.api_remove_source",
         "kandji_bridge.web.sources.api.api_update_source",
+        "kandji_bridge.web.detections.api.list_detections",
+        "kandji_bridge.web.detections.api.list_rule_problems",
+        "kandji_bridge.web.detections.api.validate_rules",
+        "kandji_bridge.web.detections.api.import_rules",
+        "kandji_bridge.web.detections.api.run_detection",
+        "kandji_bridge.web.detections.api.enable_detection",
+        "kandji_bridge.web.detections.api.disable_detection",
+        "kandji_bridge.web.detections.api.list_alerts",
     }
 )
 LOCAL_CLI = users.UserInfo(

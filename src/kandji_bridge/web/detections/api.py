@@ -1,13 +1,23 @@
 """/api/detections and /api/alerts: the rules, their switches, and the alerts they raised."""
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request
 
+from kandji_bridge.errors import BridgeError
 from kandji_bridge.operations import alerts as alert_ops
 from kandji_bridge.operations import detections as ops
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.detections.schemas import (
     AlertModel,
     DetectionModel,
+    EnableIn,
+    ImportOut,
+    MatchesOut,
+    RuleFilesIn,
+    RuleProblemModel,
+    RunIn,
+    ValidationOut,
     alert_model,
     detection_model,
 )
@@ -23,6 +33,55 @@ def list_detections(request: Request, principal: CurrentUser) -> list[DetectionM
     return [detection_model(status) for status in statuses]
 
 
+@api.get("/detections/problems", summary="List detection rules that do not load")
+def list_rule_problems(request: Request, principal: CurrentUser) -> list[RuleProblemModel]:
+    """The rules in the home's rules folder that do not load, one sentence each."""
+    runtime = runtime_of(request)
+    problems = ops.list_rules(runtime.state, runtime.store).problems
+    return [RuleProblemModel(rule=p.rule, sentence=p.sentence) for p in problems]
+
+
+@api.post("/detections/validate", summary="Validate detection rules")
+def validate_rules(request: Request, principal: CurrentUser, body: RuleFilesIn) -> ValidationOut:
+    """Check a folder's rules, sent as its files; nothing is imported."""
+    checked = ops.validate_files(_rule_files(body), runtime_of(request).store)
+    return ValidationOut(
+        rules=[d.name for d in checked.detections],
+        problems=[p.sentence for p in checked.problems],
+    )
+
+
+@api.post("/detections/import", summary="Import detection rules")
+def import_rules(request: Request, principal: CurrentUser, body: RuleFilesIn) -> ImportOut:
+    """Copy a folder's rules, sent as its files, into the home (all or nothing)."""
+    runtime = runtime_of(request)
+    report = ops.import_files(
+        runtime.settings, runtime.store, _rule_files(body), body.folder or "sent"
+    )
+    return ImportOut(imported=report.imported, replaced=report.replaced)
+
+
+@api.post("/detections/{name}/run", summary="Run a detection over a period")
+def run_detection(request: Request, principal: CurrentUser, name: str, body: RunIn) -> MatchesOut:
+    """The rule's matches over [start, end) of receivedAt, now; nothing is stored or sent."""
+    start, end = body.start, body.end or datetime.now(UTC)
+    if _utc(start) >= _utc(end):
+        raise BridgeError(
+            "The period's start is not before its end; give a start that comes first."
+        )
+    runtime = runtime_of(request)
+    matches = ops.run_rule(runtime.state, runtime.store, name, start, end)
+    return MatchesOut(columns=matches.columns, rows=matches.rows, truncated=matches.truncated)
+
+
+def _rule_files(body: RuleFilesIn) -> list[ops.RuleFile]:
+    return [ops.RuleFile(f.name, f.text) for f in body.files]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def _one(request: Request, name: str) -> DetectionModel:
     runtime = runtime_of(request)
     statuses = ops.rule_statuses(runtime.settings, runtime.state, runtime.store)
@@ -30,10 +89,15 @@ def _one(request: Request, name: str) -> DetectionModel:
 
 
 @api.post("/detections/{name}/enable", summary="Enable a detection")
-def enable_detection(request: Request, principal: CurrentUser, name: str) -> DetectionModel:
-    """Run the rule on its schedule (in serve)."""
+def enable_detection(
+    request: Request, principal: CurrentUser, name: str, body: EnableIn | None = None
+) -> DetectionModel:
+    """Run the rule on its schedule (in serve), sending its alerts to `notify` too if given."""
     runtime = runtime_of(request)
-    ops.set_enabled(runtime.state, runtime.store, name, True)
+    notify = tuple(body.notify) if body else ()
+    if notify:
+        alert_ops.check_channels(runtime.state, list(notify))
+    ops.set_enabled(runtime.state, runtime.store, name, True, notify)
     return _one(request, name)
 
 

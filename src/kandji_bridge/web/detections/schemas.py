@@ -1,8 +1,9 @@
 """What the Detections and Alerts pages and /api/detections, /api/alerts show."""
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kandji_bridge.operations.alerts import StoredAlert
 from kandji_bridge.operations.detections import RuleStatus
@@ -35,6 +36,50 @@ class AlertModel(BaseModel):
     window_to: datetime
     matches: int
     matched_ids: list[str]
+
+
+class RuleProblemModel(BaseModel):
+    rule: str
+    sentence: str
+
+
+class RuleFileIn(BaseModel):
+    name: str = Field(description="The file's name, without a folder: NAME.yaml, .yml or .sql.")
+    text: str
+
+
+class RuleFilesIn(BaseModel):
+    """A rules folder as its files: the service cannot read a folder on the client's machine."""
+
+    files: list[RuleFileIn]
+    folder: str = Field("", description="How sentences name the folder (the client's path).")
+
+
+class ValidationOut(BaseModel):
+    rules: list[str] = Field(description="The rules that are valid.")
+    problems: list[str] = Field(description="One sentence per problem.")
+
+
+class ImportOut(BaseModel):
+    imported: list[str]
+    replaced: list[str]
+
+
+class EnableIn(BaseModel):
+    notify: list[str] = Field(
+        default_factory=list, description="Channels to send its alerts to, beyond its own."
+    )
+
+
+class RunIn(BaseModel):
+    start: datetime = Field(description="The period's start (receivedAt), included.")
+    end: datetime | None = Field(None, description="Its end, excluded; default: now.")
+
+
+class MatchesOut(BaseModel):
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    truncated: bool = Field(description="True when the rule matched more rows than a run keeps.")
 
 
 def detection_model(status: RuleStatus) -> DetectionModel:
