@@ -4,12 +4,15 @@ Passwords are hashed with argon2id. Session ids, API tokens and setup links are 
 handed out once; only their SHA-256 is stored, so a copy of the state DB lets no one in.
 """
 
+import contextlib
 import hashlib
+import os
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kandji_bridge.config import Settings, ensure_home
 from kandji_bridge.db.models import ApiToken, SetupLink, User, WebSession, utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
@@ -26,6 +30,9 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; this only stops absurd request bodies
 SESSION_LIFETIME = timedelta(days=7)
 SETUP_LINK_LIFETIME = timedelta(hours=24)
+# The setup link also sits in the home, readable by its owner only: an admin who lost the terminal
+# that printed it finds it there.
+SETUP_LINK_FILE = "setup-link.txt"
 API_TOKEN_PREFIX = "kbt_"  # noqa: S105 - a marker, not a secret
 _USERNAME = re.compile(r"[\w.@+-]+")
 # What an API token may do: `read` the pages, queries and /metrics, or, as `admin`, also change
@@ -123,6 +130,7 @@ def create_user(state: StateDB, username: str, password: str) -> UserInfo:
             session.add(user)
     except IntegrityError:
         raise _taken(username) from None
+    _forget_setup_link(state.settings)  # its link no longer creates anyone
     return _info(user)
 
 
@@ -263,14 +271,49 @@ def token_user(state: StateDB, token: str) -> TokenUser | None:
 
 
 def ensure_setup_link(state: StateDB, base_url: str) -> str | None:
-    """While no account exists: a fresh one-time link to create the first admin (older ones die)."""
+    """While no account exists: a fresh one-time link to create the first admin (older ones die),
+    also written to the home's setup-link file."""
     if user_count(state):
+        _forget_setup_link(state.settings)
         return None
     secret = secrets.token_urlsafe(32)
     with state.session() as session:
         session.execute(delete(SetupLink))
         session.add(SetupLink(token_hash=digest(secret), expires_at=utcnow() + SETUP_LINK_LIFETIME))
-    return f"{base_url.rstrip('/')}/setup/{secret}"
+    link = f"{base_url.rstrip('/')}/setup/{secret}"
+    _keep_setup_link(state.settings, link)
+    return link
+
+
+def renew_setup_link(state: StateDB, base_url: str) -> None:
+    """While no account exists and no setup link works any more (used in a failed setup, or
+    expired): a new one in the home's setup-link file. A link that still works is kept."""
+    with state.session() as session:
+        alive = session.scalar(
+            select(func.count())
+            .select_from(SetupLink)
+            .where(SetupLink.used_at.is_(None), SetupLink.expires_at > utcnow())
+        )
+    if not alive:
+        ensure_setup_link(state, base_url)
+
+
+def setup_link_file(settings: Settings) -> Path:
+    return settings.home / SETUP_LINK_FILE
+
+
+def _keep_setup_link(settings: Settings, link: str) -> None:
+    path = ensure_home(settings) / SETUP_LINK_FILE
+    partial = path.with_name(f".{SETUP_LINK_FILE}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(link + "\n")
+    os.replace(partial, path)
+
+
+def _forget_setup_link(settings: Settings) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        setup_link_file(settings).unlink()
 
 
 def setup_link_valid(state: StateDB, secret: str) -> bool:
@@ -294,11 +337,12 @@ def use_setup_link(state: StateDB, secret: str, username: str, password: str) ->
         )
         if not used.rowcount or session.scalar(select(func.count()).select_from(User)):
             raise InvalidUser(
-                "This setup link has been used or has expired; restart `kandji-bridge serve` for "
-                "a new one, or run `kandji-bridge user create`."
+                "This setup link has been used or has expired; sign in if an account exists, "
+                f"or open the newest setup link, in {setup_link_file(state.settings)}."
             )
         user = User(username=username, password_hash=_hasher.hash(password))
         session.add(user)
+    _forget_setup_link(state.settings)
     return _info(user)
 
 

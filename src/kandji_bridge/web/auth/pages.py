@@ -43,7 +43,8 @@ def _login_form(
     status_code: int = 200,
 ) -> Response:
     csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    has_users = users.user_count(runtime_of(request).state) > 0
+    state = runtime_of(request).state
+    has_users = users.user_count(state) > 0
     response = render(
         request,
         "login.html",
@@ -53,6 +54,7 @@ def _login_form(
             "values": {"username": username},
             "errors": errors or {},
             "has_users": has_users,
+            "setup_link_file": users.setup_link_file(state.settings),
         },
         status_code=status_code,
     )
@@ -178,10 +180,17 @@ def setup(
 
 
 def _setup_gone(request: Request) -> Response:
-    message = (
-        "This setup link has been used or has expired. Sign in, or restart `kandji-bridge serve` "
-        "for a new link, or run `kandji-bridge user create`."
-    )
+    state = runtime_of(request).state
+    if users.user_count(state):
+        message = "This setup link has been used or has expired; sign in with your account."
+    else:
+        users.renew_setup_link(state, str(request.base_url))
+        message = (
+            "This setup link has been used or has expired. No account exists yet: open the "
+            f"setup link in the file {users.setup_link_file(state.settings)} on the machine "
+            "that runs the service (readable only by the account that runs it); a new one is "
+            "there now."
+        )
     return render(
         request, "error.html", {"title": "Setup link", "message": message}, status_code=410
     )

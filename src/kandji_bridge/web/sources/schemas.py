@@ -29,7 +29,7 @@ FIRST_SYNC = (
 )
 NO_SCHEDULER = (
     "Background jobs are not running in this process, so sources are not polled on their own; "
-    "use Poll now on a source's page, or run `kandji-bridge serve`."
+    "open a source and use Poll now to poll it."
 )
 
 
