@@ -112,6 +112,13 @@ def test_the_seeds_flow_from_the_command_line(
     lines = out.splitlines()
     assert "succeeded" in lines[0] and "created 0, updated 1, unchanged 39" in lines[0]
     assert "created 40" in lines[1] and "1 API requests (0 device details)" in lines[1]
+    code, out, _ = run(["inventory", "runs", "Kandji Device Import", "--format", "json"], capsys)
+    listed = json.loads(out)
+    assert code == 0 and [(r["status"], r["created"], r["updated"]) for r in listed] == [
+        ("succeeded", 0, 1),
+        ("succeeded", 40, 0),
+    ]
+    assert listed[0]["started_at"] >= listed[1]["started_at"] and listed[0]["errors"] == []
 
 
 def test_export_opens_cleanly_as_csv_and_json(

@@ -24,7 +24,7 @@ from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import FieldInfo, InvalidCollection
 from kandji_bridge.assets.convert import Value, text
 from kandji_bridge.assets.editing import CollectionEdit
-from kandji_bridge.cli.common import app_context, err, not_blank, out
+from kandji_bridge.cli.common import app_context, err, not_blank, out, print_json
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import UsageError
 from kandji_bridge.inventory import mappings, runs
@@ -565,11 +565,17 @@ def inventory_runs(
     ctx: typer.Context,
     mapping: Annotated[str, typer.Argument(callback=not_blank, help="The mapping.")],
     limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
+        ListFormat.TABLE
+    ),
 ) -> None:
     """Show a mapping's recent sync runs: when, counts, API requests, errors."""
     state = _state(ctx)
     info = mappings.get_mapping(state, mapping)
     recent = runs.list_runs(state, info.id, limit)
+    if output is ListFormat.JSON:
+        print_json([{k: v for k, v in vars(run).items() if k != "mapping_id"} for run in recent])
+        return
     if not recent:
         err.print(f"Mapping {escape(info.name)} has not been synced yet.")
     for run in recent:
