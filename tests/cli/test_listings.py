@@ -54,3 +54,17 @@ def test_empty_listings_in_json_are_empty_arrays(home: Path) -> None:
     for command in (["user", "list"], ["source", "list"]):
         listed = kandji_bridge(home, *command, "--format", "json")
         assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+
+
+def test_collection_show_and_logs_query_piped_show_whole_values(home: Path) -> None:
+    label = "Primary user email address as recorded in the identity provider directory"
+    created = kandji_bridge(home, "collection", "create", "Laptops", "--field", f"{label}:text")
+    assert created.returncode == 0, created.stderr
+    shown = kandji_bridge(home, "collection", "show", "Laptops")
+    assert shown.returncode == 0, shown.stderr
+    assert label in shown.stdout, shown.stdout
+
+    key = "acme-production-tenant-europe-west-security-operations-audit-events"
+    queried = kandji_bridge(home, "logs", "query", f"SELECT '{key}' AS source_key, 1 AS n")
+    assert queried.returncode == 0, queried.stderr
+    assert key in queried.stdout.split(), queried.stdout

@@ -24,7 +24,14 @@ from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import FieldInfo, InvalidCollection
 from kandji_bridge.assets.convert import Value, text
 from kandji_bridge.assets.editing import CollectionEdit
-from kandji_bridge.cli.common import app_context, err, not_blank, out, print_json
+from kandji_bridge.cli.common import (
+    app_context,
+    err,
+    not_blank,
+    out,
+    print_json,
+    print_table,
+)
 from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import UsageError
 from kandji_bridge.inventory import mappings, runs
@@ -142,7 +149,7 @@ def collection_show(
     table = Table("field", "type", "unique")
     for field in collection.fields:
         table.add_row(escape(field.label), field.type.value, "yes" if field.unique else "")
-    out.print(table)
+    print_table(table)
     out.print(f"Records: {_counts(summary.records)}")
     out.print(f"Mappings: {escape(', '.join(summary.mappings)) or 'none'}")
 

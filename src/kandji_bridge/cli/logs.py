@@ -12,7 +12,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kandji_bridge.cli.common import app_context, err, not_blank, out, running_service
+from kandji_bridge.cli.common import (
+    app_context,
+    err,
+    not_blank,
+    out,
+    print_table,
+    running_service,
+)
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
@@ -261,7 +268,7 @@ def query(
         table = Table(*result.columns)
         for row in result.rows:
             table.add_row(*(escape(_text(value)) for value in row))
-        out.print(table)
+        print_table(table)
         err.print(f"{len(result.rows):,} rows")
 
 
