@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from kandji_bridge.kandji.permissions import AUDIT_EVENTS, DEVICE_LIST
+
 READY = "demo ready"
 
 
@@ -57,6 +59,13 @@ def test_demo_serves_logs_and_assets_to_a_signed_in_user(home: Path) -> None:
                 time.sleep(1)
             assert records["total"] == 5, records
             assert events["events"], events
+            # Both tokens' permissions are known, shown on Sources and on the mapping.
+            granted = {s["name"]: s["permissions"] for s in client.get("/api/sources").json()}
+            assert AUDIT_EVENTS.label in granted["demo"] and DEVICE_LIST.label in granted["demo"]
+            only = granted["demo-devices-only"]
+            assert only is not None and DEVICE_LIST.label in only and AUDIT_EVENTS.label not in only
+            sources_page = client.get("/sources").text
+            assert "permissions not checked yet" not in sources_page
     finally:
         demo.send_signal(signal.SIGINT)
         stdout, stderr = demo.communicate(timeout=60)

@@ -43,6 +43,7 @@ from kandji_bridge.errors import AlreadyExists, BridgeError
 from kandji_bridge.inventory import mappings
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS
 from kandji_bridge.operations.detections import enable_pack
+from kandji_bridge.operations.sources import verify_source
 from kandji_bridge.operations.verify import verify
 from kandji_bridge.service.serve import run_serve
 from kandji_bridge.simulator.config import PERMISSION_KEYS, SimulatorConfig
@@ -119,6 +120,9 @@ def run_demo(
         full, no_audit = demo_tokens(tenant.seed)
         with open_state(settings) as state:
             password = _register(state, simulator.base_url, full, no_audit)
+            for name in (SOURCE_NAME, NO_AUDIT_SOURCE):
+                # What each token may do, shown on Sources and the mapping as for a saved source.
+                verify_source(settings, state, name)
             _enable_detections(state)
         out.print(
             f"Registered it as source [bold]{SOURCE_NAME}[/bold] (polled every "
