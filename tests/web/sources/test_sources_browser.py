@@ -125,3 +125,22 @@ def test_a_token_without_the_audit_permission_is_explained_and_not_saved(
     no_token_in(page, NO_AUDIT_TOKEN)
     screenshot(page, "save-refused")
     assert sources.list_sources(runtime.state) == []
+
+
+def test_a_source_saved_without_its_permissions_is_checked_from_its_page(
+    kandji: RunningSimulator, runtime: Runtime, page, screenshot: Callable
+) -> None:
+    """A source whose token's permissions were never recorded (registered by a script, or by an
+    older version): its page says how to check them in the UI, and Check token shows them."""
+    sources.add_source(runtime.state, "kandji-prod", kandji.base_url, kandji.token)
+    page.goto("/sources/kandji-prod")
+    shown = page.get_by_test_id("permissions")
+    assert shown.inner_text() == "not checked yet: use Check token"
+    page.get_by_role("button", name="Check token").click()
+    page.wait_for_load_state()
+    screenshot(page, "checked")
+    assert page.get_by_role("status").inner_text() == "Checked the token with Kandji just now."
+    allowed = page.get_by_test_id("permissions").inner_text()
+    assert "List audit events" in allowed and "Device list" in allowed, allowed
+    assert sources.get_source(runtime.state, "kandji-prod").permissions is not None
+    no_token_in(page, kandji.token)

@@ -30,8 +30,10 @@ from kandji_bridge.operations.sources import (
     one_health,
     remove_source,
     update_source,
+    verify_source,
     verify_token,
 )
+from kandji_bridge.operations.verify import TOKEN, URL
 from kandji_bridge.web.auth import CurrentUser, runtime_of
 from kandji_bridge.web.sources.schemas import (
     AUDIT,
@@ -345,6 +347,17 @@ def poll_page(request: Request, principal: CurrentUser, name: str) -> Response:
         return _source_page(request, name, error=message, status_code=400)
     polled = "queued" if outcome.queued else "done"
     return RedirectResponse(f"/sources/{_quote(info.name)}?polled={polled}", status_code=303)
+
+
+@pages.post("/sources/{name}/check")
+def check_token_page(request: Request, principal: CurrentUser, name: str) -> Response:
+    """Ask Kandji now what the source's stored token allows, and keep the answer."""
+    runtime = runtime_of(request)
+    report = verify_source(runtime.settings, runtime.state, name)
+    failed = next((c for c in report.checks if c.ok is False and not c.optional), None)
+    if failed is not None and failed.name in (URL, TOKEN):
+        return _source_page(request, name, error=failed.detail, status_code=400)
+    return _source_page(request, name, message="Checked the token with Kandji just now.")
 
 
 @pages.get("/sources/{name}/remove")
