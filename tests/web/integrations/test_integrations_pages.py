@@ -184,6 +184,9 @@ def test_the_mapping_page_syncs_inline_without_the_scheduler_and_removes(
     assert url == "/integrations/mappings/Kandji%20Device%20Import?done=created"
     page = client.get(url).text
     assert "Background jobs are not running" in page
+    # What the connection's token allows, as checked when the mapping was saved.
+    allowed = re.search(r'data-testid="token-permissions">([^<]*)<', page)
+    assert allowed and allowed[1].startswith("token allows: ") and "Device list" in allowed[1]
     assert f"created {len(allow_simulator.devices)}" in page
 
     synced = client.post(url.split("?")[0] + "/sync", data=form(client))

@@ -48,6 +48,7 @@ from kandji_bridge.operations.connection import (
     current_connection,
     mapping_connections,
     test_and_save_connection,
+    uses_of,
 )
 from kandji_bridge.operations.mappings import MappingDraft
 from kandji_bridge.web.auth import CurrentUser, runtime_of
@@ -447,6 +448,7 @@ def _mapping_page(
         {
             "section": "integrations",
             "mapping": mapping,
+            "connection": uses_of(runtime.state, mapping.source.name),
             "runs": history,
             "job": status,
             "scheduler": runtime.jobs.background,
