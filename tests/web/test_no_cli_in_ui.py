@@ -37,3 +37,25 @@ def test_without_background_jobs_the_sources_pages_say_to_use_poll_now(
         banner = re.search(r"Background jobs are not running[^<]*", page)
         assert banner and "Poll now" in banner[0], path
         assert "kandji-bridge " not in banner[0]
+
+
+def test_refusals_in_pages_and_api_answers_name_no_command(
+    runtime: Runtime, client: TestClient, api: TestClient
+) -> None:
+    """What the UI and the API say for a name that is not there or is taken says where to look
+    in the UI, not which command to run."""
+    taken = {"name": "Laptops", "fields": [{"label": "Serial", "type": "text", "unique": True}]}
+    assert api.post("/api/collections", json=taken).status_code == 201
+    answers = {
+        "/collections/Nope": client.get("/collections/Nope"),
+        "/api/collections/Nope": api.get("/api/collections/Nope"),
+        "/integrations/mappings/Nope": client.get("/integrations/mappings/Nope"),
+        "/api/mappings/Nope": api.get("/api/mappings/Nope"),
+        "/detections/nope": client.get("/detections/nope"),
+        "POST /api/detections/nope/enable": api.post("/api/detections/nope/enable"),
+        "POST /api/collections (taken)": api.post("/api/collections", json=taken),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code in (404, 409), (what, answer.status_code)
+        assert "No " in answer.text or "no " in answer.text or "already" in answer.text, what
+        assert "kandji-bridge " not in answer.text and "`" not in answer.text, (what, answer.text)

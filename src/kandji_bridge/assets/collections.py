@@ -163,10 +163,11 @@ def summarize(state: StateDB, name: str) -> CollectionSummary:
 def find_collection(session: Session, name: str) -> Collection:
     collection = session.scalar(select(Collection).where(Collection.name == name.strip()))
     if collection is None:
+        missing = f"No collection named {shlex.quote(name.strip())}; "
         raise NotFound(
-            f"No collection named {shlex.quote(name.strip())}; "
-            "`kandji-bridge collection list` shows the names, "
-            "`kandji-bridge collection create` makes one."
+            missing + "`kandji-bridge collection list` shows the names, "
+            "`kandji-bridge collection create` makes one.",
+            in_web=missing + "the Collections page lists them, and New collection there makes one.",
         )
     return collection
 
@@ -205,7 +206,8 @@ def check_label(label: str) -> str:
 
 
 def already_exists(name: str) -> AlreadyExists:
+    taken = f"A collection named {shlex.quote(name)} already exists; pick another name, "
     return AlreadyExists(
-        f"A collection named {shlex.quote(name)} already exists; pick another name, "
-        f"or see it with `kandji-bridge collection show {shlex.quote(name)}`."
+        taken + f"or see it with `kandji-bridge collection show {shlex.quote(name)}`.",
+        in_web=taken + "or open that one from the Collections page.",
     )

@@ -266,9 +266,12 @@ def get_field(key: str) -> KandjiField:
     if field is None:
         close = difflib.get_close_matches(snake_case(key), CATALOG, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
+        wrong = f"{key.strip()!r} is not a Kandji device field; {hint}"
         raise UnknownField(
-            f"{key.strip()!r} is not a Kandji device field; {hint}"
-            "`kandji-bridge mapping fields` lists the keys (device_id, serial_number, ...)."
+            wrong
+            + "`kandji-bridge mapping fields` lists the keys (device_id, serial_number, ...).",
+            in_web=wrong + "the mapping form's Kandji field list shows them "
+            "(device_id, serial_number, ...).",
         )
     return field
 

@@ -289,10 +289,7 @@ def get_mapping(state: StateDB, name: str, warnings: tuple[str, ...] = ()) -> Ma
     with state.session() as session:
         mapping = session.scalar(select(Mapping).where(Mapping.name == name.strip()))
         if mapping is None:
-            raise NotFound(
-                f"No mapping named {shlex.quote(name.strip())}; "
-                "`kandji-bridge mapping list` shows the names."
-            )
+            raise _not_found(name)
         return _load(session, mapping, warnings)
 
 
@@ -301,10 +298,7 @@ def remove_mapping(state: StateDB, name: str) -> None:
     with state.session() as session:
         mapping = session.scalar(select(Mapping).where(Mapping.name == name.strip()))
         if mapping is None:
-            raise NotFound(
-                f"No mapping named {shlex.quote(name.strip())}; "
-                "`kandji-bridge mapping list` shows the names."
-            )
+            raise _not_found(name)
         session.delete(mapping)
 
 
@@ -445,7 +439,16 @@ def _identifier_warnings(kandji: KandjiField) -> tuple[str, ...]:
 
 
 def _already_exists(name: str) -> AlreadyExists:
+    taken = f"A mapping named {shlex.quote(name)} already exists; pick another name "
     return AlreadyExists(
-        f"A mapping named {shlex.quote(name)} already exists; pick another name "
-        "(`kandji-bridge mapping list` shows the mappings)."
+        taken + "(`kandji-bridge mapping list` shows the mappings).",
+        in_web=taken + "(the Mapping List of the Kandji integration shows the mappings).",
+    )
+
+
+def _not_found(name: str) -> NotFound:
+    missing = f"No mapping named {shlex.quote(name.strip())}; "
+    return NotFound(
+        missing + "`kandji-bridge mapping list` shows the names.",
+        in_web=missing + "the Mapping List of the Kandji integration shows the names.",
     )

@@ -162,7 +162,7 @@ def _find_rule(
             notify = tuple(switch.get("notify", ())) if switch else ()
             return Rule(detection, origin, switch is not None, notify)
     if state is None:
-        raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
+        raise _no_detection(name)
     rules = list_rules(state, store)
     for rule in rules.rules:
         if rule.name == name:
@@ -170,7 +170,7 @@ def _find_rule(
     broken = [p.sentence for p in rules.problems if p.rule == name]
     if broken:
         raise BridgeError(broken[0])
-    raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
+    raise _no_detection(name)
 
 
 def validate_folder(folder: Path, store: LogStore) -> RuleSet:
@@ -467,10 +467,18 @@ def _fixtures_path(settings: Settings, name: str) -> Path:
         rules_folder(settings) / f"{name}.yaml"
     ).exists()
     if not known:
-        raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
+        raise _no_detection(name)
     raise BridgeError(
         f"Detection {name} has no fixtures; put {name}.fixtures.yaml next to its rule and "
         "import it again."
+    )
+
+
+def _no_detection(name: str) -> NotFound:
+    missing = f"There is no detection named {name}; "
+    return NotFound(
+        missing + "`detections list` shows them.",
+        in_web=missing + "the Detections page lists them.",
     )
 
 

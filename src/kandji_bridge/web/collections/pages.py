@@ -15,7 +15,7 @@ from kandji_bridge.assets.collections import CollectionInfo, FieldSpec, InvalidC
 from kandji_bridge.assets.convert import FieldType, Value, text
 from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.assets.names import check_name
-from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound, web_message
 from kandji_bridge.operations import collections as operation
 from kandji_bridge.operations.collections import CollectionOverview
 from kandji_bridge.web.auth import CurrentUser, runtime_of
@@ -102,15 +102,15 @@ def create_page(
     try:
         check_name("The collection name", name)
     except BridgeError as exc:
-        errors["name"] = str(exc)
+        errors["name"] = web_message(exc)
     specs = _form_specs(rows, errors)
     if not errors:
         try:
             created = operation.create_collection(runtime_of(request).state, name, specs)
         except AlreadyExists as exc:
-            errors["name"] = str(exc)
+            errors["name"] = web_message(exc)
         except BridgeError as exc:
-            errors[""] = str(exc)
+            errors[""] = web_message(exc)
         else:
             return RedirectResponse(
                 "/collections?" + urlencode({"created": created.collection.name}), status_code=303
@@ -137,7 +137,7 @@ def _form_specs(rows: list[dict[str, Any]], errors: dict[str, str]) -> list[Fiel
         try:
             spec = collections.parse_field_spec(f"{label}:{field_type.value}")
         except InvalidCollection as exc:
-            errors[f"label-{index}"] = str(exc)
+            errors[f"label-{index}"] = web_message(exc)
             continue
         if spec.label.casefold() in seen:
             errors[f"label-{index}"] = (
@@ -207,7 +207,7 @@ def edit_save(
         raise
     except BridgeError as exc:
         values = {"new_name": new_name, "label": label, "type": type}
-        return _edit_form(request, name, error=str(exc), values=values, status_code=400)
+        return _edit_form(request, name, error=web_message(exc), values=values, status_code=400)
     return RedirectResponse(_collection_url(edited.collection) + "/edit?done=1", status_code=303)
 
 
@@ -228,7 +228,7 @@ def delete_collection(request: Request, user: CurrentUser, name: str) -> Respons
         raise
     except BridgeError as exc:
         summary = operation.show_collection(state, name)
-        return _delete_confirmation(request, summary, error=str(exc), status_code=400)
+        return _delete_confirmation(request, summary, error=web_message(exc), status_code=400)
     return RedirectResponse(
         "/collections?" + urlencode({"deleted": gone.collection.name}), status_code=303
     )

@@ -24,7 +24,7 @@ from kandji_bridge import source_registry as sources
 from kandji_bridge.assets import collections
 from kandji_bridge.assets.convert import Value, text
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.errors import BridgeError, NotFound, web_message
 from kandji_bridge.inventory import mappings, runs
 from kandji_bridge.inventory.fields import (
     CATALOG,
@@ -211,7 +211,7 @@ async def create_mapping_page(request: Request, principal: CurrentUser) -> Respo
             mapping_operations.activate_mapping, runtime.jobs, runtime.state, spec
         )
     except BridgeError as exc:
-        return _mapping_form(request, form, {"": str(exc)}, status_code=400)
+        return _mapping_form(request, form, {"": web_message(exc)}, status_code=400)
     return RedirectResponse(_mapping_url(mapping.name, "created"), status_code=303)
 
 
@@ -365,7 +365,7 @@ def preview_page(request: Request, principal: CurrentUser, name: str) -> Respons
     try:
         report, error = mapping_operations.preview_mapping(runtime.state, mapping.name), ""
     except BridgeError as exc:
-        report, error = None, str(exc)
+        report, error = None, web_message(exc)
     if "hx-request" in request.headers:
         context = {
             "report": report,
@@ -392,7 +392,7 @@ async def edit_page(request: Request, principal: CurrentUser, name: str) -> Resp
     except NotFound:
         raise
     except BridgeError as exc:
-        return _mapping_page(request, name, edit_error=str(exc), status_code=400)
+        return _mapping_page(request, name, edit_error=web_message(exc), status_code=400)
     return RedirectResponse(_mapping_url(mapping.name, "updated"), status_code=303)
 
 
