@@ -33,7 +33,7 @@ def list_detections(request: Request, principal: CurrentUser) -> list[DetectionM
     return [detection_model(status) for status in statuses]
 
 
-@api.get("/detections/problems", summary="List detection rules that do not load")
+@api.get("/detections/problems", summary="List detection rule problems")
 def list_rule_problems(request: Request, principal: CurrentUser) -> list[RuleProblemModel]:
     """The rules in the home's rules folder that do not load, one sentence each."""
     runtime = runtime_of(request)
@@ -61,7 +61,7 @@ def import_rules(request: Request, principal: CurrentUser, body: RuleFilesIn) ->
     return ImportOut(imported=report.imported, replaced=report.replaced)
 
 
-@api.post("/detections/{name}/run", summary="Run a detection over a period")
+@api.post("/detections/{name}/run", summary="Run a detection")
 def run_detection(request: Request, principal: CurrentUser, name: str, body: RunIn) -> MatchesOut:
     """The rule's matches over [start, end) of receivedAt, now; nothing is stored or sent."""
     start, end = body.start, body.end or datetime.now(UTC)
