@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -195,14 +196,37 @@ def browse_records(
     )
 
 
-def export_collection(state: StateDB, name: str, format: str, archived: bool = False) -> Export:
+def export_collection(
+    state: StateDB,
+    name: str,
+    format: str,
+    archived: bool = False,
+    *,
+    search: str = "",
+    status: str | None = None,
+    sort_field: str | None = None,
+    descending: bool = False,
+) -> Export:
     """The records as CSV (opens in a spreadsheet: UTF-8 with a BOM, datetimes in UTC as
-    'YYYY-MM-DD HH:MM:SS', booleans TRUE/FALSE) or a JSON array keyed by field labels."""
+    'YYYY-MM-DD HH:MM:SS', booleans TRUE/FALSE) or a JSON array keyed by field labels.
+
+    With a search, a status or a sort (the records table's filters), only the records the
+    table shows, in its order; else every record (archived ones too if `archived`)."""
     collection = collections.get_collection(state, name)
     if format not in EXPORT_FORMATS:
         raise browse.InvalidBrowse(f"Unknown export format {format!r}; use csv or json.")
-    statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if archived else ())
-    rows = (values for _, values in records.iter_records(state, collection, statuses))
+    if search.strip() or status is not None or sort_field:
+        rows = _browsed_values(
+            state,
+            name,
+            search=search,
+            status=status or "",
+            sort_field=sort_field,
+            descending=descending,
+        )
+    else:
+        statuses = (records.ACTIVE, records.REMOVED) + ((records.ARCHIVED,) if archived else ())
+        rows = (values for _, values in records.iter_records(state, collection, statuses))
     if format == "json":
         return Export(
             collection, f"{collection.name}.json", "application/json", _json(collection, rows)
@@ -210,6 +234,23 @@ def export_collection(state: StateDB, name: str, format: str, archived: bool = F
     return Export(
         collection, f"{collection.name}.csv", "text/csv; charset=utf-8", _csv(collection, rows)
     )
+
+
+def _browsed_values(state: StateDB, name: str, **query: Any) -> Iterator[dict[int, Value]]:
+    """Every record the records table shows for `query`, page after page, in its order. The
+    first page is read now, so a bad filter is refused before an export starts streaming."""
+    size = browse.MAX_PAGE_SIZE
+    first = browse_records(state, name, page=1, page_size=size, **query)
+
+    def values() -> Iterator[dict[int, Value]]:
+        page = first
+        while True:
+            yield from (row.values for row in page.rows)
+            if page.page >= page.pages:
+                return
+            page = browse_records(state, name, page=page.page + 1, page_size=size, **query)
+
+    return values()
 
 
 def show_record(state: StateDB, store: LogStore, name: str, record_id: str) -> ImportedRecord:

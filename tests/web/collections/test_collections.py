@@ -4,7 +4,9 @@ import re
 
 from fastapi.testclient import TestClient
 
+from assets.test_browse import write
 from kandji_bridge import source_registry as sources
+from kandji_bridge.assets import collections
 from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, Pair
 from kandji_bridge.service.runtime import Runtime
@@ -139,3 +141,30 @@ def test_the_export_buttons_work_with_every_status_filter(
             export = client.get(link.replace("&amp;", "&"))
             assert export.status_code == 200, (status, link, export.text)
             assert export.headers["content-disposition"].startswith("attachment")
+
+
+def test_an_export_holds_what_the_filtered_table_shows_in_its_order(
+    runtime: Runtime, client: TestClient, api: TestClient
+) -> None:
+    """Search, status and sort of the records table go into its CSV and JSON links: the export
+    is every page of what the table shows (more than one page of the export's own reads)."""
+    api.post("/api/collections", json=ITAM)
+    itam = collections.get_collection(runtime.state, "ITAM")
+    rows = [
+        ("active", {"Serial": f"M{n}", "Name": f"MacBook {n}", "Disk GB": n}) for n in range(510)
+    ]
+    rows += [("active", {"Serial": f"I{n}", "Name": f"iPad {n}", "Disk GB": n}) for n in range(5)]
+    rows += [("removed", {"Serial": "R1", "Name": "MacBook gone", "Disk GB": 9999})]
+    write(runtime.state, itam, rows)
+    query = {"search": "macbook", "status": "active", "sort": "Disk GB", "desc": "1"}
+    page = client.get("/collections/ITAM", params=query).text
+    assert "of 510 records" in page
+    links = dict(re.findall(r'id="export-(csv|json)" href="([^"]+)"', page))
+    exported = client.get(links["json"].replace("&amp;", "&")).json()
+    assert [r["Serial"] for r in exported] == [f"M{n}" for n in reversed(range(510))]
+    table = client.get(links["csv"].replace("&amp;", "&")).content.decode("utf-8-sig")
+    assert table.splitlines()[1:3] == ["M509,MacBook 509,509", "M508,MacBook 508,508"]
+    assert len(table.splitlines()) == 511
+
+    everything = client.get("/collections/ITAM/export", params={"format": "json"}).json()
+    assert len(everything) == 516, "without filters, every active and removed record"

@@ -321,11 +321,29 @@ def records_page(
 
 @router.get("/collections/{name}/export")
 def export_page(
-    request: Request, user: CurrentUser, name: str, format: str = "csv", archived: bool = False
+    request: Request,
+    user: CurrentUser,
+    name: str,
+    format: str = "csv",
+    archived: bool = False,
+    search: str = "",
+    sort: str = "",
+    desc: bool = False,
+    status: str | None = None,
 ) -> Response:
     """The records as the CLI's `collection export` writes them: CSV (opens in a spreadsheet)
-    or a JSON array of objects keyed by field labels."""
-    export = operation.export_collection(runtime_of(request).state, name, format, archived)
+    or a JSON array of objects keyed by field labels; with the table's filters, the records
+    the table shows, in its order."""
+    export = operation.export_collection(
+        runtime_of(request).state,
+        name,
+        format,
+        archived,
+        search=search,
+        status=status,
+        sort_field=sort or None,
+        descending=desc,
+    )
     return StreamingResponse(
         export.chunks,
         media_type=export.media_type,
@@ -427,15 +445,15 @@ def _table(collection: CollectionInfo, result: RecordPage) -> Table:
         for row in result.rows
     ]
     first = (result.page - 1) * result.page_size + 1 if result.rows else 0
-    # Only a filter that shows archived records exports them; an empty value is no boolean.
-    archived = {"archived": "1"} if result.status in ("archived", "all") else {}
+    # The export holds what the table shows, in its order (every page of it).
+    filters = {key: state[key] for key in ("search", "sort", "desc", "status") if state[key]}
     return Table(
         columns=columns,
         rows=rows,
         previous_url=url(page=result.page - 1) if result.page > 1 else "",
         next_url=url(page=result.page + 1) if result.page < result.pages else "",
-        export_csv=f"{base}/export?" + urlencode({"format": "csv", **archived}),
-        export_json=f"{base}/export?" + urlencode({"format": "json", **archived}),
+        export_csv=f"{base}/export?" + urlencode({"format": "csv", **filters}),
+        export_json=f"{base}/export?" + urlencode({"format": "json", **filters}),
         first=first,
         last=first + len(rows) - 1 if rows else 0,
         current_url=url(page=result.page),
