@@ -102,6 +102,9 @@ def test_the_api_and_the_sources_page_show_the_damaged_part(client: TestClient, 
     assert page.status_code == 200
     assert "data-store-damage" in page.text
     assert "1 damaged part it could not read" in page.text and "300 rows" in page.text
+    # The page says what to do in the UI, not which command to run.
+    assert "of 2026-10 (2026-10-01 to 2026-10-31)" in page.text
+    assert "Collect a period again" in page.text and "logs resync" not in page.text
 
 
 def test_a_healthy_store_shows_no_notice(home: Path) -> None:

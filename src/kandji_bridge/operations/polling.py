@@ -33,8 +33,8 @@ OnRequests = Callable[[ClientStats], None]
 class PassFailed(BridgeError):
     """A pass ended early; `result` is what it did before (stored events stay stored)."""
 
-    def __init__(self, message: str, result: PassResult) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, result: PassResult, in_web: str | None = None) -> None:
+        super().__init__(message, in_web)
         self.result = result
 
 
@@ -124,10 +124,11 @@ def sync_source(
         )
         if result.error:
             again = f"`kandji-bridge logs sync {info.name}`" if window is None else "it"
+            stopped = f"The pass for source {info.name} stopped early: {result.error} What was "
             raise PassFailed(
-                f"The pass for source {info.name} stopped early: {result.error} What was "
-                f"stored is kept; run {again} again to resume.",
+                f"{stopped}stored is kept; run {again} again to resume.",
                 result,
+                in_web=f"{stopped}stored is kept; start it again from the source's page to resume.",
             )
         if result.stopped:
             raise PassFailed(
@@ -147,12 +148,17 @@ def check_resync_window(
     claimed: a sync running meanwhile only moves the stored end later, so the check still holds."""
     checkpoint = store.latest_checkpoint(info.id)
     if checkpoint is None:
+        nothing = f"Nothing is stored for source {info.name} yet; "
         raise BridgeError(
-            f"Nothing is stored for source {info.name} yet; run `kandji-bridge logs sync "
-            f"{info.name}` first (its first run backfills the history Kandji keeps)."
+            f"{nothing}run `kandji-bridge logs sync {info.name}` first (its first run backfills "
+            "the history Kandji keeps).",
+            in_web=f"{nothing}use Poll now first (its first pass backfills the history Kandji "
+            "keeps).",
         )
     if window[0] > checkpoint.event_time:
+        stored = f"Source {info.name} is stored up to {checkpoint.event_time:%Y-%m-%d %H:%M:%S} UTC"
         raise BridgeError(
-            f"Source {info.name} is stored up to {checkpoint.event_time:%Y-%m-%d %H:%M:%S} UTC, "
-            f"before --from; run `kandji-bridge logs sync {info.name}` to collect what is newer."
+            f"{stored}, before --from; run `kandji-bridge logs sync {info.name}` to collect what "
+            "is newer.",
+            in_web=f"{stored}, before the period's start; use Poll now to collect what is newer.",
         )

@@ -3,6 +3,7 @@ pages say a token may do and what uses it, and registry refusals worded for the 
 
 import html
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,56 @@ def test_registry_refusals_say_what_to_do_in_the_ui(
     assert taken.endswith("or remove that source first from its page under Sources.")
     for said in (refused, page, missing, taken):
         assert "kandji-bridge" not in said and "`" not in said
+
+
+def test_collect_a_period_again_from_the_source_page_restores_lost_events(
+    kandji: RunningSimulator, api: TestClient, client: TestClient, runtime: Runtime
+) -> None:
+    """A period whose events went missing from the store (a damaged part moved aside) is
+    collected again from the source's page: the missing events come back, none twice."""
+    added(api, kandji)
+    assert api.post("/api/sources/kandji-prod/poll").json()["error"] is None
+    source = {"source": sources.get_source(runtime.state, "kandji-prod").id}
+
+    def stored_events() -> tuple[int, int]:
+        sql = (
+            "SELECT count(), uniqExact(kandjiEventId) FROM kandji_logs "
+            "WHERE sourceID = {source:String}"
+        )
+        [[rows, ids]] = runtime.store.query(sql, params=source).rows
+        return int(rows), int(ids)
+
+    stored = stored_events()
+    # The day before the stored history ends: a resync may not start after that end.
+    checkpoint = runtime.store.latest_checkpoint(source["source"])
+    last_day = checkpoint.event_time.date() - timedelta(days=1)
+    runtime.store.query(
+        "ALTER TABLE kandji_logs DELETE WHERE sourceID = {source:String} "
+        f"AND toDate(eventTime) = toDate('{last_day}') SETTINGS mutations_sync = 1",
+        read_only=False,
+        params=source,
+    )
+    after_loss = stored_events()
+    assert after_loss[0] < stored[0]
+    page = client.get("/sources/kandji-prod")
+    assert 'data-testid="resync"' in page.text
+    token = client.csrf  # type: ignore[attr-defined]
+
+    done = client.post(
+        "/sources/kandji-prod/resync",
+        data={"csrf_token": token, "start": str(last_day), "end": str(last_day)},
+    )
+
+    assert done.status_code == 200, done.text
+    text = html.unescape(done.text)
+    assert f"Collected {last_day} to {last_day} again:" in text
+    assert f"{stored[0] - after_loss[0]:,} new stored" in text
+    restored = stored_events()
+    assert restored == stored and restored[0] == restored[1]
+
+    backwards = client.post(
+        "/sources/kandji-prod/resync",
+        data={"csrf_token": token, "start": "2026-03-02", "end": "2026-03-01"},
+    )
+    assert backwards.status_code == 400
+    assert "first day is after its last" in html.unescape(backwards.text)

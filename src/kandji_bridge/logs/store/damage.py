@@ -33,8 +33,9 @@ def part_rows(path: str) -> int | None:
         return None
 
 
-def describe_damage(parts: Sequence[DamagedPart]) -> str | None:
-    """One sentence for the user: which parts were moved aside, where, and how to recover."""
+def describe_damage(parts: Sequence[DamagedPart], *, in_web: bool = False) -> str | None:
+    """One sentence for the user: which parts were moved aside, where, and how to recover (on a
+    source's page in the web UI, with `logs resync` in the CLI)."""
     if not parts:
         return None
     described = []
@@ -47,12 +48,21 @@ def describe_damage(parts: Sequence[DamagedPart]) -> str | None:
             last = datetime(first.year + first.month // 12, first.month % 12 + 1, 1) - timedelta(
                 days=1
             )
-            period = f" of {first:%Y-%m} (--from {first:%Y-%m-%d} --to {last:%Y-%m-%d})"
+            dates = (
+                f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
+                if in_web
+                else f"--from {first:%Y-%m-%d} --to {last:%Y-%m-%d}"
+            )
+            period = f" of {first:%Y-%m} ({dates})"
         described.append(f"{part.table}{period}, {rows}, moved to {part.path}")
+    again = (
+        "on each source's page under Sources (Collect a period again)"
+        if in_web
+        else "with `kandji-bridge logs resync SOURCE --from ... --to ...`"
+    )
     return (
         f"The log store found {len(parts)} damaged part{'s' if len(parts) > 1 else ''} it could "
         f"not read and moved aside, so their events are missing from queries: "
         f"{'; '.join(described)}; restore the store from a backup, or collect that period again "
-        "with `kandji-bridge logs resync SOURCE --from ... --to ...`, then delete the moved "
-        "folder to clear this notice."
+        f"{again}, then delete the moved folder to clear this notice."
     )

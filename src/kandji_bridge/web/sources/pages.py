@@ -9,6 +9,7 @@ to Kandji and encrypted into the state DB, and never rendered, returned or logge
 The REST API under /api/sources does the same for scripts.
 """
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ from kandji_bridge.errors import BridgeError, NotFound, web_message
 from kandji_bridge.jobs import status as jobs
 from kandji_bridge.logs.store import describe_damage
 from kandji_bridge.operations.connection import source_uses, uses_of
+from kandji_bridge.operations.polling import sync_source
 from kandji_bridge.operations.sources import (
     NO_TOKEN,
     add_source,
@@ -90,7 +92,7 @@ def list_page(
         "uses": {uses.source.id: uses for uses in source_uses(runtime.state)},
         "message": message,
         "scheduler_running": runtime.jobs.background,
-        "store_notice": describe_damage(runtime.store.damaged_parts()),
+        "store_notice": describe_damage(runtime.store.damaged_parts(), in_web=True),
     }
     return render(request, "sources/list.html", context)
 
@@ -347,6 +349,40 @@ def poll_page(request: Request, principal: CurrentUser, name: str) -> Response:
         return _source_page(request, name, error=message, status_code=400)
     polled = "queued" if outcome.queued else "done"
     return RedirectResponse(f"/sources/{_quote(info.name)}?polled={polled}", status_code=303)
+
+
+@pages.post("/sources/{name}/resync")
+def resync_page(
+    request: Request, principal: CurrentUser, name: str, start: FormText = "", end: FormText = ""
+) -> Response:
+    """Collect a period again (after damage, or to check nothing is missing): the pass runs in
+    the request, and events already stored are skipped."""
+    runtime = runtime_of(request)
+    try:
+        first = date.fromisoformat(start.strip())
+        last = date.fromisoformat(end.strip()) if end.strip() else datetime.now(UTC).date()
+    except ValueError:
+        return _source_page(
+            request, name, error="Give the period's first and last day as dates.", status_code=400
+        )
+    if first > last:
+        error = "The period's first day is after its last; give a first day that comes first."
+        return _source_page(request, name, error=error, status_code=400)
+    window = (
+        datetime.combine(first, time(), UTC),
+        min(datetime.combine(last + timedelta(days=1), time(), UTC), datetime.now(UTC)),
+    )
+    try:
+        result = sync_source(
+            runtime.settings, runtime.state, runtime.store, runtime.enricher, name, window=window
+        )
+    except BridgeError as exc:
+        return _source_page(request, name, error=web_message(exc), status_code=400)
+    message = (
+        f"Collected {first:%Y-%m-%d} to {last:%Y-%m-%d} again: {result.fetched:,} events read, "
+        f"{result.stored:,} new stored, {result.duplicates:,} already stored."
+    )
+    return _source_page(request, name, message=message)
 
 
 @pages.post("/sources/{name}/check")
