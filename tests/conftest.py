@@ -125,3 +125,12 @@ def clickhouse_url(clickhouse_fixture: clickhouse_http.RunningFixture) -> Iterat
     clickhouse_fixture.execute(f"CREATE DATABASE {database}")
     yield clickhouse_fixture.log_store_url(database)
     clickhouse_fixture.execute(f"DROP DATABASE IF EXISTS {database} SYNC")
+
+
+@pytest.fixture(params=["embedded", "server"])
+def log_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty log store's URL, once per engine: the embedded chDB store in the test's folder,
+    and a ClickHouse server (the HTTP test fixture above, a database of the test's own)."""
+    if request.param == "embedded":
+        return f"chdb://{tmp_path / 'logs'}"
+    return request.getfixturevalue("clickhouse_url")
