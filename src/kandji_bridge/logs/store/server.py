@@ -11,12 +11,29 @@ from kandji_bridge.logs.store.interface import LogStoreError, QueryResult, Store
 from kandji_bridge.logs.store.sql import (
     INSERT_SETTINGS,
     SESSION_SETTINGS,
+    escaped,
     first_line,
     parse_json_compact,
     query_error,
 )
 from kandji_bridge.logs.store.sql_store import SqlLogStore
 from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
+
+# The answer's format as a setting, not the FORMAT clause clickhouse-connect's `fmt` appends: in
+# `EXPLAIN AST <query> FORMAT JSONCompact` the clause belongs to the explained query, and the
+# server answered the EXPLAIN in its default TabSeparated (the SQL guard reads EXPLAIN AST).
+JSON_COMPACT = {"default_format": "JSONCompact"}
+
+
+class _Verbatim:
+    """A bound value clickhouse-connect sends as it is: it formats an object it does not know
+    with str(), and escapes a str itself."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def mask_url(url: str) -> str:
@@ -102,7 +119,8 @@ class ClickHouseLogStore(SqlLogStore):
 
     def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         try:
-            payload = self._client.raw_query(sql, parameters=dict(params or {}), fmt="JSONCompact")
+            bound = {name: _Verbatim(escaped(value)) for name, value in (params or {}).items()}
+            payload = self._client.raw_query(sql, parameters=bound, settings=JSON_COMPACT)
         except Exception as exc:
             raise query_error(exc) from exc
         return parse_json_compact(payload)
@@ -144,7 +162,7 @@ class _ClickHouseUserSession:
 
     def select(self, sql: str) -> QueryResult:
         try:
-            payload = self._client.raw_query(sql, fmt="JSONCompact")
+            payload = self._client.raw_query(sql, settings=JSON_COMPACT)
         except Exception as exc:
             raise query_error(exc) from exc
         return parse_json_compact(payload)
