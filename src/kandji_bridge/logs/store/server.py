@@ -1,7 +1,15 @@
 """The server store (`clickhouse://user:password@host:8123/database`, or `clickhouses://` for
 HTTPS): a ClickHouse server through clickhouse-connect, an optional dependency
-(`pip install 'kandji-bridge[clickhouse]'`) imported only when such a URL is opened."""
+(`pip install 'kandji-bridge[clickhouse]'`) imported only when such a URL is opened.
 
+One store is shared by serve's job threads (several sources polled at once) and its web
+requests, and its client holds one server session, in which ClickHouse runs one query at a time
+(clickhouse-connect refuses a second at once): so the store serializes its calls on that client
+with a lock, as the embedded store does on its session. SQL that people type runs on clients of
+its own (`user_session`).
+"""
+
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -57,6 +65,7 @@ class ClickHouseLogStore(SqlLogStore):
         limits: QueryLimits | None = None,
     ) -> None:
         self._client = client
+        self._lock = threading.Lock()  # see the module docstring: one call at a time
         self.display_url = display_url
         self._connect = connect  # settings -> a new client: one per user-query session
         self._user_queries = UserQueries(
@@ -113,14 +122,16 @@ class ClickHouseLogStore(SqlLogStore):
 
     def _execute(self, sql: str) -> None:
         try:
-            self._client.command(sql)
+            with self._lock:
+                self._client.command(sql)
         except Exception as exc:
             raise query_error(exc) from exc
 
     def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
         try:
             bound = {name: _Verbatim(escaped(value)) for name, value in (params or {}).items()}
-            payload = self._client.raw_query(sql, parameters=bound, settings=JSON_COMPACT)
+            with self._lock:
+                payload = self._client.raw_query(sql, parameters=bound, settings=JSON_COMPACT)
         except Exception as exc:
             raise query_error(exc) from exc
         return parse_json_compact(payload)
@@ -129,9 +140,10 @@ class ClickHouseLogStore(SqlLogStore):
         """Insert; True when the server's summary counts every row written (a server reports
         a full disk as an error, and the summary otherwise)."""
         try:
-            summary = self._client.raw_insert(
-                table, insert_block=body, settings=INSERT_SETTINGS, fmt="JSONEachRow"
-            )
+            with self._lock:
+                summary = self._client.raw_insert(
+                    table, insert_block=body, settings=INSERT_SETTINGS, fmt="JSONEachRow"
+                )
         except Exception as exc:
             raise query_error(exc) from exc
         return getattr(summary, "written_rows", None) == rows
