@@ -8,17 +8,25 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from kandji_bridge import source_registry as sources
 from kandji_bridge import users
 from kandji_bridge.db import StateDB
+from kandji_bridge.db.models import utcnow
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.logs.store import open_log_store
 from kandji_bridge.service.advert import ADVERT_FILE
 from kandji_bridge.web.auth import sessions, throttle
+from support import multiserve
 
+from .test_scheduler import add_mapping
 from .test_serve import CLI, serve_process
 
 ADMIN, PASSWORD = "admin", "correct horse battery staple"
@@ -147,3 +155,128 @@ def test_any_serve_answers_the_ui_and_api_of_a_session_made_on_another(
         for url in (a, b):
             refused = sign_in_on(url, form, PASSWORD)
             assert refused.status_code == 429 and "Too many failed sign-ins" in refused.text
+
+
+POLL_SECONDS, LEASE_SECONDS = 4, 8
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_three_serves_one_killed_lose_and_repeat_nothing_and_take_over_within_the_lease(
+    home: Path,
+    tmp_path: Path,
+    state: StateDB,
+    database_url: str,
+    clickhouse_url: str,
+    simulator_factory,
+) -> None:
+    tenants = [
+        simulator_factory(
+            devices=1_500 if number == 0 else 5,
+            events=400,
+            history_days=3,
+            seed=90 + number,
+            events_per_minute=120,
+            rate_per_second=500,
+        )
+        for number in range(3)
+    ]
+    for number, sim in enumerate(tenants):
+        sources.add_source(
+            state, f"tenant{number}", sim.base_url, sim.token, poll_interval=POLL_SECONDS
+        )
+    source_jobs = {jobs.source_job(source.id) for source in sources.list_sources(state)}
+    mapping_jobs = {
+        jobs.mapping_job(add_mapping(state, "tenant0", f"m{number}", f"C{number}").id)
+        for number in range(3)
+    }
+    env = {
+        **os.environ,
+        "KANDJI_BRIDGE_DATABASE_URL": database_url,
+        "KANDJI_BRIDGE_LOG_STORE": clickhouse_url,
+        "KANDJI_BRIDGE_LEASE_SECONDS": str(LEASE_SECONDS),
+        "KANDJI_BRIDGE_ALLOWED_HOSTS": ",".join(sim.host_port for sim in tenants),
+        # The key the tokens were stored with: every serve needs the same one.
+        "KANDJI_BRIDGE_SECRET_KEY": (home / "secret.key").read_text().strip(),
+    }
+    own_hosts = multiserve.separate_hosts()
+    with multiserve.serves(3, env, tmp_path, own_hosts=own_hosts) as running:
+
+        def succeeded(job_keys: set[str], after: datetime | None = None) -> bool:
+            statuses = jobs.job_statuses(state)
+            return all(
+                (status := statuses.get(job)) is not None
+                and status.last_success_at is not None
+                and (after is None or status.last_success_at > after)
+                for job in job_keys
+            )
+
+        multiserve.wait_for(lambda: succeeded(source_jobs), "every source's first poll")
+
+        # The victim: a serve holding a source's lease (and whatever else it holds) right now.
+        def holding() -> tuple[multiserve.Serve, set[str]] | None:
+            held = leases.holders(state)
+            for serve in running:
+                mine = {job for job, holder in held.items() if f":{serve.pid}:" in holder}
+                if mine & source_jobs:
+                    return serve, mine
+            return None
+
+        multiserve.wait_for(holding, "a serve polling a source")
+        victim, victim_jobs = holding()
+        killed_at = multiserve.kill_hard(victim)
+        killed_utc = utcnow()
+        survivors = [serve for serve in running if serve is not victim]
+        logs = [serve.log for serve in running]
+
+        def taken_over() -> dict[str, float]:
+            return multiserve.takeover_seconds(multiserve.job_runs(logs), victim_jobs, killed_at)
+
+        multiserve.wait_for(lambda: set(taken_over()) == victim_jobs, "the killed serve's jobs")
+        multiserve.wait_for(
+            lambda: succeeded(source_jobs, after=killed_utc), "every source polled after the kill"
+        )
+        # Every event the tenants have now is stored once the serves catch up.
+        wanted = {event["id"] for sim in tenants for event in sim.events()}
+        store = open_log_store(clickhouse_url)
+        try:
+
+            def stored() -> list[str]:
+                return [row[0] for row in store.query("SELECT kandjiEventId FROM kandji_logs").rows]
+
+            multiserve.wait_for(lambda: wanted <= set(stored()), "every event stored")
+            multiserve.wait_for(
+                lambda: succeeded(
+                    mapping_jobs, after=killed_utc if victim_jobs & mapping_jobs else None
+                ),
+                "every mapping synced",
+            )
+            for serve in survivors:
+                assert multiserve.stop(serve) == 0, serve.log.read_text()[-2000:]
+            ids = stored()
+        finally:
+            store.close()
+    runs = multiserve.job_runs(logs)
+    assert multiserve.overlapping(runs, killed_at) == [], "two serves ran one job at once"
+    assert len(ids) == len(set(ids)), "an event was stored twice"
+    assert set(ids) <= {event["id"] for sim in tenants for event in sim.events()}
+    assert wanted <= set(ids), "an event was lost"
+    # Each survivor ran jobs; the holders are the three serves, under their own host names.
+    holders = {run.holder for run in runs}
+    assert {holder.split(":")[1] for holder in holders} == {str(s.pid) for s in running}
+    if own_hosts:
+        assert {holder.split(":")[0] for holder in holders} == {s.host for s in running}
+    statuses = jobs.job_statuses(state)
+    errors = {job: statuses[job].last_error for job in source_jobs | mapping_jobs}
+    assert set(errors.values()) == {None}, errors
+    takeover = multiserve.takeover_seconds(runs, victim_jobs, killed_at)
+    assert max(takeover.values()) <= LEASE_SECONDS + POLL_SECONDS, takeover
+    # The killed serve's sources: their lag (time since the last successful poll) is back under
+    # two poll intervals by lease + one poll after the kill, so a run of each ended after that
+    # moment less two polls.
+    back_by = killed_at + timedelta(seconds=LEASE_SECONDS + POLL_SECONDS)
+    for job in victim_jobs & source_jobs:
+        ends = [run.end for run in runs if run.job == job and run.end and run.end <= back_by]
+        assert ends and max(ends) >= back_by - timedelta(seconds=2 * POLL_SECONDS), (
+            [run for run in runs if run.job == job],
+            killed_at,
+        )
