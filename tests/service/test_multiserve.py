@@ -280,3 +280,28 @@ def test_three_serves_one_killed_lose_and_repeat_nothing_and_take_over_within_th
             [run for run in runs if run.job == job],
             killed_at,
         )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_serve_whose_secret_key_reads_no_stored_token_refuses_to_start(
+    home: Path, tmp_path: Path, state: StateDB, database_url: str, simulator_factory
+) -> None:
+    sim = simulator_factory(devices=1, events=10, history_days=1, seed=95)
+    sources.add_source(state, "acme", sim.base_url, sim.token)
+    env = {
+        **os.environ,
+        "KANDJI_BRIDGE_HOME": str(tmp_path / "another-machine"),
+        "KANDJI_BRIDGE_DATABASE_URL": database_url,
+        "KANDJI_BRIDGE_LOG_STORE": f"chdb://{tmp_path / 'logs'}",
+        "KANDJI_BRIDGE_ALLOWED_HOSTS": sim.host_port,
+    }
+    refused = subprocess.run(
+        [*CLI, "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "Error: This serve's secret key reads none of the Kandji tokens stored in the state DB"
+    ), refused.stderr
+    assert "KANDJI_BRIDGE_SECRET_KEY" in refused.stderr and "Traceback" not in refused.stderr
+    assert sim.token not in refused.stderr + refused.stdout
+    assert leases.holders(state) == {} and jobs.job_statuses(state) == {}, "it ran a job"

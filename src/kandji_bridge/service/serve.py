@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from kandji_bridge.config import Settings
+from kandji_bridge import source_registry
+from kandji_bridge.config import ENV_SECRET_KEY, Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.enrich import build_enricher
@@ -54,6 +55,13 @@ def run_serve(
         sock = _bind(host, port)
         resources.callback(sock.close)
         state = resources.enter_context(open_state(settings))
+        if not source_registry.tokens_readable(state):
+            raise BridgeError(
+                "This serve's secret key reads none of the Kandji tokens stored in the state DB "
+                "(they were stored with another key), so it would poll nothing: give it the "
+                f"{ENV_SECRET_KEY} the other serves use, or the key file of the home that added "
+                "the sources (docs/scale-out.md)."
+            )
         if damage:
             print(f"Warning: {damage}", file=sys.stderr, flush=True)
         enricher = build_enricher()
