@@ -13,7 +13,9 @@ them as three machines. `--sources` simulated tenants in live mode are polled ev
 - lag back: from the kill to the end of that run, when the source's lag (time since its last
   successful poll) is back under one poll interval.
 
-Prints each run and the medians. Linux only; needs PostgreSQL.
+With `--one-host` the serves share this host's name: a survivor sees the killed serve's pid
+gone and takes its jobs without waiting for the lease. Prints each run and the medians. Linux
+only; needs PostgreSQL.
 
     python benchmarks/takeover.py --postgres-url postgresql+psycopg://kb:kb@127.0.0.1:5432/kb_f
     python benchmarks/takeover.py --postgres-url URL --runs 5 --lease-seconds 30 --poll-seconds 10
@@ -103,7 +105,7 @@ def one_run(
             "KANDJI_BRIDGE_ALLOWED_HOSTS": ",".join(sim.host_port for sim in tenants),
             "KANDJI_BRIDGE_SECRET_KEY": (home / "secret.key").read_text().strip(),
         }
-        own_hosts = multiserve.separate_hosts()
+        own_hosts = not args.one_host and multiserve.separate_hosts()
         running = stack.enter_context(multiserve.serves(3, env, folder, own_hosts=own_hosts))
 
         def polled() -> bool:
@@ -162,6 +164,9 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=3)
     parser.add_argument("--poll-seconds", type=int, default=4)
     parser.add_argument("--lease-seconds", type=float, default=8)
+    parser.add_argument(
+        "--one-host", action="store_true", help="run the serves under this host's name"
+    )
     args = parser.parse_args()
     if not args.postgres_url:
         parser.error("give --postgres-url (or set KANDJI_BRIDGE_TEST_POSTGRES_URL)")
