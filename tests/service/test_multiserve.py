@@ -157,7 +157,7 @@ def test_any_serve_answers_the_ui_and_api_of_a_session_made_on_another(
             assert refused.status_code == 429 and "Too many failed sign-ins" in refused.text
 
 
-POLL_SECONDS, LEASE_SECONDS = 4, 8
+POLL_SECONDS, LEASE_SECONDS = 6, 6
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
