@@ -74,11 +74,10 @@ def serves(
     with ExitStack() as stack:
         started = []
         for number in range(count):
-            host = f"kb-serve-{number}" if own_hosts else os.uname().nodename
             served = {**env, "KANDJI_BRIDGE_HOME": str(folder / f"home-{number}")}
             log = folder / f"serve-{number}.log"
-            started.append(stack.enter_context(_serve(served, log, host if own_hosts else None)))
-            started[-1].host = host
+            host = f"kb-serve-{number}" if own_hosts else None
+            started.append(stack.enter_context(_serve(served, log, host)))
         yield started
 
 
@@ -105,7 +104,7 @@ def _serve(env: dict[str, str], log: Path, host: str | None) -> Iterator[Serve]:
                 raise RuntimeError(f"serve did not start: {log.read_text()[-2000:]}") from None
             if match := SERVING.search(line):
                 break
-        yield Serve(process, match.group(1), log, host or "")
+        yield Serve(process, match.group(1), log, host or os.uname().nodename)
     finally:
         if process.poll() is None:
             process.kill()
