@@ -16,7 +16,7 @@ real `kandji-bridge logs sync` can run on either (logs_backfill.py --store).
 
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from kandji_bridge.logs.schema import CHDB_DDL
@@ -93,3 +93,73 @@ def patch_opening(kind: str) -> None:
         "one-path": open_one_path,
     }
     opening.ChdbLogStore = factories[kind]  # type: ignore[assignment,misc]
+
+
+# --- inserts while a user query runs -------------------------------------------------------------
+
+HEAVY = "SELECT count() FROM numbers_mt(10000000000000) WHERE sipHash64(number) % 7 = 1"
+
+
+def insert_seconds_while_querying(kind: str, folder: Path, inserts: int = 5) -> list[float]:
+    """Seconds of each 5,000-row insert while a user query runs for 3 s on the same store: the
+    embedded store runs user queries on a chDB session of their own; on clickhouse-connect's
+    chdb:// backend every client of a path shares one connection and its lock."""
+    import json
+    import threading
+    import time
+    from datetime import UTC, datetime
+
+    from kandji_bridge.logs.normalize import NormalizeContext, normalize
+
+    ctx = NormalizeContext("ws-bench", "src-bench", 36500, received_at=datetime.now(UTC))
+    path = str(folder / "logs")
+    if kind == "embedded":
+        store: SqlLogStore = ChdbLogStore(path, QueryLimits(seconds=3))
+    else:
+        store = open_one_path(path)
+    store.ensure_schema()
+    try:
+        if kind == "embedded":
+
+            def heavy() -> None:
+                with store.user_session("bench") as select, suppress(Exception):
+                    select(HEAVY)  # stopped by its time limit, as meant
+        else:
+            import clickhouse_connect
+
+            other = clickhouse_connect.get_client(interface="chdb", path=path)
+
+            def heavy() -> None:
+                with suppress(Exception):  # stopped by its time limit, as meant
+                    other.command(f"{HEAVY} SETTINGS max_execution_time = 3")
+
+        times = []
+        for batch in range(inserts):
+            events = [
+                {"id": f"01JH{batch:04d}{i:018d}", "occurred_at": "2025-03-04T10:00:00Z"}
+                for i in range(5000)
+            ]
+            rows = [normalize(e, json.dumps(e), ctx) for e in events]
+            running = threading.Thread(target=heavy)
+            running.start()
+            time.sleep(0.3)  # the query is running
+            began = time.perf_counter()
+            store.insert(rows)
+            times.append(time.perf_counter() - began)
+            running.join()
+        return times
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    import statistics
+    import tempfile
+
+    print("| store | 5,000-row insert while a 3 s user query runs (median of 5) |")
+    print("|---|---:|")
+    for kind in ("embedded", "one-path"):
+        with tempfile.TemporaryDirectory() as folder:
+            seconds = insert_seconds_while_querying(kind, Path(folder))
+        each = ", ".join(f"{s:.2f}" for s in seconds)
+        print(f"| {kind} | {statistics.median(seconds):.2f} s ({each}) |")

@@ -7,16 +7,21 @@ fixture has no cluster, so the cluster's DDL is checked as text and parsed by Cl
 parser, never run.
 """
 
+# SQL here is built from the tests' own names.
+# ruff: noqa: S608
+
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import clickhouse_connect
 import pytest
+from chdb import session as chdb_session
 
 from kandji_bridge.cli import main
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMNS, LOGS_DDL, cluster_ddl
-from kandji_bridge.logs.store import LogStoreError, open_log_store
+from kandji_bridge.logs.store import ChdbLogStore, LogStoreError, QuarantineEntry, open_log_store
 from support.clickhouse_http import RunningFixture
 from support.hostile_clickhouse import (
     drop_first,
@@ -36,7 +41,7 @@ def database_of(url: str) -> str:
 
 def tables(fixture: RunningFixture, database: str) -> list[str]:
     listed = fixture.execute(
-        f"SELECT name FROM system.tables WHERE database = '{database}' ORDER BY name"  # noqa: S608
+        f"SELECT name FROM system.tables WHERE database = '{database}' ORDER BY name"
     )
     return listed.decode().split()
 
@@ -253,3 +258,34 @@ def test_an_http_url_opens_the_server_store_with_its_deduplication_window(
         "AND database = currentDatabase()"
     )
     assert "non_replicated_deduplication_window = 1000" in str(settings)
+
+
+def test_an_embedded_store_moves_to_a_server_as_docs_clickhouse_md_says(
+    tmp_path: Path, clickhouse_fixture: RunningFixture, clickhouse_url: str
+) -> None:
+    """The migration in docs/clickhouse.md: chDB reads the embedded store's folder and sends
+    every row to the server over its HTTP interface, in Native format."""
+    database = database_of(clickhouse_url)
+    with ChdbLogStore(str(tmp_path / "logs")) as embedded:
+        embedded.ensure_schema()
+        embedded.insert(rows(1200))
+        embedded.insert_quarantine([QuarantineEntry(SOURCE_ID, "not an object", "[1]")])
+    with open_log_store(clickhouse_url) as server:
+        server.ensure_schema()  # what the first `kandji-bridge logs query` on it does
+    session = chdb_session.Session(str(tmp_path / "logs"))
+    try:
+        for table in ("kandji_logs", "kandji_logs_quarantine"):
+            target = quote(f"INSERT INTO {table} FORMAT Native")
+            session.query(
+                f"INSERT INTO FUNCTION url('{clickhouse_fixture.url}/?database={database}"
+                f"&query={target}', 'Native', headers('X-ClickHouse-User' = 'kb', "
+                f"'X-ClickHouse-Key' = '{PASSWORD}')) SELECT * FROM {table}"
+            )
+    finally:
+        session.close()
+    with open_log_store(clickhouse_url) as server:
+        assert server.count() == 1200
+        assert server.quarantine_count() == 1
+        assert server.existing_event_ids(SOURCE_ID, [r["kandjiEventId"] for r in rows(3)]) == {
+            r["kandjiEventId"] for r in rows(3)
+        }
