@@ -22,6 +22,7 @@ from kandji_bridge.cli import main
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMNS, LOGS_DDL, cluster_ddl
 from kandji_bridge.logs.store import ChdbLogStore, LogStoreError, QuarantineEntry, open_log_store
+from kandji_bridge.operations.queries import run_query
 from support.clickhouse_http import RunningFixture
 from support.hostile_clickhouse import (
     drop_first,
@@ -106,7 +107,7 @@ def test_a_cluster_the_server_does_not_have_is_one_sentence_and_creates_nothing(
 
 @pytest.mark.parametrize("query", ["?shard=2", "?cluster="])
 def test_an_unknown_url_option_is_one_sentence(clickhouse_url: str, query: str) -> None:
-    with pytest.raises(LogStoreError, match=r"the only option is \?cluster=NAME"):
+    with pytest.raises(LogStoreError, match=r"the options are \?cluster=NAME"):
         open_log_store(clickhouse_url + query)
 
 
@@ -289,3 +290,16 @@ def test_an_embedded_store_moves_to_a_server_as_docs_clickhouse_md_says(
         assert server.existing_event_ids(SOURCE_ID, [r["kandjiEventId"] for r in rows(3)]) == {
             r["kandjiEventId"] for r in rows(3)
         }
+
+
+def test_sql_people_type_runs_as_the_reader_the_url_names(clickhouse_url: str) -> None:
+    reader = clickhouse_url + "?reader=kb_reader:kb-reader-password"
+    with open_log_store(reader) as store:
+        store.ensure_schema()
+        assert run_query(store, "SELECT count() AS n FROM kandji_logs").rows == [[0]]
+    wrong = clickhouse_url + "?reader=kb_reader:not-the-reader-password"
+    with open_log_store(wrong) as store, pytest.raises(LogStoreError) as refused:
+        run_query(store, "SELECT 1")
+    assert "refused the user 'kb_reader' and its password" in str(refused.value)
+    assert "not-the-reader-password" not in str(refused.value)
+    assert "reader=kb_reader:***" in str(refused.value)

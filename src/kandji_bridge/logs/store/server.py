@@ -5,6 +5,7 @@
     clickhouses://user:password@host:8443/database       HTTPS (https:// is the same; http:// is
                                                          clickhouse://), e.g. ClickHouse Cloud
     ...?cluster=NAME                                     the schema made ON CLUSTER NAME
+    ...?reader=USER:PASSWORD                             SQL people type runs as this user
 
 Opening checks what a user can get wrong, each as one sentence: the server unreachable, the
 credentials refused, a version too old for the schema and its settings (MIN_VERSION), and a grant
@@ -72,7 +73,8 @@ class _Verbatim:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced, for messages."""
+    """The URL with its passwords (the user's, the reader's) replaced, for messages."""
+    url = re.sub(r"([?&]reader=[^:&#]*)(?::|%3A)[^&#]*", r"\1:***", url, flags=re.I)
     scheme, sep, rest = url.partition("://")
     userinfo, at, hostpart = rest.rpartition("@")
     if not sep or not at or ":" not in userinfo:
@@ -125,11 +127,13 @@ class ClickHouseLogStore(SqlLogStore):
             )
         options = dict(parse_qsl(parts.query, keep_blank_values=True))
         cluster = options.pop("cluster", None)
+        reader_user, _, reader_password = options.pop("reader", "").partition(":")
         if options or cluster == "":
             raise LogStoreError(
                 f"The log store URL {masked!r} has an option it does not know "
-                f"({', '.join(sorted(options)) or 'cluster='}); the only option is ?cluster=NAME, "
-                "the ClickHouse cluster the schema is made on."
+                f"({', '.join(sorted(options)) or 'cluster='}); the options are ?cluster=NAME, "
+                "the ClickHouse cluster the schema is made on, and reader=USER:PASSWORD, the "
+                "read-only user SQL queries run as."
             )
         try:  # an extra: `pip install 'kandji-bridge[clickhouse]'`; the embedded store needs none
             import clickhouse_connect
@@ -140,14 +144,21 @@ class ClickHouseLogStore(SqlLogStore):
                 "KANDJI_BRIDGE_LOG_STORE to chdb://<folder> for the embedded store."
             ) from None
         user = unquote(parts.username or "default")
+        password = unquote(parts.password or "")
 
         def connect(settings: dict[str, Any], *, server_session: bool = True) -> Any:
+            # A user query's client runs as the reader when the URL names one.
+            name, secret = (
+                (reader_user, reader_password)
+                if reader_user and not server_session
+                else (user, password)
+            )
             try:
                 return clickhouse_connect.get_client(
                     host=parts.hostname,
                     port=port or (8443 if secure else 8123),
-                    username=user,
-                    password=unquote(parts.password or ""),
+                    username=name,
+                    password=secret,
                     database=database,
                     secure=secure,
                     settings=settings,
@@ -155,7 +166,7 @@ class ClickHouseLogStore(SqlLogStore):
                     autogenerate_session_id=server_session,
                 )
             except Exception as exc:  # connect errors come in many classes
-                raise refusal(exc, masked, user, connecting=True) from exc
+                raise refusal(exc, masked, name, connecting=True) from exc
 
         client = connect(SESSION_SETTINGS)
         try:
