@@ -111,9 +111,11 @@ def clickhouse_fixture(
 ) -> Iterator[clickhouse_http.RunningFixture]:
     """The ClickHouse HTTP test fixture (tests/support/clickhouse_http.py: chDB behind
     ClickHouse's HTTP interface, not a ClickHouse server) as a process of its own, one for the
-    session; it knows the user `kb` with the password `kb-test-password`."""
+    session; it knows the users `kb` (password `kb-test-password`) and `kb_reader`
+    (`kb-reader-password`)."""
     path = tmp_path_factory.mktemp("clickhouse-http") / "data"
-    with clickhouse_http.running(path, {"kb": "kb-test-password"}) as running_fixture:
+    users = {"kb": "kb-test-password", "kb_reader": "kb-reader-password"}
+    with clickhouse_http.running(path, users) as running_fixture:
         yield running_fixture
 
 
