@@ -8,6 +8,10 @@ Freshness: the simulator in live mode; the collector polls every --poll seconds 
 for each new event, the lag is the time it became queryable minus its occurred_at.
 
     python benchmarks/logs_backfill.py --sizes 100000 1000000 --freshness-seconds 60
+    python benchmarks/logs_backfill.py --sizes 1000000 --stores embedded,one-path --runs 3
+
+--stores: which store code path `logs sync` writes through (benchmarks/store_paths.py); with more
+than one, their runs alternate, and each child's own peak RSS is read (wait4).
 """
 
 import argparse
@@ -15,7 +19,6 @@ import asyncio
 import math
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,7 @@ from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.simulator.config import SimulatorConfig
 from kandji_bridge.simulator.server import running_simulator
+from store_paths import STORES
 
 TOKEN = "benchmark-token-0001"  # noqa: S105 (the simulator's, not a secret)
 CLI = [sys.executable, "-m", "kandji_bridge"]
@@ -66,7 +70,31 @@ def start_simulator(events: int, port: int) -> subprocess.Popen:
     raise RuntimeError("the simulator did not start")
 
 
-def backfill(events: int, port: int) -> dict:
+def sync_command(kind: str) -> list[str]:
+    """`kandji-bridge logs sync bench`, its chdb:// store opened as `kind`."""
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import store_paths\n"
+        f"store_paths.patch_opening({kind!r})\n"
+        "from kandji_bridge.cli import main\n"
+        "main(['logs', 'sync', 'bench'])\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    """Run a child; its exit code, stdout, stderr and its own peak RSS in MB (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return child.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024
+
+
+def backfill(events: int, port: int, kind: str = "embedded") -> dict:
     simulator = start_simulator(events, port)
     try:
         with tempfile.TemporaryDirectory() as home:
@@ -93,15 +121,11 @@ def backfill(events: int, port: int) -> dict:
                 check=True,
                 capture_output=True,
             )
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             started = time.perf_counter()
-            sync = subprocess.run(
-                [*CLI, "logs", "sync", "bench"], env=env, capture_output=True, text=True
-            )
+            code, out, err, peak_mb = run_measured(sync_command(kind), env)
             seconds = time.perf_counter() - started
-            peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            if sync.returncode != 0:
-                raise RuntimeError(sync.stderr)
+            if code != 0:
+                raise RuntimeError(err)
             stats = httpx.get(f"http://127.0.0.1:{port}/_simulator/stats").json()
             store = ChdbLogStore(str(Path(home) / "logs"))
             try:
@@ -122,9 +146,8 @@ def backfill(events: int, port: int) -> dict:
         "minimum": math.ceil(events / 500),
         "seconds": seconds,
         "rate": events / seconds,
-        # ru_maxrss only grows, so a smaller child after a larger one reads as the larger.
-        "peak_mb": peak_kb / 1024 if peak_kb > before else float("nan"),
-        "summary": re.sub(r"\s+", " ", sync.stdout.strip()),
+        "peak_mb": peak_mb,
+        "summary": re.sub(r"\s+", " ", out.strip()),
     }
 
 
@@ -168,20 +191,32 @@ def main() -> None:
     parser.add_argument("--freshness-seconds", type=float, default=60)
     parser.add_argument("--poll", type=float, default=2.0)
     parser.add_argument("--events-per-minute", type=float, default=120)
+    parser.add_argument("--stores", default="embedded", help=f"comma-separated: {STORES[:2]}")
+    parser.add_argument("--runs", type=int, default=1, help="runs per size and store")
     args = parser.parse_args()
+    stores = args.stores.split(",")
 
     print(
-        "| events | stored | distinct | audit requests | ceil(N/500) | seconds | events/s | "
-        "peak RSS of `logs sync` |"
+        "| store | events | stored | distinct | audit requests | ceil(N/500) | seconds | "
+        "events/s | peak RSS of `logs sync` |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
-        r = backfill(size, args.port)
-        print(
-            f"| {r['events']:,} | {r['stored']:,} | {r['distinct']:,} | {r['requests']:,} | "
-            f"{r['minimum']:,} | {r['seconds']:.1f} | {r['rate']:,.0f} | {r['peak_mb']:.0f} MB |",
-            flush=True,
-        )
+        peaks: dict[str, list[float]] = {kind: [] for kind in stores}
+        for _ in range(args.runs):
+            for kind in stores:  # interleaved: the machine's noise weighs on each alike
+                r = backfill(size, args.port, kind)
+                peaks[kind].append(r["peak_mb"])
+                print(
+                    f"| {kind} | {r['events']:,} | {r['stored']:,} | {r['distinct']:,} | "
+                    f"{r['requests']:,} | {r['minimum']:,} | {r['seconds']:.1f} | "
+                    f"{r['rate']:,.0f} | {r['peak_mb']:.0f} MB |",
+                    flush=True,
+                )
+        if args.runs > 1:
+            for kind, values in peaks.items():
+                print(f"| {kind}: median peak RSS | {size:,} | | | | | | | "
+                      f"{statistics.median(values):.0f} MB |")  # fmt: skip
     if args.freshness_seconds > 0:
         f = asyncio.run(freshness(args.freshness_seconds, args.poll, args.events_per_minute))
         print()

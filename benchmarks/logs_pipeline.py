@@ -6,6 +6,11 @@ median rate is reported as Markdown, with the peak RSS of each stage.
 
     python benchmarks/logs_pipeline.py                 # 1,000,000 events, 3 runs
     python benchmarks/logs_pipeline.py --events 100000 --runs 3 --batch-sizes 500,5000
+    python benchmarks/logs_pipeline.py --stores embedded,one-path,server   # runs interleaved
+
+--stores: which store code paths the store stage runs (benchmarks/store_paths.py); with more
+than one, their runs alternate (run 1 of each, then run 2 of each, ...), so a noisy machine
+weighs on all of them alike.
 
 `.mmdb` files: --mmdb PATH (repeatable); by default MaxMind's test databases in
 tests/data/maxmind (City, ISP, Connection-Type, ASN). They are small, but every lookup is
@@ -32,8 +37,9 @@ import orjson
 
 from kandji_bridge.logs.enrich import Enricher, Geoip2FastDatabase, build_enricher
 from kandji_bridge.logs.normalize import NormalizeContext
-from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.store import SqlLogStore
 from kandji_bridge.logs.transform import transform
+from store_paths import STORES, opened
 
 ROOT = Path(__file__).resolve().parent.parent
 MAXMIND = ROOT / "tests" / "data" / "maxmind"
@@ -46,6 +52,11 @@ DEFAULT_MMDB = [
         "GeoLite2-ASN-Test.mmdb",
     )
 ]
+STAGE_NAMES = {
+    "embedded": "chDB",
+    "one-path": "chDB through clickhouse-connect",
+    "server": "HTTP fixture through clickhouse-connect",
+}
 PAGE = 500  # Kandji's largest audit page: the collector transforms one page at a time
 MAXMIND_TEST_IPS = ("81.2.69.142", "89.160.20.112", "216.160.83.56", "1.128.0.1", "149.101.100.1")
 
@@ -175,7 +186,11 @@ def normalize_enrich(events: list[Event], make_enricher: Callable[[], Enricher])
 
 
 def normalize_enrich_store(
-    events: list[Event], make_enricher: Callable[[], Enricher], batch: int, dedup: bool
+    events: list[Event],
+    make_enricher: Callable[[], Enricher],
+    batch: int,
+    dedup: bool,
+    kind: str = "embedded",
 ) -> float:
     """Seconds for the collector's path: transform page by page, insert every `batch` rows.
 
@@ -185,30 +200,40 @@ def normalize_enrich_store(
     enricher = make_enricher()
     ctx = NormalizeContext("ws-bench", "src-bench", 36500)
     folder = Path(tempfile.mkdtemp(prefix="kb-bench-"))
-    store = ChdbLogStore(str(folder / "logs"))
-    store.ensure_schema()
     try:
-        began = time.perf_counter()
-        stored, buffer = 0, []
-        for page in pages(events):
-            rows = transform(page, replace(ctx, received_at=datetime.now(UTC)), enricher).rows
-            if dedup:
-                between = (rows[0]["eventTime"], rows[-1]["eventTime"])
-                held = store.existing_event_ids(
-                    ctx.source_id, [row["kandjiEventId"] for row in rows], between
-                )
-                rows = [row for row in rows if row["kandjiEventId"] not in held]
-            buffer.extend(rows)
-            if len(buffer) >= batch:
-                stored += store.insert(buffer)
-                buffer = []
-        stored += store.insert(buffer)
-        elapsed = time.perf_counter() - began
-        assert store.count() == stored == len(events), "every event must be stored once"
+        with opened(kind, folder) as store:
+            elapsed = _store_all(store, events, enricher, ctx, batch, dedup)
     finally:
-        store.close()
         enricher.close()
         shutil.rmtree(folder, ignore_errors=True)
+    return elapsed
+
+
+def _store_all(
+    store: SqlLogStore,
+    events: list[Event],
+    enricher: Enricher,
+    ctx: NormalizeContext,
+    batch: int,
+    dedup: bool,
+) -> float:
+    began = time.perf_counter()
+    stored, buffer = 0, []
+    for page in pages(events):
+        rows = transform(page, replace(ctx, received_at=datetime.now(UTC)), enricher).rows
+        if dedup:
+            between = (rows[0]["eventTime"], rows[-1]["eventTime"])
+            held = store.existing_event_ids(
+                ctx.source_id, [row["kandjiEventId"] for row in rows], between
+            )
+            rows = [row for row in rows if row["kandjiEventId"] not in held]
+        buffer.extend(rows)
+        if len(buffer) >= batch:
+            stored += store.insert(buffer)
+            buffer = []
+    stored += store.insert(buffer)
+    elapsed = time.perf_counter() - began
+    assert store.count() == stored == len(events), "every event must be stored once"
     return elapsed
 
 
@@ -253,21 +278,32 @@ def measure(
     stage: str, enrichment: str, batch: str, events: list[Event], runs: int, target: int,
     work: Callable[[], float],
 ) -> Result:  # fmt: skip
-    rates, cpu, peak = [], [], 0.0
+    return measure_interleaved([(stage, work)], enrichment, batch, events, runs, target)[0]
+
+
+def measure_interleaved(
+    stages: list[tuple[str, Callable[[], float]]], enrichment: str, batch: str,
+    events: list[Event], runs: int, target: int,
+) -> list[Result]:  # fmt: skip
+    """Run 1 of every stage, then run 2 of every stage, ...: one noisy minute costs them alike."""
+    results = [
+        Result(stage, enrichment, batch, len(events), [], [], 0.0, target) for stage, _ in stages
+    ]
     for run in range(runs):
-        gc.collect()
-        reset_peak_rss()
-        cpu_before = time.process_time()
-        rate = len(events) / work()
-        cpu.append((time.process_time() - cpu_before) / len(events) * 1e6)
-        peak = max(peak, peak_rss_mb())
-        rates.append(rate)
-        print(
-            f"  {stage} / {enrichment} / {batch}: run {run + 1}: {rate:,.0f}/s, "
-            f"{cpu[-1]:.1f} µs CPU/event",
-            file=sys.stderr,
-        )
-    return Result(stage, enrichment, batch, len(events), rates, cpu, peak, target)
+        for result, (stage, work) in zip(results, stages, strict=True):
+            gc.collect()
+            reset_peak_rss()
+            cpu_before = time.process_time()
+            rate = len(events) / work()
+            result.cpu_per_event.append((time.process_time() - cpu_before) / len(events) * 1e6)
+            result.peak_rss = max(result.peak_rss, peak_rss_mb())
+            result.rates.append(rate)
+            print(
+                f"  {stage} / {enrichment} / {batch}: run {run + 1}: {rate:,.0f}/s, "
+                f"{result.cpu_per_event[-1]:.1f} µs CPU/event",
+                file=sys.stderr,
+            )
+    return results
 
 
 def main() -> None:
@@ -279,7 +315,13 @@ def main() -> None:
     parser.add_argument("--mmdb", action="append", type=Path, help=".mmdb file (repeatable)")
     parser.add_argument("--cpu", type=int, default=0, help="core to pin to (-1: no pinning)")
     parser.add_argument("--no-dedup", action="store_true", help="skip the dedup-check variant")
+    parser.add_argument(
+        "--stores", default="embedded", help=f"store code paths, comma-separated: {STORES}"
+    )
     args = parser.parse_args()
+    stores = args.stores.split(",")
+    if unknown := set(stores) - set(STORES):
+        parser.error(f"unknown store code path {', '.join(sorted(unknown))}; choose from {STORES}")
 
     if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})  # before chDB starts its threads: they inherit it
@@ -317,13 +359,18 @@ def main() -> None:
         )  # fmt: skip
     for label, make in enrichers:
         for batch in batch_sizes:
-            results.append(
-                measure(
-                    "normalize + enrich + store (chDB)", label, f"{batch:,}", store_events,
-                    args.runs, 30_000,
-                    lambda make=make, batch=batch: normalize_enrich_store(
-                        store_events, make, batch, dedup=False
-                    ),
+            results.extend(
+                measure_interleaved(
+                    [
+                        (
+                            f"normalize + enrich + store ({STAGE_NAMES[kind]})",
+                            lambda make=make, batch=batch, kind=kind: normalize_enrich_store(
+                                store_events, make, batch, dedup=False, kind=kind
+                            ),
+                        )
+                        for kind in stores
+                    ],
+                    label, f"{batch:,}", store_events, args.runs, 30_000,
                 )
             )  # fmt: skip
     if not args.no_dedup:

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from hostile.kandji import HostileKandji, running
 from kandji_bridge.simulator.config import SimulatorConfig
 from kandji_bridge.simulator.server import RunningSimulator, running_simulator
+from support import clickhouse_http
 
 # CI sets this so a test that needs a service (PostgreSQL, Chromium) fails instead of skipping.
 REQUIRE_SERVICES = os.environ.get("KANDJI_BRIDGE_TEST_REQUIRE_SERVICES") == "1"
@@ -101,3 +103,36 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         skip_or_fail(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_fixture(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[clickhouse_http.RunningFixture]:
+    """The ClickHouse HTTP test fixture (tests/support/clickhouse_http.py: chDB behind
+    ClickHouse's HTTP interface, not a ClickHouse server) as a process of its own, one for the
+    session; it knows the users `kb` (password `kb-test-password`) and `kb_reader`
+    (`kb-reader-password`)."""
+    path = tmp_path_factory.mktemp("clickhouse-http") / "data"
+    users = {"kb": "kb-test-password", "kb_reader": "kb-reader-password"}
+    with clickhouse_http.running(path, users) as running_fixture:
+        yield running_fixture
+
+
+@pytest.fixture
+def clickhouse_url(clickhouse_fixture: clickhouse_http.RunningFixture) -> Iterator[str]:
+    """A `clickhouse://kb:...@127.0.0.1:PORT/DATABASE` log store URL on the test fixture, with a
+    database of the test's own (dropped after it)."""
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    clickhouse_fixture.execute(f"CREATE DATABASE {database}")
+    yield clickhouse_fixture.log_store_url(database)
+    clickhouse_fixture.execute(f"DROP DATABASE IF EXISTS {database} SYNC")
+
+
+@pytest.fixture(params=["embedded", "server"])
+def log_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty log store's URL, once per engine: the embedded chDB store in the test's folder,
+    and a ClickHouse server (the HTTP test fixture above, a database of the test's own)."""
+    if request.param == "embedded":
+        return f"chdb://{tmp_path / 'logs'}"
+    return request.getfixturevalue("clickhouse_url")

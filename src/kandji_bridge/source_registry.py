@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from kandji_bridge import redact
 from kandji_bridge.db.models import Mapping, Source
 from kandji_bridge.db.state import StateDB
-from kandji_bridge.errors import AlreadyExists, BridgeError, NotFound
+from kandji_bridge.errors import AlreadyExists, BridgeError, ConfigError, NotFound
 from kandji_bridge.token_vault import decrypt_token, encrypt_token
 
 NAME_MAX_LENGTH = 64
@@ -121,6 +121,21 @@ def get_source_token(state: StateDB, name: str) -> str:
     token = decrypt_token(state.settings, ciphertext, what=f"The token of source {shown}")
     redact.remember(token)
     return token
+
+
+def tokens_readable(state: StateDB) -> bool:
+    """Whether this process's secret key reads the stored tokens: True if it reads at least one,
+    or none is stored. A `serve` whose key reads none has another key than the serves (or the
+    commands) that stored them."""
+    with state.session() as session:
+        stored = session.scalars(select(Source.token_ciphertext)).all()
+    for ciphertext in stored:
+        try:
+            decrypt_token(state.settings, ciphertext)
+        except ConfigError:
+            continue
+        return True
+    return not stored
 
 
 def find_source_by_url(state: StateDB, api_url: str) -> SourceInfo | None:

@@ -14,7 +14,7 @@ import pytest
 
 from kandji_bridge.cli import main
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
-from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.store import open_log_store
 
 from .conftest import Event
 
@@ -27,9 +27,17 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 @pytest.fixture
-def stored(home: Path, postman_events: list[Event], ctx: NormalizeContext) -> int:
-    """The home's log store holding Kandji's example events; how many."""
-    with ChdbLogStore(str(home / "logs")) as store:
+def stored(
+    home: Path,
+    log_store_url: str,
+    postman_events: list[Event],
+    ctx: NormalizeContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> int:
+    """The log store (embedded, or a ClickHouse server) holding Kandji's example events; how
+    many."""
+    monkeypatch.setenv("KANDJI_BRIDGE_LOG_STORE", log_store_url)
+    with open_log_store(log_store_url) as store:
         store.ensure_schema()
         store.insert([normalize(event.data, event.raw, ctx) for event in postman_events])
         return store.count()

@@ -20,7 +20,7 @@ from kandji_bridge.logs.search import (
     search,
 )
 from kandji_bridge.logs.sql_guard import QueryRefused
-from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.store import open_log_store
 from kandji_bridge.logs.user_queries import QueryLimits
 from kandji_bridge.operations.queries import run_query
 
@@ -31,10 +31,12 @@ END = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(chdb_store: ChdbLogStore, postman_events: list[Event], ctx: NormalizeContext):
-    rows = [normalize(event.data, event.raw, ctx) for event in postman_events]
-    chdb_store.insert(rows)
-    return chdb_store
+def store(log_store_url: str, postman_events: list[Event], ctx: NormalizeContext):
+    """Kandji's example events, in the embedded store and on a ClickHouse server."""
+    with open_log_store(log_store_url) as opened:
+        opened.ensure_schema()
+        opened.insert([normalize(event.data, event.raw, ctx) for event in postman_events])
+        yield opened
 
 
 def everything(**filters: str) -> SearchQuery:
@@ -233,12 +235,12 @@ def test_the_guard_names_the_statement_and_the_row_limit_truncates(store) -> Non
 
 
 def test_a_query_is_bounded_in_time_and_a_download_in_rows(
-    store, monkeypatch: pytest.MonkeyPatch
+    store, log_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Found by the security audit: `SELECT * FROM system.numbers` as a CSV download (no row
     # limit) filled the memory, and a long count held a worker for as long as it ran.
     monkeypatch.setattr(sql_guard, "MAX_ROWS", 10)
-    with ChdbLogStore(store.path, QueryLimits(seconds=1)) as limited:
+    with open_log_store(log_store_url, QueryLimits(seconds=1)) as limited:
         with pytest.raises(
             QueryRefused,
             match=r"^The query took longer than 1 s, the most a query may run, and was stopped; "

@@ -4,13 +4,12 @@ and stops when the store is told to cancel it."""
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.sql_guard import QueryRefused
-from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.store import LogStore, open_log_store
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled, QueryLimits
 from kandji_bridge.operations.queries import run_query
 
@@ -23,19 +22,19 @@ HEAVY = "SELECT count() FROM numbers_mt(10000000000000) WHERE sipHash64(number) 
 class Running:
     """A user query in a thread; what it returned or raised."""
 
-    def __init__(self, store: ChdbLogStore, user: str, sql: str = HEAVY) -> None:
+    def __init__(self, store: LogStore, user: str, sql: str = HEAVY) -> None:
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(store, user, sql), daemon=True)
         self.thread.start()
 
-    def _run(self, store: ChdbLogStore, user: str, sql: str) -> None:
+    def _run(self, store: LogStore, user: str, sql: str) -> None:
         try:
             run_query(store, sql, user=user)
         except BaseException as exc:
             self.error = exc
 
 
-def running_user_queries(store: ChdbLogStore) -> int:
+def running_user_queries(store: LogStore) -> int:
     """How many user queries the engine runs now (past the guard's checks: the statement
     itself, in its row-limit wrapper), seen from the collector's session."""
     result = store.query(
@@ -56,15 +55,15 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 @pytest.fixture
-def limited(tmp_path: Path) -> Iterator[ChdbLogStore]:
-    store = ChdbLogStore(str(tmp_path / "logs"), QueryLimits(seconds=600, per_user=2, total=3))
+def limited(log_store_url: str) -> Iterator[LogStore]:
+    store = open_log_store(log_store_url, QueryLimits(seconds=600, per_user=2, total=3))
     store.ensure_schema()
     yield store
     store.close()
 
 
 def test_heavy_user_queries_leave_the_collector_alone_and_the_caps_answer_at_once(
-    limited: ChdbLogStore, postman_events: list[Event], ctx: NormalizeContext
+    limited: LogStore, postman_events: list[Event], ctx: NormalizeContext
 ) -> None:
     heavy = [Running(limited, "alice"), Running(limited, "alice")]
     wait_for(lambda: running_user_queries(limited) == 2, "two heavy queries running")
@@ -93,8 +92,8 @@ def test_heavy_user_queries_leave_the_collector_alone_and_the_caps_answer_at_onc
     assert limited.count() == len(rows), "the collector's session still works"
 
 
-def test_a_query_is_held_to_its_memory_limit(tmp_path: Path) -> None:
-    with ChdbLogStore(str(tmp_path / "logs"), QueryLimits(memory_mb=64)) as store:
+def test_a_query_is_held_to_its_memory_limit(log_store_url: str) -> None:
+    with open_log_store(log_store_url, QueryLimits(memory_mb=64)) as store:
         store.ensure_schema()
         with pytest.raises(QueryRefused) as refused:
             run_query(store, "SELECT groupArray(number) FROM numbers(100000000)")

@@ -14,7 +14,7 @@ from kandji_bridge.db.models import Collection, MappedDevice, Mapping, Record, S
 from kandji_bridge.errors import NotFound
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.search import SearchQuery
-from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.store import LogStore, open_log_store
 from kandji_bridge.operations.explorer import AssetLink, explore_logs, view_event
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -45,8 +45,8 @@ EVENTS = [
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ChdbLogStore]:
-    with ChdbLogStore(str(tmp_path / "logs")) as opened:
+def store(log_store_url: str) -> Iterator[LogStore]:
+    with open_log_store(log_store_url) as opened:
         opened.ensure_schema()
         ctx = NormalizeContext("ws-exp", "src-exp", 36500, received_at=NOW)
         opened.insert([normalize(data, raw, ctx) for data, raw in EVENTS])
@@ -65,7 +65,7 @@ def last_day() -> SearchQuery:
 
 
 def test_an_exploration_holds_a_page_its_histogram_and_the_filter_values(
-    store: ChdbLogStore, state: StateDB
+    store: LogStore, state: StateDB
 ) -> None:
     found = explore_logs(store, state, last_day(), limit=4, offset=0)
     assert len(found.page.rows) == 4 and found.page.has_more
@@ -79,7 +79,7 @@ def test_an_exploration_holds_a_page_its_histogram_and_the_filter_values(
 
 
 def test_an_event_view_links_its_device_to_its_asset_records(
-    store: ChdbLogStore, state: StateDB
+    store: LogStore, state: StateDB
 ) -> None:
     with state.session() as session:
         source = Source(name="acme", api_url="https://acme.api.kandji.io", token_ciphertext="x")

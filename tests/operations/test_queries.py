@@ -4,13 +4,12 @@ against a real chDB store holding a few audit events."""
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.sql_guard import QueryRefused
-from kandji_bridge.logs.store import ChdbLogStore
+from kandji_bridge.logs.store import LogStore, open_log_store
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled, QueryLimits
 from kandji_bridge.operations.queries import QueryAnswer, run_query
 
@@ -34,15 +33,15 @@ def audit_event(number: int) -> tuple[dict, str]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ChdbLogStore]:
-    with ChdbLogStore(str(tmp_path / "logs"), QueryLimits(per_user=1, total=2)) as opened:
+def store(log_store_url: str) -> Iterator[LogStore]:
+    with open_log_store(log_store_url, QueryLimits(per_user=1, total=2)) as opened:
         opened.ensure_schema()
         ctx = NormalizeContext("ws-ops", "src-ops", 36500, received_at=NOW)
         opened.insert([normalize(data, raw, ctx) for data, raw in map(audit_event, range(1, 8))])
         yield opened
 
 
-def test_a_query_answers_columns_types_and_rows(store: ChdbLogStore) -> None:
+def test_a_query_answers_columns_types_and_rows(store: LogStore) -> None:
     answer = run_query(
         store, "SELECT action, count() AS events FROM kandji_logs GROUP BY action ORDER BY action"
     )
@@ -58,7 +57,7 @@ def test_a_query_answers_columns_types_and_rows(store: ChdbLogStore) -> None:
     ]
 
 
-def test_a_limit_cuts_the_rows_and_says_so(store: ChdbLogStore) -> None:
+def test_a_limit_cuts_the_rows_and_says_so(store: LogStore) -> None:
     sql = "SELECT targetId FROM kandji_logs ORDER BY targetId"
     cut = run_query(store, sql, limit=5)
     assert len(cut.rows) == 5 and cut.truncated
@@ -67,7 +66,7 @@ def test_a_limit_cuts_the_rows_and_says_so(store: ChdbLogStore) -> None:
 
 
 def test_a_statement_that_writes_is_refused_in_one_sentence_and_nothing_changes(
-    store: ChdbLogStore,
+    store: LogStore,
 ) -> None:
     with pytest.raises(QueryRefused) as refused:
         run_query(store, "/* read */ TRUNCATE TABLE kandji_logs", user="ana")
@@ -78,7 +77,7 @@ def test_a_statement_that_writes_is_refused_in_one_sentence_and_nothing_changes(
     assert store.count() == 7
 
 
-def test_the_caps_count_queries_per_user(store: ChdbLogStore) -> None:
+def test_the_caps_count_queries_per_user(store: LogStore) -> None:
     with store.user_session("ana"):  # one query of ana's running: her cap here
         with pytest.raises(QueryBusy, match=r"^You have 1 queries running"):
             run_query(store, "SELECT 1", user="ana")

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -474,3 +475,15 @@ class DetectionSwitch(Base):
     notify: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of extra channel names
     schedule: Mapped[str | None] = mapped_column(String(64))  # instead of the rule's (the demo's)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LoginFailure(Base):
+    """A failed sign-in counted by the sign-in throttle (web/auth/throttle.py), in the state DB so
+    every `serve` on it counts the same. `key` is the SHA-256 of what is counted (an address, or
+    an address and a username), never the username typed."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)

@@ -104,34 +104,82 @@ CHDB_DDL = f"ALTER TABLE {LOGS_TABLE} MODIFY SETTING " + ", ".join(
 # 15-minute window skip almost every granule. Measured with the Kandji pack on 1M events (chDB,
 # 2 shared cores): 1.38 s for the pack without the index, 0.48 s with it.
 RECEIVED_AT_INDEX = "received_at receivedAt TYPE minmax GRANULARITY 1"
-LOGS_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {LOGS_TABLE} (\n"
-    + ",\n".join(f"    `{name}` {type_}" for name, type_ in COLUMNS)
-    + ",\n    INDEX kandji_event_id kandjiEventId TYPE bloom_filter GRANULARITY 4"
-    + f",\n    INDEX {RECEIVED_AT_INDEX}"
-    + "\n)\nENGINE = ReplacingMergeTree\n"
-    "PARTITION BY toYYYYMM(eventTime)\n"
-    "ORDER BY (sourceID, eventTime, id)\n"
-    "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))\n"
-    f"SETTINGS {', '.join(f'{key} = {value}' for key, value in LOGS_TABLE_SETTINGS.items())}"
-)
+
+
+def _logs_table(name: str, engine: str, on_cluster: str = "") -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name}{on_cluster} (\n"
+        + ",\n".join(f"    `{column}` {type_}" for column, type_ in COLUMNS)
+        + ",\n    INDEX kandji_event_id kandjiEventId TYPE bloom_filter GRANULARITY 4"
+        + f",\n    INDEX {RECEIVED_AT_INDEX}"
+        + f"\n)\nENGINE = {engine}\n"
+        "PARTITION BY toYYYYMM(eventTime)\n"
+        "ORDER BY (sourceID, eventTime, id)\n"
+        "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))\n"
+        f"SETTINGS {', '.join(f'{key} = {value}' for key, value in LOGS_TABLE_SETTINGS.items())}"
+    )
+
+
+LOGS_DDL = _logs_table(LOGS_TABLE, "ReplacingMergeTree")
+
 
 # Events that could not be normalized: kept whole with the reason, never dropped. `rawHash` makes a
 # re-fetched bad event the same row (the store skips ones it already holds).
-QUARANTINE_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (\n"
-    "    `sourceID` String,\n"
-    "    `receivedAt` DateTime,\n"
-    "    `kandjiEventId` String,\n"
-    "    `reason` String,\n"
-    "    `rawLog` String,\n"
-    "    `rawHash` UInt64 MATERIALIZED cityHash64(rawLog)\n"
-    ")\nENGINE = ReplacingMergeTree\n"
-    "ORDER BY (sourceID, rawHash)"
-)
+def _quarantine_table(name: str, engine: str, on_cluster: str = "") -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name}{on_cluster} (\n"
+        "    `sourceID` String,\n"
+        "    `receivedAt` DateTime,\n"
+        "    `kandjiEventId` String,\n"
+        "    `reason` String,\n"
+        "    `rawLog` String,\n"
+        "    `rawHash` UInt64 MATERIALIZED cityHash64(rawLog)\n"
+        f")\nENGINE = {engine}\n"
+        "ORDER BY (sourceID, rawHash)"
+    )
 
-# A table created before the receivedAt index gets it (the store runs this only when the index is
-# missing); its older parts are indexed as they merge (until then a query reads them whole).
-ADD_RECEIVED_AT_INDEX = f"ALTER TABLE {LOGS_TABLE} ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
+
+QUARANTINE_DDL = _quarantine_table(QUARANTINE_TABLE, "ReplacingMergeTree")
+
+# A table created before the receivedAt index gets it (the store adds RECEIVED_AT_INDEX only when
+# the index is missing); its older parts are indexed as they merge (until then a query reads them
+# whole).
 
 DDL: tuple[str, ...] = (LOGS_DDL, QUARANTINE_DDL)
+
+# A server without replication keeps the hashes of its last inserts, so a page insert retried
+# with the same insert_deduplication_token is stored once (replicated tables always do).
+SERVER_TABLE_SETTINGS = {"non_replicated_deduplication_window": 1000}
+
+# On a cluster each table is a Replicated table on every node (`<name>_local`, one replica path
+# per shard) and a Distributed table of the product's own name over them, so every read, insert
+# and user query keeps naming `kandji_logs`. Rows are sharded by their id's hash: a retried event
+# lands on the shard already holding it, where ReplacingMergeTree can fold the two.
+LOCAL_SUFFIX = "_local"
+REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+
+
+def quote_name(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def cluster_ddl(cluster: str, database: str) -> tuple[str, ...]:
+    """The schema on a cluster, created ON CLUSTER: Replicated tables and Distributed ones."""
+    on = f" ON CLUSTER {quote_name(cluster)}"
+    db = quote_name(database)
+    statements = []
+    for table, create in ((LOGS_TABLE, _logs_table), (QUARANTINE_TABLE, _quarantine_table)):
+        local = f"{table}{LOCAL_SUFFIX}"
+        statements.append(
+            create(f"{db}.{local}", f"ReplicatedReplacingMergeTree({REPLICA_PATH})", on)
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.{table}{on} AS {db}.{local}\n"
+            f"ENGINE = Distributed({_literal(cluster)}, {_literal(database)}, {_literal(local)}, "
+            f"cityHash64({'id' if table == LOGS_TABLE else 'rawLog'}))"
+        )
+    return tuple(statements)

@@ -1,22 +1,25 @@
 """How CLI commands find a running `serve` of the same home and ask it to do what needs the log
 store it holds (only one process may open an embedded chDB store).
 
-`serve` writes `serve.json` in the home, readable only by its owner (0600): its URL, its pid, the
-log store it holds and a random local credential made for this run. The credential lets the CLI
-run a query, run a poll (a resync, a backfill), change a source's retention, remove a source
-with its events, and list, validate, import, run, enable and disable detections and list alerts
-through the REST API, nothing else; it is never a Kandji token and
-is not stored anywhere else. An advert whose process is gone or does not answer is ignored.
+`serve` writes `serve.json` in the home, readable only by its owner (0600): its URL, its pid, host
+and start time, the log store it holds and a random local credential made for this run. The
+credential lets the CLI run a query, run a poll (a resync, a backfill), change a source's
+retention, remove a source with its events, and list, validate, import, run, enable and disable
+detections and list alerts through the REST API, nothing else; it is never a Kandji token and is
+not stored anywhere else. An advert whose process is gone or does not answer is ignored. A second
+`serve` on the same embedded store reads it to say which process owns it.
 """
 
 import contextlib
 import hmac
 import json
 import os
+import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +43,8 @@ class Advert:
     pid: int
     log_store: str
     credential: str = field(repr=False)
+    host: str = ""
+    started_at: datetime | None = None
 
 
 def new_credential() -> str:
@@ -57,7 +62,14 @@ def client_url(url: str) -> str:
 
 def publish(settings: Settings, url: str, credential: str) -> Advert:
     """Write `serve.json` (0600, replaced atomically) for this process."""
-    advert = Advert(client_url(url), os.getpid(), settings.log_store, credential)
+    advert = Advert(
+        client_url(url),
+        os.getpid(),
+        settings.log_store,
+        credential,
+        socket.gethostname(),
+        datetime.now(UTC).replace(microsecond=0),
+    )
     path = ensure_home(settings) / ADVERT_FILE
     partial = path.with_name(f".{ADVERT_FILE}.{os.getpid()}")
     data = json.dumps(
@@ -66,6 +78,8 @@ def publish(settings: Settings, url: str, credential: str) -> Advert:
             "pid": advert.pid,
             "log_store": advert.log_store,
             "credential": credential,
+            "host": advert.host,
+            "started_at": advert.started_at.isoformat() if advert.started_at else None,
         }
     )
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -94,6 +108,37 @@ def find_running(settings: Settings) -> Advert | None:
     except httpx.HTTPError:
         return None
     return advert if answered.status_code == 200 else None
+
+
+def embedded_store_owner(settings: Settings, path: str) -> str:
+    """Who holds the embedded store at `path`, for a process refused it: the `serve` of this
+    home when its advert names that store (pid, host, since when, URL), else the pid that holds
+    chDB's lock on the store, as the kernel lists it."""
+    found = _read(settings.home / ADVERT_FILE)
+    if found is not None and found.log_store == settings.log_store and _alive(found.pid):
+        host = f" on {found.host}" if found.host else ""
+        since = f" since {found.started_at:%Y-%m-%d %H:%M:%S} UTC" if found.started_at else ""
+        return f"the `serve` with pid {found.pid}{host}{since}, at {found.url}"
+    pid = _lock_holder(Path(path) / "status")
+    if pid is not None:
+        return f"another kandji-bridge process (pid {pid} on {socket.gethostname()})"
+    return "another kandji-bridge process"
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The pid holding a lock on `path`, from /proc/locks (Linux); None where it is not listed."""
+    try:
+        info = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    inode = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in table.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 27516 08:01:1234567 0 EOF"
+        match = re.match(r"\d+: \S+\s+\S+\s+\S+\s+(\d+)\s+(\S+)\s", line)
+        if match and match[2] == inode:
+            return int(match[1])
+    return None
 
 
 def run_query(advert: Advert, sql: str) -> dict[str, Any]:
@@ -208,8 +253,14 @@ def _call(advert: Advert, method: str, path: str, **kwargs: Any) -> Any:
 def _read(path: Path) -> Advert | None:
     try:
         data = json.loads(path.read_text())
+        started = data.get("started_at")  # absent from the adverts of older versions
         return Advert(
-            str(data["url"]), int(data["pid"]), str(data["log_store"]), str(data["credential"])
+            str(data["url"]),
+            int(data["pid"]),
+            str(data["log_store"]),
+            str(data["credential"]),
+            str(data.get("host") or ""),
+            datetime.fromisoformat(started) if started else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

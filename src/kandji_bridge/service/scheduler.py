@@ -269,6 +269,8 @@ class Scheduler:
             if job.kind == jobs.MAPPING:
                 self._close_interrupted(job)
             jobs.record_start(self.runtime.state, job.key)
+            # Who ran what and when, for an operator running several serves (`serve --debug`).
+            log.info("Job %s started by %s", job.key, self.holder)
             self._executor.submit(self._execute, running)
         except BaseException:
             self._done(job)
@@ -290,6 +292,7 @@ class Scheduler:
         else:
             self._record(job, None, finished)
         finally:
+            log.info("Job %s ended in %s", job.key, self.holder)
             with contextlib.suppress(BridgeError):
                 leases.release(state, job.key, self.holder)
             self._done(job)

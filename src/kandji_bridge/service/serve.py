@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from kandji_bridge.config import Settings
+from kandji_bridge import source_registry
+from kandji_bridge.config import ENV_SECRET_KEY, Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.enrich import build_enricher
-from kandji_bridge.logs.store import open_ready_store
+from kandji_bridge.logs.store import LogStore, StoreBusy, open_ready_store
 from kandji_bridge.service import advert
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
@@ -46,12 +47,21 @@ def run_serve(
     """
     from kandji_bridge.web.app import create_app  # FastAPI and the UI load only for serving
 
-    sock = _bind(host, port)
     with contextlib.ExitStack() as resources:
+        # The store first: a second serve on an embedded store is refused before it takes a
+        # port or touches the state DB.
+        store, damage = _open_store(settings)
+        resources.callback(store.close)
+        sock = _bind(host, port)
         resources.callback(sock.close)
         state = resources.enter_context(open_state(settings))
-        store, damage = open_ready_store(settings.log_store, settings.query_limits)
-        resources.callback(store.close)
+        if not source_registry.tokens_readable(state):
+            raise BridgeError(
+                "This serve's secret key reads none of the Kandji tokens stored in the state DB "
+                "(they were stored with another key), so it would poll nothing: give it the "
+                f"{ENV_SECRET_KEY} the other serves use, or the key file of the home that added "
+                "the sources (docs/scale-out.md)."
+            )
         if damage:
             print(f"Warning: {damage}", file=sys.stderr, flush=True)
         enricher = build_enricher()
@@ -82,6 +92,19 @@ def run_serve(
                 app.state.local_credential,
             )
         )
+
+
+def _open_store(settings: Settings) -> tuple[LogStore, str | None]:
+    try:
+        return open_ready_store(settings.log_store, settings.query_limits)
+    except StoreBusy:
+        path = settings.log_store.partition("://")[2]
+        owner = advert.embedded_store_owner(settings, path)
+        raise BridgeError(
+            f"The embedded log store {path} is owned by {owner}, and only one process can own "
+            "an embedded store: use that one, or, to run several `serve` processes, point them "
+            "all at one PostgreSQL state DB and one ClickHouse log store (docs/scale-out.md)."
+        ) from None
 
 
 def proxy_options(settings: Settings) -> dict[str, object]:

@@ -62,7 +62,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(runtime.state)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(system.public)
     app.include_router(auth_pages.public)

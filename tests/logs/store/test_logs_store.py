@@ -1,8 +1,9 @@
 """The log store: chDB embedded and ClickHouse through clickhouse-connect, same DDL and SQL.
 
-The ClickHouse-server class runs here against clickhouse-connect's in-process chDB interface, so
-its own code (command, raw_query, raw_insert) is exercised without a server. A real server is used
-only when KANDJI_BRIDGE_TEST_CLICKHOUSE_URL is set.
+Every test that takes `store` runs on both: the embedded store, and the server store over real
+HTTP to the ClickHouse HTTP test fixture (tests/support/clickhouse_http.py, chDB's engine behind
+ClickHouse's HTTP interface). A real server is used too when KANDJI_BRIDGE_TEST_CLICKHOUSE_URL is
+set.
 """
 
 import json
@@ -16,16 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import clickhouse_connect
 import pytest
 
 from kandji_bridge.logs.enrich import Enricher, Geoip2FastDatabase, parse_rules
 from kandji_bridge.logs.normalize import NormalizeContext, full_row, normalize, normalize_event
 from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.logs.store import (
-    SESSION_SETTINGS,
     ChdbLogStore,
-    ClickHouseLogStore,
     LogStoreError,
     QuarantineEntry,
     SqlLogStore,
@@ -66,17 +64,11 @@ RULES = parse_rules(
 )
 
 
-@pytest.fixture(params=["chdb", "clickhouse-connect"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLogStore]:
-    if request.param == "chdb":
-        opened: SqlLogStore = ChdbLogStore(str(tmp_path / "logs"))
-    else:
-        client = clickhouse_connect.get_client(
-            interface="chdb", path=str(tmp_path / "cc"), settings=SESSION_SETTINGS
-        )
-        opened = ClickHouseLogStore(client, "clickhouse-connect over chDB")
+@pytest.fixture
+def store(log_store_url: str) -> Iterator[SqlLogStore]:
+    opened = open_log_store(log_store_url)
     opened.ensure_schema()
-    yield opened
+    yield opened  # type: ignore[misc]
     opened.close()
 
 
@@ -442,16 +434,12 @@ def test_mask_url() -> None:
     assert mask_url("chdb:///var/lib/logs") == "chdb:///var/lib/logs"
 
 
-# --- a real ClickHouse server, when one is given -------------------------------------------------
+# --- a ClickHouse server: a real one when given, the test fixture otherwise -----------------------
 
 
-def test_clickhouse_server_round_trip(postman_events, ctx) -> None:
-    url = os.environ.get(ENV_CLICKHOUSE)
-    if not url:
-        pytest.skip(
-            f"{ENV_CLICKHOUSE} is not set: no ClickHouse server on this machine "
-            "(the same DDL and SQL ran above on chDB and through clickhouse-connect)"
-        )
+def test_clickhouse_server_round_trip(request: pytest.FixtureRequest, postman_events, ctx) -> None:
+    """On the server KANDJI_BRIDGE_TEST_CLICKHOUSE_URL names, else on the test fixture."""
+    url = os.environ.get(ENV_CLICKHOUSE) or request.getfixturevalue("clickhouse_url")
     source = f"test-{uuid.uuid4()}"
     where = f"WHERE sourceID = {sql_string(source)}"
     ctx = NormalizeContext(WORKSPACE_ID, source, 36500, received_at=RECEIVED_AT)
@@ -536,3 +524,12 @@ def test_a_query_stopped_by_its_time_limit_leaves_the_next_one_right(
         chdb_store.query(slow)
     assert chdb_store.query("SELECT 41 + 1").rows == [[42]]
     assert chdb_store.count() == 0
+
+
+def test_bound_parameters_are_text_of_their_type(store: SqlLogStore) -> None:
+    """Detections bind `{name:Type}` placeholders with each value as text of its type."""
+    result = store.query(
+        "SELECT {at:DateTime} AS at, {ids:Array(String)} AS ids, {text:String} AS text",
+        params={"at": "2025-01-02 03:04:05", "ids": "['a', 'b']", "text": "it's\ta\\n"},
+    )
+    assert result.rows == [["2025-01-02 03:04:05", ["a", "b"], "it's\ta\\n"]]

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -162,14 +163,15 @@ def test_a_listed_proxy_s_x_forwarded_for_is_the_client(home: Path) -> None:
         process.wait(timeout=30)
 
 
-def test_the_throttle_forgets_addresses_whose_failures_expired() -> None:
-    now = [0.0]
-    counted = throttle.LoginThrottle(clock=lambda: now[0])
-    for n in range(1_000):
-        counted.begin(f"198.51.100.{n % 250}", f"user{n}")
-    assert len(counted) == 1_250  # 250 addresses, 1,000 address+username pairs
-    now[0] += throttle.LOGIN_WINDOW_SECONDS + throttle.LOGIN_SWEEP_SECONDS
-    counted.begin("192.0.2.1", ADMIN)
-    assert len(counted) == 2, "keys with no failure left in the window were kept"
-    counted.succeeded(counted.begin("192.0.2.2", ADMIN))
-    assert len(counted) == 2, "a successful sign-in left empty keys behind"
+def test_the_throttle_forgets_addresses_whose_failures_expired(home: Path) -> None:
+    now = [datetime(2026, 12, 6, 9, 0, tzinfo=UTC)]
+    with open_state(load_settings()) as state:
+        counted = throttle.LoginThrottle(state, clock=lambda: now[0])
+        for n in range(200):
+            counted.begin(f"198.51.100.{n % 50}", f"user{n}")
+        assert len(counted) == 250  # 50 addresses, 200 address+username pairs
+        now[0] += timedelta(seconds=throttle.LOGIN_WINDOW_SECONDS)
+        counted.begin("192.0.2.1", ADMIN)
+        assert len(counted) == 2, "keys with no failure left in the window were kept"
+        counted.succeeded(counted.begin("192.0.2.2", ADMIN))
+        assert len(counted) == 2, "a successful sign-in left its failures behind"

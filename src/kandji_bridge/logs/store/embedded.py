@@ -41,6 +41,7 @@ from kandji_bridge.logs.store.interface import (
 from kandji_bridge.logs.store.sql import (
     INSERT_SETTINGS,
     SESSION_SETTINGS,
+    escaped,
     first_line,
     parse_json_compact,
     query_error,
@@ -113,7 +114,7 @@ class ChdbLogStore(SqlLogStore):
             raise self._engine_error(exc) from exc
 
     def _select(self, sql: str, params: Mapping[str, str] | None = None) -> QueryResult:
-        bound = {name: _escaped(value) for name, value in params.items()} if params else None
+        bound = {name: escaped(value) for name, value in params.items()} if params else None
         try:
             with self._lock:
                 session = self._open_session()
@@ -269,14 +270,6 @@ def _open_error(path: str, exc: Exception) -> LogStoreError:
     if unwritable or full:  # chDB says only "Error initializing EmbeddedServer" then
         return StoreWriteError(f"Cannot open the log store {path}: {disk_state(path, path)}")
     return LogStoreError(f"Cannot open the log store {path}: {first_line(exc)}")
-
-
-def _escaped(value: str) -> str:
-    """A parameter value in ClickHouse's escaped text format, as the engine reads it."""
-    return value.translate(_ESCAPES)
-
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 
 
 def _drain(session: Any) -> None:

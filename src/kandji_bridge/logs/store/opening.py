@@ -1,24 +1,24 @@
-"""Opening the log store a URL names: `chdb://` (embedded) or `clickhouse://` (a server)."""
+"""Opening the log store a URL names: `chdb://` (embedded), or `clickhouse://`,
+`clickhouses://`, `http://` or `https://` (a server)."""
 
 from kandji_bridge.logs.store.damage import describe_damage
 from kandji_bridge.logs.store.embedded import ChdbLogStore
 from kandji_bridge.logs.store.interface import LogStore, LogStoreError
-from kandji_bridge.logs.store.server import ClickHouseLogStore, mask_url
+from kandji_bridge.logs.store.server import SCHEMES, URL_FORM, ClickHouseLogStore, mask_url
 from kandji_bridge.logs.user_queries import QueryLimits
 
 
 def open_log_store(url: str, limits: QueryLimits | None = None) -> LogStore:
-    """The store a `chdb://` or `clickhouse://` URL names, schema not yet ensured; user queries
+    """The store a `chdb://` or a server URL names, schema not yet ensured; user queries
     run under `limits` (Settings.query_limits; the defaults without)."""
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme == "chdb" and rest:
         return ChdbLogStore(rest, limits)
-    if scheme in ("clickhouse", "clickhouses") and rest:
+    if scheme in SCHEMES and rest:
         return ClickHouseLogStore.from_url(url, limits)
     raise LogStoreError(
-        f"The log store URL {mask_url(url)!r} is not usable; write chdb://<folder> or "
-        "clickhouse://user:password@host:8123/database."
+        f"The log store URL {mask_url(url)!r} is not usable; write chdb://<folder> or {URL_FORM}."
     )
 
 

@@ -6,7 +6,9 @@ passes parameters through unquoted), so both engines receive the exact same text
 `query(sql, params=...)`, for SQL written with ClickHouse's typed placeholders (`{name:Type}`,
 detections): both engines bind those natively, and a value is text the engine parses as its type.
 chDB hands the value over as-is in ClickHouse's escaped text format (a backslash starts an escape,
-a tab or newline ends the value), so the store escapes it first; clickhouse-connect escapes its own.
+a tab or newline ends the value), so the store escapes it first (`escaped`); the server store
+hands clickhouse-connect that same text to send verbatim, since its own escaping also escapes
+quotes, which breaks the text of an Array or a Map.
 Every session runs with `session_timezone = 'UTC'`: the table's DateTime columns carry no zone,
 and results must not depend on the machine's. That setting needs ClickHouse 23.6 or later, and
 `print_pretty_type_names` 24.1 or later; older servers refuse them.
@@ -34,6 +36,14 @@ INSERT_SETTINGS = {
 def sql_string(value: str) -> str:
     """A ClickHouse string literal: backslash and quote escaped, everything else verbatim."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def escaped(value: str) -> str:
+    """A parameter value in ClickHouse's escaped text format, as the engine reads it."""
+    return value.translate(_ESCAPES)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 
 
 def sql_time(value: datetime) -> str:

@@ -21,7 +21,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from kandji_bridge.logs.normalize import Row
-from kandji_bridge.logs.schema import ADD_RECEIVED_AT_INDEX, DDL, LOGS_TABLE, QUARANTINE_TABLE
+from kandji_bridge.logs.schema import (
+    DDL,
+    LOCAL_SUFFIX,
+    LOGS_TABLE,
+    QUARANTINE_TABLE,
+    RECEIVED_AT_INDEX,
+    quote_name,
+)
 from kandji_bridge.logs.store.damage import DAMAGE_REASONS, DamagedPart, part_rows
 from kandji_bridge.logs.store.interface import (
     Checkpoint,
@@ -43,6 +50,21 @@ class SqlLogStore:
 
     display_url: str
     _user_queries: UserQueries
+    # A ClickHouse cluster's name: the schema is made ON CLUSTER (schema.cluster_ddl), and the
+    # rows live in each node's `<table>_local`, which is what DDL and mutations then name.
+    cluster: str | None = None
+
+    def _ddl(self) -> tuple[str, ...]:
+        return DDL
+
+    def _data_table(self, table: str) -> str:
+        """The table that holds the rows: `table` itself, or on a cluster each node's own."""
+        return f"{table}{LOCAL_SUFFIX}" if self.cluster else table
+
+    def _altered(self, table: str) -> str:
+        """`table`'s rows as an ALTER names them (ON CLUSTER on a cluster)."""
+        on = f" ON CLUSTER {quote_name(self.cluster)}" if self.cluster else ""
+        return f"{self._data_table(table)}{on}"
 
     def _execute(self, sql: str) -> None:
         raise NotImplementedError
@@ -67,16 +89,19 @@ class SqlLogStore:
         self.close()
 
     def ensure_schema(self) -> None:
-        for statement in DDL:
+        for statement in self._ddl():
             self._execute(statement)
         # An ALTER rewrites the table's metadata even when it changes nothing, and on a full disk
         # chDB left that file empty and the store unable to open again: only when it is needed.
         index = self._select(
             "SELECT count() FROM system.data_skipping_indices WHERE database = currentDatabase() "
-            f"AND table = {sql_string(LOGS_TABLE)} AND name = 'received_at'"
+            f"AND table = {sql_string(self._data_table(LOGS_TABLE))} AND name = 'received_at'"
         )
         if not int(index.rows[0][0]):
-            self._execute(ADD_RECEIVED_AT_INDEX)
+            self._execute(
+                f"ALTER TABLE {self._altered(LOGS_TABLE)} "
+                f"ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
+            )
 
     def insert(self, rows: Sequence[Row]) -> int:
         """Append rows as given: the caller has dropped the event ids already stored.
@@ -199,7 +224,9 @@ class SqlLogStore:
 
     def damaged_parts(self) -> list[DamagedPart]:
         """The parts of our tables the engine moved aside as damaged (on open, or on a read)."""
-        tables = ", ".join(map(sql_string, (LOGS_TABLE, QUARANTINE_TABLE)))
+        tables = ", ".join(
+            sql_string(self._data_table(table)) for table in (LOGS_TABLE, QUARANTINE_TABLE)
+        )
         result = self._select(
             "SELECT table, name, reason, path, partition_id FROM system.detached_parts "
             f"WHERE database = currentDatabase() AND table IN ({tables}) ORDER BY table, name"
@@ -215,7 +242,7 @@ class SqlLogStore:
         sourceTTL, so the rows already stored get the new value too (waited for, so a pass
         that follows writes after it)."""
         self._execute(
-            f"ALTER TABLE {LOGS_TABLE} UPDATE sourceTTL = {int(days)} "
+            f"ALTER TABLE {self._altered(LOGS_TABLE)} UPDATE sourceTTL = {int(days)} "
             f"WHERE sourceID = {sql_string(source_id)} SETTINGS mutations_sync = 2"
         )
 
@@ -231,7 +258,8 @@ class SqlLogStore:
         held = self.count(source_id)
         for table in (LOGS_TABLE, QUARANTINE_TABLE):
             self._execute(
-                f"ALTER TABLE {table} DELETE WHERE sourceID = {sql_string(source_id)} "
+                f"ALTER TABLE {self._altered(table)} "
+                f"DELETE WHERE sourceID = {sql_string(source_id)} "
                 "SETTINGS mutations_sync = 2"
             )
         return held
