@@ -47,6 +47,7 @@ from kandji_bridge.detections.windows import (
     Window,
     due_windows,
     last_window_end,
+    last_window_ends,
     record_window,
 )
 from kandji_bridge.errors import BridgeError, NotFound
@@ -388,13 +389,15 @@ def run_due_detections(
     loaded = loaded if loaded is not None else LoadedRules()
     detections = _load_enabled(state, store, switches, loaded, result.errors)
     reached = stored_up_to(state, now)
-    ensure_detections_table(store)
+    ends = last_window_ends(state)
     due = []
     for name, detection in detections.items():
         windows = due_windows(
-            detection.schedule, last_window_end(state, name), now, reached, max_windows=max_windows
+            detection.schedule, ends.get(name), now, reached, max_windows=max_windows
         )
         due.extend((window.start, name, window) for window in windows)
+    if due:
+        ensure_detections_table(store)
     started: set[str] = set()
     overtaken: set[str] = set()  # another process ran their window first; its windows count
     for _, name, window in sorted(due, key=lambda item: item[:2]):

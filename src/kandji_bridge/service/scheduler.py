@@ -47,9 +47,11 @@ log = logging.getLogger(__name__)
 # Two cores are common; each run is mostly waiting on Kandji's rate limit or the store.
 DEFAULT_MAX_JOBS = 4
 DEFAULT_RETRY_SECONDS = 60.0
-# The detections job looks for due windows this often (each rule's follow its own schedule);
+# The detections job looks for due windows this often (each rule's follow its own schedule): a
+# window's alert is stored at most this long after it ends. A tick with nothing due is a few
+# state-DB reads (about 30 ms for the pack), so it can look often;
 # the outbox sends what is due this often (its retries follow their own backoff).
-DEFAULT_DETECTION_SECONDS = 15.0
+DEFAULT_DETECTION_SECONDS = 5.0
 DEFAULT_OUTBOX_SECONDS = 10.0
 
 
