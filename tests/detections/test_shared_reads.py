@@ -1,5 +1,9 @@
-"""The rules of a pack read the same window one after the other: what one run decompressed, the
-next reads from the engine's uncompressed cache instead of decompressing it again."""
+"""What a detection run reads: the rules of a pack read the same window one after the other, so
+what one run decompressed the next reads from the engine's uncompressed cache; and a window with
+more matches than a run keeps reads the wide columns of the rows it keeps only."""
+
+# The statements are the test's own and the pack's; values are bound parameters.
+# ruff: noqa: S608
 
 from datetime import timedelta
 
@@ -38,3 +42,41 @@ def test_a_second_rule_over_the_same_window_reads_the_decompressed_blocks_again(
 
     hits = after.get("UncompressedCacheHits", 0) - before.get("UncompressedCacheHits", 0)
     assert hits > 0, "the second rule decompressed the window's blocks again"
+
+
+def decompressed(store: ChdbLogStore) -> int:
+    rows = store.query(
+        "SELECT value FROM system.events WHERE event = 'CompressedReadBufferBytes'"
+    ).rows
+    return int(rows[0][0]) if rows else 0
+
+
+def test_a_window_of_a_backfill_reads_the_wide_columns_of_the_matches_it_keeps_only(
+    store: ChdbLogStore,
+) -> None:
+    """A first backfill puts a year of events in one window: a rule that matches more than it
+    keeps (10,000) sorts them on eventTime and reads rawLog and the rest for the rows kept."""
+    store.query(f"TRUNCATE TABLE {LOGS_TABLE}", read_only=False)
+    received = int(WINDOW_FROM.timestamp()) + 60
+    store.query(
+        f"INSERT INTO {LOGS_TABLE} (sourceID, receivedAt, id, eventTime, targetType, action, "
+        "rawLog) SELECT 'src-1', toDateTime({received:UInt32}, 'UTC'), toString(number), "
+        "toDateTime({received:UInt32} - 86400 * 300 + number * 400, 'UTC'), 'api_token', "
+        "'create', repeat(toString(cityHash64(number)), 60) FROM numbers(60000)",
+        read_only=False,
+        params={"received": str(received)},
+    )
+    created = load_rule(KANDJI_PACK / "kandji-api-token-created.yaml", store)
+
+    before = decompressed(store)
+    matches = run_detection(store, created, WINDOW_FROM, WINDOW_TO)
+    kept = decompressed(store) - before
+    assert matches.truncated and len(matches.rows) == 10_000
+
+    before = decompressed(store)
+    store.query(
+        f"SELECT * FROM ({created.statement}) LIMIT 10001",
+        params={"from": f"{WINDOW_FROM:%Y-%m-%d %H:%M:%S}", "to": f"{WINDOW_TO:%Y-%m-%d %H:%M:%S}"},
+    )
+    every = decompressed(store) - before
+    assert kept < every / 2, (kept, every)
