@@ -12,7 +12,7 @@ subquery bounded in rows and time, so a rule cannot fill the memory or hold a wo
 # ruff: noqa: S608
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ MAX_MATCHES = 10_000
 RUN_SECONDS = 60
 _LAZY_SETTING = "query_plan_max_limit_for_lazy_materialization"
 _LAZY_KNOWN: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_COLUMNS: "weakref.WeakKeyDictionary[Any, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
 
 
 class DetectionRunError(BridgeError):
@@ -51,8 +52,12 @@ def run_detection(
     window_to: datetime,
     parameters: Mapping[str, str] | None = None,
     max_rows: int = MAX_MATCHES,
+    omit: Collection[str] = (),
 ) -> Matches:
-    """Run `detection` over [window_from, window_to) with its parameters; no scheduling here."""
+    """Run `detection` over [window_from, window_to) with its parameters; no scheduling here.
+
+    Columns of the rule named in `omit` are left out of the rows (`columns` still lists every
+    column of the rule): what a caller never uses, the engine then does not read."""
     name = detection.name
     start, end = _window_bound(name, window_from), _window_bound(name, window_to)
     if start >= end:
@@ -62,12 +67,19 @@ def run_detection(
         )
     bound = bind_parameters(detection, parameters)
     bound.update({"from": f"{start:%Y-%m-%d %H:%M:%S}", "to": f"{end:%Y-%m-%d %H:%M:%S}"})
-    sql = (
-        f"SELECT * FROM ({detection.statement}) LIMIT {int(max_rows) + 1} "
-        f"SETTINGS max_execution_time = {RUN_SECONDS}, timeout_overflow_mode = 'throw', "
-        f"{_engine_settings(store, max_rows)}"
-    )
+    columns: list[str] | None = None
     try:
+        selected = "*"
+        if omit:
+            columns = _columns(store, detection.statement, bound)
+            left_out = [column for column in columns if column in omit]
+            if left_out:
+                selected = f"* EXCEPT ({', '.join(map(_identifier, left_out))})"
+        sql = (
+            f"SELECT {selected} FROM ({detection.statement}) LIMIT {int(max_rows) + 1} "
+            f"SETTINGS max_execution_time = {RUN_SECONDS}, timeout_overflow_mode = 'throw', "
+            f"{_engine_settings(store, max_rows)}"
+        )
         result = store.query(sql, params=bound)
     except LogStoreError as exc:
         message = engine_sentence(str(exc).removeprefix("The log store refused the query: "))
@@ -75,7 +87,20 @@ def run_detection(
             message = f"it ran longer than {RUN_SECONDS} s and was stopped."
         raise DetectionRunError(f"Detection {name} failed to run: {message}") from None
     rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows[:max_rows]]
-    return Matches(name, start, end, result.columns, rows, len(result.rows) > max_rows)
+    return Matches(name, start, end, columns or result.columns, rows, len(result.rows) > max_rows)
+
+
+def _columns(store: LogStore, statement: str, bound: Mapping[str, str]) -> list[str]:
+    """The columns a rule's statement returns, asked of the engine once per statement."""
+    known = _COLUMNS.setdefault(store, {})
+    if statement not in known:
+        described = store.query(f"DESCRIBE TABLE ({statement})", params=bound)
+        known[statement] = [str(row[0]) for row in described.rows]
+    return known[statement]
+
+
+def _identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def _engine_settings(store: LogStore, max_rows: int) -> str:

@@ -29,6 +29,7 @@ from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
 from kandji_bridge.detections.outbox import enqueue
 from kandji_bridge.detections.results import (
+    UNUSED_COLUMNS,
     ensure_detections_table,
     split_matches,
     store_records,
@@ -482,7 +483,7 @@ def _run_window(
     """Run one window, store its matches, enqueue its alerts and record it; False when another
     process recorded it first."""
     started = datetime.now(UTC)
-    matches = run_detection(store, detection, window.start, window.end)
+    matches = run_detection(store, detection, window.start, window.end, omit=UNUSED_COLUMNS)
     elapsed = int((datetime.now(UTC) - started).total_seconds() * 1e9)
     records = split_matches(
         detection, matches, now=now, workspace_id=state.workspace_id, run_time_ns=elapsed
