@@ -174,9 +174,14 @@ def test_a_failing_rule_is_shown_and_retried_from_its_window_without_holding_oth
     assert jobs.job_status(state, jobs.detection_job("job-works")).last_error is None
     assert last_window_end(state, "job-fails") == WINDOW_FROM, "its failed window waits"
 
-    # Fixed: the next tick runs it from the window that failed, and its error clears.
+    # Fixed: it is not run again at once (a failing rule waits RULE_RETRY, not a tick)...
     failing.write_text(f"SELECT * FROM kandji_logs WHERE {WINDOW} AND targetId = 'token-0DDD'")  # noqa: S608
-    again = ops.run_due_detections(state.settings, state, clean_store, later, loaded)
+    waited = ops.run_due_detections(state.settings, state, clean_store, later, loaded)
+    assert "job-fails" not in waited.ran and "job-fails" not in waited.errors
+    # ... and once that has passed, it runs from the window that failed and its error clears.
+    again = ops.run_due_detections(
+        state.settings, state, clean_store, later, loaded, retry=timedelta(0)
+    )
     assert [w.start for w in again.ran["job-fails"]] == [WINDOW_FROM, WINDOW_TO]
     assert "job-works" not in again.ran  # nothing new is due for it
     assert jobs.job_status(state, jobs.detection_job("job-fails")).last_error is None

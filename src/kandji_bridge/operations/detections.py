@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kandji_bridge.config import Settings, ensure_home
-from kandji_bridge.db.models import DetectionSwitch, Source
+from kandji_bridge.db.models import DetectionSwitch, Source, utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
@@ -344,6 +344,12 @@ def stored_up_to(state: StateDB, now: datetime) -> datetime:
     return oldest
 
 
+# A rule that failed is tried again from the same window after this long, not on every tick of
+# the job (every few seconds): a rule that times out would otherwise run its minute-long query
+# over and over.
+RULE_RETRY = timedelta(seconds=30)
+
+
 @dataclass
 class LoadedRules:
     """The enabled rules as the detections job last loaded them, and what they were loaded from.
@@ -376,11 +382,12 @@ def run_due_detections(
     names: list[str] | None = None,
     stop: threading.Event | None = None,
     max_windows: int = MAX_WINDOWS_PER_TICK,
+    retry: timedelta = RULE_RETRY,
 ) -> DetectionsRun:
     """One tick of the detections job: every due window of every enabled rule (or of `names`),
     oldest first, at most `max_windows` per rule. Each window's matches are stored, its alerts
     enqueued, then it is recorded. A rule that fails keeps its sentence as its status and runs
-    no later window this tick, so none is skipped; the other rules go on."""
+    no later window until `retry` has passed, so none is skipped; the other rules go on."""
     switches = _read_switches(state)
     if names is not None:
         switches = {name: switch for name, switch in switches.items() if name in names}
@@ -391,8 +398,11 @@ def run_due_detections(
     detections = _load_enabled(state, store, switches, loaded, result.errors)
     reached = stored_up_to(state, now)
     ends = last_window_ends(state)
+    waiting = _failed_recently(state, retry)
     due = []
     for name, detection in detections.items():
+        if name in waiting:
+            continue
         windows = due_windows(
             detection.schedule, ends.get(name), now, reached, max_windows=max_windows
         )
@@ -435,6 +445,19 @@ def run_due_windows(
     if name in result.errors:
         raise BridgeError(result.errors[name])
     return result.ran.get(name, [])
+
+
+def _failed_recently(state: StateDB, retry: timedelta) -> set[str]:
+    """The rules whose last run failed less than `retry` ago (by the state DB's clock)."""
+    since = utcnow() - retry
+    return {
+        key.partition(":")[2]
+        for key, status in jobs.job_statuses(state).items()
+        if key.startswith(f"{jobs.DETECTION}:")
+        and status.last_error is not None
+        and status.last_finished_at is not None
+        and status.last_finished_at > since
+    }
 
 
 def _load_enabled(
