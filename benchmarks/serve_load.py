@@ -17,6 +17,11 @@ The target: every source's lag under 2 poll intervals. Linux only (/proc).
     python benchmarks/serve_load.py                     # 5 tenants, 20 sources, 10 s polls, 5 min
     python benchmarks/serve_load.py --poll-interval 60 --minutes 10
     python benchmarks/serve_load.py --minutes 1 --json  # one JSON object (the slow test reads it)
+    python benchmarks/serve_load.py --pack '@1m'        # the detection pack enabled, every minute
+
+With `--pack SCHEDULE` every rule of the built-in pack is enabled on that schedule (as `demo`
+does), and the detections job's runs and the rules' errors are reported; run it once with and
+once without to see the pack's share of serve's CPU.
 """
 
 import argparse
@@ -41,6 +46,8 @@ from kandji_bridge import source_registry as sources
 from kandji_bridge import users
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
+from kandji_bridge.jobs import status as jobs
+from kandji_bridge.operations.detections import enable_pack
 
 CLI = (sys.executable, "-m", "kandji_bridge")
 SERVING = re.compile(r"Serving on (http://\S+)")
@@ -85,6 +92,9 @@ class LoadResult:
     rss_mb_first: float = 0.0  # at the first and the last sample: does it grow?
     rss_mb_last: float = 0.0
     events_stored: int = 0
+    pack: str = ""  # the pack's schedule, when it was enabled
+    detection_ticks: int = 0  # runs of the detections job while sampling
+    detection_errors: list[str] = field(default_factory=list)  # the rules' last errors
 
     @property
     def worst_lag(self) -> float:
@@ -172,6 +182,8 @@ def register(env: dict[str, str], args: argparse.Namespace, tenants: list) -> tu
             name = f"tenant{tenant}-source{number}"
             info = sources.add_source(state, name, url, token, poll_interval=args.poll_interval)
             lags.append(SourceLag(name, info.id, tenant))
+        if args.pack:
+            enable_pack(state, args.pack)
         users.create_user(state, "load", "load-benchmark-pw-1")
         api_token = users.create_api_token(state, "load", "load benchmark")
     return lags, api_token
@@ -193,7 +205,12 @@ def newest_stored(client: httpx.Client) -> dict[str, float]:
 
 def run_load(args: argparse.Namespace) -> LoadResult:
     result = LoadResult(
-        args.tenants, args.sources, args.poll_interval, args.events_per_minute, args.minutes
+        args.tenants,
+        args.sources,
+        args.poll_interval,
+        args.events_per_minute,
+        args.minutes,
+        pack=args.pack or "",
     )
     with tempfile.TemporaryDirectory(prefix="kb-load-") as folder:
         work = Path(folder)
@@ -216,8 +233,11 @@ def run_load(args: argparse.Namespace) -> LoadResult:
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
                 wait_for_backfills(client, lags, started)
                 result.backfill_seconds = time.monotonic() - started
+                ticks = detection_runs(env)
                 sample(client, serve.popen.pid, lags, args, result)
                 result.events_stored = sum(n for _, n in newest_stored(client).values())
+                result.detection_ticks = detection_runs(env) - ticks
+                result.detection_errors = detection_errors(env)
             result.lags = {lag.name: lag.summary() for lag in lags}
         finally:
             if serve is not None:
@@ -227,6 +247,22 @@ def run_load(args: argparse.Namespace) -> LoadResult:
             for process, _, _ in tenants:
                 process.stop()
     return result
+
+
+def detection_runs(env: dict[str, str]) -> int:
+    with open_state(load_settings(env=env)) as state:
+        status = jobs.job_status(state, jobs.DETECTIONS_JOB)
+    return status.runs if status else 0
+
+
+def detection_errors(env: dict[str, str]) -> list[str]:
+    with open_state(load_settings(env=env)) as state:
+        statuses = jobs.job_statuses(state)
+    return sorted(
+        status.last_error
+        for key, status in statuses.items()
+        if key.startswith(f"{jobs.DETECTION}:") and status.last_error
+    )
 
 
 def wait_for_backfills(client: httpx.Client, lags: list[SourceLag], started: float) -> None:
@@ -294,6 +330,13 @@ def report(result: LoadResult) -> None:
         f"(first sample {result.rss_mb_first:.0f}, last {result.rss_mb_last:.0f}); "
         f"{result.events_stored:,} events stored"
     )
+    if result.pack:
+        print(
+            f"detection pack every {result.pack}: {result.detection_ticks} runs of the "
+            f"detections job while sampling; {len(result.detection_errors)} rules with an error"
+        )
+        for error in result.detection_errors:
+            print(f"  {error}")
 
 
 def main() -> None:
@@ -306,6 +349,7 @@ def main() -> None:
     parser.add_argument("--history-events", type=int, default=2_000)
     parser.add_argument("--sample-seconds", type=float, default=2)
     parser.add_argument("--database-url", help="a PostgreSQL state DB instead of SQLite")
+    parser.add_argument("--pack", help="enable the detection pack on this schedule (e.g. @1m)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args()
     result = run_load(args)

@@ -79,6 +79,9 @@ def test_serve_runs_enabled_rules_and_delivers_their_alert_once(
                 assert collector is not None and collector.last_error is None
                 good = jobs.job_status(state, jobs.detection_job("device-deleted-here"))
                 assert good is not None and good.last_error is None
+                # One job runs every enabled rule; a rule's failure is its own, not the job's.
+                ran = jobs.job_status(state, jobs.DETECTIONS_JOB)
+                assert ran is not None and ran.last_error is None
 
         assert len(receiver.requests) == 1, "the alert was sent once"
         request = receiver.requests[0]

@@ -52,6 +52,10 @@ COMPACT_COLUMNS = (
     "readOnly",
 )
 _DROPPED = frozenset(COLUMN_NAMES) - frozenset(COMPACT_COLUMNS)
+# What a stored record never reads of a match: a scheduled run leaves these columns out of the
+# rows it asks for (the rule's SQL is unchanged), so the engine does not read rawLog and the other
+# wide columns. The first match's actor and dstIP, and every match's resources, are kept.
+UNUSED_COLUMNS = _DROPPED - {"actor", "dstIP", "resources"}
 
 DETECTIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {DETECTIONS_TABLE} (
     `id` String,

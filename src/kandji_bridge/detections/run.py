@@ -11,7 +11,8 @@ subquery bounded in rows and time, so a rule cannot fill the memory or hold a wo
 # The statement is the engine's own rendering of a validated rule; values are bound parameters.
 # ruff: noqa: S608
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,9 @@ from kandji_bridge.logs.store import LogStore, LogStoreError
 
 MAX_MATCHES = 10_000
 RUN_SECONDS = 60
+_LAZY_SETTING = "query_plan_max_limit_for_lazy_materialization"
+_LAZY_KNOWN: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_COLUMNS: "weakref.WeakKeyDictionary[Any, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
 
 
 class DetectionRunError(BridgeError):
@@ -48,8 +52,12 @@ def run_detection(
     window_to: datetime,
     parameters: Mapping[str, str] | None = None,
     max_rows: int = MAX_MATCHES,
+    omit: Collection[str] = (),
 ) -> Matches:
-    """Run `detection` over [window_from, window_to) with its parameters; no scheduling here."""
+    """Run `detection` over [window_from, window_to) with its parameters; no scheduling here.
+
+    Columns of the rule named in `omit` are left out of the rows (`columns` still lists every
+    column of the rule): what a caller never uses, the engine then does not read."""
     name = detection.name
     start, end = _window_bound(name, window_from), _window_bound(name, window_to)
     if start >= end:
@@ -59,11 +67,19 @@ def run_detection(
         )
     bound = bind_parameters(detection, parameters)
     bound.update({"from": f"{start:%Y-%m-%d %H:%M:%S}", "to": f"{end:%Y-%m-%d %H:%M:%S}"})
-    sql = (
-        f"SELECT * FROM ({detection.statement}) LIMIT {int(max_rows) + 1} "
-        f"SETTINGS max_execution_time = {RUN_SECONDS}, timeout_overflow_mode = 'throw'"
-    )
+    columns: list[str] | None = None
     try:
+        selected = "*"
+        if omit:
+            columns = _columns(store, detection.statement, bound)
+            left_out = [column for column in columns if column in omit]
+            if left_out:
+                selected = f"* EXCEPT ({', '.join(map(_identifier, left_out))})"
+        sql = (
+            f"SELECT {selected} FROM ({detection.statement}) LIMIT {int(max_rows) + 1} "
+            f"SETTINGS max_execution_time = {RUN_SECONDS}, timeout_overflow_mode = 'throw', "
+            f"{_engine_settings(store, max_rows)}"
+        )
         result = store.query(sql, params=bound)
     except LogStoreError as exc:
         message = engine_sentence(str(exc).removeprefix("The log store refused the query: "))
@@ -71,7 +87,45 @@ def run_detection(
             message = f"it ran longer than {RUN_SECONDS} s and was stopped."
         raise DetectionRunError(f"Detection {name} failed to run: {message}") from None
     rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows[:max_rows]]
-    return Matches(name, start, end, result.columns, rows, len(result.rows) > max_rows)
+    return Matches(name, start, end, columns or result.columns, rows, len(result.rows) > max_rows)
+
+
+def _columns(store: LogStore, statement: str, bound: Mapping[str, str]) -> list[str]:
+    """The columns a rule's statement returns, asked of the engine once per statement."""
+    known = _COLUMNS.setdefault(store, {})
+    if statement not in known:
+        described = store.query(f"DESCRIBE TABLE ({statement})", params=bound)
+        known[statement] = [str(row[0]) for row in described.rows]
+    return known[statement]
+
+
+def _identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _engine_settings(store: LogStore, max_rows: int) -> str:
+    """Settings that spare the engine work on a rule's run, those this engine knows.
+
+    The rules of a pack read the same window (and often the same baseline) one after the other:
+    the uncompressed cache spares all but the first the decompression. A window of a backfill
+    holds a year of events and a rule that orders its many matches reads every column of each
+    to sort them; lazy materialization (ClickHouse 25.4 and later) sorts on the columns the
+    ORDER BY needs and reads the others for the rows kept only.
+    """
+    known = _LAZY_KNOWN.get(store)
+    if known is None:
+        try:
+            found = store.query(
+                "SELECT count() FROM system.settings WHERE name = {name:String}",
+                params={"name": _LAZY_SETTING},
+            )
+        except LogStoreError:
+            found = None  # the run itself will say what is wrong; ask again next time
+        known = bool(found and int(found.rows[0][0]))
+        if found is not None:
+            _LAZY_KNOWN[store] = known
+    lazy = f", {_LAZY_SETTING} = {int(max_rows) + 1}" if known else ""
+    return f"use_uncompressed_cache = 1{lazy}"
 
 
 def bind_parameters(

@@ -72,6 +72,13 @@ def last_window_end(state: StateDB, detection: str) -> datetime | None:
         )
 
 
+def last_window_ends(state: StateDB) -> dict[str, datetime]:
+    """Where every rule's windows have reached, by rule name (one query for a tick of all)."""
+    with state.session() as session:
+        rows = session.execute(select(DetectionWindow.detection, DetectionWindow.last_window_to))
+        return {name: end for name, end in rows}
+
+
 def record_window(state: StateDB, detection: str, window: Window) -> bool:
     """Record that `window` ran; only moves forward from exactly where the last window ended.
 

@@ -1,9 +1,9 @@
 """Scheduled jobs: their keys, and the status of their last runs in `job_status`.
 
-A job is a source's polling (`source:<id>`), a mapping's sync (`mapping:<id>`), an enabled
-detection's windows (`detection:<rule name>`) or the delivery of alerts (`outbox:alerts`). Its
-status row is written by whichever process ran it, so the UI and /metrics of every process show
-the same.
+A job is a source's polling (`source:<id>`), a mapping's sync (`mapping:<id>`), the windows of
+every enabled detection (`detections:enabled`, which keeps each rule's own status under
+`detection:<rule name>`) or the delivery of alerts (`outbox:alerts`). Its status row is written by
+whichever process ran it, so the UI and /metrics of every process show the same.
 """
 
 from dataclasses import dataclass
@@ -19,9 +19,11 @@ from kandji_bridge.inventory import runs
 SOURCE = "source"
 MAPPING = "mapping"
 DETECTION = "detection"
+DETECTIONS = "detections"
+DETECTIONS_JOB = f"{DETECTIONS}:enabled"
 OUTBOX = "outbox"
 OUTBOX_JOB = f"{OUTBOX}:alerts"
-KINDS = (SOURCE, MAPPING, DETECTION, OUTBOX)
+KINDS = (SOURCE, MAPPING, DETECTION, DETECTIONS, OUTBOX)
 
 
 def source_job(source_id: str) -> str:

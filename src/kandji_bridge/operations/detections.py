@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kandji_bridge.config import Settings, ensure_home
-from kandji_bridge.db.models import DetectionSwitch, Source
+from kandji_bridge.db.models import DetectionSwitch, Source, utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
 from kandji_bridge.detections.outbox import enqueue
 from kandji_bridge.detections.results import (
+    UNUSED_COLUMNS,
     ensure_detections_table,
     split_matches,
     store_records,
@@ -43,9 +45,11 @@ from kandji_bridge.detections.rules import (
 )
 from kandji_bridge.detections.run import Matches, run_detection
 from kandji_bridge.detections.windows import (
+    MAX_WINDOWS_PER_TICK,
     Window,
     due_windows,
     last_window_end,
+    last_window_ends,
     record_window,
 )
 from kandji_bridge.errors import BridgeError, NotFound
@@ -421,33 +425,177 @@ def stored_up_to(state: StateDB, now: datetime) -> datetime:
     return oldest
 
 
+# A rule that failed is tried again from the same window after this long, not on every tick of
+# the job (every few seconds): a rule that times out would otherwise run its minute-long query
+# over and over.
+RULE_RETRY = timedelta(seconds=30)
+
+
+@dataclass
+class LoadedRules:
+    """The enabled rules as the detections job last loaded them, and what they were loaded from.
+
+    Loading a rule validates it on the engine (an EXPLAIN each), too much to repeat on every
+    tick: the job keeps them here and loads again only when a rule file or a switch changed.
+    A rule that did not load is not kept, so a passing failure (the store away) is tried again.
+    """
+
+    key: tuple = ()
+    detections: dict[str, Detection] = field(default_factory=dict)
+
+
+@dataclass
+class DetectionsRun:
+    """What one tick of the detections job did: the windows each rule ran, and the rules that
+    failed (one sentence each; their windows wait for the next tick)."""
+
+    ran: dict[str, list[Window]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def run_due_detections(
+    settings: Settings,
+    state: StateDB,
+    store: LogStore,
+    now: datetime,
+    loaded: LoadedRules | None = None,
+    *,
+    names: list[str] | None = None,
+    stop: threading.Event | None = None,
+    max_windows: int = MAX_WINDOWS_PER_TICK,
+    retry: timedelta = RULE_RETRY,
+) -> DetectionsRun:
+    """One tick of the detections job: every due window of every enabled rule (or of `names`),
+    oldest first, at most `max_windows` per rule. Each window's matches are stored, its alerts
+    enqueued, then it is recorded. A rule that fails keeps its sentence as its status and runs
+    no later window until `retry` has passed, so none is skipped; the other rules go on."""
+    switches = _read_switches(state)
+    if names is not None:
+        switches = {name: switch for name, switch in switches.items() if name in names}
+    result = DetectionsRun()
+    if not switches:
+        return result
+    loaded = loaded if loaded is not None else LoadedRules()
+    detections = _load_enabled(state, store, switches, loaded, result.errors)
+    reached = stored_up_to(state, now)
+    ends = last_window_ends(state)
+    waiting = _failed_recently(state, retry)
+    due = []
+    for name, detection in detections.items():
+        if name in waiting:
+            continue
+        windows = due_windows(
+            detection.schedule, ends.get(name), now, reached, max_windows=max_windows
+        )
+        due.extend((window.start, name, window) for window in windows)
+    if due:
+        ensure_detections_table(store)
+    started: set[str] = set()
+    overtaken: set[str] = set()  # another process ran their window first; its windows count
+    for _, name, window in sorted(due, key=lambda item: item[:2]):
+        if stop is not None and stop.is_set():
+            break
+        if name in result.errors or name in overtaken:
+            continue
+        if name not in started:
+            jobs.record_start(state, jobs.detection_job(name))
+            started.add(name)
+        try:
+            if _run_window(state, store, detections[name], window, now):
+                result.ran.setdefault(name, []).append(window)
+            else:
+                overtaken.add(name)
+        except BridgeError as exc:
+            result.errors[name] = exc.message
+    for name in sorted(started | set(result.errors)):
+        job = jobs.detection_job(name)
+        if name in result.errors:
+            if name not in started:
+                jobs.record_start(state, job)
+            jobs.record_failure(state, job, result.errors[name])
+        else:
+            jobs.record_success(state, job)
+    return result
+
+
 def run_due_windows(
     settings: Settings, state: StateDB, store: LogStore, name: str, now: datetime
 ) -> list[Window]:
-    """One tick of an enabled rule: run each window due, in order, store its matches, enqueue its
-    alerts, record it. A failure raises with the rule's sentence and leaves the window to the
-    next tick, so none is skipped. Returns the windows run."""
-    if name not in _read_switches(state):
-        return []  # disabled since the job was planned
-    rule = get_rule(state, store, name)
-    detection = replace(rule.detection, notification_names=rule.channels)
-    reached = stored_up_to(state, now)
-    ensure_detections_table(store)
-    ran = []
-    for window in due_windows(detection.schedule, last_window_end(state, name), now, reached):
-        started = datetime.now(UTC)
-        matches = run_detection(store, detection, window.start, window.end)
-        elapsed = int((datetime.now(UTC) - started).total_seconds() * 1e9)
-        records = split_matches(
-            detection, matches, now=now, workspace_id=state.workspace_id, run_time_ns=elapsed
-        )
-        for record in store_records(store, records):
-            if record.kind == "alert":
-                enqueue(state, record.alert(), detection.notification_names, now)
-        if not record_window(state, name, window):
-            break  # another process ran it first; its windows count
-        ran.append(window)
-    return ran
+    """One tick of one enabled rule (see run_due_detections); its failure raises its sentence."""
+    result = run_due_detections(settings, state, store, now, names=[name])
+    if name in result.errors:
+        raise BridgeError(result.errors[name])
+    return result.ran.get(name, [])
+
+
+def _failed_recently(state: StateDB, retry: timedelta) -> set[str]:
+    """The rules whose last run failed less than `retry` ago (by the state DB's clock)."""
+    since = utcnow() - retry
+    return {
+        key.partition(":")[2]
+        for key, status in jobs.job_statuses(state).items()
+        if key.startswith(f"{jobs.DETECTION}:")
+        and status.last_error is not None
+        and status.last_finished_at is not None
+        and status.last_finished_at > since
+    }
+
+
+def _load_enabled(
+    state: StateDB,
+    store: LogStore,
+    switches: dict[str, dict],
+    loaded: LoadedRules,
+    errors: dict[str, str],
+) -> dict[str, Detection]:
+    """The enabled rules, each with its schedule and channels from its switch."""
+    key = (json.dumps(switches, sort_keys=True), _rule_files(state.settings))
+    if key != loaded.key:
+        loaded.key, loaded.detections = key, {}
+    detections = {}
+    for name, switch in sorted(switches.items()):
+        detection = loaded.detections.get(name)
+        if detection is None:
+            try:
+                rule = _find_rule(state.settings, store, name, switch, state)
+            except BridgeError as exc:
+                errors[name] = exc.message
+                continue
+            detection = replace(rule.detection, notification_names=rule.channels)
+            loaded.detections[name] = detection
+        detections[name] = detection
+    return detections
+
+
+def _rule_files(settings: Settings) -> tuple[tuple[str, int, int], ...]:
+    """Every file of the pack and the home's rules, with its modification time and size: a
+    change to any of them is a change to the rules."""
+    files = []
+    for folder in (KANDJI_PACK, rules_folder(settings)):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile: not a rule now
+                stat = path.stat()
+                files.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(files)
+
+
+def _run_window(
+    state: StateDB, store: LogStore, detection: Detection, window: Window, now: datetime
+) -> bool:
+    """Run one window, store its matches, enqueue its alerts and record it; False when another
+    process recorded it first."""
+    started = datetime.now(UTC)
+    matches = run_detection(store, detection, window.start, window.end, omit=UNUSED_COLUMNS)
+    elapsed = int((datetime.now(UTC) - started).total_seconds() * 1e9)
+    records = split_matches(
+        detection, matches, now=now, workspace_id=state.workspace_id, run_time_ns=elapsed
+    )
+    for record in store_records(store, records):
+        if record.kind == "alert":
+            enqueue(state, record.alert(), detection.notification_names, now)
+    return record_window(state, detection.name, window)
 
 
 # -- helpers --------------------------------------------------------------------------------

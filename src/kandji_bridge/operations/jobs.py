@@ -22,7 +22,7 @@ from kandji_bridge.kandji.client import ClientStats
 from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.store import LogStore
 from kandji_bridge.operations.alerts import deliver_alerts
-from kandji_bridge.operations.detections import run_due_windows
+from kandji_bridge.operations.detections import LoadedRules, run_due_detections, run_due_windows
 from kandji_bridge.operations.polling import poll_source
 
 
@@ -35,12 +35,18 @@ def run_job(
     *,
     stop: threading.Event,
     counters: Counters,
+    loaded_rules: LoadedRules | None = None,
 ) -> bool:
-    """Run `job` ("source:ID", "mapping:ID", "detection:NAME", "outbox:alerts") once; False if
-    `stop` ended it before it was done. A failure raises its BridgeError (one sentence)."""
+    """Run `job` ("source:ID", "mapping:ID", "detections:enabled", "detection:NAME",
+    "outbox:alerts") once; False if `stop` ended it before it was done. A failure raises its
+    BridgeError (one sentence). `loaded_rules` keeps the detections job's rules between runs."""
     kind, target = jobs.parse_job(job)
     if kind == jobs.SOURCE:
         return _poll(settings, state, store, enricher, _source_name(state, target), stop, counters)
+    if kind == jobs.DETECTIONS:
+        # Each rule's failure is its own status (the Detections page shows it), not the job's.
+        run_due_detections(settings, state, store, datetime.now(UTC), loaded_rules, stop=stop)
+        return not stop.is_set()
     if kind == jobs.DETECTION:
         run_due_windows(settings, state, store, target, datetime.now(UTC))
         return True

@@ -9,6 +9,7 @@ from kandji_bridge.jobs.counters import Counters
 from kandji_bridge.jobs.runner import InlineRunner, JobRunner
 from kandji_bridge.logs.enrich import Enricher
 from kandji_bridge.logs.store import LogStore
+from kandji_bridge.operations.detections import LoadedRules
 from kandji_bridge.operations.jobs import run_job
 
 
@@ -22,6 +23,8 @@ class Runtime:
     # Who runs jobs: an InlineRunner (a job runs when triggered, in the caller) until `serve`
     # puts its scheduler here.
     jobs: JobRunner = field(init=False, repr=False)
+    # The enabled detections as the detections job loaded them, kept between its runs.
+    loaded_rules: LoadedRules = field(default_factory=LoadedRules, repr=False)
 
     def __post_init__(self) -> None:
         self.jobs = InlineRunner(self.state, self.run_job)
@@ -36,4 +39,5 @@ class Runtime:
             job,
             stop=stop,
             counters=counters,
+            loaded_rules=self.loaded_rules,
         )

@@ -51,6 +51,13 @@ from kandji_bridge.logs.store.sql import (
 from kandji_bridge.logs.store.sql_store import SqlLogStore
 from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
 
+# The engine's own settings, given when it starts (the first session on a path). The
+# uncompressed cache is ClickHouse's, off unless sized: queries that ask for it
+# (`use_uncompressed_cache`, the detections do) decompress a block once, not once per query. The
+# pack's rules read the same window: measured on 5M events, 765 -> 475 ms of CPU for the pack.
+UNCOMPRESSED_CACHE_BYTES = 128 * 1024 * 1024
+ENGINE_OPTIONS = f"uncompressed_cache_size={UNCOMPRESSED_CACHE_BYTES}"
+
 _PURGE_INTERVAL = 1.0  # seconds between two purges of the engine's freed pages
 # Paths this process has open: its own flock on <path>/status must not read as another owner's.
 _open_here: Counter[str] = Counter()
@@ -84,7 +91,7 @@ class ChdbLogStore(SqlLogStore):
             if not _open_here[self.path] and _owned_elsewhere(self.path):
                 raise _busy(self.path)
         try:
-            self._session = session.Session(self.path)
+            self._session = session.Session(f"{self.path}?{ENGINE_OPTIONS}")
         except RuntimeError as exc:
             if not in_memory and not _open_here[self.path] and _owned_elsewhere(self.path):
                 raise _busy(self.path) from exc
