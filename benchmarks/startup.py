@@ -11,13 +11,14 @@ Then `serve` starts on that home (one simulator source, 2,000 events of history)
 and is left idle for `--idle-seconds`: its resident memory (/proc/PID/status VmRSS, median of a
 sample a second over the last 5 s) and its peak (VmHWM) are reported. Linux only (/proc).
 
-`--src DIR` (repeatable) runs the same measurements against other source trees (their `src`
-folder put first on PYTHONPATH), interleaved run by run, so a before/after comparison is made
-in one session on this noisy machine:
+`--tree PYTHON[,SRC]` (repeatable) runs the same measurements with other interpreters (another
+virtualenv: other dependencies) and source trees (their `src` folder put first on PYTHONPATH),
+interleaved run by run, so a before/after comparison is made in one session on this noisy
+machine:
 
-    python benchmarks/startup.py                                  # the installed package
+    python benchmarks/startup.py                                  # this interpreter's package
     git archive BEFORE | tar -x -C /tmp/before
-    python benchmarks/startup.py --src /tmp/before/src --src src  # before and after, interleaved
+    python benchmarks/startup.py --tree .venv/bin/python,/tmp/before/src --tree .venv/bin/python
 """
 
 import argparse
@@ -52,40 +53,53 @@ STARTUP_SECONDS = 120
 class Figures:
     """One source tree's samples: wall seconds and peak RSS (MB) by command; serve's RSS."""
 
+    python: str
     env: dict[str, str]
     api_token: str
     wall: dict[str, list[float]] = field(default_factory=dict)
     peak_mb: dict[str, list[float]] = field(default_factory=dict)
     serve_idle_mb: list[float] = field(default_factory=list)
+    serve_idle_file_mb: list[float] = field(default_factory=list)  # mapped files (the engine's)
     serve_peak_mb: list[float] = field(default_factory=list)
 
 
-def run_once(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+# Runs a command as its child and prints the child's wall time and peak RSS. The child is forked
+# from this small process: one started from the benchmark itself (vfork, then exec) would report
+# the benchmark's own peak, as Linux keeps ru_maxrss across exec.
+MEASURE = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss)
+"""
+
+
+def run_once(python: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one command run to its end; it must succeed."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "kandji_bridge", *args],
+    child = subprocess.run(
+        [python, "-c", MEASURE, "-m", "kandji_bridge", *args],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    stderr = child.stderr.read().decode() if child.stderr else ""
-    if child.returncode != 0:
-        raise SystemExit(f"kandji-bridge {' '.join(args)} exited {child.returncode}: {stderr}")
-    return wall, usage.ru_maxrss / 1024
+    code, wall, peak_kb = child.stdout.split()[-3:]
+    if code != "0":
+        raise SystemExit(f"kandji-bridge {' '.join(args)} exited {code}: {child.stderr}")
+    return float(wall), int(peak_kb) / 1024
 
 
 class Process:
     """A child process whose stdout lines are read in a thread, so a line can be awaited."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, python: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         with log.open("w") as stderr:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "kandji_bridge", *args],
+                [python, "-m", "kandji_bridge", *args],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -141,12 +155,13 @@ def stored_events(client: httpx.Client) -> int:
     return int(reply.json()["rows"][0][0]) if reply.status_code == 200 else -1
 
 
-def measure_serve(env: dict[str, str], api_token: str, idle_seconds: float, log: Path) -> tuple:
-    """Start serve, wait for its backfill, leave it idle; its idle and peak RSS in MB."""
-    serve = Process(["serve", "--port", "0"], env, log)
+def measure_serve(tree: Figures, idle_seconds: float, log: Path) -> tuple[float, float, float]:
+    """Start serve, wait for its backfill, leave it idle; its idle RSS, the part of it that is
+    mapped files (chDB's library), and its peak RSS, in MB."""
+    serve = Process(tree.python, ["serve", "--port", "0"], tree.env, log)
     try:
         url = serve.wait_for(SERVING)
-        headers = {"Authorization": f"Bearer {api_token}"}
+        headers = {"Authorization": f"Bearer {tree.api_token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
             deadline = time.monotonic() + STARTUP_SECONDS
             while stored_events(client) < HISTORY_EVENTS:
@@ -155,22 +170,25 @@ def measure_serve(env: dict[str, str], api_token: str, idle_seconds: float, log:
                 time.sleep(0.5)
         # Idle: no request from here on (a query would load what a user query needs).
         time.sleep(max(0.0, idle_seconds - 5))
-        idle = []
+        idle, files = [], []
         for _ in range(5):
             idle.append(proc_status_mb(serve.popen.pid, "VmRSS"))
+            files.append(proc_status_mb(serve.popen.pid, "RssFile"))
             time.sleep(1)
-        return statistics.median(idle), proc_status_mb(serve.popen.pid, "VmHWM")
+        peak = proc_status_mb(serve.popen.pid, "VmHWM")
+        return statistics.median(idle), statistics.median(files), peak
     finally:
         serve.stop()
 
 
 def run(args: argparse.Namespace) -> dict[str, Figures]:
-    trees = args.src or [""]
+    trees = args.tree or [sys.executable]
     figures: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory(prefix="kb-startup-") as folder:
         work = Path(folder)
         base = {k: v for k, v in os.environ.items() if not k.startswith("KANDJI_BRIDGE_")}
         simulator = Process(
+            sys.executable,
             ["simulate", "--host", "127.0.0.1", "--port", "0", "--devices", "10",
              "--events", str(HISTORY_EVENTS), "--history-days", "30", "--token", TOKEN],
             base,
@@ -184,11 +202,11 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
                     "KANDJI_BRIDGE_ALLOWED_HOSTS": url.removeprefix("http://"),
                     "KANDJI_TOKEN": TOKEN,
                 }
-                if tree:
-                    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
-                home = work / f"home-{number}"
-                env["KANDJI_BRIDGE_HOME"] = str(home)
-                figures[tree] = Figures(env, make_home(env, url))
+                python, _, src = tree.partition(",")
+                if src:
+                    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+                env["KANDJI_BRIDGE_HOME"] = str(work / f"home-{number}")
+                figures[tree] = Figures(python, env, make_home(env, url))
             commands = {
                 "--help": ["--help"],
                 "source list": ["source", "list"],
@@ -197,18 +215,16 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
             for _ in range(args.runs):
                 for tree in trees:  # interleaved: the machine's noise falls on every tree alike
                     for label, command in commands.items():
-                        wall, peak = run_once(command, figures[tree].env)
+                        wall, peak = run_once(figures[tree].python, command, figures[tree].env)
                         figures[tree].wall.setdefault(label, []).append(wall)
                         figures[tree].peak_mb.setdefault(label, []).append(peak)
             for _ in range(args.serve_runs):
                 for number, tree in enumerate(trees):
-                    idle, peak = measure_serve(
-                        figures[tree].env,
-                        figures[tree].api_token,
-                        args.idle_seconds,
-                        work / f"serve-{number}.log",
+                    idle, files, peak = measure_serve(
+                        figures[tree], args.idle_seconds, work / f"serve-{number}.log"
                     )
                     figures[tree].serve_idle_mb.append(idle)
+                    figures[tree].serve_idle_file_mb.append(files)
                     figures[tree].serve_peak_mb.append(peak)
         finally:
             simulator.stop()
@@ -222,18 +238,22 @@ def report(figures: dict[str, Figures], args: argparse.Namespace) -> None:
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print()
-    print("| source tree | figure | wall | peak RSS |")
+    print("| interpreter[,source tree] | figure | wall | peak RSS |")
     print("|---|---|---:|---:|")
     for tree, tree_figures in figures.items():
-        name = tree or "installed"
+        name = tree
         for label, walls in tree_figures.wall.items():
             wall = statistics.median(walls)
             peak = statistics.median(tree_figures.peak_mb[label])
             print(f"| {name} | `{label}` | {wall:.2f} s | {peak:.0f} MB |")
         if tree_figures.serve_idle_mb:
             idle = statistics.median(tree_figures.serve_idle_mb)
+            files = statistics.median(tree_figures.serve_idle_file_mb)
             peak = statistics.median(tree_figures.serve_peak_mb)
-            print(f"| {name} | `serve` idle RSS / peak | | {idle:.0f} MB / {peak:.0f} MB |")
+            print(
+                f"| {name} | `serve` idle RSS (of it mapped files) / peak | | "
+                f"{idle:.0f} MB ({files:.0f} MB) / {peak:.0f} MB |"
+            )
 
 
 def main() -> None:
@@ -242,7 +262,10 @@ def main() -> None:
     parser.add_argument("--serve-runs", type=int, default=3, help="serve starts (0: none)")
     parser.add_argument("--idle-seconds", type=float, default=20, help="idle time before reading")
     parser.add_argument(
-        "--src", action="append", help="a source tree's src folder (repeatable; interleaved)"
+        "--tree",
+        action="append",
+        metavar="PYTHON[,SRC]",
+        help="an interpreter and a src folder to measure (repeatable; interleaved)",
     )
     args = parser.parse_args()
     report(run(args), args)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -14,14 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge.cli.common import app_context, err, not_blank, out
-from kandji_bridge.cli.logs import _moment, open_store
 from kandji_bridge.config import Settings
-from kandji_bridge.db import open_state
-from kandji_bridge.detections.channels import EmailServer
 from kandji_bridge.errors import BridgeError, UsageError
-from kandji_bridge.logs.store import LogStore
-from kandji_bridge.operations import alerts as alert_ops
-from kandji_bridge.operations import detections as ops
+
+if TYPE_CHECKING:
+    from kandji_bridge.logs.store import LogStore
 
 detections_app = typer.Typer(help="Detection rules over the audit logs.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts the enabled detections raised.", no_args_is_help=True)
@@ -39,7 +36,9 @@ FormatOption = Annotated[ListFormat, typer.Option("--format", help="Output forma
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[LogStore]:
+def _store(settings: Settings) -> "Iterator[LogStore]":
+    from kandji_bridge.cli.logs import open_store
+
     store = open_store(settings)
     try:
         yield store
@@ -58,6 +57,9 @@ def _json_array(items: list[dict[str, Any]]) -> None:
 @detections_app.command("list")
 def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
     """List the rules (the built-in pack and those imported), enabled or not."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import detections as ops
+
     settings = app_context(ctx).settings()
     state = open_state(settings)
     with _store(settings) as store:
@@ -99,6 +101,8 @@ def validate_command(
     folder: Annotated[Path, typer.Argument(help="A folder of NAME.yaml (+ NAME.sql) or Sigma.")],
 ) -> None:
     """Check every rule of a folder; one sentence per problem, exit 1 if any."""
+    from kandji_bridge.operations import detections as ops
+
     settings = app_context(ctx).settings()
     with _store(settings) as store:
         checked = ops.validate_folder(folder, store)
@@ -115,6 +119,8 @@ def validate_command(
 @detections_app.command("test")
 def test_command(ctx: typer.Context, name: NameArg) -> None:
     """Run a rule's fixtures (NAME.fixtures.yaml) on a scratch store; exit 1 if one fails."""
+    from kandji_bridge.operations import detections as ops
+
     results = ops.test_rule(app_context(ctx).settings(), name)
     for result in results:
         mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
@@ -133,6 +139,10 @@ def run_command(
     output: FormatOption = ListFormat.table,
 ) -> None:
     """Run a rule over a period of receivedAt now and print its matches; nothing is sent."""
+    from kandji_bridge.cli.logs import _moment
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import detections as ops
+
     window_from = _moment(start, "--from", end_of_day=False)
     window_to = _moment(end, "--to", end_of_day=True)
     if window_from >= window_to:
@@ -162,6 +172,8 @@ def import_command(
     folder: Annotated[Path, typer.Argument(help="A folder of NAME.yaml (+ NAME.sql) or Sigma.")],
 ) -> None:
     """Copy a folder's rules into the home (all or nothing); enable them to run them."""
+    from kandji_bridge.operations import detections as ops
+
     settings = app_context(ctx).settings()
     with _store(settings) as store:
         report = ops.import_rules(settings, store, folder)
@@ -181,6 +193,10 @@ def enable_command(
     ] = None,
 ) -> None:
     """Run a rule on its schedule in `serve`, sending its alerts to its channels."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+    from kandji_bridge.operations import detections as ops
+
     settings = app_context(ctx).settings()
     state = open_state(settings)
     if notify:
@@ -194,6 +210,9 @@ def enable_command(
 @detections_app.command("disable")
 def disable_command(ctx: typer.Context, name: NameArg) -> None:
     """Stop running a rule (what it found stays)."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import detections as ops
+
     settings = app_context(ctx).settings()
     state = open_state(settings)
     with _store(settings) as store:
@@ -213,6 +232,8 @@ def alerts_list(
     output: FormatOption = ListFormat.table,
 ) -> None:
     """The newest alerts."""
+    from kandji_bridge.operations import alerts as alert_ops
+
     settings = app_context(ctx).settings()
     with _store(settings) as store:
         found = alert_ops.list_alerts(store, detection, severity, limit)
@@ -273,6 +294,10 @@ def channel_add(
     ] = None,
 ) -> None:
     """Add a notification channel; a webhook's signing secret is printed once."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.detections.channels import EmailServer
+    from kandji_bridge.operations import alerts as alert_ops
+
     state = open_state(app_context(ctx).settings())
     email = None
     if kind is ChannelKind.email:
@@ -299,6 +324,9 @@ def channel_add(
 @channel_app.command("list")
 def channel_list(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
     """List the channels (never their secrets)."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+
     found = alert_ops.list_channels(open_state(app_context(ctx).settings()))
     if output is ListFormat.json:
         _json_array(
@@ -324,6 +352,9 @@ def channel_test(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The channel.")],
 ) -> None:
     """Send a test alert to a channel now."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+
     alert_ops.test_channel(open_state(app_context(ctx).settings()), name)
     out.print(f"Sent a test alert to {escape(name)}.")
 
@@ -334,5 +365,8 @@ def channel_remove(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The channel.")],
 ) -> None:
     """Remove a channel and the alerts waiting for it."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+
     alert_ops.remove_channel(open_state(app_context(ctx).settings()), name)
     out.print(f"Removed channel {escape(name)}.")
