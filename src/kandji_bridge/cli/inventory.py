@@ -1,6 +1,5 @@
 """`collection`, `mapping` and `inventory` commands (the contract is docs/CLI.md)."""
 
-import asyncio
 import shlex
 import sys
 from collections.abc import Iterable, Iterator
@@ -568,6 +567,8 @@ def inventory_sync(
 
 
 def _sync_held(state: "StateDB", name: str, progress: "Progress | None") -> "SyncReport":
+    import asyncio
+
     from kandji_bridge.inventory import mappings
     from kandji_bridge.inventory.sync import sync_mapping
     from kandji_bridge.jobs import exclusive
