@@ -33,6 +33,11 @@ ENV_QUERY_SECONDS = "KANDJI_BRIDGE_QUERY_SECONDS"
 ENV_QUERY_MEMORY_MB = "KANDJI_BRIDGE_QUERY_MEMORY_MB"
 ENV_QUERIES_PER_USER = "KANDJI_BRIDGE_QUERIES_PER_USER"
 ENV_QUERIES = "KANDJI_BRIDGE_QUERIES"
+# A new source's polling and retention (here, not in source_registry: the CLI shows them in its
+# help without loading the state DB).
+DEFAULT_POLL_INTERVAL = 60
+# Longer than the year Kandji keeps: a data lake holds what Kandji has already dropped.
+DEFAULT_RETENTION_DAYS = 730
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kandji_bridge import redact
+from kandji_bridge.config import DEFAULT_POLL_INTERVAL, DEFAULT_RETENTION_DAYS
 from kandji_bridge.db.models import Mapping, Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.errors import AlreadyExists, BridgeError, ConfigError, NotFound
@@ -25,9 +26,6 @@ API_URL_MAX_LENGTH = 2048  # the column's size
 _NAME_CHARACTER = re.compile(r"[\w .-]")
 POLL_INTERVAL_RANGE = (1, 86_400)
 RETENTION_DAYS_RANGE = (1, 3650)
-DEFAULT_POLL_INTERVAL = 60
-# Longer than the year Kandji keeps: a data lake holds what Kandji has already dropped.
-DEFAULT_RETENTION_DAYS = 730
 
 
 class InvalidSource(BridgeError):

@@ -5,6 +5,7 @@ handed out once; only their SHA-256 is stored, so a copy of the state DB lets no
 """
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -42,8 +43,14 @@ ADMIN = "admin"
 SCOPES = (READ, ADMIN)
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("kandji-bridge: no such user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a wrong name costs as long as a wrong
+    password. Made on first use: hashing takes argon2's 64 MiB and a fraction of a second, which
+    every command would otherwise pay at import."""
+    return _hasher.hash("kandji-bridge: no such user")
 
 
 class InvalidUser(BridgeError):
@@ -158,7 +165,7 @@ def authenticate(state: StateDB, username: str, password: str) -> UserInfo | Non
     with state.session() as session:
         user = session.scalar(select(User).where(User.username == normalize_username(username)))
         if user is None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             return None
         if not _verify(user.password_hash, password):
             return None

@@ -95,6 +95,10 @@ def refused_queries(secret: Path, outfile: Path, host: str) -> list[str]:
         "SELECT * FROM postgresql('127.0.0.1:5432', 'kb', 't', 'kb', 'kb')",
         "SELECT * FROM mysql('127.0.0.1:3306', 'db', 't', 'u', 'p')",
         f"SELECT * FROM s3('http://{host}/bucket/x.csv', 'CSV')",
+        # Local files, HDFS and Python objects through table functions.
+        f"SELECT * FROM sqlite('{secret}', 't')",
+        f"SELECT * FROM hdfs('hdfs://{host}/x.csv', 'CSV')",
+        "SELECT * FROM Python(kandji_logs)",
         # Settings that would lift the limits, at the top or in a subquery.
         "SELECT count() FROM kandji_logs SETTINGS readonly = 0",
         "SELECT count() FROM numbers(10) SETTINGS max_execution_time = 0",

@@ -4,14 +4,13 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge import redact
-from kandji_bridge import source_registry as sources
 from kandji_bridge.cli.common import (
     Context,
     ListFormat,
@@ -28,20 +27,15 @@ from kandji_bridge.cli.detections import alerts_app, channel_app, detections_app
 from kandji_bridge.cli.inventory import collection_app, inventory_app, mapping_app
 from kandji_bridge.cli.logs import logs_app, open_store
 from kandji_bridge.cli.users import user_app
-from kandji_bridge.config import ENV_FORWARDED_ALLOW_IPS, parse_forwarded_allow_ips
-from kandji_bridge.db import open_state
-from kandji_bridge.errors import BridgeError, ConfigError, UsageError
-from kandji_bridge.operations.sources import (
-    add_source,
-    blocking_check,
-    check_new_source,
-    remove_source,
-    update_source,
-    verify_source,
-    verify_token,
+from kandji_bridge.config import (
+    DEFAULT_RETENTION_DAYS,
+    ENV_FORWARDED_ALLOW_IPS,
+    parse_forwarded_allow_ips,
 )
-from kandji_bridge.operations.verify import VerifyReport
-from kandji_bridge.service import advert
+from kandji_bridge.errors import BridgeError, ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from kandji_bridge.operations.verify import VerifyReport
 
 app = typer.Typer(
     help="Kandji audit logs into a security data lake, and Kandji devices into an asset inventory.",
@@ -80,7 +74,7 @@ def root(
     ctx.obj = Context(home=home, debug=debug)
 
 
-def print_report(report: VerifyReport) -> None:
+def print_report(report: "VerifyReport") -> None:
     width = max(len(check.name) for check in report.checks)
     for check in report.checks:
         if check.ok:
@@ -224,6 +218,9 @@ def verify_command(
     token_stdin: Annotated[bool, typer.Option(help="Read the token from standard input.")] = False,
 ) -> None:
     """Check the URL, the token, and each permission both pipelines need."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations.sources import verify_source, verify_token
+
     settings = app_context(ctx).settings()
     if name is not None:
         if url or token_env or token_stdin:
@@ -256,10 +253,18 @@ def source_add(
     ] = 60,
     retention_days: Annotated[
         int, typer.Option(min=1, max=3650, help="Days the log store keeps this source's events.")
-    ] = sources.DEFAULT_RETENTION_DAYS,
+    ] = DEFAULT_RETENTION_DAYS,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Save without checking.")] = False,
 ) -> None:
     """Register a Kandji audit-log source (verified first unless --no-verify)."""
+
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations.sources import (
+        add_source,
+        blocking_check,
+        check_new_source,
+        verify_token,
+    )
 
     settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin)
@@ -295,6 +300,9 @@ def source_list(
     ),
 ) -> None:
     """List the sources."""
+
+    from kandji_bridge import source_registry as sources
+    from kandji_bridge.db import open_state
 
     state = open_state(app_context(ctx).settings())
     rows = sources.list_sources(state)
@@ -350,6 +358,10 @@ def source_update(
     ] = None,
 ) -> None:
     """Change a source: rotate its token (verified first), polling, retention, display name."""
+
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations.sources import update_source
+    from kandji_bridge.service import advert
 
     settings = app_context(ctx).settings()
     token = read_token(token_env, token_stdin) if token_env or token_stdin else None
@@ -413,6 +425,10 @@ def source_remove(
     ] = False,
 ) -> None:
     """Remove a source (its token is deleted)."""
+
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations.sources import remove_source
+    from kandji_bridge.service import advert
 
     settings = app_context(ctx).settings()
     state = open_state(settings)

@@ -5,6 +5,7 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import typer
@@ -14,7 +15,9 @@ from rich.table import Table
 from kandji_bridge import redact
 from kandji_bridge.config import Settings, load_settings
 from kandji_bridge.errors import BridgeError, UsageError
-from kandji_bridge.service import advert
+
+if TYPE_CHECKING:
+    from kandji_bridge.service import advert
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,9 +90,11 @@ def read_token(token_env: str | None, token_stdin: bool) -> str:
     return token
 
 
-def running_service(settings: Settings) -> advert.Advert | None:
+def running_service(settings: Settings) -> "advert.Advert | None":
     """The `serve` holding this home's embedded log store, which commands needing the store go
     through; None when no live service holds it (the command opens the store itself)."""
+    from kandji_bridge.service import advert
+
     if not settings.log_store.startswith("chdb://"):
         return None  # a ClickHouse server takes many clients: no need for the service
     return advert.find_running(settings)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -22,15 +22,12 @@ from kandji_bridge.cli.common import (
     print_table,
     running_service,
 )
-from kandji_bridge.cli.logs import _moment, open_store
 from kandji_bridge.config import Settings
-from kandji_bridge.db import open_state
-from kandji_bridge.detections.channels import EmailServer
 from kandji_bridge.errors import BridgeError, UsageError
-from kandji_bridge.logs.store import LogStore
-from kandji_bridge.operations import alerts as alert_ops
-from kandji_bridge.operations import detections as ops
-from kandji_bridge.service import advert
+
+if TYPE_CHECKING:
+    from kandji_bridge.logs.store import LogStore
+    from kandji_bridge.operations import detections as ops
 
 detections_app = typer.Typer(help="Detection rules over the audit logs.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts the enabled detections raised.", no_args_is_help=True)
@@ -48,7 +45,9 @@ FormatOption = Annotated[ListFormat, typer.Option("--format", help="Output forma
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[LogStore]:
+def _store(settings: Settings) -> "Iterator[LogStore]":
+    from kandji_bridge.cli.logs import open_store
+
     store = open_store(settings)
     try:
         yield store
@@ -67,6 +66,10 @@ def _json_array(items: list[dict[str, Any]]) -> None:
 @detections_app.command("list")
 def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
     """List the rules (the built-in pack and those imported), enabled or not."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import detections as ops
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     service = running_service(settings)
     if service is not None:
@@ -99,7 +102,7 @@ def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) ->
 _RULE_KEYS = ("name", "display_name", "severity", "schedule", "origin", "enabled", "channels")
 
 
-def _rule_dict(rule: ops.Rule) -> dict[str, Any]:
+def _rule_dict(rule: "ops.Rule") -> dict[str, Any]:
     """A rule as `detections list --format json` prints it (the API's names)."""
     return {
         "name": rule.name,
@@ -118,6 +121,9 @@ def validate_command(
     folder: Annotated[Path, typer.Argument(help="A folder of NAME.yaml (+ NAME.sql) or Sigma.")],
 ) -> None:
     """Check every rule of a folder; one sentence per problem, exit 1 if any."""
+    from kandji_bridge.operations import detections as ops
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     files = ops.read_rule_files(folder)
     service = running_service(settings)
@@ -142,6 +148,8 @@ def validate_command(
 @detections_app.command("test")
 def test_command(ctx: typer.Context, name: NameArg) -> None:
     """Run a rule's fixtures (NAME.fixtures.yaml) on a scratch store; exit 1 if one fails."""
+    from kandji_bridge.operations import detections as ops
+
     results = ops.test_rule(app_context(ctx).settings(), name)
     for result in results:
         mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
@@ -160,6 +168,11 @@ def run_command(
     output: FormatOption = ListFormat.table,
 ) -> None:
     """Run a rule over a period of receivedAt now and print its matches; nothing is sent."""
+    from kandji_bridge.cli.logs import _moment
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import detections as ops
+    from kandji_bridge.service import advert
+
     window_from = _moment(start, "--from", end_of_day=False)
     window_to = _moment(end, "--to", end_of_day=True)
     if window_from >= window_to:
@@ -195,6 +208,9 @@ def import_command(
     folder: Annotated[Path, typer.Argument(help="A folder of NAME.yaml (+ NAME.sql) or Sigma.")],
 ) -> None:
     """Copy a folder's rules into the home (all or nothing); enable them to run them."""
+    from kandji_bridge.operations import detections as ops
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     files = ops.read_rule_files(folder)
     service = running_service(settings)
@@ -211,7 +227,7 @@ def import_command(
         out.print(f"Replaced {escape(name)}.")
 
 
-def _sent(files: list[ops.RuleFile]) -> list[dict[str, str]]:
+def _sent(files: "list[ops.RuleFile]") -> list[dict[str, str]]:
     """A folder's files as the service receives them: the service cannot read this machine's."""
     return [{"name": f.name, "text": f.text} for f in files]
 
@@ -226,6 +242,11 @@ def enable_command(
     ] = None,
 ) -> None:
     """Run a rule on its schedule in `serve`, sending its alerts to its channels."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+    from kandji_bridge.operations import detections as ops
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     service = running_service(settings)
     if service is not None:
@@ -245,6 +266,10 @@ def enable_command(
 @detections_app.command("disable")
 def disable_command(ctx: typer.Context, name: NameArg) -> None:
     """Stop running a rule (what it found stays)."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import detections as ops
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     service = running_service(settings)
     if service is not None:
@@ -268,6 +293,9 @@ def alerts_list(
     output: FormatOption = ListFormat.table,
 ) -> None:
     """The newest alerts."""
+    from kandji_bridge.operations import alerts as alert_ops
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     service = running_service(settings)
     if service is not None:
@@ -342,6 +370,10 @@ def channel_add(
     ] = None,
 ) -> None:
     """Add a notification channel; a webhook's signing secret is printed once."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.detections.channels import EmailServer
+    from kandji_bridge.operations import alerts as alert_ops
+
     state = open_state(app_context(ctx).settings())
     email = None
     if kind is ChannelKind.email:
@@ -368,6 +400,9 @@ def channel_add(
 @channel_app.command("list")
 def channel_list(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
     """List the channels (never their secrets)."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+
     found = alert_ops.list_channels(open_state(app_context(ctx).settings()))
     if output is ListFormat.json:
         _json_array(
@@ -393,6 +428,9 @@ def channel_test(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The channel.")],
 ) -> None:
     """Send a test alert to a channel now."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+
     alert_ops.test_channel(open_state(app_context(ctx).settings()), name)
     out.print(f"Sent a test alert to {escape(name)}.")
 
@@ -403,5 +441,8 @@ def channel_remove(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The channel.")],
 ) -> None:
     """Remove a channel and the alerts waiting for it."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.operations import alerts as alert_ops
+
     alert_ops.remove_channel(open_state(app_context(ctx).settings()), name)
     out.print(f"Removed channel {escape(name)}.")

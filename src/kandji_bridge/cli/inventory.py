@@ -1,12 +1,11 @@
 """`collection`, `mapping` and `inventory` commands (the contract is docs/CLI.md)."""
 
-import asyncio
 import shlex
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -20,10 +19,6 @@ from rich.progress import (
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from kandji_bridge.assets import collections
-from kandji_bridge.assets.collections import FieldInfo, InvalidCollection
-from kandji_bridge.assets.convert import Value, text
-from kandji_bridge.assets.editing import CollectionEdit
 from kandji_bridge.cli.common import (
     app_context,
     err,
@@ -32,16 +27,15 @@ from kandji_bridge.cli.common import (
     print_json,
     print_table,
 )
-from kandji_bridge.db import StateDB, open_state
 from kandji_bridge.errors import UsageError
-from kandji_bridge.inventory import mappings, runs
-from kandji_bridge.inventory.fields import CATALOG
-from kandji_bridge.inventory.mappings import InvalidMapping, OnRemoved
-from kandji_bridge.inventory.sync import Change, Progress, SyncReport, sync_mapping
-from kandji_bridge.jobs import exclusive
-from kandji_bridge.jobs import status as jobs
-from kandji_bridge.operations import collections as operation
-from kandji_bridge.operations import mappings as mapping_operation
+from kandji_bridge.inventory.mapping_options import DEFAULT_SCHEDULE_MINUTES, OnRemoved
+
+if TYPE_CHECKING:
+    from kandji_bridge.assets.collections import FieldInfo
+    from kandji_bridge.assets.convert import Value
+    from kandji_bridge.db import StateDB
+    from kandji_bridge.inventory import mappings
+    from kandji_bridge.inventory.sync import Change, Progress, SyncReport
 
 collection_app = typer.Typer(
     help="Asset collections that Kandji devices are imported into.", no_args_is_help=True
@@ -62,7 +56,9 @@ class ExportFormat(StrEnum):
     JSON = "json"
 
 
-def _state(ctx: typer.Context) -> StateDB:
+def _state(ctx: typer.Context) -> "StateDB":
+    from kandji_bridge.db import open_state
+
     return open_state(app_context(ctx).settings())
 
 
@@ -82,6 +78,10 @@ def collection_create(
     ] = None,
 ) -> None:
     """Create an asset collection with typed fields."""
+    from kandji_bridge.assets import collections
+    from kandji_bridge.assets.collections import InvalidCollection
+    from kandji_bridge.operations import collections as operation
+
     if not field:
         raise UsageError("Give the collection's fields with --field 'LABEL:TYPE[:unique]'.")
     try:
@@ -104,6 +104,8 @@ def collection_list(
     ),
 ) -> None:
     """List the collections, with their record counts and mappings."""
+    from kandji_bridge.operations import collections as operation
+
     summaries = operation.list_collections(_state(ctx))
     if output is ListFormat.JSON:
         _print_json(
@@ -143,6 +145,8 @@ def collection_show(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The collection.")],
 ) -> None:
     """Show a collection's fields, records and mappings."""
+    from kandji_bridge.operations import collections as operation
+
     summary = operation.show_collection(_state(ctx), name)
     collection = summary.collection
     out.print(f"Collection {escape(collection.name)}")
@@ -176,6 +180,11 @@ def collection_update(
 ) -> None:
     """Rename a collection, add or remove fields; an edit that would break a mapping changes
     nothing."""
+    from kandji_bridge.assets import collections
+    from kandji_bridge.assets.collections import InvalidCollection
+    from kandji_bridge.assets.editing import CollectionEdit
+    from kandji_bridge.operations import collections as operation
+
     try:
         edit = CollectionEdit(
             rename=rename,
@@ -196,7 +205,7 @@ def collection_update(
     )
 
 
-def _field_shown(field: FieldInfo) -> str:
+def _field_shown(field: "FieldInfo") -> str:
     return f"{field.label} ({field.type.value}{', unique' if field.unique else ''})"
 
 
@@ -208,6 +217,8 @@ def collection_remove(
 ) -> None:
     """Delete a collection with its records and their history (refused while a mapping fills
     it)."""
+    from kandji_bridge.operations import collections as operation
+
     state = _state(ctx)
     summary = operation.show_collection(state, name)
     records = sum(summary.records.values())
@@ -234,6 +245,8 @@ def collection_export(
     CSV opens cleanly in a spreadsheet: UTF-8 with a byte-order mark, datetimes in UTC as
     'YYYY-MM-DD HH:MM:SS', booleans TRUE/FALSE, lists comma-separated.
     """
+    from kandji_bridge.operations import collections as operation
+
     export = operation.export_collection(_state(ctx), name, format.value, include_archived)
     sink = sys.stdout.buffer
     for chunk in export.chunks:
@@ -305,7 +318,7 @@ def mapping_create(
     ] = None,
     schedule_minutes: Annotated[
         int, typer.Option(help="Sync every N minutes when `serve` runs.")
-    ] = mappings.DEFAULT_SCHEDULE_MINUTES,
+    ] = DEFAULT_SCHEDULE_MINUTES,
     on_removed: Annotated[
         OnRemoved,
         typer.Option(
@@ -318,6 +331,10 @@ def mapping_create(
     ] = False,
 ) -> None:
     """Create a device mapping (its source's token is checked first unless --no-verify)."""
+    from kandji_bridge.inventory import mappings
+    from kandji_bridge.inventory.mappings import InvalidMapping
+    from kandji_bridge.operations import mappings as mapping_operation
+
     try:
         spec = mappings.MappingSpec(
             name=name,
@@ -354,6 +371,8 @@ def mapping_fields(
     ),
 ) -> None:
     """List every Kandji device field a mapping can use, with Asset Panda's usage recommendation."""
+    from kandji_bridge.inventory.fields import CATALOG
+
     rows = [
         (
             field.key,
@@ -382,6 +401,8 @@ def mapping_list(
     ),
 ) -> None:
     """List the mappings and how their last sync went."""
+    from kandji_bridge.inventory import mappings
+
     summaries = mappings.list_mappings(_state(ctx))
     if output is ListFormat.JSON:
         _print_json(_mapping_json(summary) for summary in summaries)
@@ -411,7 +432,7 @@ def mapping_list(
     _print_table((*headers, "last sync"), rows, whole=(0, 1, 2, 3))
 
 
-def _mapping_json(summary: mappings.MappingSummary) -> dict[str, object]:
+def _mapping_json(summary: "mappings.MappingSummary") -> dict[str, object]:
     mapping, run = summary.mapping, summary.last_run
     return {
         "name": mapping.name,
@@ -471,6 +492,10 @@ def mapping_update(
     ] = False,
 ) -> None:
     """Change a mapping's fields, identifier, schedule, or enable or disable it."""
+    from kandji_bridge.inventory import mappings
+    from kandji_bridge.inventory.mappings import InvalidMapping
+    from kandji_bridge.operations import mappings as mapping_operation
+
     try:
         update = mappings.MappingUpdate(
             fields=tuple(mappings.parse_pair(pair) for pair in field or []),
@@ -505,6 +530,8 @@ def mapping_remove(
     name: Annotated[str, typer.Argument(callback=not_blank, help="The mapping to remove.")],
 ) -> None:
     """Remove a mapping (its collection keeps the records it imported)."""
+    from kandji_bridge.operations import mappings as mapping_operation
+
     mapping_operation.remove_mapping(_state(ctx), name)
     out.print(f"Removed mapping {escape(name)}; its collection keeps its records.")
 
@@ -528,6 +555,8 @@ def inventory_sync(
     A sync holds the mapping's job as `serve` does, so it never runs alongside serve's scheduled
     sync or another `inventory sync`; a dry run writes nothing and needs no such hold.
     """
+    from kandji_bridge.operations import mappings as mapping_operation
+
     state = _state(ctx)
     with _progress_bar() as progress:
         if dry_run:
@@ -544,7 +573,14 @@ def inventory_sync(
         out.print("Add --verbose to see each record, field by field.")
 
 
-def _sync_held(state: StateDB, name: str, progress: Progress | None) -> SyncReport:
+def _sync_held(state: "StateDB", name: str, progress: "Progress | None") -> "SyncReport":
+    import asyncio
+
+    from kandji_bridge.inventory import mappings
+    from kandji_bridge.inventory.sync import sync_mapping
+    from kandji_bridge.jobs import exclusive
+    from kandji_bridge.jobs import status as jobs
+
     info = mappings.get_mapping(state, name)
     busy = (
         f"Mapping {info.name} is being synced by another process (`serve` or another "
@@ -577,6 +613,8 @@ def inventory_runs(
     ),
 ) -> None:
     """Show a mapping's recent sync runs: when, counts, API requests, errors."""
+    from kandji_bridge.inventory import mappings, runs
+
     state = _state(ctx)
     info = mappings.get_mapping(state, mapping)
     recent = runs.list_runs(state, info.id, limit)
@@ -603,7 +641,7 @@ def inventory_runs(
             out.print(f"    ... {len(run.errors) - 5} more")
 
 
-def _print_report(report: SyncReport) -> None:
+def _print_report(report: "SyncReport") -> None:
     verb = "would be " if report.dry_run else ""
     out.print(
         f"Mapping {escape(report.mapping)}: {report.listed} devices listed; "
@@ -621,7 +659,7 @@ def _print_report(report: SyncReport) -> None:
         out.print(f"  [yellow]left out[/yellow] {escape(str(problem))}")
 
 
-def _print_change(change: Change) -> None:
+def _print_change(change: "Change") -> None:
     who = f" from device {escape(change.device)}" if change.device else ""
     out.print(f"{change.action} record {escape(repr(change.record))}{who}:")
     for field in change.fields:
@@ -632,7 +670,9 @@ def _print_change(change: Change) -> None:
             out.print(f"    {escape(field.label)}: {escape(old)} → {escape(new)}")
 
 
-def _shown(value: Value) -> str:
+def _shown(value: "Value") -> str:
+    from kandji_bridge.assets.convert import text
+
     return "(empty)" if value is None else repr(value) if isinstance(value, str) else text(value)
 
 
@@ -644,7 +684,7 @@ STAGES = {
 
 
 @contextmanager
-def _progress_bar() -> Iterator[Progress | None]:
+def _progress_bar() -> "Iterator[Progress | None]":
     """A Rich progress bar on a terminal (on stderr, so standard output stays clean)."""
     if not err.is_terminal:
         yield None

@@ -4,7 +4,7 @@ import csv
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -21,14 +21,12 @@ from kandji_bridge.cli.common import (
     running_service,
 )
 from kandji_bridge.config import Settings
-from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
-from kandji_bridge.logs.collector import PassResult
-from kandji_bridge.logs.enrich import build_enricher
-from kandji_bridge.logs.store import LogStore, open_ready_store
-from kandji_bridge.operations.polling import PassFailed, sync_source
-from kandji_bridge.operations.queries import QueryAnswer, run_query
-from kandji_bridge.service import advert
+
+if TYPE_CHECKING:
+    from kandji_bridge.logs.collector import PassResult
+    from kandji_bridge.logs.store import LogStore
+    from kandji_bridge.service import advert
 
 logs_app = typer.Typer(help="Audit logs: collect them, query them.", no_args_is_help=True)
 
@@ -39,8 +37,10 @@ class Format(StrEnum):
     csv = "csv"
 
 
-def open_store(settings: Settings) -> LogStore:
+def open_store(settings: Settings) -> "LogStore":
     """The log store, schema ensured; damaged parts the engine moved aside are said on stderr."""
+    from kandji_bridge.logs.store import open_ready_store
+
     store, notice = open_ready_store(settings.log_store, settings.query_limits)
     if notice:
         err.print(f"[yellow]Warning:[/yellow] {escape(notice)}")
@@ -107,6 +107,10 @@ def run_pass(
 ) -> None:
     """`logs sync` (window None) or `logs resync` of a source: the summary, even of a pass that
     ended early."""
+    from kandji_bridge.db import open_state
+    from kandji_bridge.logs.enrich import build_enricher
+    from kandji_bridge.operations.polling import PassFailed, sync_source
+
     service = running_service(settings)
     if service is not None:
         sync_through_service(service, name.strip(), backfill_days=backfill_days, window=window)
@@ -136,7 +140,7 @@ def run_pass(
 
 
 def sync_through_service(
-    service: advert.Advert,
+    service: "advert.Advert",
     name: str,
     *,
     backfill_days: int | None,
@@ -144,6 +148,9 @@ def sync_through_service(
 ) -> None:
     """`logs sync` or `logs resync` while serve holds the store: serve runs the pass now, the
     CLI waits. A resync or a backfill runs in the service's request and says what it did."""
+    from kandji_bridge.logs.collector import PassResult
+    from kandji_bridge.service import advert
+
     err.print(f"The running service at {escape(service.url)} polls {escape(name)} now…")
     if window is not None or backfill_days is not None:
         done = advert.run_pass(service, name, backfill_days=backfill_days, window=window)
@@ -172,7 +179,9 @@ def sync_through_service(
     )
 
 
-def summary(name: str, result: PassResult, window: tuple[datetime, datetime] | None = None) -> str:
+def summary(
+    name: str, result: "PassResult", window: tuple[datetime, datetime] | None = None
+) -> str:
     kind = "Backfilled" if result.backfill else "Collected"
     pages = "page" if result.pages == 1 else "pages"
     until = (
@@ -221,7 +230,7 @@ class PassProgress:
         if self.progress is not None:
             self.progress.stop()
 
-    def update(self, result: PassResult) -> None:
+    def update(self, result: "PassResult") -> None:
         if self.progress is None or result.covered_until is None:
             return
         start = result.start or self.first or result.covered_until
@@ -246,6 +255,9 @@ def query(
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
     """Run read-only SQL against the log store."""
+    from kandji_bridge.operations.queries import QueryAnswer, run_query
+    from kandji_bridge.service import advert
+
     settings = app_context(ctx).settings()
     service = running_service(settings)
     if service is not None:  # serve holds the store: it runs the query

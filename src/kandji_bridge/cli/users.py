@@ -8,7 +8,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kandji_bridge import users
 from kandji_bridge.cli.common import (
     ListFormat,
     app_context,
@@ -18,15 +17,14 @@ from kandji_bridge.cli.common import (
     print_json,
     print_table,
 )
-from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError, UsageError
 
 user_app = typer.Typer(help="Accounts for the web UI and the REST API.", no_args_is_help=True)
 
 
 class Scope(StrEnum):
-    read = users.READ
-    admin = users.ADMIN
+    read = "read"  # users.READ
+    admin = "admin"  # users.ADMIN
 
 
 PasswordStdin = Annotated[
@@ -37,6 +35,8 @@ PasswordStdin = Annotated[
 
 def read_password(from_stdin: bool) -> str:
     """The new password from standard input, or typed twice at a hidden prompt."""
+    from kandji_bridge import users
+
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
@@ -58,6 +58,9 @@ def create(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Create an admin account (the first one can also come from `serve`'s setup link)."""
+    from kandji_bridge import users
+    from kandji_bridge.db import open_state
+
     users.validate_username(username)
     password = read_password(password_stdin)
     with open_state(app_context(ctx).settings()) as state:
@@ -73,6 +76,9 @@ def list_command(
     ),
 ) -> None:
     """List the accounts."""
+    from kandji_bridge import users
+    from kandji_bridge.db import open_state
+
     with open_state(app_context(ctx).settings()) as state:
         accounts = users.list_users(state)
     if output is ListFormat.json:
@@ -104,6 +110,9 @@ def set_password(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Change an account's password; its browser sessions are signed out."""
+    from kandji_bridge import users
+    from kandji_bridge.db import open_state
+
     password = read_password(password_stdin)
     with open_state(app_context(ctx).settings()) as state:
         users.set_password(state, username, password)
@@ -127,6 +136,9 @@ def token(
     ] = Scope.read,
 ) -> None:
     """Create an API token for scripts; it is printed once, on standard output."""
+    from kandji_bridge import users
+    from kandji_bridge.db import open_state
+
     with open_state(app_context(ctx).settings()) as state:
         secret = users.create_api_token(state, username, name, scope.value)
     err.print(

@@ -9,7 +9,6 @@ exist, the identifier's target is unique, and every target type can hold its Kan
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -28,20 +27,12 @@ from kandji_bridge.inventory.fields import (
     get_field,
     identifier_fields,
 )
+from kandji_bridge.inventory.mapping_options import DEFAULT_SCHEDULE_MINUTES, OnRemoved
 from kandji_bridge.inventory.runs import RunInfo, run_info
 from kandji_bridge.source_registry import SourceInfo, get_source, source_info
 
 ENTITIES = ("devices",)
-DEFAULT_SCHEDULE_MINUTES = 60
 SCHEDULE_RANGE = (1, 7 * 24 * 60)
-
-
-class OnRemoved(StrEnum):
-    """What happens to a record whose device vanished from Kandji or is marked removed there."""
-
-    KEEP = "keep"  # nothing
-    MARK = "mark"  # the record's status becomes "removed"
-    ARCHIVE = "archive"  # the record's status becomes "archived" (left out of exports)
 
 
 class InvalidMapping(BridgeError):
