@@ -10,6 +10,10 @@ import pytest
 
 from detections.receivers import HttpReceiver, signature_ok
 from kandji_bridge.cli import main
+from kandji_bridge.config import load_settings
+from kandji_bridge.db import open_state
+from kandji_bridge.db.models import JobStatus
+from kandji_bridge.jobs import status as jobs
 
 TESTS = Path(__file__).resolve().parents[1] / "detections"
 
@@ -131,3 +135,34 @@ def test_webhook_channel_add_list_and_test(home: Path, capsys, monkeypatch) -> N
 def test_alerts_list_is_empty_at_first(home: Path, capsys, monkeypatch) -> None:
     code, out, _ = run(["alerts", "list", "--format", "json"], capsys, monkeypatch)
     assert code == 0 and json.loads(out) == []
+
+
+def test_list_shows_the_signal_age_and_a_rule_that_failed(home: Path, capsys, monkeypatch) -> None:
+    failure = (
+        "Detection kandji-delete-burst ran longer than the 60 s a rule may run and was stopped; "
+        "make its SQL read less (a shorter lookback, fewer columns), raise "
+        "KANDJI_BRIDGE_DETECTION_SECONDS, or disable it."
+    )
+    run(["detections", "enable", "kandji-delete-burst"], capsys, monkeypatch)
+    with open_state(load_settings()) as state, state.session() as session:
+        session.merge(
+            JobStatus(
+                job=jobs.detection_job("kandji-delete-burst"),
+                runs=1,
+                failures=1,
+                last_error=failure,
+            )
+        )
+    monkeypatch.setenv("KANDJI_BRIDGE_SIGNAL_AGE_HOURS", "72")
+    code, out, err = run(["detections", "list"], capsys, monkeypatch)
+    assert code == 0 and "kandji-delete-burst" in out
+    said = " ".join(err.split())
+    assert f"Error: {failure}" in said
+    assert "Matches on events older than 3 days are stored as signals and not sent" in said
+    assert rules_json(capsys, monkeypatch)["kandji-delete-burst"]["last_error"] == failure
+
+    monkeypatch.setenv("KANDJI_BRIDGE_SIGNAL_AGE_HOURS", "three days")
+    code, out, err = run(["detections", "list"], capsys, monkeypatch)
+    assert code == 1 and out == ""
+    assert err.startswith("Error: KANDJI_BRIDGE_SIGNAL_AGE_HOURS must be a number of hours")
+    assert "Traceback" not in err

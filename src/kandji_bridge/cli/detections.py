@@ -18,6 +18,7 @@ from kandji_bridge.cli.logs import _moment, open_store
 from kandji_bridge.config import Settings
 from kandji_bridge.db import open_state
 from kandji_bridge.detections.channels import EmailServer
+from kandji_bridge.detections.limits import ENV_DETECTION_SECONDS, ENV_SIGNAL_AGE_HOURS
 from kandji_bridge.errors import BridgeError, UsageError
 from kandji_bridge.logs.store import LogStore
 from kandji_bridge.operations import alerts as alert_ops
@@ -57,40 +58,56 @@ def _json_array(items: list[dict[str, Any]]) -> None:
 
 @detections_app.command("list")
 def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
-    """List the rules (the built-in pack and those imported), enabled or not."""
+    """List the rules (the built-in pack and those imported), enabled or not, with the last
+    run's error of each."""
     settings = app_context(ctx).settings()
     state = open_state(settings)
     with _store(settings) as store:
         rules = ops.list_rules(state, store)
+        statuses = ops.rule_statuses(settings, state, store, rules)
     for problem in rules.problems:
         err.print(f"[yellow]Warning:[/yellow] {escape(problem.sentence)}")
     if output is ListFormat.json:
         _json_array(
             [
                 {
-                    "name": r.name,
-                    "display_name": r.detection.display_name,
-                    "severity": r.detection.severity,
-                    "schedule": r.detection.schedule,
-                    "origin": r.origin,
-                    "enabled": r.enabled,
-                    "channels": list(r.channels),
+                    "name": s.rule.name,
+                    "display_name": s.rule.detection.display_name,
+                    "severity": s.rule.detection.severity,
+                    "schedule": s.rule.detection.schedule,
+                    "origin": s.rule.origin,
+                    "enabled": s.rule.enabled,
+                    "channels": list(s.rule.channels),
+                    "last_error": s.last_error,
                 }
-                for r in rules.rules
+                for s in statuses
             ]
         )
         return
     table = Table("name", "severity", "schedule", "origin", "enabled", "channels")
-    for r in rules.rules:
+    for s in statuses:
         table.add_row(
-            r.name,
-            r.detection.severity,
-            r.detection.schedule,
-            r.origin,
-            "yes" if r.enabled else "no",
-            ", ".join(r.channels),
+            s.rule.name,
+            s.rule.detection.severity,
+            s.rule.detection.schedule,
+            s.rule.origin,
+            "yes" if s.rule.enabled else "no",
+            ", ".join(s.rule.channels),
         )
     out.print(table)
+    for s in statuses:
+        if s.last_error:
+            err.print(f"[red]Error:[/red] {escape(s.last_error)}")
+    err.print(_signal_age_note(settings))
+
+
+def _signal_age_note(settings: Settings) -> str:
+    limits = settings.detection_limits
+    return (
+        f"Matches on events older than {limits.signal_age_text} are stored as signals and not "
+        f"sent ({ENV_SIGNAL_AGE_HOURS}); a rule may run {limits.run_seconds} s "
+        f"({ENV_DETECTION_SECONDS})."
+    )
 
 
 @detections_app.command("validate")

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kandji_bridge.detections.limits import ENV_DETECTION_SECONDS, RUN_SECONDS
 from kandji_bridge.detections.rules import WINDOW_PLACEHOLDERS, Detection
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.sql_guard import engine_sentence
 from kandji_bridge.logs.store import LogStore, LogStoreError
 
 MAX_MATCHES = 10_000
-RUN_SECONDS = 60
 
 
 class DetectionRunError(BridgeError):
@@ -48,8 +48,10 @@ def run_detection(
     window_to: datetime,
     parameters: Mapping[str, str] | None = None,
     max_rows: int = MAX_MATCHES,
+    seconds: int = RUN_SECONDS,
 ) -> Matches:
-    """Run `detection` over [window_from, window_to) with its parameters; no scheduling here."""
+    """Run `detection` over [window_from, window_to) with its parameters, for at most `seconds`
+    (the engine stops it); no scheduling here."""
     name = detection.name
     start, end = _window_bound(name, window_from), _window_bound(name, window_to)
     if start >= end:
@@ -61,15 +63,22 @@ def run_detection(
     bound.update({"from": f"{start:%Y-%m-%d %H:%M:%S}", "to": f"{end:%Y-%m-%d %H:%M:%S}"})
     sql = (
         f"SELECT * FROM ({detection.statement}) LIMIT {int(max_rows) + 1} "
-        f"SETTINGS max_execution_time = {RUN_SECONDS}, timeout_overflow_mode = 'throw'"
+        f"SETTINGS max_execution_time = {int(seconds)}, timeout_overflow_mode = 'throw'"
     )
     try:
         result = store.query(sql, params=bound)
     except LogStoreError as exc:
         message = engine_sentence(str(exc).removeprefix("The log store refused the query: "))
         if "Timeout exceeded" in message:
-            message = f"it ran longer than {RUN_SECONDS} s and was stopped."
-        raise DetectionRunError(f"Detection {name} failed to run: {message}") from None
+            raise DetectionRunError(
+                f"Detection {name} ran longer than the {int(seconds)} s a rule may run and was "
+                f"stopped; make its SQL read less (a shorter lookback, fewer columns), raise "
+                f"{ENV_DETECTION_SECONDS}, or disable it."
+            ) from None
+        raise DetectionRunError(
+            f"Detection {name} failed to run: {message.rstrip('.')}; fix its SQL or parameters "
+            "(or disable it)."
+        ) from None
     rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows[:max_rows]]
     return Matches(name, start, end, result.columns, rows, len(result.rows) > max_rows)
 

@@ -268,7 +268,12 @@ def run_rule(
     """Run a rule over [from, to) now, enabled or not; nothing is stored or sent."""
     detection = get_rule(state, store, name).detection
     return run_detection(
-        store, detection, _whole(window_from), _whole(window_to, up=True), parameters
+        store,
+        detection,
+        _whole(window_from),
+        _whole(window_to, up=True),
+        parameters,
+        seconds=state.settings.detection_limits.run_seconds,
     )
 
 
@@ -285,9 +290,12 @@ class RuleStatus:
     matches: int
 
 
-def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[RuleStatus]:
-    """Every rule with its job's last run and its counts in the detections table."""
-    rules = list_rules(state, store).rules
+def rule_statuses(
+    settings: Settings, state: StateDB, store: LogStore, rules: Rules | None = None
+) -> list[RuleStatus]:
+    """Every rule (of `rules` when the caller listed them already) with its job's last run and
+    its counts in the detections table."""
+    listed = (rules if rules is not None else list_rules(state, store)).rules
     statuses = jobs.job_statuses(state)
     ensure_detections_table(store)
     counts: dict[tuple[str, str], tuple[int, int]] = {}
@@ -297,7 +305,7 @@ def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[R
     ).rows:
         counts[(str(name), str(kind))] = (int(rows), int(matched))
     result = []
-    for rule in rules:
+    for rule in listed:
         status = statuses.get(jobs.detection_job(rule.name))
         alerts = counts.get((rule.name, "alert"), (0, 0))
         signals = counts.get((rule.name, "signal"), (0, 0))
@@ -352,13 +360,21 @@ def run_due_windows(
     detection = replace(rule.detection, notification_names=rule.channels)
     reached = stored_up_to(state, now)
     ensure_detections_table(store)
+    limits = settings.detection_limits
     ran = []
     for window in due_windows(detection.schedule, last_window_end(state, name), now, reached):
         started = datetime.now(UTC)
-        matches = run_detection(store, detection, window.start, window.end)
+        matches = run_detection(
+            store, detection, window.start, window.end, seconds=limits.run_seconds
+        )
         elapsed = int((datetime.now(UTC) - started).total_seconds() * 1e9)
         records = split_matches(
-            detection, matches, now=now, workspace_id=state.workspace_id, run_time_ns=elapsed
+            detection,
+            matches,
+            now=now,
+            workspace_id=state.workspace_id,
+            run_time_ns=elapsed,
+            signal_age=limits.signal_age,
         )
         for record in store_records(store, records):
             if record.kind == "alert":

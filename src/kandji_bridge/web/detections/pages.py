@@ -39,6 +39,7 @@ def detections_page(request: Request, principal: CurrentUser, changed: str = "")
         "statuses": statuses,
         "message": message,
         "scheduler_running": runtime.jobs.background,
+        "limits": runtime.settings.detection_limits,
     }
     return render(request, "detections/list.html", context)
 
@@ -223,6 +224,7 @@ def _channels(
         "error": error,
         "secret": secret,
         "values": values or {"kind": "webhook"},
+        "limits": runtime_of(request).settings.detection_limits,
     }
     response = render(request, "detections/channels.html", context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
