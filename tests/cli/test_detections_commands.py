@@ -13,6 +13,8 @@ from kandji_bridge.cli import main
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.models import JobStatus
+from kandji_bridge.detections import KANDJI_PACK
+from kandji_bridge.detections.fixtures import load_fixtures
 from kandji_bridge.jobs import status as jobs
 
 TESTS = Path(__file__).resolve().parents[1] / "detections"
@@ -85,7 +87,7 @@ def test_import_a_sigma_rule_then_test_its_fixtures(
     folder.mkdir()
     shutil.copy(TESTS / "sigma" / "kandji-api-token-created.yml", folder / "my-token-created.yml")
     shutil.copy(
-        TESTS / "fixtures" / "kandji-api-token-created.fixtures.yaml",
+        KANDJI_PACK / "kandji-api-token-created.fixtures.yaml",
         folder / "my-token-created.fixtures.yaml",
     )
     code, out, err = run(["detections", "validate", str(folder)], capsys, monkeypatch)
@@ -166,3 +168,11 @@ def test_list_shows_the_signal_age_and_a_rule_that_failed(home: Path, capsys, mo
     assert code == 1 and out == ""
     assert err.startswith("Error: KANDJI_BRIDGE_SIGNAL_AGE_HOURS must be a number of hours")
     assert "Traceback" not in err
+
+
+def test_a_pack_rule_runs_the_fixtures_that_ship_with_it(home: Path, capsys, monkeypatch) -> None:
+    cases = load_fixtures(KANDJI_PACK / "kandji-delete-burst.fixtures.yaml")
+    code, out, err = run(["detections", "test", "kandji-delete-burst"], capsys, monkeypatch)
+    assert code == 0, err
+    assert out.count("pass") == len(cases) >= 2 and "FAIL" not in out
+    assert "Rule kandji-delete-burst, negative case" in " ".join(out.split())

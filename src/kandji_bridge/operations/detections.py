@@ -2,8 +2,9 @@
 and the scheduled run of the enabled ones.
 
 Where rules live: the built-in pack (`detections/packs/kandji/`, read-only, updated with the
-product) and the home's `rules/` folder (rules a user imported, RunReveal `NAME.yaml` + `NAME.sql`
-or Sigma files, with an optional `NAME.fixtures.yaml` next to each). A name is unique across both.
+product, each rule with its `NAME.fixtures.yaml`) and the home's `rules/` folder (rules a user
+imported, RunReveal `NAME.yaml` + `NAME.sql` or Sigma files, with an optional
+`NAME.fixtures.yaml` next to each). A name is unique across both.
 Which rules run, and which channels each notifies beyond its own `notificationNames`, is the home's
 `detections.json`: rules are files in the home, and their switches sit next to them, so a home
 copied elsewhere keeps both. Nothing runs until a rule is enabled.
@@ -11,9 +12,11 @@ copied elsewhere keeps both. Nothing runs until a rule is enabled.
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +28,7 @@ from kandji_bridge.config import Settings, ensure_home
 from kandji_bridge.db.models import DetectionSwitch, Source
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.detections import KANDJI_PACK
-from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
+from kandji_bridge.detections.fixtures import CaseResult, FixtureCase, load_fixtures, run_case
 from kandji_bridge.detections.outbox import enqueue
 from kandji_bridge.detections.results import (
     ensure_detections_table,
@@ -38,6 +41,7 @@ from kandji_bridge.detections.rules import (
     RuleSet,
     check_rule,
     load_rules,
+    rule_files,
     schedule_is_valid,
 )
 from kandji_bridge.detections.run import Matches, run_detection
@@ -181,7 +185,7 @@ def import_rules(settings: Settings, store: LogStore, folder: Path) -> ImportRep
         )
     if not checked.detections:
         raise BridgeError(f"The folder {folder} holds no rules (NAME.yaml); nothing was imported.")
-    pack = {path.stem for path in KANDJI_PACK.glob("*.yaml")}
+    pack = {path.stem for path in rule_files(KANDJI_PACK)}
     clashes = sorted(d.name for d in checked.detections if d.name in pack)
     if clashes:
         raise BridgeError(
@@ -233,7 +237,7 @@ def enable_pack(state: StateDB, schedule: str, notify: tuple[str, ...] = ()) -> 
     within minutes), notifying `notify`; returns the names."""
     if not schedule_is_valid(schedule):
         raise BridgeError(f"The schedule {schedule!r} is not a cron expression or @15m / @1h.")
-    names = sorted(path.stem for path in KANDJI_PACK.glob("*.yaml"))
+    names = sorted(path.stem for path in rule_files(KANDJI_PACK))
     _read_switches(state)  # a detections.json of an older version is moved in first
     with state.session() as session:
         for name in names:
@@ -245,11 +249,18 @@ def enable_pack(state: StateDB, schedule: str, notify: tuple[str, ...] = ()) -> 
 
 
 def test_rule(settings: Settings, name: str) -> list[CaseResult]:
-    """Run the fixtures next to a rule (NAME.fixtures.yaml) on a scratch store of their own."""
+    """Run the fixtures next to a rule (NAME.fixtures.yaml; the pack's ship with it) on a scratch
+    store in a process of its own: a process can hold only one embedded store, and `serve` holds
+    the real one."""
     fixtures = _fixtures_path(settings, name)
     cases = load_fixtures(fixtures)
     if not cases:
         raise BridgeError(f"{fixtures.name} has no cases; add positive and negative cases.")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_cases, settings, name, cases).result()
+
+
+def _run_cases(settings: Settings, name: str, cases: list[FixtureCase]) -> list[CaseResult]:
     # The fixtures empty kandji_logs before and after each case: never the real store.
     with ChdbLogStore(":memory:") as scratch:
         scratch.ensure_schema()
@@ -398,9 +409,11 @@ def _fixtures_path(settings: Settings, name: str) -> Path:
         path = folder / f"{name}.fixtures.yaml"
         if path.exists():
             return path
-    known = (KANDJI_PACK / f"{name}.yaml").exists() or (
-        rules_folder(settings) / f"{name}.yaml"
-    ).exists()
+    known = any(
+        (folder / f"{name}{suffix}").exists()
+        for folder in (KANDJI_PACK, rules_folder(settings))
+        for suffix in (".yaml", ".yml")
+    )
     if not known:
         raise NotFound(f"There is no detection named {name}; `detections list` shows them.")
     raise BridgeError(

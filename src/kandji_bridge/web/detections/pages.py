@@ -60,10 +60,21 @@ def disable_page(request: Request, principal: CurrentUser, name: str) -> Respons
 
 @pages.get("/detections/{name}")
 def rule_page(
-    request: Request, principal: CurrentUser, name: str, start: str = "", end: str = ""
+    request: Request,
+    principal: CurrentUser,
+    name: str,
+    start: str = "",
+    end: str = "",
+    fixtures: str = "",
 ) -> Response:
     runtime = runtime_of(request)
     rule = ops.get_rule(runtime.state, runtime.store, name)
+    cases, fixtures_error = [], ""
+    if fixtures:
+        try:
+            cases = ops.test_rule(runtime.settings, name)
+        except BridgeError as exc:
+            fixtures_error = exc.message
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     values = {
         "start": start or (now - timedelta(hours=24)).strftime(LOCAL),
@@ -90,6 +101,9 @@ def rule_page(
         "rows": matches.rows[:SHOWN_MATCHES] if matches else [],
         "columns": columns,
         "error": error,
+        "ran_fixtures": bool(fixtures),
+        "cases": cases,
+        "fixtures_error": fixtures_error,
     }
     return render(request, "detections/rule.html", context, status_code=400 if error else 200)
 
