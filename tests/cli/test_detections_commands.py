@@ -4,18 +4,27 @@ with a real local webhook receiver."""
 import io
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from detections.receivers import HttpReceiver, signature_ok
+from kandji_bridge import source_registry as sources
 from kandji_bridge.cli import main
+from kandji_bridge.cli.logs import open_store
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import open_state
 from kandji_bridge.db.models import JobStatus
 from kandji_bridge.detections import KANDJI_PACK
-from kandji_bridge.detections.fixtures import load_fixtures
+from kandji_bridge.detections.channels import add_webhook
+from kandji_bridge.detections.fixtures import FixtureEvent, load_fixtures
+from kandji_bridge.detections.rules import previous_run
 from kandji_bridge.jobs import status as jobs
+from kandji_bridge.logs.enrich import build_enricher
+from kandji_bridge.logs.normalize import NormalizeContext
+from kandji_bridge.logs.transform import transform
+from kandji_bridge.operations import detections as ops
 
 TESTS = Path(__file__).resolve().parents[1] / "detections"
 
@@ -176,3 +185,45 @@ def test_a_pack_rule_runs_the_fixtures_that_ship_with_it(home: Path, capsys, mon
     assert code == 0, err
     assert out.count("pass") == len(cases) >= 2 and "FAIL" not in out
     assert "Rule kandji-delete-burst, negative case" in " ".join(out.split())
+
+
+def test_alerts_list_json_names_the_sources_and_devices(home: Path, capsys, monkeypatch) -> None:
+    device = "0b0f3f1e-4c9c-4c53-9b54-6d4f1f3b2a10"
+    event = {
+        "id": "01JNQE00000000000000000001",
+        "action": "delete",
+        "occurred_at": "2026-12-06T09:00:00.000000Z",
+        "actor_id": "cf40d6e7-20cb-4da9-84a1-9ad0b7003ca5",
+        "actor_type": "user",
+        "target_id": device,
+        "target_type": "device",
+        "target_component": "",
+        "new_state": {},
+        "metadata": {},
+    }
+    settings = load_settings()
+    boundary = previous_run("*/15 * * * *", datetime.now(UTC))
+    with open_state(settings) as state:
+        acme = sources.add_source(state, "acme", "https://acme.api.kandji.io", "token-1")
+        sources.update_source(state, "acme", display_name="Acme Corp")
+        add_webhook(state, "siem", "https://siem.example.com/hooks", "a signing secret of it")
+        store = open_store(settings)
+        try:
+            context = NormalizeContext(
+                "ws", acme.id, 0, received_at=boundary - timedelta(minutes=5)
+            )
+            enricher = build_enricher([], use_geoip2fast=False, env={})
+            batch = [FixtureEvent(timedelta(0), event, json.dumps(event))]
+            store.insert(transform(batch, context, enricher).rows)
+            enricher.close()
+            rule = "kandji-device-deleted-or-mdm-removed"
+            ops.set_enabled(state, store, rule, True, ("siem",))
+            assert ops.run_due_windows(settings, state, store, rule, boundary)
+        finally:
+            store.close()
+
+    code, out, err = run(["alerts", "list", "--format", "json"], capsys, monkeypatch)
+    assert code == 0, err
+    (alert,) = json.loads(out)
+    assert alert["sources"] == [{"id": acme.id, "name": "Acme Corp"}]
+    assert alert["devices"] == [{"device_id": device, "name": "", "serial": "", "record_url": None}]

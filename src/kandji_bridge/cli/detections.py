@@ -229,26 +229,14 @@ def alerts_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
     output: FormatOption = ListFormat.table,
 ) -> None:
-    """The newest alerts."""
+    """The newest alerts, with the sources and devices of their matched events."""
     settings = app_context(ctx).settings()
+    state = open_state(settings)
     with _store(settings) as store:
-        found = alert_ops.list_alerts(store, detection, severity, limit)
+        rows = alert_ops.browse_alerts(state, store, detection, severity, limit=limit)
+    found = [row.alert for row in rows]
     if output is ListFormat.json:
-        _json_array(
-            [
-                {
-                    "id": a.id,
-                    "detection": a.detection,
-                    "severity": a.severity,
-                    "risk_score": a.risk_score,
-                    "window_from": a.window_from.isoformat(),
-                    "window_to": a.window_to.isoformat(),
-                    "matches": a.matches,
-                    "matched_ids": a.matched_ids,
-                }
-                for a in found
-            ]
-        )
+        _json_array([_alert_json(row) for row in rows])
         return
     if not found:
         err.print("No alerts yet.")
@@ -263,6 +251,30 @@ def alerts_list(
             a.id,
         )
     out.print(table)
+
+
+def _alert_json(row: alert_ops.AlertRow) -> dict[str, Any]:
+    a = row.alert
+    return {
+        "id": a.id,
+        "detection": a.detection,
+        "severity": a.severity,
+        "risk_score": a.risk_score,
+        "window_from": a.window_from.isoformat(),
+        "window_to": a.window_to.isoformat(),
+        "matches": a.matches,
+        "matched_ids": a.matched_ids,
+        "sources": [{"id": s.id, "name": s.name} for s in row.sources],
+        "devices": [
+            {
+                "device_id": d.device_id,
+                "name": d.name,
+                "serial": d.serial,
+                "record_url": d.record.url if d.record else None,
+            }
+            for d in row.devices
+        ],
+    }
 
 
 # -- channel ------------------------------------------------------------------------------------

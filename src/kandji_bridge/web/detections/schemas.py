@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from kandji_bridge.operations.alerts import StoredAlert
+from kandji_bridge.operations.alerts import AlertRow
 from kandji_bridge.operations.detections import RuleStatus
 
 SEVERITIES = ("Low", "Medium", "High", "Critical")
@@ -25,6 +25,18 @@ class DetectionModel(BaseModel):
     signals: int
 
 
+class AlertSourceModel(BaseModel):
+    id: str
+    name: str  # the source's display name, or "removed source"
+
+
+class AlertDeviceModel(BaseModel):
+    device_id: str  # Kandji's device id
+    name: str  # as its asset record holds it; empty without a record
+    serial: str
+    record_url: str | None  # the asset record's page, when a mapping imports the device
+
+
 class AlertModel(BaseModel):
     id: str
     detection: str
@@ -35,6 +47,8 @@ class AlertModel(BaseModel):
     window_to: datetime
     matches: int
     matched_ids: list[str]
+    sources: list[AlertSourceModel] = []
+    devices: list[AlertDeviceModel] = []
 
 
 def detection_model(status: RuleStatus) -> DetectionModel:
@@ -55,7 +69,8 @@ def detection_model(status: RuleStatus) -> DetectionModel:
     )
 
 
-def alert_model(alert: StoredAlert) -> AlertModel:
+def alert_model(row: AlertRow) -> AlertModel:
+    alert = row.alert
     return AlertModel(
         id=alert.id,
         detection=alert.detection,
@@ -66,4 +81,14 @@ def alert_model(alert: StoredAlert) -> AlertModel:
         window_to=alert.window_to,
         matches=alert.matches,
         matched_ids=alert.matched_ids,
+        sources=[AlertSourceModel(id=s.id, name=s.name) for s in row.sources],
+        devices=[
+            AlertDeviceModel(
+                device_id=d.device_id,
+                name=d.name,
+                serial=d.serial,
+                record_url=d.record.url if d.record else None,
+            )
+            for d in row.devices
+        ],
     )
