@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from detections.receivers import HttpReceiver, signature_ok
+from detections.receivers import HttpReceiver, self_signed_certificate, signature_ok
 from kandji_bridge import source_registry as sources
 from kandji_bridge.cli import main
 from kandji_bridge.cli.logs import open_store
@@ -227,3 +227,33 @@ def test_alerts_list_json_names_the_sources_and_devices(home: Path, capsys, monk
     (alert,) = json.loads(out)
     assert alert["sources"] == [{"id": acme.id, "name": "Acme Corp"}]
     assert alert["devices"] == [{"device_id": device, "name": "", "serial": "", "record_url": None}]
+
+
+def test_channel_add_refuses_plain_http_off_this_machine_and_a_bad_ca_file(
+    home: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    for kind in ("webhook", "slack"):
+        code, out, err = run(
+            ["channel", "add", kind, "siem", "--url", "http://siem.example.com/hooks"],
+            capsys,
+            monkeypatch,
+        )
+        assert code == 1 and out == ""
+        assert err.startswith("Error: Channel siem: the ") and err.count("\n") == 1, err
+        assert "must start with https:// (plain http:// only to localhost" in err
+
+    email = ["channel", "add", "email", "soc", "--smtp-host", "smtp.example.com"]
+    email += ["--from", "kb@example.com", "--to", "soc@example.com"]
+    missing = tmp_path / "private-ca.pem"
+    code, out, err = run([*email, "--ca-file", str(missing)], capsys, monkeypatch)
+    assert code == 1 and out == ""
+    said = " ".join(err.split())
+    assert said.startswith(f"Error: Channel soc: the CA file {missing} cannot be read")
+    assert "Traceback" not in err
+
+    certificate, _ = self_signed_certificate(tmp_path)
+    code, out, err = run([*email, "--ca-file", str(certificate)], capsys, monkeypatch)
+    assert code == 0, err
+    code, out, _ = run(["channel", "list", "--format", "json"], capsys, monkeypatch)
+    (listed,) = json.loads(out)
+    assert listed["ca_file"] == str(certificate)

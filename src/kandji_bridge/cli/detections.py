@@ -300,6 +300,10 @@ def channel_add(
     smtp_password_env: Annotated[
         str | None, typer.Option(help="Email: read the SMTP password from this variable.")
     ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(help="Email: a PEM bundle of the CA that signed the server's certificate."),
+    ] = None,
 ) -> None:
     """Add a notification channel; a webhook's signing secret is printed once."""
     state = open_state(app_context(ctx).settings())
@@ -314,6 +318,7 @@ def channel_add(
             tuple(to),
             smtp_username or "",
             os.environ.get(smtp_password_env, "") if smtp_password_env else "",
+            ca_file or "",
         )
     elif not url:
         raise UsageError(f"A {kind.value} channel needs --url.")
