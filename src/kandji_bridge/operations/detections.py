@@ -248,14 +248,17 @@ def enable_pack(state: StateDB, schedule: str, notify: tuple[str, ...] = ()) -> 
     return names
 
 
-def test_rule(settings: Settings, name: str) -> list[CaseResult]:
+def test_rule(settings: Settings, name: str, holds_store: bool = False) -> list[CaseResult]:
     """Run the fixtures next to a rule (NAME.fixtures.yaml; the pack's ship with it) on a scratch
-    store in a process of its own: a process can hold only one embedded store, and `serve` holds
-    the real one."""
+    in-memory store. A process can hold only one embedded store: when the caller holds the
+    configured one open (`serve` does) and it is embedded, the cases run in a process of their
+    own."""
     fixtures = _fixtures_path(settings, name)
     cases = load_fixtures(fixtures)
     if not cases:
         raise BridgeError(f"{fixtures.name} has no cases; add positive and negative cases.")
+    if not (holds_store and settings.log_store.startswith("chdb:")):
+        return _run_cases(settings, name, cases)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_run_cases, settings, name, cases).result()
 

@@ -72,7 +72,7 @@ def rule_page(
     cases, fixtures_error = [], ""
     if fixtures:
         try:
-            cases = ops.test_rule(runtime.settings, name)
+            cases = ops.test_rule(runtime.settings, name, holds_store=True)
         except BridgeError as exc:
             fixtures_error = exc.message
     now = datetime.now(UTC).replace(second=0, microsecond=0)
