@@ -7,6 +7,11 @@ from pathlib import Path
 
 import platformdirs
 
+from kandji_bridge.detections.limits import (
+    ENV_DETECTION_SECONDS,
+    ENV_SIGNAL_AGE_HOURS,
+    DetectionLimits,
+)
 from kandji_bridge.errors import ConfigError
 from kandji_bridge.kandji.limits import (
     ENV_MAX_AUDIT_PAGES,
@@ -53,6 +58,7 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ()
     kandji_limits: KandjiLimits = field(default_factory=KandjiLimits)
     query_limits: QueryLimits = field(default_factory=QueryLimits)
+    detection_limits: DetectionLimits = field(default_factory=DetectionLimits)
 
     @property
     def secret_key_file(self) -> Path:
@@ -127,6 +133,7 @@ def load_settings(home: Path | str | None = None, env: dict[str, str] | None = N
         forwarded_allow_ips=parse_forwarded_allow_ips(env.get(ENV_FORWARDED_ALLOW_IPS)),
         kandji_limits=parse_kandji_limits(env),
         query_limits=parse_query_limits(env),
+        detection_limits=parse_detection_limits(env),
     )
 
 
@@ -173,6 +180,31 @@ def parse_query_limits(env: dict[str, str]) -> QueryLimits:
         ),
         per_user=bounded(ENV_QUERIES_PER_USER, defaults.per_user, 1, 1000, "a count"),
         total=bounded(ENV_QUERIES, defaults.total, 1, 1000, "a count"),
+    )
+
+
+def parse_detection_limits(env: dict[str, str]) -> DetectionLimits:
+    """How old a match's event may be and still be sent, and how long a rule may run."""
+    defaults = DetectionLimits()
+
+    def bounded(name: str, default: int, high: int, what: str) -> int:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isdigit() or not 1 <= int(text) <= high:
+            raise ConfigError(
+                f"{name} must be {what} from 1 to {high:,}, not {text!r}; set it so, or unset it "
+                f"for the default ({default})."
+            )
+        return int(text)
+
+    return DetectionLimits(
+        signal_age_hours=bounded(
+            ENV_SIGNAL_AGE_HOURS, defaults.signal_age_hours, 24 * 366, "a number of hours"
+        ),
+        run_seconds=bounded(
+            ENV_DETECTION_SECONDS, defaults.run_seconds, 3600, "a number of seconds"
+        ),
     )
 
 

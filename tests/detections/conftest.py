@@ -1,14 +1,14 @@
 """A real chDB log store for the detection tests, one per test module (opening one costs time)."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from db.conftest import database_url, postgres_url, settings, state  # noqa: F401 (fixtures)
+from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.logs.store import ChdbLogStore
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = KANDJI_PACK  # the pack's fixtures ship with it, next to each rule
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 from kandji_bridge.db import StateDB, open_state
+from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.operations import detections as ops
 
@@ -50,3 +51,9 @@ def test_enabling_the_pack_keeps_its_schedule_and_channels(
     assert ops.enabled_rule_names(state) == names
     rule = ops.get_rule(state, store, OTHER)
     assert (rule.detection.schedule, rule.channels[-1]) == ("@1m", "demo-inbox")
+
+
+def test_enabling_the_pack_enables_its_rules_not_their_fixtures(state: StateDB) -> None:
+    names = ops.enable_pack(state, "@1m")
+    assert names == sorted(path.stem for path in KANDJI_PACK.glob("*.sql"))
+    assert ops.enabled_rule_names(state) == names

@@ -4,18 +4,22 @@ Each case's Kandji events go through the product's transform (normalize + geoip2
 into a real chDB store, the rule runs over the fixture window, positives match and negatives don't.
 """
 
+import fnmatch
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from kandji_bridge.detections import KANDJI_PACK
 from kandji_bridge.detections.fixtures import load_fixtures, run_case
-from kandji_bridge.detections.rules import Detection, load_rule, load_rules
+from kandji_bridge.detections.rules import Detection, load_rule, load_rules, rule_files
 from kandji_bridge.logs.store import ChdbLogStore
 
 from .conftest import FIXTURES
 
-RULE_FILES = sorted(KANDJI_PACK.glob("*.yaml"))
+RULE_FILES = rule_files(KANDJI_PACK)
+PACKAGE = KANDJI_PACK.parents[2]  # src/kandji_bridge
+PYPROJECT = PACKAGE.parents[1] / "pyproject.toml"
 CASES = [
     pytest.param(path, case, id=f"{path.stem}: {'+' if case.positive else '-'} {case.name}")
     for path in RULE_FILES
@@ -39,6 +43,18 @@ def test_every_rule_has_positive_and_negative_fixtures() -> None:
         cases = load_fixtures(FIXTURES / f"{path.stem}.fixtures.yaml")
         assert any(c.positive for c in cases), f"{path.stem} has no positive fixture"
         assert any(not c.positive for c in cases), f"{path.stem} has no negative fixture"
+
+
+def test_every_rule_ships_with_its_fixtures_in_the_package() -> None:
+    """An installed product runs `detections test NAME` on the pack: each rule's fixtures sit
+    next to it in the package, and the wheel's package-data takes every file of the pack."""
+    for path in RULE_FILES:
+        assert (KANDJI_PACK / f"{path.stem}.fixtures.yaml").is_file(), path.stem
+    patterns = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]
+    shipped = patterns["kandji_bridge"]
+    for path in KANDJI_PACK.iterdir():
+        relative = path.relative_to(PACKAGE).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in shipped), relative
 
 
 _loaded: dict[Path, Detection] = {}

@@ -27,6 +27,7 @@ from kandji_bridge.errors import BridgeError, UsageError
 
 if TYPE_CHECKING:
     from kandji_bridge.logs.store import LogStore
+    from kandji_bridge.operations import alerts as alert_ops
     from kandji_bridge.operations import detections as ops
 
 detections_app = typer.Typer(help="Detection rules over the audit logs.", no_args_is_help=True)
@@ -65,7 +66,8 @@ def _json_array(items: list[dict[str, Any]]) -> None:
 
 @detections_app.command("list")
 def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) -> None:
-    """List the rules (the built-in pack and those imported), enabled or not."""
+    """List the rules (the built-in pack and those imported), enabled or not, with the last
+    run's error of each."""
     from kandji_bridge.db import open_state
     from kandji_bridge.operations import detections as ops
     from kandji_bridge.service import advert
@@ -79,7 +81,8 @@ def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) ->
         state = open_state(settings)
         with _store(settings) as store:
             listed = ops.list_rules(state, store)
-        rules = [_rule_dict(r) for r in listed.rules]
+            statuses = ops.rule_statuses(settings, state, store, listed)
+        rules = [_rule_dict(status) for status in statuses]
         problems = [p.sentence for p in listed.problems]
     for problem in problems:
         err.print(f"[yellow]Warning:[/yellow] {escape(problem)}")
@@ -97,13 +100,27 @@ def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) ->
             ", ".join(r["channels"]),
         )
     print_table(table)
+    for r in rules:
+        if r["last_error"]:
+            err.print(f"[red]Error:[/red] {escape(r['last_error'])}")
+    err.print(_signal_age_note(settings))
 
 
-_RULE_KEYS = ("name", "display_name", "severity", "schedule", "origin", "enabled", "channels")
+_RULE_KEYS = (
+    "name",
+    "display_name",
+    "severity",
+    "schedule",
+    "origin",
+    "enabled",
+    "channels",
+    "last_error",
+)
 
 
-def _rule_dict(rule: "ops.Rule") -> dict[str, Any]:
+def _rule_dict(status: "ops.RuleStatus") -> dict[str, Any]:
     """A rule as `detections list --format json` prints it (the API's names)."""
+    rule = status.rule
     return {
         "name": rule.name,
         "display_name": rule.detection.display_name,
@@ -112,7 +129,19 @@ def _rule_dict(rule: "ops.Rule") -> dict[str, Any]:
         "origin": rule.origin,
         "enabled": rule.enabled,
         "channels": list(rule.channels),
+        "last_error": status.last_error,
     }
+
+
+def _signal_age_note(settings: Settings) -> str:
+    from kandji_bridge.detections.limits import ENV_DETECTION_SECONDS, ENV_SIGNAL_AGE_HOURS
+
+    limits = settings.detection_limits
+    return (
+        f"Matches on events older than {limits.signal_age_text} are stored as signals and not "
+        f"sent ({ENV_SIGNAL_AGE_HOURS}); a rule may run {limits.run_seconds} s "
+        f"({ENV_DETECTION_SECONDS})."
+    )
 
 
 @detections_app.command("validate")
@@ -292,27 +321,30 @@ def alerts_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
     output: FormatOption = ListFormat.table,
 ) -> None:
-    """The newest alerts."""
+    """The newest alerts, with the sources and devices of their matched events."""
+    from kandji_bridge.db import open_state
     from kandji_bridge.operations import alerts as alert_ops
     from kandji_bridge.service import advert
 
     settings = app_context(ctx).settings()
     service = running_service(settings)
     if service is not None:
-        found = [_alert_dict(a) for a in advert.list_alerts(service, detection, severity, limit)]
+        keys = (*_ALERT_KEYS, "sources", "devices")
+        listed = advert.list_alerts(service, detection, severity, limit)
+        found = [{key: a[key] for key in keys} for a in listed]
     else:
+        state = open_state(settings)
         with _store(settings) as store:
-            stored = alert_ops.list_alerts(store, detection, severity, limit)
-        found = [_alert_dict(vars(a)) for a in stored]
+            rows = alert_ops.browse_alerts(state, store, detection, severity, limit=limit)
+        found = [_alert_json(row) for row in rows]
     if output is ListFormat.json:
-        moments = ("window_from", "window_to")
-        _json_array([a | {key: a[key].isoformat() for key in moments} for a in found])
+        _json_array(found)
         return
     if not found:
         err.print("No alerts yet.")
         return
     table = Table("window (UTC)", "detection", "severity", "matches", "id")
-    for a in found:
+    for a in map(_alert_dict, found):
         table.add_row(
             f"{a['window_from']:%Y-%m-%d %H:%M} to {a['window_to']:%H:%M}",
             a["detection"],
@@ -336,13 +368,37 @@ _ALERT_KEYS = (
 
 
 def _alert_dict(alert: dict[str, Any]) -> dict[str, Any]:
-    """An alert as `alerts list` shows it, from the store or from the service's JSON (whose
-    moments are ISO text)."""
+    """An alert as `alerts list` shows it in a table: its moments as datetimes, from the JSON's
+    ISO text."""
     found = {key: alert[key] for key in _ALERT_KEYS}
     for key in ("window_from", "window_to"):
         if not isinstance(found[key], datetime):
             found[key] = datetime.fromisoformat(found[key])
     return found
+
+
+def _alert_json(row: "alert_ops.AlertRow") -> dict[str, Any]:
+    a = row.alert
+    return {
+        "id": a.id,
+        "detection": a.detection,
+        "severity": a.severity,
+        "risk_score": a.risk_score,
+        "window_from": a.window_from.isoformat(),
+        "window_to": a.window_to.isoformat(),
+        "matches": a.matches,
+        "matched_ids": a.matched_ids,
+        "sources": [{"id": s.id, "name": s.name} for s in row.sources],
+        "devices": [
+            {
+                "device_id": d.device_id,
+                "name": d.name,
+                "serial": d.serial,
+                "record_url": d.record.url if d.record else None,
+            }
+            for d in row.devices
+        ],
+    }
 
 
 # -- channel ------------------------------------------------------------------------------------
@@ -368,6 +424,10 @@ def channel_add(
     smtp_password_env: Annotated[
         str | None, typer.Option(help="Email: read the SMTP password from this variable.")
     ] = None,
+    ca_file: Annotated[
+        str | None,
+        typer.Option(help="Email: a PEM bundle of the CA that signed the server's certificate."),
+    ] = None,
 ) -> None:
     """Add a notification channel; a webhook's signing secret is printed once."""
     from kandji_bridge.db import open_state
@@ -386,6 +446,7 @@ def channel_add(
             tuple(to),
             smtp_username or "",
             os.environ.get(smtp_password_env, "") if smtp_password_env else "",
+            ca_file or "",
         )
     elif not url:
         raise UsageError(f"A {kind.value} channel needs --url.")

@@ -5,8 +5,9 @@ Three kinds:
 - `webhook`: POST of the alert payload (JSON, documented in docs/detections.md) with
   `X-Kandji-Bridge-Signature: sha256=<hex HMAC-SHA256 of the body under the channel's secret>`
   and `Idempotency-Key: <alert id>`; any 2xx is accepted.
-- `slack`: a Slack incoming webhook; the alert becomes Slack's `text` and `blocks`. Slack answers
-  200 `ok`, or an error word (`invalid_token`, `no_service`, `channel_is_archived`, ...).
+- `slack`: a Slack incoming webhook; the alert becomes Slack's `text` and `blocks`, the last one a
+  context block `idempotency key <alert id>` (incoming webhooks take no header for it). Slack
+  answers 200 `ok`, or an error word (`invalid_token`, `no_service`, `channel_is_archived`, ...).
 - `email`: SMTP with STARTTLS (never plain text), optionally signed in; the Message-ID carries the
   alert id, so a mail system can drop a repeat.
 
@@ -45,6 +46,8 @@ SIGNATURE_HEADER = "X-Kandji-Bridge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SEND_SECONDS = 15.0  # the longest one send may take (connect, TLS, body, answer)
 MAX_NAME = 64
+# The hosts a plain-http channel may point at: a receiver on this machine (alerts stay local).
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # HTTP answers that trying again can change: a timeout, a conflict, too early, too many requests.
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
@@ -120,6 +123,8 @@ def add_email(state: StateDB, name: str, server: EmailServer) -> Channel:
         )
     if bool(server.username) != bool(server.password):
         raise ChannelError(f"Channel {name}: give both the SMTP username and password, or neither.")
+    if server.ca_file:
+        _check_ca_file(name, server.ca_file)
     shown = {
         "host": server.host,
         "port": server.port,
@@ -249,7 +254,15 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
                 "type": "section",
                 "text": {"type": "mrkdwn", "text": _slack_escape("\n".join(lines)) or "-"},
             },
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert {alert['id']}"}]},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"idempotency key {payload['idempotencyKey']}",
+                    }
+                ],
+            },
         ],
     }
 
@@ -445,11 +458,39 @@ def channel_from_row(row: NotificationChannel) -> Channel:
 
 
 def _check_url(name: str, url: str, what: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    """https, or plain http to this machine only: an alert (and a Slack URL, which is itself the
+    credential) never crosses a network in clear."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host or parts.scheme not in ("https", "http"):
         raise ChannelError(
             f"Channel {name}: the {what} URL must start with https:// and name a host."
         )
+    if parts.scheme == "http" and host.lower() not in LOCAL_HOSTS:
+        raise ChannelError(
+            f"Channel {name}: the {what} URL must start with https:// (plain http:// only to "
+            f"localhost, 127.0.0.1 or ::1, for a receiver on this machine); got http://{host}."
+        )
+
+
+def _check_ca_file(name: str, ca_file: str) -> None:
+    """The CA bundle must load now, not fail the first alert at 3 a.m."""
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except ssl.SSLError:  # an OSError too: before it
+        raise ChannelError(
+            f"Channel {name}: the CA file {ca_file} holds no PEM certificate; give the path of "
+            "a PEM bundle (-----BEGIN CERTIFICATE-----), or none to trust the system's CAs."
+        ) from None
+    except OSError as exc:
+        reason = (exc.strerror or "cannot be read").lower()
+        raise ChannelError(
+            f"Channel {name}: the CA file {ca_file} cannot be read ({reason}); give the path of a "
+            "PEM bundle readable on this server, or none to trust the system's CAs."
+        ) from None
 
 
 def _host(url: str) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kandji_bridge.detections.limits import SIGNAL_AGE_HOURS
 from kandji_bridge.detections.outbox import Alert
 from kandji_bridge.detections.rules import Detection
 from kandji_bridge.detections.run import Matches
@@ -32,7 +33,7 @@ from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.logs.store import LogStore, LogStoreError
 
 DETECTIONS_TABLE = "detections"
-SIGNAL_AGE = timedelta(hours=24)
+SIGNAL_AGE = timedelta(hours=SIGNAL_AGE_HOURS)  # the default; settings.detection_limits
 RESULTS_KEPT = 100  # rows kept in `results`, as RunReveal keeps
 # What a match's compact record keeps of kandji_logs' columns; a rule's own columns are all kept.
 COMPACT_COLUMNS = (

@@ -120,17 +120,28 @@ class RuleSet:
     problems: list[Problem] = field(default_factory=list)
 
 
+FIXTURES_SUFFIX = ".fixtures.yaml"  # a rule's example events, next to it (detections/fixtures.py)
+
+
+def rule_files(folder: Path) -> list[Path]:
+    """The rule files of a folder (`NAME.yaml`, Sigma `*.yml`), not their fixtures."""
+    return sorted(
+        path
+        for path in Path(folder).iterdir()
+        if path.suffix in (".yaml", ".yml")
+        and not path.name.endswith(FIXTURES_SUFFIX)
+        and path.is_file()
+    )
+
+
 def load_rules(folder: Path, store: LogStore) -> RuleSet:
     """Every `*.yaml` / `*.yml` rule of a folder (not its subfolders), validated on `store`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BridgeError(f"The rules folder {folder} does not exist; give a folder of NAME.yaml.")
     result = RuleSet()
-    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     seen: dict[str, Path] = {}
-    for path in paths:
-        if path.name.endswith(".fixtures.yaml"):
-            continue
+    for path in rule_files(folder):
         detection, problems = check_rule(path, store)
         if detection is not None and detection.name in seen:
             problems.append(

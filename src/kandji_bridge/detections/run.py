@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kandji_bridge.detections.limits import ENV_DETECTION_SECONDS, RUN_SECONDS
 from kandji_bridge.detections.rules import WINDOW_PLACEHOLDERS, Detection
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.sql_guard import engine_sentence
 from kandji_bridge.logs.store import LogStore, LogStoreError
 
 MAX_MATCHES = 10_000
-RUN_SECONDS = 60
 _LAZY_SETTING = "query_plan_max_limit_for_lazy_materialization"
 _LAZY_KNOWN: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
 _COLUMNS: "weakref.WeakKeyDictionary[Any, dict[str, list[str]]]" = weakref.WeakKeyDictionary()
@@ -53,8 +53,10 @@ def run_detection(
     parameters: Mapping[str, str] | None = None,
     max_rows: int = MAX_MATCHES,
     omit: Collection[str] = (),
+    seconds: int = RUN_SECONDS,
 ) -> Matches:
-    """Run `detection` over [window_from, window_to) with its parameters; no scheduling here.
+    """Run `detection` over [window_from, window_to) with its parameters, for at most `seconds`
+    (the engine stops it); no scheduling here.
 
     Columns of the rule named in `omit` are left out of the rows (`columns` still lists every
     column of the rule): what a caller never uses, the engine then does not read."""
@@ -77,15 +79,22 @@ def run_detection(
                 selected = f"* EXCEPT ({', '.join(map(_identifier, left_out))})"
         sql = (
             f"SELECT {selected} FROM ({detection.statement}) LIMIT {int(max_rows) + 1} "
-            f"SETTINGS max_execution_time = {RUN_SECONDS}, timeout_overflow_mode = 'throw', "
+            f"SETTINGS max_execution_time = {int(seconds)}, timeout_overflow_mode = 'throw', "
             f"{_engine_settings(store, max_rows)}"
         )
         result = store.query(sql, params=bound)
     except LogStoreError as exc:
         message = engine_sentence(str(exc).removeprefix("The log store refused the query: "))
         if "Timeout exceeded" in message:
-            message = f"it ran longer than {RUN_SECONDS} s and was stopped."
-        raise DetectionRunError(f"Detection {name} failed to run: {message}") from None
+            raise DetectionRunError(
+                f"Detection {name} ran longer than the {int(seconds)} s a rule may run and was "
+                f"stopped; make its SQL read less (a shorter lookback, fewer columns), raise "
+                f"{ENV_DETECTION_SECONDS}, or disable it."
+            ) from None
+        raise DetectionRunError(
+            f"Detection {name} failed to run: {message.rstrip('.')}; fix its SQL or parameters "
+            "(or disable it)."
+        ) from None
     rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows[:max_rows]]
     return Matches(name, start, end, columns or result.columns, rows, len(result.rows) > max_rows)
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from kandji_bridge import source_registry
 from kandji_bridge.db.models import NotificationChannel
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.detections import channels
@@ -19,7 +20,7 @@ from kandji_bridge.detections.results import ensure_detections_table, read_recor
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.store import LogStore
-from kandji_bridge.operations.explorer import AssetLink, device_records
+from kandji_bridge.operations.explorer import REMOVED_SOURCE, AssetLink, device_records
 
 ALERT = "alert"
 TEST_DETECTION = "kandji-bridge-channel-test"
@@ -55,13 +56,38 @@ def list_alerts(
 
 
 @dataclass(frozen=True)
+class AlertSource:
+    """A source whose events an alert matched: its id and the name it is shown by."""
+
+    id: str
+    name: str  # its display name, or REMOVED_SOURCE when it was removed since
+
+
+@dataclass(frozen=True)
+class AlertDevice:
+    """A Kandji device an alert's matched events targeted, and the asset record a mapping made
+    from it (None when no mapping imports it)."""
+
+    device_id: str
+    record: AssetLink | None = None
+
+    @property
+    def name(self) -> str:
+        return self.record.device_name if self.record else ""
+
+    @property
+    def serial(self) -> str:
+        return self.record.serial if self.record else ""
+
+
+@dataclass(frozen=True)
 class AlertRow:
-    """An alert as the Alerts page shows it: the sources of its matched events, and the asset
-    records of the devices they targeted."""
+    """An alert as the Alerts page (and /api/alerts) shows it: the sources of its matched
+    events, and the devices they targeted with their asset records."""
 
     alert: StoredAlert
-    source_ids: tuple[str, ...]
-    devices: tuple[AssetLink, ...]
+    sources: tuple[AlertSource, ...]
+    devices: tuple[AlertDevice, ...]
 
 
 def browse_alerts(
@@ -73,18 +99,23 @@ def browse_alerts(
     limit: int = 100,
 ) -> list[AlertRow]:
     """The newest alerts (of one rule, of one severity, with a matched event of one source), each
-    with its matched events' sources and device records."""
+    with its matched events' sources and targeted devices."""
     alerts = list_alerts(store, detection, severity, limit)
     matched = _matched_events(store, [i for a in alerts for i in a.matched_ids])
     records = device_records(state, [t for _, t in matched.values() if t])
+    names = {info.id: info.shown_name for info in source_registry.list_sources(state)}
     rows = []
     for alert in alerts:
         events = [matched[i] for i in alert.matched_ids if i in matched]
-        sources = tuple(dict.fromkeys(source for source, _ in events))
-        if source_id and source_id not in sources:
+        source_ids = tuple(dict.fromkeys(source for source, _ in events))
+        if source_id and source_id not in source_ids:
             continue
-        devices = dict.fromkeys(link for _, t in events if t for link in records.get(t, [])[:1])
-        rows.append(AlertRow(alert, sources, tuple(devices)))
+        sources = tuple(AlertSource(i, names.get(i, REMOVED_SOURCE)) for i in source_ids)
+        devices = tuple(
+            AlertDevice(device, next(iter(records.get(device, [])), None))
+            for device in dict.fromkeys(t for _, t in events if t)
+        )
+        rows.append(AlertRow(alert, sources, devices))
     return rows
 
 

@@ -2,8 +2,9 @@
 and the scheduled run of the enabled ones.
 
 Where rules live: the built-in pack (`detections/packs/kandji/`, read-only, updated with the
-product) and the home's `rules/` folder (rules a user imported, RunReveal `NAME.yaml` + `NAME.sql`
-or Sigma files, with an optional `NAME.fixtures.yaml` next to each). A name is unique across both.
+product, each rule with its `NAME.fixtures.yaml`) and the home's `rules/` folder (rules a user
+imported, RunReveal `NAME.yaml` + `NAME.sql` or Sigma files, with an optional
+`NAME.fixtures.yaml` next to each). A name is unique across both.
 Which rules run, and which channels each notifies beyond its own `notificationNames`, is the home's
 `detections.json`: rules are files in the home, and their switches sit next to them, so a home
 copied elsewhere keeps both. Nothing runs until a rule is enabled.
@@ -11,11 +12,13 @@ copied elsewhere keeps both. Nothing runs until a rule is enabled.
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +30,7 @@ from kandji_bridge.config import Settings, ensure_home
 from kandji_bridge.db.models import DetectionSwitch, Source, utcnow
 from kandji_bridge.db.state import StateDB
 from kandji_bridge.detections import KANDJI_PACK
-from kandji_bridge.detections.fixtures import CaseResult, load_fixtures, run_case
+from kandji_bridge.detections.fixtures import CaseResult, FixtureCase, load_fixtures, run_case
 from kandji_bridge.detections.outbox import enqueue
 from kandji_bridge.detections.results import (
     UNUSED_COLUMNS,
@@ -41,6 +44,7 @@ from kandji_bridge.detections.rules import (
     RuleSet,
     check_rule,
     load_rules,
+    rule_files,
     schedule_is_valid,
 )
 from kandji_bridge.detections.run import Matches, run_detection
@@ -266,7 +270,7 @@ def import_rules(
         raise BridgeError(
             f"The folder {shown_as or folder} holds no rules (NAME.yaml); nothing was imported."
         )
-    pack = {path.stem for path in KANDJI_PACK.glob("*.yaml")}
+    pack = {path.stem for path in rule_files(KANDJI_PACK)}
     clashes = sorted(d.name for d in checked.detections if d.name in pack)
     if clashes:
         raise BridgeError(
@@ -318,7 +322,7 @@ def enable_pack(state: StateDB, schedule: str, notify: tuple[str, ...] = ()) -> 
     within minutes), notifying `notify`; returns the names."""
     if not schedule_is_valid(schedule):
         raise BridgeError(f"The schedule {schedule!r} is not a cron expression or @15m / @1h.")
-    names = sorted(path.stem for path in KANDJI_PACK.glob("*.yaml"))
+    names = sorted(path.stem for path in rule_files(KANDJI_PACK))
     _read_switches(state)  # a detections.json of an older version is moved in first
     with state.session() as session:
         for name in names:
@@ -329,12 +333,22 @@ def enable_pack(state: StateDB, schedule: str, notify: tuple[str, ...] = ()) -> 
     return names
 
 
-def test_rule(settings: Settings, name: str) -> list[CaseResult]:
-    """Run the fixtures next to a rule (NAME.fixtures.yaml) on a scratch store of their own."""
+def test_rule(settings: Settings, name: str, holds_store: bool = False) -> list[CaseResult]:
+    """Run the fixtures next to a rule (NAME.fixtures.yaml; the pack's ship with it) on a scratch
+    in-memory store. A process can hold only one embedded store: when the caller holds the
+    configured one open (`serve` does) and it is embedded, the cases run in a process of their
+    own."""
     fixtures = _fixtures_path(settings, name)
     cases = load_fixtures(fixtures)
     if not cases:
         raise BridgeError(f"{fixtures.name} has no cases; add positive and negative cases.")
+    if not (holds_store and settings.log_store.startswith("chdb:")):
+        return _run_cases(settings, name, cases)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_cases, settings, name, cases).result()
+
+
+def _run_cases(settings: Settings, name: str, cases: list[FixtureCase]) -> list[CaseResult]:
     # The fixtures empty kandji_logs before and after each case: never the real store.
     with ChdbLogStore(":memory:") as scratch:
         scratch.ensure_schema()
@@ -353,7 +367,12 @@ def run_rule(
     """Run a rule over [from, to) now, enabled or not; nothing is stored or sent."""
     detection = get_rule(state, store, name).detection
     return run_detection(
-        store, detection, _whole(window_from), _whole(window_to, up=True), parameters
+        store,
+        detection,
+        _whole(window_from),
+        _whole(window_to, up=True),
+        parameters,
+        seconds=state.settings.detection_limits.run_seconds,
     )
 
 
@@ -370,9 +389,12 @@ class RuleStatus:
     matches: int
 
 
-def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[RuleStatus]:
-    """Every rule with its job's last run and its counts in the detections table."""
-    rules = list_rules(state, store).rules
+def rule_statuses(
+    settings: Settings, state: StateDB, store: LogStore, rules: Rules | None = None
+) -> list[RuleStatus]:
+    """Every rule (of `rules` when the caller listed them already) with its job's last run and
+    its counts in the detections table."""
+    listed = (rules if rules is not None else list_rules(state, store)).rules
     statuses = jobs.job_statuses(state)
     ensure_detections_table(store)
     counts: dict[tuple[str, str], tuple[int, int]] = {}
@@ -382,7 +404,7 @@ def rule_statuses(settings: Settings, state: StateDB, store: LogStore) -> list[R
     ).rows:
         counts[(str(name), str(kind))] = (int(rows), int(matched))
     result = []
-    for rule in rules:
+    for rule in listed:
         status = statuses.get(jobs.detection_job(rule.name))
         alerts = counts.get((rule.name, "alert"), (0, 0))
         signals = counts.get((rule.name, "signal"), (0, 0))
@@ -501,7 +523,7 @@ def run_due_detections(
             jobs.record_start(state, jobs.detection_job(name))
             started.add(name)
         try:
-            if _run_window(state, store, detections[name], window, now):
+            if _run_window(settings, state, store, detections[name], window, now):
                 result.ran.setdefault(name, []).append(window)
             else:
                 overtaken.add(name)
@@ -582,15 +604,33 @@ def _rule_files(settings: Settings) -> tuple[tuple[str, int, int], ...]:
 
 
 def _run_window(
-    state: StateDB, store: LogStore, detection: Detection, window: Window, now: datetime
+    settings: Settings,
+    state: StateDB,
+    store: LogStore,
+    detection: Detection,
+    window: Window,
+    now: datetime,
 ) -> bool:
     """Run one window, store its matches, enqueue its alerts and record it; False when another
     process recorded it first."""
     started = datetime.now(UTC)
-    matches = run_detection(store, detection, window.start, window.end, omit=UNUSED_COLUMNS)
+    limits = settings.detection_limits
+    matches = run_detection(
+        store,
+        detection,
+        window.start,
+        window.end,
+        omit=UNUSED_COLUMNS,
+        seconds=limits.run_seconds,
+    )
     elapsed = int((datetime.now(UTC) - started).total_seconds() * 1e9)
     records = split_matches(
-        detection, matches, now=now, workspace_id=state.workspace_id, run_time_ns=elapsed
+        detection,
+        matches,
+        now=now,
+        workspace_id=state.workspace_id,
+        run_time_ns=elapsed,
+        signal_age=limits.signal_age,
     )
     for record in store_records(store, records):
         if record.kind == "alert":
@@ -611,9 +651,11 @@ def _fixtures_path(settings: Settings, name: str) -> Path:
         path = folder / f"{name}.fixtures.yaml"
         if path.exists():
             return path
-    known = (KANDJI_PACK / f"{name}.yaml").exists() or (
-        rules_folder(settings) / f"{name}.yaml"
-    ).exists()
+    known = any(
+        (folder / f"{name}{suffix}").exists()
+        for folder in (KANDJI_PACK, rules_folder(settings))
+        for suffix in (".yaml", ".yml")
+    )
     if not known:
         raise _no_detection(name)
     raise BridgeError(

@@ -61,3 +61,33 @@ def test_add_an_email_channel_send_it_a_test_and_remove_it(
     page.wait_for_url(re.compile(r".*/settings/channels\?removed=soc-mail$"))
     assert page.get_by_text("Removed channel soc-mail.").is_visible()
     assert list_channels(runtime.state) == []
+
+
+def test_the_forms_refuse_plain_http_off_this_machine_and_a_missing_ca_file(
+    runtime: Runtime, page, tmp_path: Path
+) -> None:
+    page.goto("/settings/channels")
+    page.fill("#f-name", "siem")
+    page.fill("#f-url", "http://siem.example.com/hooks/kandji")
+    page.get_by_role("button", name="Add channel").click()
+    assert page.get_by_role("alert").inner_text() == (
+        "Channel siem: the webhook URL must start with https:// (plain http:// only to "
+        "localhost, 127.0.0.1 or ::1, for a receiver on this machine); got http://siem.example.com."
+    )
+
+    missing = tmp_path / "private-ca.pem"
+    page.fill("#e-name", "soc-mail")
+    page.fill("#e-host", "smtp.example.com")
+    page.fill("#e-sender", "kandji-bridge@example.com")
+    page.fill("#e-recipients", "soc@example.com")
+    page.fill("#e-ca", str(missing))
+    page.get_by_role("button", name="Add email channel").click()
+    assert (
+        page.get_by_role("alert")
+        .inner_text()
+        .startswith(
+            f"Channel soc-mail: the CA file {missing} cannot be read (no such file or directory)"
+        )
+    )
+    assert page.locator("#e-ca").input_value() == str(missing), "the form keeps what was typed"
+    assert list_channels(runtime.state) == []

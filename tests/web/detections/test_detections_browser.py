@@ -133,3 +133,30 @@ def test_add_a_webhook_channel_and_send_it_a_test(runtime: Runtime, page) -> Non
         assert "must start with https://" in page.get_by_role("alert").inner_text()
     finally:
         receiver.stop()
+
+
+def test_a_rule_page_runs_the_fixtures_that_ship_with_the_pack(runtime: Runtime, page) -> None:
+    page.goto("/detections/kandji-delete-burst")
+    page.get_by_role("button", name="Test its fixtures").click()
+    summary = page.get_by_test_id("fixtures-summary").inner_text()
+    assert re.fullmatch(r"All \d+ cases passed\.", summary), summary
+    cases = page.get_by_test_id("fixture-cases").inner_text()
+    assert "negative case" in cases and "FAIL" not in cases
+
+    # An imported rule without fixtures says what to add, on the page.
+    rules = runtime.settings.home / "rules"
+    rules.mkdir()
+    (rules / "mine.yaml").write_text(
+        "name: mine\ndisplayName: Mine\ndescription: A rule of mine.\nseverity: Low\n"
+        "schedule: '@1h'\n"
+    )
+    (rules / "mine.sql").write_text(
+        "SELECT * FROM kandji_logs WHERE receivedAt >= {from:DateTime} "
+        "AND receivedAt < {to:DateTime}"
+    )
+    page.goto("/detections/mine")
+    page.get_by_role("button", name="Test its fixtures").click()
+    assert page.get_by_test_id("fixtures-error").inner_text() == (
+        "Detection mine has no fixtures; put mine.fixtures.yaml next to its rule and import it "
+        "again."
+    )

@@ -115,9 +115,14 @@ def list_alerts(
     principal: CurrentUser,
     detection: str | None = None,
     severity: str | None = None,
+    source: str | None = None,
     limit: int = 100,
 ) -> list[AlertModel]:
-    """The newest alerts, of one rule or one severity if given."""
-    store = runtime_of(request).store
-    found = alert_ops.list_alerts(store, detection, severity, max(1, min(limit, 10_000)))
-    return [alert_model(alert) for alert in found]
+    """The newest alerts, of one rule, one severity or one source (id) if given, each with the
+    sources of its matched events and the devices they targeted (with their asset records), as
+    the Alerts page shows them."""
+    runtime = runtime_of(request)
+    found = alert_ops.browse_alerts(
+        runtime.state, runtime.store, detection, severity, source, max(1, min(limit, 10_000))
+    )
+    return [alert_model(row) for row in found]

@@ -39,6 +39,7 @@ def detections_page(request: Request, principal: CurrentUser, changed: str = "")
         "statuses": statuses,
         "message": message,
         "scheduler_running": runtime.jobs.background,
+        "limits": runtime.settings.detection_limits,
     }
     return render(request, "detections/list.html", context)
 
@@ -59,10 +60,21 @@ def disable_page(request: Request, principal: CurrentUser, name: str) -> Respons
 
 @pages.get("/detections/{name}")
 def rule_page(
-    request: Request, principal: CurrentUser, name: str, start: str = "", end: str = ""
+    request: Request,
+    principal: CurrentUser,
+    name: str,
+    start: str = "",
+    end: str = "",
+    fixtures: str = "",
 ) -> Response:
     runtime = runtime_of(request)
     rule = ops.get_rule(runtime.state, runtime.store, name)
+    cases, fixtures_error = [], ""
+    if fixtures:
+        try:
+            cases = ops.test_rule(runtime.settings, name, holds_store=True)
+        except BridgeError as exc:
+            fixtures_error = exc.message
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     values = {
         "start": start or (now - timedelta(hours=24)).strftime(LOCAL),
@@ -89,6 +101,9 @@ def rule_page(
         "rows": matches.rows[:SHOWN_MATCHES] if matches else [],
         "columns": columns,
         "error": error,
+        "ran_fixtures": bool(fixtures),
+        "cases": cases,
+        "fixtures_error": fixtures_error,
     }
     return render(request, "detections/rule.html", context, status_code=400 if error else 200)
 
@@ -223,6 +238,7 @@ def _channels(
         "error": error,
         "secret": secret,
         "values": values or {"kind": "webhook"},
+        "limits": runtime_of(request).settings.detection_limits,
     }
     response = render(request, "detections/channels.html", context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kandji_bridge.operations.alerts import StoredAlert
+from kandji_bridge.operations.alerts import AlertRow
 from kandji_bridge.operations.detections import RuleStatus
 
 SEVERITIES = ("Low", "Medium", "High", "Critical")
@@ -26,6 +26,18 @@ class DetectionModel(BaseModel):
     signals: int
 
 
+class AlertSourceModel(BaseModel):
+    id: str
+    name: str  # the source's display name, or "removed source"
+
+
+class AlertDeviceModel(BaseModel):
+    device_id: str  # Kandji's device id
+    name: str  # as its asset record holds it; empty without a record
+    serial: str
+    record_url: str | None  # the asset record's page, when a mapping imports the device
+
+
 class AlertModel(BaseModel):
     id: str
     detection: str
@@ -36,6 +48,8 @@ class AlertModel(BaseModel):
     window_to: datetime
     matches: int
     matched_ids: list[str]
+    sources: list[AlertSourceModel] = []
+    devices: list[AlertDeviceModel] = []
 
 
 class RuleProblemModel(BaseModel):
@@ -100,7 +114,8 @@ def detection_model(status: RuleStatus) -> DetectionModel:
     )
 
 
-def alert_model(alert: StoredAlert) -> AlertModel:
+def alert_model(row: AlertRow) -> AlertModel:
+    alert = row.alert
     return AlertModel(
         id=alert.id,
         detection=alert.detection,
@@ -111,4 +126,14 @@ def alert_model(alert: StoredAlert) -> AlertModel:
         window_to=alert.window_to,
         matches=alert.matches,
         matched_ids=alert.matched_ids,
+        sources=[AlertSourceModel(id=s.id, name=s.name) for s in row.sources],
+        devices=[
+            AlertDeviceModel(
+                device_id=d.device_id,
+                name=d.name,
+                serial=d.serial,
+                record_url=d.record.url if d.record else None,
+            )
+            for d in row.devices
+        ],
     )
