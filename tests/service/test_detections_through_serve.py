@@ -116,6 +116,7 @@ def exercise(env: dict[str, str], rules: Path, broken: Path, alert_id: str) -> d
         "origin": "imported",
         "enabled": False,
         "channels": [],
+        "last_error": None,
     }
     assert len(listed) > 10, "the built-in pack is listed too"
     table = ok(env, "detections", "list").stdout

@@ -331,7 +331,12 @@ def alerts_list(
     if service is not None:
         keys = (*_ALERT_KEYS, "sources", "devices")
         listed = advert.list_alerts(service, detection, severity, limit)
-        found = [{key: a[key] for key in keys} for a in listed]
+        moments = ("window_from", "window_to")  # printed as the store's, whatever the API's form
+        found = [
+            {key: a[key] for key in keys}
+            | {key: datetime.fromisoformat(a[key]).isoformat() for key in moments}
+            for a in listed
+        ]
     else:
         state = open_state(settings)
         with _store(settings) as store:

@@ -47,7 +47,7 @@ from kandji_bridge.detections.rules import (
     rule_files,
     schedule_is_valid,
 )
-from kandji_bridge.detections.run import Matches, run_detection
+from kandji_bridge.detections.run import DetectionRunError, Matches, run_detection
 from kandji_bridge.detections.windows import (
     MAX_WINDOWS_PER_TICK,
     Window,
@@ -546,7 +546,7 @@ def run_due_windows(
     """One tick of one enabled rule (see run_due_detections); its failure raises its sentence."""
     result = run_due_detections(settings, state, store, now, names=[name])
     if name in result.errors:
-        raise BridgeError(result.errors[name])
+        raise DetectionRunError(result.errors[name])
     return result.ran.get(name, [])
 
 
