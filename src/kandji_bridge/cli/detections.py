@@ -1,7 +1,6 @@
 """`detections`, `alerts` and `channel`: rules over the audit logs, what they found, where to."""
 
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -9,16 +8,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from kandji_bridge.cli.common import (
+    ListFormat,
     app_context,
     err,
     not_blank,
     out,
+    print_json,
     print_table,
     running_service,
 )
@@ -37,11 +37,6 @@ channel_app = typer.Typer(help="Where alerts are sent.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(callback=not_blank, help="The rule's name.")]
 
 
-class ListFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
 FormatOption = Annotated[ListFormat, typer.Option("--format", help="Output format.")]
 
 
@@ -54,11 +49,6 @@ def _store(settings: Settings) -> "Iterator[LogStore]":
         yield store
     finally:
         store.close()
-
-
-def _json_array(items: list[dict[str, Any]]) -> None:
-    """One JSON array, as every listing command prints (docs/CLI.md)."""
-    sys.stdout.write(orjson.dumps(items, default=str).decode() + "\n")
 
 
 # -- detections ---------------------------------------------------------------------------------
@@ -87,7 +77,7 @@ def list_command(ctx: typer.Context, output: FormatOption = ListFormat.table) ->
     for problem in problems:
         err.print(f"[yellow]Warning:[/yellow] {escape(problem)}")
     if output is ListFormat.json:
-        _json_array(rules)
+        print_json(rules)
         return
     table = Table("name", "severity", "schedule", "origin", "enabled", "channels")
     for r in rules:
@@ -217,7 +207,7 @@ def run_command(
             matches = ops.run_rule(state, store, name, window_from, window_to)
         columns, rows, truncated = matches.columns, matches.rows, matches.truncated
     if output is ListFormat.json:
-        _json_array(rows)
+        print_json(rows)
     else:
         shown = [c for c in columns if c not in _BULKY][:8]
         table = Table(*shown)
@@ -343,7 +333,7 @@ def alerts_list(
             rows = alert_ops.browse_alerts(state, store, detection, severity, limit=limit)
         found = [_alert_json(row) for row in rows]
     if output is ListFormat.json:
-        _json_array(found)
+        print_json(found)
         return
     if not found:
         err.print("No alerts yet.")
@@ -471,7 +461,7 @@ def channel_list(ctx: typer.Context, output: FormatOption = ListFormat.table) ->
 
     found = alert_ops.list_channels(open_state(app_context(ctx).settings()))
     if output is ListFormat.json:
-        _json_array(
+        print_json(
             [
                 {"name": c.name, "kind": c.kind, "enabled": c.enabled, **dict(c.settings)}
                 for c in found

@@ -20,6 +20,7 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from kandji_bridge.cli.common import (
+    ListFormat,
     app_context,
     err,
     not_blank,
@@ -44,11 +45,6 @@ mapping_app = typer.Typer(
     help="Mappings: which Kandji device fields go into which collection.", no_args_is_help=True
 )
 inventory_app = typer.Typer(help="Device import: sync a mapping now.", no_args_is_help=True)
-
-
-class ListFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 class ExportFormat(StrEnum):
@@ -100,14 +96,14 @@ def collection_create(
 def collection_list(
     ctx: typer.Context,
     output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
-        ListFormat.TABLE
+        ListFormat.table
     ),
 ) -> None:
     """List the collections, with their record counts and mappings."""
     from kandji_bridge.operations import collections as operation
 
     summaries = operation.list_collections(_state(ctx))
-    if output is ListFormat.JSON:
+    if output is ListFormat.json:
         _print_json(
             {
                 "name": summary.collection.name,
@@ -367,7 +363,7 @@ def mapping_create(
 @mapping_app.command("fields")
 def mapping_fields(
     output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
-        ListFormat.TABLE
+        ListFormat.table
     ),
 ) -> None:
     """List every Kandji device field a mapping can use, with Asset Panda's usage recommendation."""
@@ -384,7 +380,7 @@ def mapping_fields(
         for field in CATALOG.values()
     ]
     headers = ("key", "label", "type", "from", "usage recommendation")
-    if output is ListFormat.JSON:
+    if output is ListFormat.json:
         _print_json(
             dict(zip(("key", "label", "type", "from", "recommendation"), row, strict=True))
             for row in rows
@@ -397,14 +393,14 @@ def mapping_fields(
 def mapping_list(
     ctx: typer.Context,
     output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
-        ListFormat.TABLE
+        ListFormat.table
     ),
 ) -> None:
     """List the mappings and how their last sync went."""
     from kandji_bridge.inventory import mappings
 
     summaries = mappings.list_mappings(_state(ctx))
-    if output is ListFormat.JSON:
+    if output is ListFormat.json:
         _print_json(_mapping_json(summary) for summary in summaries)
         return
     if not summaries:
@@ -609,7 +605,7 @@ def inventory_runs(
     mapping: Annotated[str, typer.Argument(callback=not_blank, help="The mapping.")],
     limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
     output: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = (
-        ListFormat.TABLE
+        ListFormat.table
     ),
 ) -> None:
     """Show a mapping's recent sync runs: when, counts, API requests, errors."""
@@ -618,7 +614,7 @@ def inventory_runs(
     state = _state(ctx)
     info = mappings.get_mapping(state, mapping)
     recent = runs.list_runs(state, info.id, limit)
-    if output is ListFormat.JSON:
+    if output is ListFormat.json:
         print_json([{k: v for k, v in vars(run).items() if k != "mapping_id"} for run in recent])
         return
     if not recent:
