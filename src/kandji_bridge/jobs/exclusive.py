@@ -43,13 +43,15 @@ class Claim:
 
 
 @contextlib.contextmanager
-def claimed(state: StateDB, job: str, busy: str) -> Iterator[Claim]:
+def claimed(state: StateDB, job: str, busy: str, busy_in_web: str | None = None) -> Iterator[Claim]:
     """Hold `job` for the block: take its lease or raise JobBusy(`busy` + when a killed holder's
-    lease runs out), renew it meanwhile, record the run in the job's status, release it after."""
+    lease runs out; `busy_in_web` for the web UI), renew it meanwhile, record the run in the
+    job's status, release it after."""
     ttl = state.settings.lease_seconds
     claim = Claim(job, leases.default_holder())
     if not leases.acquire(state, job, claim.holder, ttl):
-        raise JobBusy(busy + _free_again(state, job))
+        free = _free_again(state, job)
+        raise JobBusy(busy + free, in_web=busy_in_web and busy_in_web + free)
     done = threading.Event()
     renewer = threading.Thread(
         target=_renew, args=(state, claim, ttl, done), name="kb-lease", daemon=True

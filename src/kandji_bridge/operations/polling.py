@@ -110,7 +110,11 @@ def sync_source(
         f"Source {info.name} is being collected by another process (`serve` or another "
         "`logs sync`); wait for it to finish and try again"
     )
-    with exclusive.claimed(state, jobs.source_job(info.id), busy) as claim:
+    busy_in_web = (
+        f"Source {info.name} is being collected right now (a scheduled poll, or a collection "
+        "started elsewhere); try again when it ends"
+    )
+    with exclusive.claimed(state, jobs.source_job(info.id), busy, busy_in_web) as claim:
         result = poll_source(
             settings,
             state,

@@ -14,6 +14,8 @@ from kandji_bridge.assets import collections
 from kandji_bridge.assets.collections import parse_field_spec
 from kandji_bridge.inventory import mappings
 from kandji_bridge.inventory.mappings import MappingSpec, parse_pair
+from kandji_bridge.jobs import leases
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
 
@@ -246,3 +248,41 @@ def test_collect_a_period_again_from_the_source_page_restores_lost_events(
     )
     assert backwards.status_code == 400
     assert "first day is after its last" in html.unescape(backwards.text)
+
+
+def test_collect_again_while_the_source_is_being_polled_says_so_in_the_page_words(
+    kandji: RunningSimulator, api: TestClient, client: TestClient, runtime: Runtime
+) -> None:
+    """The form raced against a poll that holds the source's job (serve's scheduler, or a
+    collection started on another machine): refused in words for the web page, nothing stored
+    twice, the poll's lease left as it was."""
+    added(api, kandji)
+    assert api.post("/api/sources/kandji-prod/poll").json()["error"] is None
+    info = sources.get_source(runtime.state, "kandji-prod")
+    job = jobs.source_job(info.id)
+    polling = leases.default_holder()  # a holder of this live process, like the scheduler
+    assert leases.acquire(runtime.state, job, polling, ttl=120)
+    [[before]] = runtime.store.query("SELECT count() FROM kandji_logs").rows
+
+    refused = client.post(
+        "/sources/kandji-prod/resync",
+        data={"csrf_token": client.csrf, "start": "2020-01-01", "end": ""},  # type: ignore[attr-defined]
+    )
+
+    assert refused.status_code == 400
+    text = html.unescape(refused.text)
+    sentence = re.search(r"Source kandji-prod is being collected[^<]*", text)
+    assert sentence is not None, text
+    said = sentence.group(0)
+    assert "is being collected right now" in said and said.endswith("free again within 120 s).")
+    assert "kandji-bridge" not in said and "`" not in said and "logs sync" not in said
+    assert leases.holders(runtime.state) == {job: polling}
+    [[after]] = runtime.store.query("SELECT count() FROM kandji_logs").rows
+    assert after == before
+
+    leases.release(runtime.state, job, polling)
+    done = client.post(
+        "/sources/kandji-prod/resync",
+        data={"csrf_token": client.csrf, "start": "2020-01-01", "end": ""},  # type: ignore[attr-defined]
+    )
+    assert done.status_code == 200 and f"{before:,} already stored" in html.unescape(done.text)
