@@ -10,7 +10,9 @@ from sqlalchemy.engine import make_url
 
 from kandji_bridge.config import load_settings
 from kandji_bridge.db import StateDB, open_state
+from kandji_bridge.detections.rules import NAME_MAX
 from kandji_bridge.errors import AlreadyExists, ConfigError, NotFound
+from kandji_bridge.jobs import status as jobs
 from kandji_bridge.source_registry import (
     InvalidSource,
     add_source,
@@ -139,3 +141,12 @@ def test_a_different_secret_key_is_explained(state: StateDB) -> None:
         "KANDJI_BRIDGE_SECRET_KEY;"
     )
     assert "remove the source and add it again" in message
+
+
+def test_the_longest_rule_name_keeps_its_job_status(state: StateDB) -> None:
+    """A rule's status lives under "detection:NAME": the longest name a rule may have fits."""
+    job = jobs.detection_job("r" * NAME_MAX)
+    jobs.record_start(state, job)
+    jobs.record_failure(state, job, "boom")
+    shown = jobs.job_status(state, job)
+    assert shown is not None and shown.last_error == "boom"

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kandji_bridge.detections.rules import (
+    NAME_MAX,
     InvalidRules,
     load_rule,
     load_rules,
@@ -270,4 +271,12 @@ def test_a_malformed_parameters_field_is_one_problem(store: ChdbLogStore, tmp_pa
     path = write_rule(tmp_path, good_fields() | {"parameters": ["targetType"]})
     assert problems_of(store, path) == [
         "Rule test-rule: parameters must map names to values, not a list."
+    ]
+
+
+def test_a_name_longer_than_its_job_key_allows(store: ChdbLogStore, tmp_path: Path) -> None:
+    name = "a" * (NAME_MAX + 1)
+    path = write_rule(tmp_path, good_fields(name=name), name=name)
+    assert problems_of(store, path) == [
+        f"Rule {name}: name {name!r} must be letters, digits, '-', '_' or '.' (90 at most)."
     ]

@@ -52,7 +52,9 @@ WINDOW_SENTENCE = "receivedAt >= {from:DateTime} AND receivedAt < {to:DateTime}"
 INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
 CRON_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# A rule's status is kept under the job key "detection:NAME", which the state DB holds in 100.
+NAME_MAX = 90
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TACTIC = re.compile(r"TA\d{4}")
 _TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
@@ -306,7 +308,9 @@ class _Fields:
     def _name(self, key: str, value: Any) -> str | None:
         if isinstance(value, str) and _NAME.fullmatch(value):
             return value
-        self.add(key, f"name {value!r} must be letters, digits, '-', '_' or '.' (128 at most).")
+        self.add(
+            key, f"name {value!r} must be letters, digits, '-', '_' or '.' ({NAME_MAX} at most)."
+        )
         return None
 
     def _text(self, key: str, value: Any) -> str | None:
