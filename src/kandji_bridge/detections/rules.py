@@ -187,7 +187,7 @@ def check_rule(path: Path, store: LogStore) -> tuple[Detection | None, list[Prob
     sql = None
     if is_sigma(data):
         # A Sigma rule: its fields and SQL come from the conversion, then it is checked as any.
-        # pySigma is imported only here: about 12 MB that a serve without Sigma rules never needs.
+        # pySigma is imported only here: serve and the built-in pack never need it.
         from kandji_bridge.detections.sigma import SigmaRuleError, convert_sigma
 
         try:

@@ -2,15 +2,15 @@
 
 Most of an idle serve's resident memory is the embedded engine's library (chDB), file pages
 that stay resident once read. serve hands them back once its store is open, but work reads them
-again: a backfill about 100 MB, a poll that stores events 40-60 MB (the insert, then the merges),
+again: a backfill about 100 MB, a poll that stores events 20-60 MB (the insert, then the merges),
 and they stay until the kernel runs short of memory. So every `CHECK_SECONDS` serve looks: when it
 was quiet since the last look (no job running, under `QUIET_CPU_SHARE` of a core) and its
 file-backed resident memory has grown by more than `GROWTH_KB` since the last hand-back, it hands
 the engine's pages back again (`release_engine_pages`). A quiet tick reads almost none of them,
 so this happens once after each piece of work, not on every look. The price is the next write
-reading its pages back from the file: about 40 ms and 20 ms of CPU for a poll (measured in
-docs/benchmarks-log.md, "An idle serve within 250 MB"); a busy serve is never quiet, and pays
-nothing.
+reading its pages back from the file: about 0.1 s and 30 ms of CPU for a poll
+(benchmarks/idle_hand_back.py; docs/benchmarks-log.md, "An idle serve within 250 MB"); a busy
+serve is never quiet, and pays nothing.
 """
 
 import asyncio
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 5.0
 # A detections tick with nothing due uses about 30 ms of CPU every 5 s (0.6 % of a core).
 QUIET_CPU_SHARE = 0.05
-# A quiet serve's file pages grow by a few MB at most; a poll that stores events, 40-60 MB.
+# A quiet serve's file pages grow by a few MB at most; a poll that stores events, 20-60 MB.
 GROWTH_KB = 16 * 1024
 
 

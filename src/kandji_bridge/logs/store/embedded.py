@@ -242,16 +242,17 @@ def release_engine_pages() -> list[str]:
     """Hand back the resident pages of chDB's library and of the libraries it loads with it.
 
     Starting the engine reads about 200 MB of its library (static initialization, symbol
-    tables; measured with chdb-core 26.9) that it does not read again, and a backfill or a poll
-    that stores events reads 40-100 MB more (the insert, the merges) that an idle service does not
-    need until its next write. chDB's Python layer also loads pyarrow and numpy (about 28 MB of
-    their libraries resident), whose code serve never runs. These are clean file pages, which the
-    kernel drops under memory pressure but which count in the process's resident memory until
-    then, most of an idle serve's. MADV_PAGEOUT drops them now; what runs later reads its pages
-    back from the file. For a process that stays up (serve), at start and when it goes idle after
-    work; a command that runs one query would only read them back. The kernel keeps pages that
-    another process also maps (another kandji-bridge process of the same installation), and a
-    kernel before Linux 5.4 refuses the advice. Returns the library files advised.
+    tables; measured with chdb-core 26.9) that it does not read again; a backfill reads about
+    100 MB more, a poll that stores events 20-60 MB (the insert, the merges), that an idle
+    service does not need until its next write. chDB's Python layer also loads pyarrow and numpy
+    (about 28 MB of their libraries resident), whose code serve never runs. These are clean file
+    pages, which the kernel drops under memory pressure but which count in the process's
+    resident memory until then, most of an idle serve's. MADV_PAGEOUT drops them now; what runs
+    later reads its pages back from the file. For a process that stays up (serve), at start and
+    when it goes idle after work; a command that runs one query would only read them back. The
+    kernel keeps pages that another process also maps (another kandji-bridge process of the same
+    installation), and a kernel before Linux 5.4 refuses the advice. Returns the library files
+    advised.
     """
     folders = _engine_folders()
     if sys.platform != "linux" or not folders:
