@@ -6,6 +6,8 @@ exactly the same rows.
 """
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -163,3 +165,42 @@ def test_a_sigma_rule_we_cannot_run_gets_one_sentence(
     with pytest.raises(InvalidRules) as raised:
         load_rule(path, store)
     assert [str(p) for p in raised.value.problems] == [sentence]
+
+
+# In a fresh interpreter: what serve imports, then the pack's rules, then one Sigma rule.
+LOADS_PYSIGMA = """
+import sys
+from pathlib import Path
+
+import kandji_bridge.service.serve
+import kandji_bridge.web.app
+from kandji_bridge.detections import KANDJI_PACK
+from kandji_bridge.detections.rules import load_rule, load_rules
+from kandji_bridge.logs.store import ChdbLogStore
+
+def sigma_loaded():
+    return any(name == "sigma" or name.startswith("sigma.") for name in sys.modules)
+
+store = ChdbLogStore(sys.argv[1])
+store.ensure_schema()
+print(sigma_loaded())
+pack = load_rules(KANDJI_PACK, store)
+print(len(pack.detections), len(pack.problems), sigma_loaded())
+print(load_rule(Path(sys.argv[2]), store).name, sigma_loaded())
+"""
+
+
+def test_pysigma_is_loaded_by_a_sigma_rule_only(tmp_path: Path) -> None:
+    """serve and the pack's rules run without pySigma (about 12 MB a process keeps once loaded);
+    a Sigma rule still loads, and loads it."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADS_PYSIGMA, str(tmp_path / "logs"), str(TWINS[0])],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    at_start, after_pack, after_sigma = done.stdout.splitlines()
+    assert at_start == "False"
+    assert after_pack.split()[1:] == ["0", "False"] and int(after_pack.split()[0]) >= 16
+    assert after_sigma == f"{TWINS[0].stem} True"

@@ -73,11 +73,14 @@ def test_a_port_in_use_is_one_clear_sentence(home: Path) -> None:
 
 
 @contextmanager
-def serve_process(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A real `serve` on a free port; yields the process and its URL once it serves."""
+def serve_process(
+    env: dict[str, str], log: Path, *, debug: bool = False
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real `serve` on a free port (its debug log in `log` with `debug`); yields the process
+    and its URL once it serves."""
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [*CLI, "serve", "--port", "0"],
+            [*CLI, *(["--debug"] if debug else []), "serve", "--port", "0"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -24,7 +24,6 @@ from typing import Any
 import yaml
 from croniter import croniter
 
-from kandji_bridge.detections.sigma import SigmaRuleError, convert_sigma, is_sigma
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.sql_guard import QueryRefused, check_read_only, engine_sentence
 from kandji_bridge.logs.store import LogStore, LogStoreError
@@ -190,6 +189,9 @@ def check_rule(path: Path, store: LogStore) -> tuple[Detection | None, list[Prob
     sql = None
     if is_sigma(data):
         # A Sigma rule: its fields and SQL come from the conversion, then it is checked as any.
+        # pySigma is imported only here: serve and the built-in pack never need it.
+        from kandji_bridge.detections.sigma import SigmaRuleError, convert_sigma
+
         try:
             converted = convert_sigma(rule, path.read_text(encoding="utf-8"))
         except SigmaRuleError as exc:
@@ -403,6 +405,11 @@ class _Fields:
             return value
         self.add(key, f'type {_show(value)} is not supported; only "sql" rules run here.')
         return None
+
+
+def is_sigma(data: Any) -> bool:
+    """Whether a parsed YAML file is a Sigma rule rather than a RunReveal rule's fields."""
+    return isinstance(data, dict) and "detection" in data and "logsource" in data
 
 
 def _check_placeholders(

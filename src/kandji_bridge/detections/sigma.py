@@ -224,11 +224,6 @@ class SigmaConversion:
     sql: str
 
 
-def is_sigma(data: Any) -> bool:
-    """Whether a parsed YAML file is a Sigma rule rather than a RunReveal rule's fields."""
-    return isinstance(data, dict) and "detection" in data and "logsource" in data
-
-
 def convert_sigma(name: str, text: str) -> SigmaConversion:
     """The fields and SQL of the Sigma rule `text` (file stem `name`); SigmaRuleError if it has
     a logsource, field or modifier we cannot run."""

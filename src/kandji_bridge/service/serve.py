@@ -24,12 +24,14 @@ from kandji_bridge.db import open_state
 from kandji_bridge.errors import BridgeError
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.store import (
+    ChdbLogStore,
     LogStore,
     StoreBusy,
     open_ready_store,
-    release_engine_start_pages,
+    release_engine_pages,
 )
 from kandji_bridge.service import advert
+from kandji_bridge.service.idle_memory import hand_back_when_idle
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.service.scheduler import Scheduler
 from kandji_bridge.users import ensure_setup_link
@@ -69,7 +71,7 @@ def run_serve(
             )
         if damage:
             print(f"Warning: {damage}", file=sys.stderr, flush=True)
-        release_engine_start_pages()  # most of an idle serve's memory otherwise
+        release_engine_pages()  # most of an idle serve's memory otherwise
         enricher = build_enricher()
         resources.callback(enricher.close)
         runtime = Runtime(settings, state, store, enricher)
@@ -161,6 +163,9 @@ async def _serve(
     web = asyncio.create_task(server.serve(sockets=[sock]))
     jobs = asyncio.create_task(scheduler.run())
     waits = {web, jobs}
+    idle = None
+    if isinstance(runtime.store, ChdbLogStore):  # the engine runs in this process
+        idle = asyncio.create_task(hand_back_when_idle(lambda: bool(scheduler.running_jobs())))
     if stop is not None:
         waits.add(asyncio.create_task(_wait_for(stop)))
     # uvicorn offers no event for "started"; it sets a flag.
@@ -174,6 +179,8 @@ async def _serve(
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     if published is not None:
         advert.withdraw(runtime.settings, published)
+    if idle is not None:
+        idle.cancel()
     shut_down()
     await jobs  # the running jobs finish or store the page in hand
     await cancelling[0]

@@ -11,7 +11,7 @@ the sentences for a failed write and for damaged parts. Callers import from this
 """
 
 from kandji_bridge.logs.store.damage import DamagedPart, describe_damage
-from kandji_bridge.logs.store.embedded import ChdbLogStore, release_engine_start_pages
+from kandji_bridge.logs.store.embedded import ChdbLogStore, release_engine_pages
 from kandji_bridge.logs.store.interface import (
     Checkpoint,
     LogStore,
@@ -43,7 +43,7 @@ __all__ = [
     "mask_url",
     "open_log_store",
     "open_ready_store",
-    "release_engine_start_pages",
+    "release_engine_pages",
     "sql_string",
     "sql_time",
 ]

@@ -238,31 +238,52 @@ class ChdbLogStore(SqlLogStore):
                 _open_here[self.path] -= 1
 
 
-def release_engine_start_pages() -> None:
-    """Hand back the pages of chDB's library that only the engine's start read.
+def release_engine_pages() -> list[str]:
+    """Hand back the resident pages of chDB's library and of the libraries it loads with it.
 
     Starting the engine reads about 200 MB of its library (static initialization, symbol
-    tables; measured with chdb-core 26.9) that it does not read again: clean file pages, which
-    the kernel drops under memory pressure but which count in the process's resident memory
-    until then, most of an idle serve's. MADV_PAGEOUT drops them now; what the engine runs later
-    reads its pages back (about 40 MB after a query). For a process that stays up (serve) once
-    its store is open; a command that runs one query would only read them back. The kernel keeps
-    pages that another process also maps (another kandji-bridge process of the same
-    installation), and a kernel before Linux 5.4 refuses the advice.
+    tables; measured with chdb-core 26.9) that it does not read again; a backfill reads about
+    100 MB more, a poll that stores events 20-60 MB (the insert, the merges), that an idle
+    service does not need until its next write. chDB's Python layer also loads pyarrow and numpy
+    (about 28 MB of their libraries resident), whose code serve never runs. These are clean file
+    pages, which the kernel drops under memory pressure but which count in the process's
+    resident memory until then, most of an idle serve's. MADV_PAGEOUT drops them now; what runs
+    later reads its pages back from the file. For a process that stays up (serve), at start and
+    when it goes idle after work; a command that runs one query would only read them back. The
+    kernel keeps pages that another process also maps (another kandji-bridge process of the same
+    installation), and a kernel before Linux 5.4 refuses the advice. Returns the library files
+    advised.
     """
-    if sys.platform != "linux":
-        return
+    folders = _engine_folders()
+    if sys.platform != "linux" or not folders:
+        return []
     try:
         with open("/proc/self/maps") as maps:
             ranges = [line.split() for line in maps]
     except OSError:
-        return
+        return []
     madvise = ctypes.CDLL(None, use_errno=True).madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    advised = set()
     for fields in ranges:
-        if len(fields) >= 6 and os.path.basename(fields[5]).startswith("_chdb"):
+        if len(fields) >= 6 and fields[5].startswith(folders):
             start, end = (int(address, 16) for address in fields[0].split("-"))
             madvise(start, end - start, _MADV_PAGEOUT)  # advice: a refusal changes nothing
+            advised.add(fields[5])
+    return sorted(advised)
+
+
+def _engine_folders() -> tuple[str, ...]:
+    """The folders of chDB and of the packages its Python layer loads, once chDB is loaded.
+
+    The wheels keep their bundled libraries in `NAME.libs` beside the package (chdb-core's in
+    `chdb_core.libs`)."""
+    chdb = sys.modules.get("chdb")
+    if chdb is None or not chdb.__file__:
+        return ()
+    site = os.path.dirname(os.path.dirname(chdb.__file__))
+    names = ("chdb", "chdb_core.libs", "pyarrow", "pyarrow.libs", "numpy", "numpy.libs")
+    return tuple(os.path.join(site, name) + os.sep for name in names)
 
 
 def _row_count(session: Any, table: str) -> int:
