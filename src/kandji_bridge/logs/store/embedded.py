@@ -8,15 +8,16 @@ can hold only one path at a time (chDB refuses another path while one is open; o
 of it is closed, another path opens fine, and the same path reopens with its data). A store
 killed with -9 leaves `status` unlocked; the next open takes it over.
 
-Rows reach the engine as a file it reads (`INSERT ... FROM INFILE`, see `_RowsFile`): every chDB
-build has it, and it costs what chDB 4.4's streaming insert (`send_insert`, missing from
-chdb-core-lite) does; rows written after the statement in the query text cost the insert 65-85 %
-more CPU (figures in docs/benchmarks-log.md).
+Rows reach the engine through chDB's streaming insert (`send_insert`). A chDB build without it
+(chdb-core-lite) reads them from a file instead (`INSERT ... FROM INFILE`, see `_RowsFile`),
+which costs the insert the same CPU; rows written after the statement in the query text cost it
+65-85 % more (figures in docs/benchmarks-log.md).
 
 One ChdbLogStore may be shared by threads (the service's collector job and its web requests):
-chDB runs concurrent SELECTs on one session fine, but not every call on a session may overlap an
-insert (chDB 4.4 refused any query while a streaming insert was open), and the insert's file is
-one per store, so the store serializes its calls on the session with a lock. SQL that people
+chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
+insert open fails ("Cannot run a query while a streaming insert is active on this connection"),
+and the insert's file is one per store, so the store serializes its calls on the session with a
+lock. SQL that people
 type does not take that lock: `user_session` runs it on sessions of its own (`user_queries`),
 which run alongside the collector's session on the same engine (measured in
 benchmarks/heavy_queries.py).
@@ -109,11 +110,8 @@ class ChdbLogStore(SqlLogStore):
             raise _open_error(self.path, exc) from exc
         _open_here[self.path] += 1
         self._session.query(f"SET {settings_clause(SESSION_SETTINGS)}")
-        self._rows_file = _RowsFile()
-        self._insert_statement = (
-            f"INSERT INTO {{table}} FROM INFILE {sql_string(self._rows_file.path)} "
-            f"SETTINGS {settings_clause(INSERT_SETTINGS)} FORMAT JSONEachRow"
-        )
+        self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {settings_clause(INSERT_SETTINGS)}"
+        self._rows_file: _RowsFile | None = None  # for a build without the streaming insert
 
     def ensure_schema(self) -> None:
         super().ensure_schema()
@@ -167,11 +165,13 @@ class ChdbLogStore(SqlLogStore):
                 before = self._rows_seen.pop(table, None)
                 if before is None:
                     before = _row_count(session, table)
-                self._rows_file.hold(body)
-                try:
-                    session.query(self._insert_statement.format(table=table))
-                finally:
-                    self._rows_file.empty()
+                if hasattr(session, "send_insert"):
+                    prefix = self._insert_prefix.format(table=table)
+                    with session.send_insert(prefix, "JSONEachRow") as inserter:
+                        inserter.append(body)
+                        inserter.finish()
+                else:
+                    self._insert_from_file(session, table, body)
                 after = _row_count(session, table)
                 self._rows_seen[table] = after
                 self._release_freed_memory()
@@ -184,6 +184,18 @@ class ChdbLogStore(SqlLogStore):
                 "run it again."
             ) from exc
         return after == before + rows
+
+    def _insert_from_file(self, session: Any, table: str, body: bytes) -> None:
+        if self._rows_file is None:
+            self._rows_file = _RowsFile()
+        self._rows_file.hold(body)
+        try:
+            session.query(
+                f"INSERT INTO {table} FROM INFILE {sql_string(self._rows_file.path)} "
+                f"SETTINGS {settings_clause(INSERT_SETTINGS)} FORMAT JSONEachRow"
+            )
+        finally:
+            self._rows_file.empty()
 
     def _engine_error(self, exc: Exception, table: str | None = None) -> LogStoreError:
         """A full disk or a read-only folder said as such (of the folder of the table written
@@ -258,7 +270,9 @@ class ChdbLogStore(SqlLogStore):
             if self._session is not None:
                 self._session.close()
                 self._session = None
-                self._rows_file.close()
+                if self._rows_file is not None:
+                    self._rows_file.close()
+                    self._rows_file = None
                 _open_here[self.path] -= 1
 
 
