@@ -2,7 +2,7 @@
 
 import re
 
-from kandji_bridge.logs.schema import COLUMN_NAMES, COLUMNS, LOGS_DDL, QUARANTINE_TABLE
+from kandji_bridge.logs.schema import COLUMN_NAMES, COLUMNS, LOGS_DDL, LOGS_TTL, QUARANTINE_TABLE
 from kandji_bridge.logs.store import ChdbLogStore
 from testdata import RUNREVEAL_KANDJI_SOURCE
 
@@ -45,7 +45,7 @@ def test_engine_order_partition_and_ttl(chdb_store: ChdbLogStore) -> None:
     assert engine == "ReplacingMergeTree"
     assert sorting_key == "sourceID, eventTime, id"
     assert partition_key == "toYYYYMM(eventTime)"
-    assert "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))" in create
+    assert f"TTL {LOGS_TTL}" in create
     assert "INDEX kandji_event_id kandjiEventId TYPE bloom_filter GRANULARITY 4" in create
     assert LOGS_DDL.startswith("CREATE TABLE IF NOT EXISTS kandji_logs (")
 

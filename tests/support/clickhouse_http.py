@@ -17,7 +17,8 @@ ClickHouse's own text (`Code: N. DB::Exception: ...`) with `X-ClickHouse-Excepti
 HTTP status ClickHouse gives that code.
 
 What it does not do: TLS, clusters and replication, grants (every user it knows may do anything),
-session timeouts, temporary tables across requests, multipart external data, progress headers.
+session timeouts, temporary tables across requests, multipart external data, progress headers;
+on chdb-core-lite an INSERT's written rows are the rows of its data (see `_written`).
 
 Run it as a process (the pytest fixture `clickhouse_url` does, so its engine never shares the
 test process with an embedded store):
@@ -31,6 +32,7 @@ import argparse
 import base64
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -42,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -235,10 +238,10 @@ class Engine:
             if insert and text[insert.end() :].strip():
                 statement = text[: insert.start(1)].decode().rstrip()
                 statement = re.sub(r"\s+FORMAT\s*\Z", "", statement, flags=re.I)
-                with connection.send_insert(statement, insert.group(1).decode()) as inserter:
-                    inserter.append(text[insert.end() :])
-                    done = inserter.finish()
-                summary = _summary(0, 0, done.rows_written, done.bytes_written, 0, 0)
+                result = _insert_data(
+                    connection, statement, insert.group(1).decode(), text[insert.end() :]
+                )
+                summary = _summary(0, 0, *_written(result), 0, 0)
                 return self._reply(200, b"", query_id, default_format, summary, request)
             sql = text.decode()
             result = connection.query(sql, default_format, params=bound or None)
@@ -249,8 +252,7 @@ class Engine:
             summary = _summary(
                 result.rows_read(),
                 result.bytes_read(),
-                result.rows_written(),
-                result.bytes_written(),
+                *_written(result),
                 0,
                 len(payload),
             )
@@ -335,6 +337,31 @@ def _response_encoding(request: Request) -> str | None:
         for part in request.headers.get("accept-encoding", "").split(",")
     }
     return next((name for name in _COMPRESS if name in accepted), None)
+
+
+def _insert_data(connection: Any, statement: str, fmt: str, data: bytes) -> Any:
+    """Run `INSERT ... FORMAT fmt` with its data, which the engine reads as a file (FROM INFILE,
+    an anonymous in-memory file): every chDB build has that, chdb-core-lite no streaming insert.
+    """
+    fd = os.memfd_create("clickhouse-http-insert")
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        head, *settings = re.split(r"(?i)\s+SETTINGS\s+", statement, maxsplit=1)
+        clauses = [f"{head} FROM INFILE '/proc/self/fd/{fd}'", *settings[:1], f"FORMAT {fmt}"]
+        return connection.query(" SETTINGS ".join(clauses[:-1]) + " " + clauses[-1])
+    finally:
+        os.close(fd)
+
+
+def _written(result: Any) -> tuple[int, int]:
+    """Rows and bytes a statement wrote. chdb-core-lite's results do not say: there the rows and
+    bytes it read stand for them (for an INSERT, those of its data; a deduplicated insert then
+    counts as written, where ClickHouse says 0)."""
+    if hasattr(result, "rows_written"):
+        return result.rows_written(), result.bytes_written()
+    return result.rows_read(), result.bytes_read()
 
 
 def _summary(

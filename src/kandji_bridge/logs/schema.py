@@ -97,13 +97,24 @@ CHDB_DDL = f"ALTER TABLE {LOGS_TABLE} MODIFY SETTING " + ", ".join(
 # ReplacingMergeTree keyed by the stable `id` is a second line of defence against duplicates only:
 # exactly-once never waits for a merge, because the collector drops already-stored event ids
 # before it inserts. ORDER BY serves time-range queries per source; the month partition lets TTL
-# drop whole parts. sourceTTL 0 means "keep forever" (a zero-day TTL would delete at once). The
-# bloom filter makes the collector's "which of these event ids are stored?" check cheap.
+# drop whole parts; the TTL is LOGS_TTL (below). The bloom filter makes the collector's "which
+# of these event ids are stored?" check cheap.
 # Detections select their window on receivedAt, which the sorting key does not hold; receivedAt
 # follows eventTime closely (a late or backfilled event is the exception), so a minmax index lets a
 # 15-minute window skip almost every granule. Measured with the Kandji pack on 1M events (chDB,
 # 2 shared cores): 1.38 s for the pack without the index, 0.48 s with it.
 RECEIVED_AT_INDEX = "received_at receivedAt TYPE minmax GRANULARITY 1"
+
+# A row expires sourceTTL days after its eventTime; sourceTTL 0 means "keep forever" (a zero-day
+# TTL would delete at once). DateTime ends in 2106 and `eventTime + toIntervalDay(n)` wraps past it
+# (to 1983-1990 for events of 2020-2026: expired at once), so the expiry is computed in seconds
+# and held at DateTime's last second, which is also the "forever" of sourceTTL 0. The store
+# brings a table made with an older TTL to this one (TTL_END marks it).
+TTL_END = 4294967295  # DateTime's last second, 2106-02-07 06:28:15 UTC
+LOGS_TTL = (
+    f"toDateTime(least(if(sourceTTL = 0, {TTL_END}, toUInt32(eventTime) + (sourceTTL * 86400)), "
+    f"{TTL_END}))"
+)
 
 
 def _logs_table(name: str, engine: str, on_cluster: str = "") -> str:
@@ -115,7 +126,7 @@ def _logs_table(name: str, engine: str, on_cluster: str = "") -> str:
         + f"\n)\nENGINE = {engine}\n"
         "PARTITION BY toYYYYMM(eventTime)\n"
         "ORDER BY (sourceID, eventTime, id)\n"
-        "TTL eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))\n"
+        f"TTL {LOGS_TTL}\n"
         f"SETTINGS {', '.join(f'{key} = {value}' for key, value in LOGS_TABLE_SETTINGS.items())}"
     )
 

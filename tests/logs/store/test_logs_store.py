@@ -13,7 +13,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -227,13 +227,65 @@ def test_quarantine(store: SqlLogStore) -> None:
     assert store.count() == 0  # nothing quarantined lands in kandji_logs
 
 
-def test_ttl_follows_source_ttl(store: SqlLogStore) -> None:
-    old = {"id": "01JOLD", "occurred_at": "2020-01-01T00:00:00Z", "action": "update"}
-    for retention, source in ((1, "short"), (0, "forever"), (36500, "long")):
-        ctx = NormalizeContext(WORKSPACE_ID, source, retention, received_at=RECEIVED_AT)
-        store.insert([normalize(old, json.dumps(old), ctx)])
+RETENTIONS = {"short": 1, "week": 7, "forever": 0, "decade": 3650, "century": 36500}
+# 2020's event outlives a decade's retention until 2030; two days ago's outlives all but a day's.
+KEPT = {"short": 0, "week": 1, "forever": 2, "decade": 2, "century": 2}
+
+
+def _insert_retentions(store: SqlLogStore, now: datetime) -> None:
+    """An event of 2020 and one of two days ago for each retention, one source per retention."""
+    for source, retention in RETENTIONS.items():
+        old, new = datetime(2020, 1, 1, tzinfo=UTC), now - timedelta(days=2)
+        for when, occurred in (("OLD", old), ("NEW", new)):
+            event = {
+                "id": f"01J{source.upper()}{when}",
+                "occurred_at": occurred.isoformat(),
+                "action": "update",
+            }
+            ctx = NormalizeContext(WORKSPACE_ID, source, retention, received_at=now)
+            store.insert([normalize(event, json.dumps(event), ctx)])
+
+
+def _earliest_expiry(store: SqlLogStore) -> int:
+    """The earliest expiry the engine noted for the parts holding the rows kept for a decade or
+    more: a part whose expiry has passed is sent to a TTL merge, which rewrites it."""
+    expiry = store.query(
+        "SELECT toUInt32(min(delete_ttl_info_min)) FROM system.parts "
+        "WHERE database = currentDatabase() AND table = 'kandji_logs' AND active AND name IN "
+        "(SELECT _part FROM kandji_logs WHERE sourceID IN ('forever', 'decade', 'century'))"
+    )
+    return int(expiry.rows[0][0])
+
+
+def _kept(store: SqlLogStore) -> dict[str, int]:
+    """Rows per source once every merge has run."""
     store.query("OPTIMIZE TABLE kandji_logs FINAL", read_only=False)
-    assert (store.count("short"), store.count("forever"), store.count("long")) == (0, 1, 1)
+    return {source: store.count(source) for source in RETENTIONS}
+
+
+def test_ttl_follows_source_ttl(store: SqlLogStore) -> None:
+    """sourceTTL 0 keeps rows for good and a century's retention a century: their expiry lies past
+    DateTime's end (2106), where `eventTime + toIntervalDay(n)` wraps into the past; then an
+    engine drops the rows as they land (chDB 26.5) or marks each new part expired, so that a TTL
+    merge rewrites it (26.9)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    _insert_retentions(store, now)
+    assert _earliest_expiry(store) > now.timestamp()
+    assert _kept(store) == KEPT
+
+
+def test_ensure_schema_replaces_a_ttl_that_wraps(store: SqlLogStore) -> None:
+    """A table made by an earlier version, with the TTL that wraps, gets the one that does not."""
+    store.query(
+        "ALTER TABLE kandji_logs MODIFY TTL "
+        "eventTime + toIntervalDay(if(sourceTTL = 0, 36500, sourceTTL))",
+        read_only=False,
+    )
+    store.ensure_schema()
+    now = datetime.now(UTC).replace(microsecond=0)
+    _insert_retentions(store, now)
+    assert _earliest_expiry(store) > now.timestamp()
+    assert _kept(store) == KEPT
 
 
 # --- SQL as detection rules write it -------------------------------------------------------------

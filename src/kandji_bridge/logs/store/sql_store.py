@@ -25,8 +25,10 @@ from kandji_bridge.logs.schema import (
     DDL,
     LOCAL_SUFFIX,
     LOGS_TABLE,
+    LOGS_TTL,
     QUARANTINE_TABLE,
     RECEIVED_AT_INDEX,
+    TTL_END,
     quote_name,
 )
 from kandji_bridge.logs.store.damage import DAMAGE_REASONS, DamagedPart, part_rows
@@ -102,6 +104,15 @@ class SqlLogStore:
                 f"ALTER TABLE {self._altered(LOGS_TABLE)} "
                 f"ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
             )
+        # A table made with the TTL that wrapped past 2106 (it deleted rows kept forever, or
+        # for decades, at their first merge) gets the one that cannot wrap; the engine then
+        # recomputes its parts' expiry.
+        engine = self._select(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = {sql_string(self._data_table(LOGS_TABLE))}"
+        )
+        if str(TTL_END) not in engine.rows[0][0]:
+            self._execute(f"ALTER TABLE {self._altered(LOGS_TABLE)} MODIFY TTL {LOGS_TTL}")
 
     def insert(self, rows: Sequence[Row]) -> int:
         """Append rows as given: the caller has dropped the event ids already stored.
