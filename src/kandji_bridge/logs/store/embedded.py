@@ -8,19 +8,12 @@ can hold only one path at a time (chDB refuses another path while one is open; o
 of it is closed, another path opens fine, and the same path reopens with its data). A store
 killed with -9 leaves `status` unlocked; the next open takes it over.
 
-Rows reach the engine through chDB's streaming insert (`send_insert`). A chDB build without it
-(chdb-core-lite) reads them from a file instead (`INSERT ... FROM INFILE`, see `_RowsFile`),
-which costs the insert the same CPU; rows written after the statement in the query text cost it
-65-85 % more (figures in docs/benchmarks-log.md).
-
 One ChdbLogStore may be shared by threads (the service's collector job and its web requests):
 chDB runs concurrent SELECTs on one session fine, but any query on a session with a streaming
 insert open fails ("Cannot run a query while a streaming insert is active on this connection"),
-and the insert's file is one per store, so the store serializes its calls on the session with a
-lock. SQL that people
-type does not take that lock: `user_session` runs it on sessions of its own (`user_queries`),
-which run alongside the collector's session on the same engine (measured in
-benchmarks/heavy_queries.py).
+so the store serializes its calls on the session with a lock. SQL that people type does not take
+that lock: `user_session` runs it on sessions of its own (`user_queries`), which run alongside the
+collector's session on the same engine (measured in benchmarks/heavy_queries.py).
 """
 
 # Every value reaches SQL through sql_string or a table name of ours: no S608 findings to act on.
@@ -33,7 +26,6 @@ import mmap
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -111,7 +103,6 @@ class ChdbLogStore(SqlLogStore):
         _open_here[self.path] += 1
         self._session.query(f"SET {settings_clause(SESSION_SETTINGS)}")
         self._insert_prefix = f"INSERT INTO {{table}} SETTINGS {settings_clause(INSERT_SETTINGS)}"
-        self._rows_file: _RowsFile | None = None  # for a build without the streaming insert
 
     def ensure_schema(self) -> None:
         super().ensure_schema()
@@ -152,10 +143,9 @@ class ChdbLogStore(SqlLogStore):
 
         chDB 4.4's streaming insert reported success, and its `rows_written`, even when nothing
         reached the disk (measured on a full disk and on a folder remounted read-only: no error,
-        rows_written 500, count() unchanged), and chdb-core-lite's results have no
-        `rows_written` at all. count() without a filter is read from the
-        parts' metadata, ~1.5 ms; the count after the previous insert stands for the count
-        before this one, so confirming costs one query. Anything else that changed the count
+        rows_written 500, count() unchanged). count() without a filter is read from the parts'
+        metadata, ~1.5 ms; the count after the previous insert stands for the count before this
+        one, so confirming costs one query. Anything else that changed the count
         meanwhile (a TTL or deduplicating merge, another session on this folder) reads as a
         mismatch, and the caller then checks the rows themselves.
         """
@@ -165,37 +155,16 @@ class ChdbLogStore(SqlLogStore):
                 before = self._rows_seen.pop(table, None)
                 if before is None:
                     before = _row_count(session, table)
-                if hasattr(session, "send_insert"):
-                    prefix = self._insert_prefix.format(table=table)
-                    with session.send_insert(prefix, "JSONEachRow") as inserter:
-                        inserter.append(body)
-                        inserter.finish()
-                else:
-                    self._insert_from_file(session, table, body)
+                prefix = self._insert_prefix.format(table=table)
+                with session.send_insert(prefix, "JSONEachRow") as inserter:
+                    inserter.append(body)
+                    inserter.finish()
                 after = _row_count(session, table)
                 self._rows_seen[table] = after
                 self._release_freed_memory()
         except RuntimeError as exc:
             raise self._engine_error(exc, table) from exc
-        except OSError as exc:
-            raise StoreWriteError(
-                f"The log store could not set {rows:,} rows aside for the engine to read "
-                f"({exc.strerror}); free memory or space in {tempfile.gettempdir()} and "
-                "run it again."
-            ) from exc
         return after == before + rows
-
-    def _insert_from_file(self, session: Any, table: str, body: bytes) -> None:
-        if self._rows_file is None:
-            self._rows_file = _RowsFile()
-        self._rows_file.hold(body)
-        try:
-            session.query(
-                f"INSERT INTO {table} FROM INFILE {sql_string(self._rows_file.path)} "
-                f"SETTINGS {settings_clause(INSERT_SETTINGS)} FORMAT JSONEachRow"
-            )
-        finally:
-            self._rows_file.empty()
 
     def _engine_error(self, exc: Exception, table: str | None = None) -> LogStoreError:
         """A full disk or a read-only folder said as such (of the folder of the table written
@@ -270,9 +239,6 @@ class ChdbLogStore(SqlLogStore):
             if self._session is not None:
                 self._session.close()
                 self._session = None
-                if self._rows_file is not None:
-                    self._rows_file.close()
-                    self._rows_file = None
                 _open_here[self.path] -= 1
 
 
@@ -322,40 +288,6 @@ def _engine_folders() -> tuple[str, ...]:
     site = os.path.dirname(os.path.dirname(chdb.__file__))
     names = ("chdb", "chdb_core.libs", "pyarrow", "pyarrow.libs", "numpy", "numpy.libs")
     return tuple(os.path.join(site, name) + os.sep for name in names)
-
-
-class _RowsFile:
-    """The file an insert's rows wait in for the engine to read (`FROM INFILE`), one per store.
-
-    On Linux an anonymous in-memory file (memfd), which the engine opens as /proc/self/fd/N: the
-    rows never touch a disk and nothing is left behind if the process dies. Elsewhere a file in
-    the temporary folder, removed on close. Emptied after each insert, so it holds no memory
-    between inserts.
-    """
-
-    def __init__(self) -> None:
-        if hasattr(os, "memfd_create"):
-            self._fd = os.memfd_create("kandji-bridge-insert")
-            self.path = f"/proc/self/fd/{self._fd}"
-            self._temporary = False
-        else:
-            self._fd, self.path = tempfile.mkstemp(prefix="kandji-bridge-insert-", suffix=".json")
-            self._temporary = True
-
-    def hold(self, body: bytes) -> None:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def empty(self) -> None:
-        os.ftruncate(self._fd, 0)
-        os.lseek(self._fd, 0, os.SEEK_SET)
-
-    def close(self) -> None:
-        os.close(self._fd)
-        if self._temporary:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
 
 
 def _row_count(session: Any, table: str) -> int:
