@@ -23,8 +23,11 @@ import orjson
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.schema import (
     DDL,
+    EXPLORER_PROJECTION,
+    EXPLORER_PROJECTION_DDL,
     LOCAL_SUFFIX,
     LOGS_TABLE,
+    PROJECTION_MODE_SETTING,
     QUARANTINE_TABLE,
     RECEIVED_AT_INDEX,
     quote_name,
@@ -102,6 +105,31 @@ class SqlLogStore:
                 f"ALTER TABLE {self._altered(LOGS_TABLE)} "
                 f"ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
             )
+        self._ensure_explorer_projection()
+
+    def _ensure_explorer_projection(self) -> None:
+        """Add the explorer's projection (schema.EXPLORER_PROJECTION) when the table lacks it, and
+        build it for the rows already stored: a background mutation, so a store of a year opens
+        at once and the explorer reads the parts not built yet from their rows meanwhile."""
+        table = self._select(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = {sql_string(self._data_table(LOGS_TABLE))}"
+        )
+        if f"PROJECTION {EXPLORER_PROJECTION} " in table.rows[0][0]:
+            return
+        altered = self._altered(LOGS_TABLE)
+        known = self._select(
+            "SELECT count() FROM system.merge_tree_settings "
+            f"WHERE name = {sql_string(PROJECTION_MODE_SETTING)}"
+        )
+        if int(known.rows[0][0]):
+            self._execute(
+                f"ALTER TABLE {altered} MODIFY SETTING {PROJECTION_MODE_SETTING} = 'rebuild'"
+            )
+        self._execute(
+            f"ALTER TABLE {altered} ADD PROJECTION IF NOT EXISTS {EXPLORER_PROJECTION_DDL}"
+        )
+        self._execute(f"ALTER TABLE {altered} MATERIALIZE PROJECTION {EXPLORER_PROJECTION}")
 
     def insert(self, rows: Sequence[Row]) -> int:
         """Append rows as given: the caller has dropped the event ids already stored.
