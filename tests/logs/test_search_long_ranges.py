@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
-from kandji_bridge.logs.schema import DDL, EXPLORER_PROJECTION, LOGS_TABLE
+from kandji_bridge.logs.schema import (
+    DDL,
+    EXPLORER_PROJECTION,
+    EXPLORER_PROJECTION_DDL,
+    LOGS_DDL,
+    LOGS_TABLE,
+)
 from kandji_bridge.logs.search import (
     SearchQuery,
     bucket_seconds,
@@ -206,3 +212,29 @@ def test_pages_over_a_long_range_are_those_of_one_query(store, text: str) -> Non
             break
         cursor = page.next_cursor
     assert paged == expected
+
+
+def test_on_a_cluster_the_projection_is_added_to_every_node_s_table(
+    clickhouse_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixture runs no cluster: the statements are recorded, and ClickHouse's parser reads
+    them."""
+    with open_log_store(clickhouse_url) as store:
+        local = LOGS_DDL.replace(f"EXISTS {LOGS_TABLE} (", f"EXISTS {LOGS_TABLE}_local (")
+        store.query(local, read_only=False)
+        executed: list[str] = []
+        monkeypatch.setattr(store, "_execute", executed.append)
+        monkeypatch.setattr(store, "cluster", "prod")
+        store.ensure_schema()
+        projection = [sql for sql in executed if "PROJECTION" in sql or "projection" in sql]
+        assert projection == [
+            f"ALTER TABLE {LOGS_TABLE}_local ON CLUSTER `prod` MODIFY SETTING "
+            "deduplicate_merge_projection_mode = 'rebuild'",
+            f"ALTER TABLE {LOGS_TABLE}_local ON CLUSTER `prod` ADD PROJECTION IF NOT EXISTS "
+            f"{EXPLORER_PROJECTION_DDL}",
+            f"ALTER TABLE {LOGS_TABLE}_local ON CLUSTER `prod` MATERIALIZE PROJECTION "
+            f"{EXPLORER_PROJECTION}",
+        ]
+        for sql in projection:
+            parsed = store.query("SELECT formatQuerySingleLine({q:String})", params={"q": sql})
+            assert "ON CLUSTER prod" in parsed.rows[0][0]
