@@ -6,7 +6,6 @@ in newest-first windows pages exactly as one query over the range would."""
 # The SQL here names only the product's own tables, hence no S608 findings to act on.
 # ruff: noqa: S608
 
-import itertools
 import json
 import time
 from collections import Counter
@@ -27,8 +26,8 @@ from kandji_bridge.logs.search import (
     bucket_seconds,
     facets,
     histogram,
+    next_window,
     search,
-    search_windows,
     source_ids,
 )
 from kandji_bridge.logs.store import LogStore, open_log_store
@@ -37,7 +36,7 @@ from .conftest import RECEIVED_AT, RETENTION_DAYS, WORKSPACE_ID
 
 FIRST = datetime(2025, 6, 1, tzinfo=UTC)
 EVENTS = 300
-SPAN = timedelta(days=40)  # long enough for the search's 1-, 4-, 16- and 64-day windows
+SPAN = timedelta(days=40)  # long enough for several of the search's windows
 SOURCES = ("src-a", "src-b")
 ACTIONS = ("update", "lock", "delete", "view_recovery_key")
 TARGETS = ("device", "blueprint", "library_item")
@@ -185,13 +184,13 @@ def test_a_histogram_filtered_on_a_column_the_projection_lacks_reads_the_rows(st
     assert {int(b.timestamp()): n for b, n in histogram(store, query) if n} == dict(mine)
 
 
-def test_search_windows_tile_the_range_newest_first() -> None:
-    windows = search_windows(1_000, 1_000 + 30 * 86400)
-    assert windows[0] == (1_000 + 29 * 86400 + 1, 1_000 + 30 * 86400)
-    assert [high - low + 1 for low, high in windows[:2]] == [86400, 4 * 86400]
-    assert windows[-1][0] == 1_000
-    assert all(older[1] + 1 == newer[0] for newer, older in itertools.pairwise(windows))
-    assert search_windows(5, 5) == [(5, 5)]
+def test_the_next_search_window_follows_the_rate_rows_matched() -> None:
+    day = 86400
+    # 10 rows matched in a day, 51 wanted: about 5 more days (a quarter to spare)
+    assert next_window(day, day, 10, 51) == int(41 * day / 10 * 1.25)
+    assert next_window(day, day, 0, 51) == 4 * day  # nothing yet: four times longer
+    assert next_window(day, day, 50, 51) == 2 * day  # at least twice the last one
+    assert next_window(day, day, 1, 1000) == 16 * day  # at most sixteen times
 
 
 @pytest.mark.parametrize("text", ["", "mac-1", "LOCK"])

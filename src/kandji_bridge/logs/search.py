@@ -12,9 +12,10 @@ and unlike it ILIKE also folds non-ASCII letters ("ZOË" finds "zoë");
 `hasTokenCaseInsensitive` would only match whole tokens (no "recov" for "recovery").
 
 Over long ranges (a year of 50M events) two things keep each query within a second:
-- A page is looked for newest first, in time windows that grow fourfold from one day
-  (`SEARCH_WINDOWS`), so a text search stops reading once it has the page instead of matching the
-  text in every event of the range. The rows are those one query over the range would give.
+- A page is looked for newest first, in time windows from one day, each sized by the rate the
+  rows matched so far (`next_window`), so a text search stops reading once it has the page
+  instead of matching the text in every event of the range. The rows are those one query over the
+  range would give.
 - Facets, the Source select and a histogram without text read whole hours from the table's
   aggregate projection (schema.EXPLORER_PROJECTION) and only the range's partial first and last
   hour from the rows.
@@ -52,7 +53,8 @@ BUCKET_SECONDS = (
     86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
 )  # fmt: skip
 MAX_LIMIT = 1000
-# The newest-first windows of a search: the first covers a day, each next one four times more.
+# The newest-first windows of a search: the first covers a day; while nothing matched, each next
+# one four times more.
 FIRST_WINDOW = timedelta(days=1)
 WINDOW_GROWTH = 4
 HOUR = 3600
@@ -154,7 +156,10 @@ def search(
         newest = min(newest, seconds)
     found: list[list[Any]] = []
     skip = offset  # rows still to pass over, in the windows after those read
-    for low, high in search_windows(int(_utc(query.start).timestamp()), newest):
+    oldest, high = int(_utc(query.start).timestamp()), newest
+    size = int(FIRST_WINDOW.total_seconds())
+    while high >= oldest:
+        low = max(oldest, high - size + 1)
         window = f"{where} AND eventTime >= {_at(low)} AND eventTime <= {_at(high)}"
         result = store.query(
             f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {window} "
@@ -166,6 +171,9 @@ def search(
         if skip:
             # Rows came back only if the window held more than `skip`; else it held fewer.
             skip = 0 if result.rows else max(0, skip - _count(store, window))
+        matched = offset - skip + len(found)
+        size = next_window(size, newest - low + 1, matched, offset + limit + 1)
+        high = low - 1
     rows = [_summary(row) for row in found[:limit]]
     has_more = len(found) > limit
     next_cursor = None
@@ -260,17 +268,14 @@ def where_clause(query: SearchQuery) -> str:
     return " AND ".join(conditions)
 
 
-def search_windows(start: int, end: int) -> list[tuple[int, int]]:
-    """[start, end] (Unix seconds, both included) cut into windows newest first, each of whole
-    seconds and four times as long as the one before it (the first a day)."""
-    windows = []
-    size = int(FIRST_WINDOW.total_seconds())
-    high = end
-    while high >= start:
-        low = max(start, high - size + 1)
-        windows.append((low, high))
-        high, size = low - 1, size * WINDOW_GROWTH
-    return windows
+def next_window(size: int, covered: int, matched: int, wanted: int) -> int:
+    """The next search window's length in seconds: long enough for the rows still wanted at the
+    rate matched so far over `covered` seconds (a quarter to spare), and between twice and sixteen
+    times the last one; four times the last one while nothing matched."""
+    if not matched:
+        return size * WINDOW_GROWTH
+    needed = (wanted - matched) * covered / matched * 1.25
+    return int(min(max(needed, 2 * size), 16 * size))
 
 
 def _hours_and_edges(query: SearchQuery) -> tuple[str, str]:
