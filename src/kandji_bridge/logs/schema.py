@@ -112,14 +112,16 @@ RECEIVED_AT_INDEX = "received_at receivedAt TYPE minmax GRANULARITY 1"
 # rows (`logs.search`). ClickHouse keeps it in step on every insert, merge, TTL and mutation; a part
 # without it yet is read from its rows, so results never depend on it. A ReplacingMergeTree only
 # takes a projection with deduplicate_merge_projection_mode, and `rebuild` recounts it when a merge
-# folds duplicates. Added by ALTER (SqlLogStore.ensure_schema) to new and existing tables alike:
-# the setting is unknown before ClickHouse 24.8, whose tables take the projection without it.
+# folds duplicates; lightweight_mutation_projection_mode keeps a `DELETE FROM` (someone cleaning
+# up by hand) allowed, rebuilding it too. Added by ALTER (SqlLogStore.ensure_schema) to new and
+# existing tables alike: the settings are unknown before ClickHouse 24.8, whose tables take the
+# projection without them.
 EXPLORER_PROJECTION = "explorer_hours"
 EXPLORER_KEYS = "sourceID, toStartOfHour(eventTime), eventName, action, actorType, targetType"
 EXPLORER_PROJECTION_DDL = (
     f"{EXPLORER_PROJECTION} (SELECT {EXPLORER_KEYS}, count() GROUP BY {EXPLORER_KEYS})"
 )
-PROJECTION_MODE_SETTING = "deduplicate_merge_projection_mode"
+PROJECTION_SETTINGS = ("deduplicate_merge_projection_mode", "lightweight_mutation_projection_mode")
 
 
 def _logs_table(name: str, engine: str, on_cluster: str = "") -> str:

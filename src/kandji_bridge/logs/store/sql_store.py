@@ -27,7 +27,7 @@ from kandji_bridge.logs.schema import (
     EXPLORER_PROJECTION_DDL,
     LOCAL_SUFFIX,
     LOGS_TABLE,
-    PROJECTION_MODE_SETTING,
+    PROJECTION_SETTINGS,
     QUARANTINE_TABLE,
     RECEIVED_AT_INDEX,
     quote_name,
@@ -119,13 +119,12 @@ class SqlLogStore:
             return
         altered = self._altered(LOGS_TABLE)
         known = self._select(
-            "SELECT count() FROM system.merge_tree_settings "
-            f"WHERE name = {sql_string(PROJECTION_MODE_SETTING)}"
+            "SELECT name FROM system.merge_tree_settings "
+            f"WHERE name IN ({', '.join(map(sql_string, PROJECTION_SETTINGS))}) ORDER BY name"
         )
-        if int(known.rows[0][0]):
-            self._execute(
-                f"ALTER TABLE {altered} MODIFY SETTING {PROJECTION_MODE_SETTING} = 'rebuild'"
-            )
+        if known.rows:
+            modes = ", ".join(f"{name} = 'rebuild'" for (name,) in known.rows)
+            self._execute(f"ALTER TABLE {altered} MODIFY SETTING {modes}")
         self._execute(
             f"ALTER TABLE {altered} ADD PROJECTION IF NOT EXISTS {EXPLORER_PROJECTION_DDL}"
         )
