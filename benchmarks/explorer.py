@@ -3,11 +3,13 @@
 The events are generated inside ClickHouse (`INSERT INTO kandji_logs SELECT ... FROM numbers(N)`)
 in the shapes the normalizer writes: rawLog JSON text like Kandji's, eventName "<target>.<action>",
 a few sources, ~50 admins, API tokens and the system as actors, 5,000 devices, ~2,000 client IPs
-in ten countries, spread evenly over a year ending now. Then each explorer query runs for a
-30-day range, several times, and the median is reported as Markdown.
+in ten countries, spread evenly over a year ending now. Then each explorer query runs for each
+range (the last 30 days by default), several times, and the medians of its wall time and of
+this process's CPU time (chDB runs in it) are reported as Markdown, with the load average.
 
     python benchmarks/explorer.py                       # 5,000,000 events, 5 runs, temp store
     python benchmarks/explorer.py --store /tmp/kb-explorer --runs 7   # keep / reuse the store
+    python benchmarks/explorer.py --events 50000000 --store /work/s5/explorer50m --range 30d,365d
 """
 
 # Every value reaches SQL as an int or through sql_string, hence no S608 findings to act on.
@@ -25,7 +27,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kandji_bridge.logs.schema import LOGS_TABLE
-from kandji_bridge.logs.search import SearchQuery, facets, get_event, histogram, last, search
+from kandji_bridge.logs.search import (
+    SearchQuery,
+    facets,
+    get_event,
+    histogram,
+    last,
+    search,
+    source_ids,
+)
 from kandji_bridge.logs.store import ChdbLogStore
 from synthetic_logs import fill
 
@@ -97,15 +107,41 @@ GENERATED = [
 ]
 
 
-def timed(action: Callable[[], object], runs: int) -> tuple[float, object]:
-    """Median wall time in ms over `runs` (after one warm-up run), and the last result."""
+def timed(action: Callable[[], object], runs: int) -> tuple[float, float, object]:
+    """Median wall time and median CPU time of this process in ms over `runs` (after one
+    warm-up run), and the last result."""
     result = action()
-    times = []
+    walls, cpus = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = action()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), result
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    return statistics.median(walls), statistics.median(cpus), result
+
+
+def wait_for_mutations(store: ChdbLogStore) -> None:
+    """Wait for the background mutations ensure_schema started (building the explorer projection
+    for the rows of a store made before it), so the queries are measured on the finished table."""
+    started = time.perf_counter()
+    while True:
+        pending = store.query(
+            "SELECT count() FROM system.mutations WHERE database = currentDatabase() "
+            f"AND table = '{LOGS_TABLE}' AND NOT is_done"
+        ).rows[0][0]
+        if not int(pending):
+            break
+        time.sleep(1)
+    if time.perf_counter() - started > 1:
+        print(f"Mutations (the projection built) in {time.perf_counter() - started:.0f} s")
+
+
+def parse_ranges(text: str) -> list[int]:
+    """`30d,365d` -> [30, 365] (days)."""
+    days = [int(part.strip().removesuffix("d")) for part in text.split(",") if part.strip()]
+    if not days or min(days) < 1:
+        raise argparse.ArgumentTypeError("--range takes days such as 30d,365d")
+    return days
 
 
 def main() -> None:
@@ -113,6 +149,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--store", help="a folder to keep the store in (reused when it matches)")
+    parser.add_argument(
+        "--range",
+        type=parse_ranges,
+        default=[30],
+        help="ranges ending at the newest event, in days: 30d,365d",
+    )
     args = parser.parse_args()
 
     folder = Path(args.store) if args.store else Path(tempfile.mkdtemp(prefix="kb-explorer-"))
@@ -126,16 +168,20 @@ def main() -> None:
             print(f"Generating {args.events:,} events ...", flush=True)
             seconds = fill(store, GENERATE, GENERATED, args.events, end)
             print(f"Generated in {seconds:.1f} s", flush=True)
-        report(store, args.runs)
+        wait_for_mutations(store)
+        for days in args.range:
+            report(store, args.runs, days, compare=days == args.range[0])
     finally:
         store.close()
         if not args.store:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(store: ChdbLogStore, runs: int) -> None:
+def report(store: ChdbLogStore, runs: int, days: int, *, compare: bool) -> None:
+    """Each query over the last `days` days; `compare`: also ILIKE against
+    positionCaseInsensitive (once is enough, on the first range)."""
     newest = store.query(f"SELECT toUnixTimestamp(max(eventTime)) FROM {LOGS_TABLE}").rows[0][0]
-    start, end = last(timedelta(days=30), datetime.fromtimestamp(int(newest), UTC))
+    start, end = last(timedelta(days=days), datetime.fromtimestamp(int(newest), UTC))
     base = SearchQuery(start=start, end=end)
     in_range = store.query(
         f"SELECT count() FROM {LOGS_TABLE} WHERE eventTime BETWEEN "
@@ -184,6 +230,7 @@ def report(store: ChdbLogStore, runs: int) -> None:
         ("histogram (60 buckets)", lambda: histogram(store, base)),
         ("histogram with text `recovery`", lambda: histogram(store, _with(base, text="recovery"))),
         ("facets (4 selects)", lambda: facets(store, base)),
+        ("sources with events (Source select)", lambda: source_ids(store, base)),
         ("get_event by id", lambda: get_event(store, some_id)),
     ]
     print()
@@ -191,25 +238,31 @@ def report(store: ChdbLogStore, runs: int) -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(
-        f"Store: {store.count():,} events; 30-day range {start:%Y-%m-%d} to {end:%Y-%m-%d}: "
-        f"{int(in_range):,} events; median of {runs} runs after a warm-up"
+        f"Store: {store.count():,} events; {days}-day range {start:%Y-%m-%d} to {end:%Y-%m-%d}: "
+        f"{int(in_range):,} events; median of {runs} runs after a warm-up; "
+        f"load average {_load()} before"
     )
     print()
-    print("| query (30-day range) | median ms | rows |")
-    print("|---|---:|---:|")
+    print(f"| query ({days}-day range) | median wall ms | median CPU ms | rows |")
+    print("|---|---:|---:|---:|")
     for name, action in cases:
-        ms, result = timed(action, runs)
-        print(f"| {name} | {ms:,.0f} | {_size(result)} |", flush=True)
+        wall, cpu, result = timed(action, runs)
+        print(f"| {name} | {wall:,.0f} | {cpu:,.0f} | {_size(result)} |", flush=True)
     print()
-    print("Text matching, ILIKE (used) against positionCaseInsensitive, runs interleaved:")
+    print(f"Load average after: {_load()}")
+    if not compare:
+        return
+    print()
+    print("Text matching, one query over the range: ILIKE (used) against positionCaseInsensitive,")
+    print("runs interleaved:")
     print()
     print("| text | ILIKE median ms | positionCaseInsensitive median ms | ratio |")
     print("|---|---:|---:|---:|")
     for text in ("recovery", "mac-4242", "81.0."):
         ilike, position = [], []
         for _ in range(runs):
-            ilike.append(timed(lambda t=text: search(store, _with(base, text=t)), 1)[0])
-            position.append(timed(lambda t=text: _position(store, base, t), 1)[0])
+            ilike.append(timed(lambda t=text: _first_page(store, base, t, "ILIKE"), 1)[0])
+            position.append(timed(lambda t=text: _first_page(store, base, t, "position"), 1)[0])
         a, b = statistics.median(ilike), statistics.median(position)
         print(f"| `{text}` | {a:,.0f} | {b:,.0f} | {b / a:.1f}x |", flush=True)
 
@@ -218,14 +271,22 @@ def _with(base: SearchQuery, **changes: str) -> SearchQuery:
     return SearchQuery(**{**base.__dict__, **changes})
 
 
-def _position(store: ChdbLogStore, base: SearchQuery, text: str) -> object:
-    """The same first page as `search` with text, matched by positionCaseInsensitive instead."""
-    from kandji_bridge.logs.search import SUMMARY_SQL, where_clause
+def _load() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def _first_page(store: ChdbLogStore, base: SearchQuery, text: str, how: str) -> object:
+    """The first page of a text search as one query over the range (no windows), the text
+    matched by ILIKE (as `search` does) or by positionCaseInsensitive."""
+    from kandji_bridge.logs.search import SUMMARY_SQL, contains_pattern, where_clause
     from kandji_bridge.logs.store import sql_string
 
-    where = where_clause(base) + f" AND positionCaseInsensitive(rawLog, {sql_string(text)}) > 0"
+    if how == "ILIKE":
+        match = f"rawLog ILIKE {sql_string(contains_pattern(text))}"
+    else:
+        match = f"positionCaseInsensitive(rawLog, {sql_string(text)}) > 0"
     return store.query(
-        f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {where} "
+        f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {where_clause(base)} AND {match} "
         "ORDER BY eventTime DESC, id DESC LIMIT 51"
     ).rows
 

@@ -10,6 +10,15 @@ Full-text search is a case-insensitive substring of `rawLog` through `ILIKE '%te
 `positionCaseInsensitive` (no consistent winner over interleaved runs, see benchmarks/RESULTS.md),
 and unlike it ILIKE also folds non-ASCII letters ("ZOË" finds "zoë");
 `hasTokenCaseInsensitive` would only match whole tokens (no "recov" for "recovery").
+
+Over long ranges (a year of 50M events) two things keep each query within a second:
+- A page is looked for newest first, in time windows from one day, each sized by the rate the
+  rows matched so far (`next_window`), so a text search stops reading once it has the page
+  instead of matching the text in every event of the range. The rows are those one query over the
+  range would give.
+- Facets, the Source select and a histogram without text read whole hours from the table's
+  aggregate projection (schema.EXPLORER_PROJECTION) and only the range's partial first and last
+  hour from the rows.
 """
 
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
@@ -44,6 +53,13 @@ BUCKET_SECONDS = (
     86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
 )  # fmt: skip
 MAX_LIMIT = 1000
+# The newest-first windows of a search: the first covers a day; while nothing matched, each next
+# one four times more.
+FIRST_WINDOW = timedelta(days=1)
+WINDOW_GROWTH = 4
+HOUR = 3600
+# The filters the explorer projection holds (a histogram filtered on another reads the rows).
+PROJECTED_FILTERS = frozenset({"source_id", *FACET_FIELDS})
 _CURSOR = re.compile(r"^(\d{1,12})\.([0-9A-Za-z-]{1,64})$")
 
 # The explorer's table: time, eventName, actor, target, srcIP, country (and what links a row).
@@ -131,17 +147,35 @@ def search(
     limit = max(1, min(int(limit), MAX_LIMIT))
     offset = max(0, int(offset))
     where = where_clause(query)
+    newest = int(_utc(query.end).timestamp())
     if cursor:
         seconds, row_id = _parse_cursor(cursor)
         at = f"toDateTime({seconds}, 'UTC')"
         where += f" AND eventTime <= {at} AND (eventTime, id) < ({at}, {sql_string(row_id)})"
         offset = 0
-    result = store.query(
-        f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {where} "
-        f"ORDER BY eventTime DESC, id DESC LIMIT {limit + 1} OFFSET {offset}"
-    )
-    rows = [_summary(row) for row in result.rows[:limit]]
-    has_more = len(result.rows) > limit
+        newest = min(newest, seconds)
+    found: list[list[Any]] = []
+    skip = offset  # rows still to pass over, in the windows after those read
+    oldest, high = int(_utc(query.start).timestamp()), newest
+    size = int(FIRST_WINDOW.total_seconds())
+    while high >= oldest:
+        low = max(oldest, high - size + 1)
+        window = f"{where} AND eventTime >= {_at(low)} AND eventTime <= {_at(high)}"
+        result = store.query(
+            f"SELECT {SUMMARY_SQL} FROM {LOGS_TABLE} WHERE {window} "
+            f"ORDER BY eventTime DESC, id DESC LIMIT {limit + 1 - len(found)} OFFSET {skip}"
+        )
+        found += result.rows
+        if len(found) > limit:
+            break
+        if skip:
+            # Rows came back only if the window held more than `skip`; else it held fewer.
+            skip = 0 if result.rows else max(0, skip - _count(store, window))
+        matched = offset - skip + len(found)
+        size = next_window(size, newest - low + 1, matched, offset + limit + 1)
+        high = low - 1
+    rows = [_summary(row) for row in found[:limit]]
+    has_more = len(found) > limit
     next_cursor = None
     if has_more and rows:
         next_cursor = f"{int(rows[-1].event_time.timestamp())}.{rows[-1].id}"
@@ -160,10 +194,18 @@ def bucket_seconds(start: datetime, end: datetime, buckets: int = 60) -> int:
 def histogram(store: LogStore, query: SearchQuery, buckets: int = 60) -> list[tuple[datetime, int]]:
     """Events per time bucket over the whole range (empty buckets as 0), oldest first."""
     size = bucket_seconds(query.start, query.end, buckets)
-    result = store.query(
-        f"SELECT toUnixTimestamp(toStartOfInterval(eventTime, toIntervalSecond({size}))) AS b, "
-        f"count() FROM {LOGS_TABLE} WHERE {where_clause(query)} GROUP BY b ORDER BY b"
-    )
+    interval = f"toIntervalSecond({size})"
+    bucket = f"toUnixTimestamp(toStartOfInterval(eventTime, {interval})) AS b, count() AS n"
+    if size % HOUR or query.text.strip() or set(query.filters()) - PROJECTED_FILTERS:
+        result = store.query(
+            f"SELECT {bucket} FROM {LOGS_TABLE} WHERE {where_clause(query)} GROUP BY b ORDER BY b"
+        )
+    else:
+        # Buckets of whole hours: an hour's count from the projection falls in the same bucket.
+        hourly = f"toUnixTimestamp(toStartOfInterval(toStartOfHour(eventTime), {interval})) AS b"
+        hours, edges = _hours_and_edges(query)
+        union = _union(hours, edges, f"{hourly}, count() AS n", "b", edge_select=bucket)
+        result = store.query(f"SELECT b, sum(n) FROM ({union}) GROUP BY b ORDER BY b")
     counts = {int(b): int(n) for b, n in result.rows}
     first = int(_utc(query.start).timestamp()) // size * size
     last_start = int(_utc(query.end).timestamp())
@@ -180,10 +222,12 @@ def facets(store: LogStore, query: SearchQuery) -> dict[str, list[str]]:
     is picked.
     """
     scope = SearchQuery(start=query.start, end=query.end, source_id=query.source_id)
+    keys = ", ".join(FILTER_COLUMNS[name] for name in FACET_FIELDS)
     columns = ", ".join(
         f"groupUniqArray({FACET_LIMIT})({FILTER_COLUMNS[name]})" for name in FACET_FIELDS
     )
-    result = store.query(f"SELECT {columns} FROM {LOGS_TABLE} WHERE {where_clause(scope)}")
+    hours, edges = _hours_and_edges(scope)
+    result = store.query(f"SELECT {columns} FROM ({_union(hours, edges, keys, keys)})")
     values = result.rows[0] if result.rows else [[] for _ in FACET_FIELDS]
     return {
         name: sorted(value for value in found if value)
@@ -194,9 +238,10 @@ def facets(store: LogStore, query: SearchQuery) -> dict[str, list[str]]:
 def source_ids(store: LogStore, query: SearchQuery) -> list[str]:
     """The sources with events within the range, for the Source select: only the range narrows
     them, so the select keeps offering the other sources once one is picked."""
-    scope = where_clause(SearchQuery(start=query.start, end=query.end))
+    hours, edges = _hours_and_edges(SearchQuery(start=query.start, end=query.end))
     result = store.query(
-        f"SELECT groupUniqArray({FACET_LIMIT})(sourceID) FROM {LOGS_TABLE} WHERE {scope}"
+        f"SELECT groupUniqArray({FACET_LIMIT})(sourceID) "
+        f"FROM ({_union(hours, edges, 'sourceID', 'sourceID')})"
     )
     return sorted(value for value in (result.rows[0][0] if result.rows else []) if value)
 
@@ -216,13 +261,62 @@ def where_clause(query: SearchQuery) -> str:
     conditions = [
         f"eventTime >= {sql_time(_utc(query.start))}",
         f"eventTime <= {sql_time(_utc(query.end))}",
-    ]
-    conditions += [
-        f"{FILTER_COLUMNS[name]} = {sql_string(value)}" for name, value in query.filters().items()
+        *_filter_conditions(query),
     ]
     if query.text.strip():
         conditions.append(f"rawLog ILIKE {sql_string(contains_pattern(query.text.strip()))}")
     return " AND ".join(conditions)
+
+
+def next_window(size: int, covered: int, matched: int, wanted: int) -> int:
+    """The next search window's length in seconds: long enough for the rows still wanted at the
+    rate matched so far over `covered` seconds (a quarter to spare), and between twice and sixteen
+    times the last one; four times the last one while nothing matched."""
+    if not matched:
+        return size * WINDOW_GROWTH
+    needed = (wanted - matched) * covered / matched * 1.25
+    return int(min(max(needed, 2 * size), 16 * size))
+
+
+def _hours_and_edges(query: SearchQuery) -> tuple[str, str]:
+    """The query's range as two WHERE conditions (each with its filters, no text): the whole
+    hours within it, which the explorer projection answers, and the seconds before the first and
+    after the last of them, read from the rows."""
+    start, end = int(_utc(query.start).timestamp()), int(_utc(query.end).timestamp())
+    first = -(-start // HOUR) * HOUR  # the first hour that starts within the range
+    after = (end + 1) // HOUR * HOUR  # the end of the last hour that ends within it
+    filters = "".join(f" AND {condition}" for condition in _filter_conditions(query))
+    if first >= after:
+        return "0", f"eventTime >= {_at(start)} AND eventTime <= {_at(end)}{filters}"
+    hours = f"toStartOfHour(eventTime) >= {_at(first)} AND toStartOfHour(eventTime) < {_at(after)}"
+    edges = (
+        f"((eventTime >= {_at(start)} AND eventTime < {_at(first)}) "
+        f"OR (eventTime >= {_at(after)} AND eventTime <= {_at(end)}))"
+    )
+    return hours + filters, edges + filters
+
+
+def _union(hours: str, edges: str, select: str, group: str, edge_select: str = "") -> str:
+    """One grouped SELECT over the hours and over the edges, as a UNION ALL of the two: each part
+    alone, so ClickHouse can answer the first from the projection."""
+    return (
+        f"SELECT {select} FROM {LOGS_TABLE} WHERE {hours} GROUP BY {group} UNION ALL "
+        f"SELECT {edge_select or select} FROM {LOGS_TABLE} WHERE {edges} GROUP BY {group}"
+    )
+
+
+def _filter_conditions(query: SearchQuery) -> list[str]:
+    return [
+        f"{FILTER_COLUMNS[name]} = {sql_string(value)}" for name, value in query.filters().items()
+    ]
+
+
+def _at(seconds: int) -> str:
+    return f"toDateTime({int(seconds)}, 'UTC')"
+
+
+def _count(store: LogStore, where: str) -> int:
+    return int(store.query(f"SELECT count() FROM {LOGS_TABLE} WHERE {where}").rows[0][0])
 
 
 def contains_pattern(text: str) -> str:

@@ -20,7 +20,8 @@ SOURCE = "src-acme"
 def fill(folder: Path) -> Path:
     """Fill the disk under `folder` to the last byte; the filler file, to delete later."""
     filler = folder / "filler"
-    with filler.open("wb") as out:
+    # Unbuffered: a buffered file still holding the tail of a short write raised again on close.
+    with filler.open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)

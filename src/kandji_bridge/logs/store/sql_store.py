@@ -23,9 +23,12 @@ import orjson
 from kandji_bridge.logs.normalize import Row
 from kandji_bridge.logs.schema import (
     DDL,
+    EXPLORER_PROJECTION,
+    EXPLORER_PROJECTION_DDL,
     LOCAL_SUFFIX,
     LOGS_TABLE,
     LOGS_TTL,
+    PROJECTION_SETTINGS,
     QUARANTINE_TABLE,
     RECEIVED_AT_INDEX,
     TTL_END,
@@ -113,6 +116,30 @@ class SqlLogStore:
         )
         if str(TTL_END) not in engine.rows[0][0]:
             self._execute(f"ALTER TABLE {self._altered(LOGS_TABLE)} MODIFY TTL {LOGS_TTL}")
+        self._ensure_explorer_projection()
+
+    def _ensure_explorer_projection(self) -> None:
+        """Add the explorer's projection (schema.EXPLORER_PROJECTION) when the table lacks it, and
+        build it for the rows already stored: a background mutation, so a store of a year opens
+        at once and the explorer reads the parts not built yet from their rows meanwhile."""
+        table = self._select(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = {sql_string(self._data_table(LOGS_TABLE))}"
+        )
+        if f"PROJECTION {EXPLORER_PROJECTION} " in table.rows[0][0]:
+            return
+        altered = self._altered(LOGS_TABLE)
+        known = self._select(
+            "SELECT name FROM system.merge_tree_settings "
+            f"WHERE name IN ({', '.join(map(sql_string, PROJECTION_SETTINGS))}) ORDER BY name"
+        )
+        if known.rows:
+            modes = ", ".join(f"{name} = 'rebuild'" for (name,) in known.rows)
+            self._execute(f"ALTER TABLE {altered} MODIFY SETTING {modes}")
+        self._execute(
+            f"ALTER TABLE {altered} ADD PROJECTION IF NOT EXISTS {EXPLORER_PROJECTION_DDL}"
+        )
+        self._execute(f"ALTER TABLE {altered} MATERIALIZE PROJECTION {EXPLORER_PROJECTION}")
 
     def insert(self, rows: Sequence[Row]) -> int:
         """Append rows as given: the caller has dropped the event ids already stored.
