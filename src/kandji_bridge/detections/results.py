@@ -284,8 +284,8 @@ def _stored(store: LogStore, record: DetectionRecord) -> bool:
 def _params(record: DetectionRecord) -> dict[str, str]:
     detection = record.detection
     first = record.rows[0] if record.rows else {}
-    # First seen first, at most RESOURCES_KEPT: a set to look up, as a window of a backfill
-    # holds thousands of matches on as many different targets.
+    # First seen first, at most RESOURCES_KEPT, in a dict (one lookup per match, not a list
+    # scan): a window of a backfill holds thousands of matches on as many different targets.
     resources: dict[str, None] = {}
     for row in record.rows:
         for item in row.get("resources") or ():
