@@ -5,13 +5,20 @@ into a real chDB store, the rule runs over the fixture window, positives match a
 """
 
 import fnmatch
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from kandji_bridge.detections import KANDJI_PACK
-from kandji_bridge.detections.fixtures import load_fixtures, run_case
+from kandji_bridge.detections.fixtures import (
+    DEFAULT_RECEIVED,
+    FixtureCase,
+    FixtureEvent,
+    load_fixtures,
+    run_case,
+)
 from kandji_bridge.detections.rules import Detection, load_rule, load_rules, rule_files
 from kandji_bridge.logs.store import ChdbLogStore
 
@@ -66,3 +73,36 @@ def test_fixture(store: ChdbLogStore, path: Path, case) -> None:
         _loaded[path] = load_rule(path, store)
     result = run_case(store, _loaded[path], case)
     assert result.passed, result.sentence
+
+
+def test_security_library_item_removed_names_the_removed_security_items(
+    store: ChdbLogStore,
+) -> None:
+    """What an admin reads in the match: which of the removed items were security items."""
+    rule = load_rule(KANDJI_PACK / "kandji-security-library-item-removed.yaml", store)
+    removed = [
+        {"id": "i1", "name": "FileVault"},
+        {"id": "i2", "name": "Zoom"},
+        {"id": "i3", "name": "Firewall - strict"},
+    ]
+    event = {
+        "id": "01JNQA0000000000000000SL10",
+        "action": "update",
+        "occurred_at": "2025-03-06T09:02:00.000000Z",
+        "actor_id": "admin-1",
+        "actor_type": "user",
+        "target_id": "blueprint-1",
+        "target_type": "blueprint",
+        "target_component": "library_items",
+        "new_state": {"library_items_removed": removed, "name": "Engineering"},
+        "metadata": {},
+    }
+    case = FixtureCase(
+        name="three items removed, two of them security items",
+        positive=True,
+        events=[FixtureEvent(DEFAULT_RECEIVED, event, json.dumps(event))],
+        matches=1,
+    )
+    result = run_case(store, rule, case)
+    assert result.passed, result.sentence
+    assert [row["removedItems"] for row in result.rows] == [["FileVault", "Firewall - strict"]]

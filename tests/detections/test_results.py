@@ -20,7 +20,7 @@ from kandji_bridge.detections.results import (
     store_records,
 )
 from kandji_bridge.detections.rules import Detection, load_rule
-from kandji_bridge.detections.run import run_detection
+from kandji_bridge.detections.run import Matches, run_detection
 from kandji_bridge.logs.enrich import build_enricher
 from kandji_bridge.logs.normalize import NormalizeContext
 from kandji_bridge.logs.schema import LOGS_TABLE
@@ -194,3 +194,27 @@ def test_a_window_with_no_match_stores_nothing(clean_store: ChdbLogStore, rule: 
     )
     assert records == []
     assert read_records(clean_store) == []
+
+
+def test_a_run_with_thousands_of_targets_keeps_the_first_thousand_distinct_resources(
+    clean_store: ChdbLogStore, rule: Detection
+) -> None:
+    """A window of a first backfill matches thousands of events on as many targets."""
+    rows = [
+        {
+            "id": f"row-{n}",
+            "eventTime": WINDOW_FROM - timedelta(days=40),
+            "resources": [f"token-{n // 2}", "tenant"],
+        }
+        for n in range(10_000)
+    ]
+    matches = Matches(rule.name, WINDOW_FROM, WINDOW_TO, ["id", "eventTime"], rows, True)
+    records = split_matches(rule, matches, now=WINDOW_TO, workspace_id=WORKSPACE)
+    store_records(clean_store, records)
+
+    [row] = read_records(clean_store)
+    assert row["kind"] == "signal"
+    assert (row["recordsReturned"], row["truncated"]) == (10_000, True)
+    assert row["resources"][:3] == ["token-0", "tenant", "token-1"]
+    assert len(row["resources"]) == len(set(row["resources"])) == 1000
+    assert row["resources"][-1] == "token-998"

@@ -35,6 +35,7 @@ from kandji_bridge.logs.store import LogStore, LogStoreError
 DETECTIONS_TABLE = "detections"
 SIGNAL_AGE = timedelta(hours=SIGNAL_AGE_HOURS)  # the default; settings.detection_limits
 RESULTS_KEPT = 100  # rows kept in `results`, as RunReveal keeps
+RESOURCES_KEPT = 1000  # distinct resources kept of a run's matches
 # What a match's compact record keeps of kandji_logs' columns; a rule's own columns are all kept.
 COMPACT_COLUMNS = (
     "id",
@@ -190,7 +191,8 @@ def split_matches(
     fresh: list[dict[str, Any]] = []
     old: list[dict[str, Any]] = []
     for row in matches.rows:
-        (old if _event_time(row) is not None and _event_time(row) < cutoff else fresh).append(row)
+        moment = _event_time(row)
+        (old if moment is not None and moment < cutoff else fresh).append(row)
     if not detection.notification_names:
         fresh, old = [], fresh + old
     records = []
@@ -282,11 +284,14 @@ def _stored(store: LogStore, record: DetectionRecord) -> bool:
 def _params(record: DetectionRecord) -> dict[str, str]:
     detection = record.detection
     first = record.rows[0] if record.rows else {}
-    resources: list[str] = []
+    # First seen first, at most RESOURCES_KEPT, in a dict (one lookup per match, not a list
+    # scan): a window of a backfill holds thousands of matches on as many different targets.
+    resources: dict[str, None] = {}
     for row in record.rows:
         for item in row.get("resources") or ():
-            if item not in resources:
-                resources.append(str(item))
+            resources.setdefault(str(item))
+        if len(resources) >= RESOURCES_KEPT:
+            break
     return {
         "id": record.id,
         "scheduledRunID": record.scheduled_run_id,
@@ -308,7 +313,7 @@ def _params(record: DetectionRecord) -> dict[str, str]:
         "results": json.dumps(record.compact_results(), default=str, separators=(",", ":")),
         "matchedIds": json.dumps(record.matched_ids),
         "actor": json.dumps(_string_map(first.get("actor"))),
-        "resources": json.dumps(resources[:1000]),
+        "resources": json.dumps(list(resources)[:RESOURCES_KEPT]),
         "srcIP": str(first.get("srcIP") or ""),
         "dstIP": str(first.get("dstIP") or ""),
         "notificationNames": json.dumps(list(detection.notification_names)),

@@ -18,11 +18,12 @@ WHERE receivedAt >= {from:DateTime}
       (targetType ILIKE '%blueprint%' AND notEmpty(removedSecurityItems))
       OR (
           targetType ILIKE '%library%item%'
-          AND isSecurityItem
+          -- the action and the flag first: the patterns parse newState
           AND (
               lower(action) IN ('delete', 'deleted', 'remove', 'removed', 'deactivate', 'deactivated', 'disable', 'disabled')
               OR (JSONHas(newState, 'active') AND NOT JSONExtractBool(newState, 'active'))
           )
+          AND isSecurityItem
       )
   )
 ORDER BY eventTime
