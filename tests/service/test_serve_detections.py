@@ -68,7 +68,14 @@ def test_serve_runs_enabled_rules_and_delivers_their_alert_once(
                     lambda: all(d.status == "sent" for d in deliveries(state)),
                     "the delivery marked sent",
                 )
-                failing = jobs.job_status(state, jobs.detection_job("fails-at-run-time"))
+                # The job records a rule's failure at the end of its tick, which may come after
+                # the outbox has sent the other rule's alert.
+                failing_job = jobs.detection_job("fails-at-run-time")
+                wait_until(
+                    lambda: (s := jobs.job_status(state, failing_job)) and s.last_error,
+                    "the failing rule's error recorded",
+                )
+                failing = jobs.job_status(state, failing_job)
                 assert failing is not None and failing.last_error is not None
                 assert "Detection fails-at-run-time failed to run" in failing.last_error
                 assert "boom" in failing.last_error
