@@ -136,3 +136,22 @@ def test_a_detection_stored_on_a_cluster_waits_for_the_shards(
         assert [row["id"] for row in read_records(store)] == [records[0].id]
     assert len(inserts) == 1
     assert inserts[0].get("distributed_foreground_insert") == ["1"]
+
+
+def test_a_detections_schema_already_there_is_not_made_again_on_a_cluster(
+    clickhouse_fixture: RunningFixture, clickhouse_url: str
+) -> None:
+    """Each ON CLUSTER statement waits for every node: the detections job, which ensures the
+    table on every tick with a window due, sends none once the tables are there."""
+    database = database_of(clickhouse_url)
+    with open_log_store(clickhouse_url) as single:  # what the cluster's statements would make
+        ensure_detections_table(single)
+    clickhouse_fixture.execute(f"CREATE TABLE {database}.detections_local AS {database}.detections")
+    with (
+        hostile_clickhouse(clickhouse_fixture.url, with_cluster("prod")) as h,
+        open_log_store(h.url("kb", PASSWORD, database) + "?cluster=prod") as store,
+    ):
+        h.seen.clear()
+        ensure_detections_table(store)
+        ensure_detections_table(store)
+    assert [body for body in h.seen if b" ON CLUSTER " in body] == []

@@ -199,7 +199,20 @@ def detections_ddl(cluster: str | None = None, database: str = "default") -> tup
 
 
 def ensure_detections_table(store: LogStore) -> None:
+    """Make the detections table and its views when one is missing. They are looked up first: on
+    a cluster each statement is a distributed DDL task that waits for every node, too much for
+    every tick of the detections job, and one node down would hold the detections back."""
+    names = [DETECTIONS_TABLE, "alerts", "signals"]
+    if store.cluster:
+        names.append(f"{DETECTIONS_TABLE}{LOCAL_SUFFIX}")
+    listed = ", ".join(f"'{name}'" for name in names)
     try:
+        present = store.query(
+            "SELECT count() FROM system.tables "  # noqa: S608 (our names)
+            f"WHERE database = currentDatabase() AND name IN ({listed})"
+        )
+        if int(present.rows[0][0]) == len(names):
+            return
         for statement in detections_ddl(store.cluster, store.database):
             store.query(statement, read_only=False)
     except LogStoreError as exc:
