@@ -5,6 +5,7 @@ The tenant's clock is pinned: the night views happen at the last 02:30 UTC, so t
 depend on the hour the suite runs."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,12 @@ from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.store import ChdbLogStore
 from kandji_bridge.logs.transform import transform
 from kandji_bridge.simulator.config import SimulatorConfig
-from kandji_bridge.simulator.scenarios import LIVE_DELAY, LIVE_VIEWS, attack_events
+from kandji_bridge.simulator.scenarios import (
+    LIVE_DELAY,
+    LIVE_VIEWS,
+    SCENARIO_EVENTS,
+    attack_events,
+)
 from kandji_bridge.simulator.state import SimulatorState
 from kandji_bridge.simulator.timefmt import from_us, iso_z, to_us
 
@@ -147,3 +153,39 @@ def test_the_newcomer_comes_after_a_demo_start_in_a_later_half_minute_window(
     assert first >= end + LIVE_DELAY  # the backfill's time to be made
     assert first.timestamp() % 30 == 0  # a window's start: the backfill's window ended before
     assert first - end < LIVE_DELAY + timedelta(seconds=30)
+
+
+def test_a_tenant_started_again_serves_the_newcomers_views_with_the_same_ids() -> None:
+    """Live events come before the newcomer's views. A tenant that ran through that time logs
+    them first; one started again later (the demo's, after a stop) logs everything due at once.
+    The views keep their ids either way, so the demo's store holds each once."""
+    # The views come within the next 31 s, on whole seconds, where no live event falls.
+    end = (datetime.now(UTC) - timedelta(seconds=19)).replace(microsecond=123_457)
+    first_view = -(-to_us(end + LIVE_DELAY) // 30_000_000) * 30_000_000
+    view_times = {iso_z(first_view + index * 1_000_000) for index in range(LIVE_VIEWS)}
+    config = SimulatorConfig(
+        devices=40,
+        events=200,
+        history_days=10,
+        seed=3,
+        now=end,
+        wall_clock=True,
+        events_per_minute=600,
+        attack_scenarios=True,
+    )
+
+    def views(state: SimulatorState) -> dict[str, str]:
+        return {
+            e["id"]: e["occurred_at"] for e in state.all_events() if e["occurred_at"] in view_times
+        }
+
+    running = SimulatorState(config)
+    assert views(running) == {}
+    live_first = len(running.all_events())
+    for _ in range(80):  # until the tenant's clock reaches them
+        if len(views(running)) == LIVE_VIEWS:
+            break
+        time.sleep(0.5)
+    assert len(views(running)) == LIVE_VIEWS
+    assert live_first > 200 + SCENARIO_EVENTS - LIVE_VIEWS  # live events were logged first
+    assert views(SimulatorState(config)) == views(running)
