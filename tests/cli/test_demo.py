@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from kandji_bridge.cli.demo import DEMO_POLL_INTERVAL
+from kandji_bridge.config import DEFAULT_POLL_INTERVAL
 from kandji_bridge.kandji.permissions import AUDIT_EVENTS, DEVICE_LIST
 
 READY = "demo ready"
@@ -66,6 +68,15 @@ def test_demo_serves_logs_and_assets_to_a_signed_in_user(home: Path) -> None:
             assert only is not None and DEVICE_LIST.label in only and AUDIT_EVENTS.label not in only
             sources_page = client.get("/sources").text
             assert "permissions not checked yet" not in sources_page
+            # The demo's source polls the local simulator at the demo's own interval, as its
+            # start message says; the one without audit events only shows its refusal, at the
+            # product's default.
+            assert f"(polled every {DEMO_POLL_INTERVAL} s;" in output
+            intervals = {s["name"]: s["poll_interval"] for s in client.get("/api/sources").json()}
+            assert intervals == {
+                "demo": DEMO_POLL_INTERVAL,
+                "demo-devices-only": DEFAULT_POLL_INTERVAL,
+            }
     finally:
         demo.send_signal(signal.SIGINT)
         stdout, stderr = demo.communicate(timeout=60)

@@ -13,6 +13,7 @@ from kandji_bridge.detections.rules import (
     load_rule,
     load_rules,
     next_run,
+    previous_run,
     schedule_is_valid,
 )
 from kandji_bridge.logs.store import ChdbLogStore
@@ -265,6 +266,14 @@ def test_next_run_of_an_interval_and_a_cron_schedule() -> None:
     assert next_run("@15m", at) == datetime(2025, 3, 6, 9, 15, tzinfo=UTC)
     assert next_run("*/15 * * * *", at) == datetime(2025, 3, 6, 9, 15, tzinfo=UTC)
     assert next_run("@1h", at) == datetime(2025, 3, 6, 10, 0, tzinfo=UTC)
+
+
+def test_an_interval_in_seconds_fires_on_its_multiples_of_the_epoch() -> None:
+    """The demo runs the pack every 30 seconds, so its alerts show within two minutes."""
+    at = datetime(2025, 3, 6, 9, 7, 30, tzinfo=UTC)
+    assert schedule_is_valid("@30s")
+    assert next_run("@30s", at) == datetime(2025, 3, 6, 9, 8, tzinfo=UTC)
+    assert previous_run("@30s", datetime(2025, 3, 6, 9, 7, 59, tzinfo=UTC)) == at
 
 
 def test_a_malformed_parameters_field_is_one_problem(store: ChdbLogStore, tmp_path: Path) -> None:

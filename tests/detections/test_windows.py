@@ -18,7 +18,16 @@ from kandji_bridge.detections.windows import (
 )
 
 START = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)  # around a DST change elsewhere: UTC ignores it
-SCHEDULES = ["@15m", "@1h", "@5m", "*/15 * * * *", "0 * * * *", "*/7 * * * *", "0 9 * * 1-5"]
+SCHEDULES = [
+    "@15m",
+    "@1h",
+    "@5m",
+    "@30s",
+    "*/15 * * * *",
+    "0 * * * *",
+    "*/7 * * * *",
+    "0 9 * * 1-5",
+]
 
 
 def test_the_first_run_takes_the_last_complete_window() -> None:

@@ -31,6 +31,7 @@ class HostileClickHouse:
     rules: list[Rule] = field(default_factory=list)
     port: int = 0
     seen: list[bytes] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # each request's path and query (settings)
 
     def url(self, user: str, password: str, database: str) -> str:
         return f"clickhouse://{user}:{password}@127.0.0.1:{self.port}/{database}"
@@ -90,6 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.hostile.seen.append(body)
+        self.hostile.paths.append(self.path)
         action = next((a for rule in self.hostile.rules if (a := rule(body)) is not None), None)
         if isinstance(action, Answer):
             self._send(action.status, action.body, action.headers)

@@ -29,7 +29,13 @@ from kandji_bridge.detections.outbox import Alert
 from kandji_bridge.detections.rules import Detection
 from kandji_bridge.detections.run import Matches
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.logs.schema import COLUMN_NAMES
+from kandji_bridge.logs.schema import (
+    COLUMN_NAMES,
+    LOCAL_SUFFIX,
+    REPLICA_PATH,
+    distributed_ddl,
+    quote_name,
+)
 from kandji_bridge.logs.store import LogStore, LogStoreError
 
 DETECTIONS_TABLE = "detections"
@@ -59,7 +65,9 @@ _DROPPED = frozenset(COLUMN_NAMES) - frozenset(COMPACT_COLUMNS)
 # wide columns. The first match's actor and dstIP, and every match's resources, are kept.
 UNUSED_COLUMNS = _DROPPED - {"actor", "dstIP", "resources"}
 
-DETECTIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {DETECTIONS_TABLE} (
+
+def _detections_table(name: str, engine: str, on_cluster: str = "") -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name}{on_cluster} (
     `id` String,
     `scheduledRunID` String,
     `workspaceID` String,
@@ -88,13 +96,24 @@ DETECTIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {DETECTIONS_TABLE} (
     `mitreAttacks` Array(LowCardinality(String)),
     `createdAt` DateTime
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {engine}
 PARTITION BY toYYYYMM(windowFrom)
 ORDER BY (detectionName, windowFrom, id)"""
-VIEWS_DDL = (
-    "CREATE VIEW IF NOT EXISTS alerts AS SELECT * FROM detections WHERE kind = 'alert'",
-    "CREATE VIEW IF NOT EXISTS signals AS SELECT * FROM detections WHERE kind = 'signal'",
-)
+
+
+DETECTIONS_DDL = _detections_table(DETECTIONS_TABLE, "ReplacingMergeTree")
+
+
+def _views(table: str, database: str = "", on_cluster: str = "") -> tuple[str, ...]:
+    """`alerts` and `signals`, the table's rows of each kind, as in RunReveal."""
+    return tuple(
+        f"CREATE VIEW IF NOT EXISTS {database}{view}{on_cluster} AS "  # noqa: S608 (our names)
+        f"SELECT * FROM {table} WHERE kind = '{kind}'"
+        for view, kind in (("alerts", "alert"), ("signals", "signal"))
+    )
+
+
+VIEWS_DDL = _views(DETECTIONS_TABLE)
 _INSERT = f"""INSERT INTO {DETECTIONS_TABLE} SELECT
     {{id:String}}, {{scheduledRunID:String}}, {{workspaceID:String}}, {{detectionID:String}},
     {{detectionName:String}}, {{displayName:String}}, {{kind:String}}, {{severity:String}},
@@ -162,10 +181,40 @@ class DetectionRecord:
         )
 
 
+def detections_ddl(cluster: str | None = None, database: str = "default") -> tuple[str, ...]:
+    """The statements that make the detections table and its views. On a cluster they are made
+    ON CLUSTER as kandji_logs is (schema.cluster_ddl): a Replicated `detections_local` on every
+    node, the Distributed `detections` over them that every read and insert names, sharded by the
+    row's id (a window run again lands on the shard holding its row, where ReplacingMergeTree
+    folds the two), and the views on every node over the Distributed table."""
+    if not cluster:
+        return (DETECTIONS_DDL, *VIEWS_DDL)
+    on = f" ON CLUSTER {quote_name(cluster)}"
+    db = quote_name(database)
+    local = f"{db}.{DETECTIONS_TABLE}{LOCAL_SUFFIX}"
+    return (
+        _detections_table(local, f"ReplicatedReplacingMergeTree({REPLICA_PATH})", on),
+        distributed_ddl(cluster, database, DETECTIONS_TABLE, "id"),
+        *_views(f"{db}.{DETECTIONS_TABLE}", f"{db}.", on),
+    )
+
+
 def ensure_detections_table(store: LogStore) -> None:
+    """Make the detections table and its views when one is missing. They are looked up first: on
+    a cluster each statement is a distributed DDL task that waits for every node, too much for
+    every tick of the detections job, and one node down would hold the detections back."""
+    names = [DETECTIONS_TABLE, "alerts", "signals"]
+    if store.cluster:
+        names.append(f"{DETECTIONS_TABLE}{LOCAL_SUFFIX}")
+    listed = ", ".join(f"'{name}'" for name in names)
     try:
-        store.query(DETECTIONS_DDL, read_only=False)
-        for statement in VIEWS_DDL:
+        present = store.query(
+            "SELECT count() FROM system.tables "  # noqa: S608 (our names)
+            f"WHERE database = currentDatabase() AND name IN ({listed})"
+        )
+        if int(present.rows[0][0]) == len(names):
+            return
+        for statement in detections_ddl(store.cluster, store.database):
             store.query(statement, read_only=False)
     except LogStoreError as exc:
         raise DetectionStoreError(

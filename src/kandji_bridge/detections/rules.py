@@ -48,7 +48,7 @@ SEVERITIES = ("Low", "Medium", "High", "Critical")
 # The window every run binds: [from, to) on receivedAt.
 WINDOW_PLACEHOLDERS = {"from": "DateTime", "to": "DateTime"}
 WINDOW_SENTENCE = "receivedAt >= {from:DateTime} AND receivedAt < {to:DateTime}"
-INTERVAL_UNITS = {"m": 60, "h": 3600, "d": 86400}
+INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CRON_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 
 # A rule's status is kept under the job key "detection:NAME", which the state DB holds in 100.
@@ -57,7 +57,7 @@ _NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TACTIC = re.compile(r"TA\d{4}")
 _TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
-_INTERVAL = re.compile(r"@(\d+)([mhd])")
+_INTERVAL = re.compile(r"@(\d+)([smhd])")
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
 # String literals, quoted identifiers and comments, blanked before looking for placeholders.
 _NOT_CODE = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -488,7 +488,7 @@ def _check_on_engine(
 
 
 def schedule_is_valid(schedule: str) -> bool:
-    """A five-field cron expression, a cron alias (@hourly), or an interval (@15m, @1h, @1d)."""
+    """A five-field cron expression, a cron alias (@hourly), or an interval (@30s, @15m, @1h)."""
     interval = _INTERVAL.fullmatch(schedule)
     if interval:
         return int(interval.group(1)) > 0

@@ -207,8 +207,18 @@ def cluster_ddl(cluster: str, database: str) -> tuple[str, ...]:
             create(f"{db}.{local}", f"ReplicatedReplacingMergeTree({REPLICA_PATH})", on)
         )
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {db}.{table}{on} AS {db}.{local}\n"
-            f"ENGINE = Distributed({_literal(cluster)}, {_literal(database)}, {_literal(local)}, "
-            f"cityHash64({'id' if table == LOGS_TABLE else 'rawLog'}))"
+            distributed_ddl(cluster, database, table, "id" if table == LOGS_TABLE else "rawLog")
         )
     return tuple(statements)
+
+
+def distributed_ddl(cluster: str, database: str, table: str, sharded_by: str) -> str:
+    """`table` ON CLUSTER as a Distributed table over every node's `<table>_local`, rows sharded
+    by the hash of the column `sharded_by`."""
+    db, local = quote_name(database), f"{table}{LOCAL_SUFFIX}"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {quote_name(cluster)} "
+        f"AS {db}.{local}\n"
+        f"ENGINE = Distributed({_literal(cluster)}, {_literal(database)}, {_literal(local)}, "
+        f"cityHash64({sharded_by}))"
+    )

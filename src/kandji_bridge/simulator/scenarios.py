@@ -9,9 +9,11 @@
 
 They happen around the end of the generated history, at times and with ids fixed by the seed and
 that end: a tenant started again (the demo's) serves the same events, not new attacks. The
-newcomer's views come LIVE_DELAY after that end, so a collector's first pass (the backfill) does
-not hold them: "new" means unlike what was received before the window, and the backfill is that
-baseline, so views received with it could never be new.
+newcomer's views come on the first half minute at least LIVE_DELAY after that end. "New" means
+unlike what was received before the window, and the backfill is that baseline, so the views must
+be received after it and in a later detection window: LIVE_DELAY leaves a demo the time to start
+and make its first pass (the backfill) before them, and a half minute is where every window of
+30 s or a whole number of minutes ends, so the backfill's window ends before the views arrive.
 """
 
 import random
@@ -24,7 +26,8 @@ from kandji_bridge.simulator.timefmt import to_us
 DELETES = 12  # above the delete-burst rule's threshold of 10
 NIGHT_VIEWS = 3
 LIVE_VIEWS = 2
-LIVE_DELAY = timedelta(seconds=5)  # before the first live event (20 s at the demo's rate)
+LIVE_DELAY = timedelta(seconds=20)
+LIVE_ALIGN_SECONDS = 30
 SCENARIO_EVENTS = 1 + DELETES + NIGHT_VIEWS + LIVE_VIEWS
 _ERASE_PERMISSIONS = [
     {"path": "/api/v1/devices/{device_id}/action/erase", "http_method": "POST"},
@@ -82,9 +85,16 @@ def attack_events(tenant: Tenant, now: datetime, seed: int) -> list[tuple[int, B
     for index, device in enumerate(devices[DELETES : DELETES + NIGHT_VIEWS]):
         events.append((to_us(night) + index * 40_000_000, _key_view(stranger, device)))
     newcomer = new_uuid(rng)
+    views_at = _next_boundary(now + LIVE_DELAY, LIVE_ALIGN_SECONDS)
     for index, device in enumerate(devices[DELETES + NIGHT_VIEWS :]):
-        events.append((to_us(now + LIVE_DELAY) + index * 1_000_000, _key_view(newcomer, device)))
+        events.append((to_us(views_at) + index * 1_000_000, _key_view(newcomer, device)))
     return events
+
+
+def _next_boundary(moment: datetime, seconds: int) -> datetime:
+    """The first whole multiple of `seconds` since the epoch at or after `moment`."""
+    boundaries = -(-to_us(moment) // (seconds * 1_000_000))  # rounded up
+    return datetime.fromtimestamp(boundaries * seconds, UTC)
 
 
 def _key_view(actor_id: str, device: Device) -> Body:

@@ -44,15 +44,22 @@ class SimulatorState:
         )
         self.faults = FaultPlan(config.fault_rate, config.seed)
         self._live_emitted = 0
-        # Scenario events after the end of the history, logged when the clock reaches them.
-        self._scenario_due: list[tuple[int, Body]] = []
+        # Scenario events after the end of the history, logged when the clock reaches them. Their
+        # ids are fixed now, as if logged right after the others: live events may come before
+        # them on one run and after them on a restart (all due at once), which would change an
+        # id taken when they are logged, and the store would keep them twice.
+        self._scenario_due: list[tuple[int, str, Body]] = []
         if config.attack_scenarios:
             moment = datetime.fromtimestamp(self.history_end_us / 1_000_000, UTC)
+            later = []
             for occurred_us, body in attack_events(self.tenant, moment, config.seed):
                 if occurred_us <= self.history_end_us:
                     self._log(body, occurred_us)
                 else:
-                    self._scenario_due.append((occurred_us, body))
+                    later.append((occurred_us, body))
+            for index, (occurred_us, body) in enumerate(later):
+                rng = random.Random(f"{config.seed}:{len(self.events) + index}")
+                self._scenario_due.append((occurred_us, new_event_id(rng, occurred_us), body))
 
     # --- the clock ------------------------------------------------------------------------------
 
@@ -72,10 +79,9 @@ class SimulatorState:
         events it served before unchanged. After a long stop only the last MAX_CATCH_UP_EVENTS
         due are emitted: the tenant was quiet before them."""
         with self.lock:
-            # Before the live events, so a tenant started again gives them the same ids.
             while self._scenario_due and self._scenario_due[0][0] <= self.now_us():
-                occurred_us, body = self._scenario_due.pop(0)
-                self._log(body, occurred_us)
+                occurred_us, event_id, body = self._scenario_due.pop(0)
+                self.events.add(occurred_us, event_id, body)
         rate = self.config.events_per_minute
         if rate <= 0:
             return

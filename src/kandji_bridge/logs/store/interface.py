@@ -55,6 +55,10 @@ class LogStore(Protocol):
     """What the collector, the CLI and the service use; both engines implement it."""
 
     display_url: str
+    # The ClickHouse cluster the schema is made ON CLUSTER (None: one server, or chDB), and the
+    # database it is made in: what the detections table needs to be made the same way.
+    cluster: str | None
+    database: str
 
     def ensure_schema(self) -> None: ...
 

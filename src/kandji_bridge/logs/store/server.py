@@ -109,7 +109,9 @@ class ClickHouseLogStore(SqlLogStore):
         self._user = user
         self.cluster = cluster
         self.database = "default"
-        # On a cluster an insert into the Distributed table returns once the shards hold it.
+        # On a cluster an insert into the Distributed table returns once the shards hold it: the
+        # collector's inserts and the detections' INSERT ... SELECT (sent as a query), which
+        # reads its row back at once.
         self._insert_settings = {"distributed_foreground_insert": 1} if cluster else {}
         self._connect = connect  # settings -> a new client: one per user-query session
         self._user_queries = UserQueries(
@@ -226,7 +228,9 @@ class ClickHouseLogStore(SqlLogStore):
         try:
             bound = {name: _Verbatim(escaped(value)) for name, value in (params or {}).items()}
             with self._lock:
-                payload = self._client.raw_query(sql, parameters=bound, settings=JSON_COMPACT)
+                payload = self._client.raw_query(
+                    sql, parameters=bound, settings={**JSON_COMPACT, **self._insert_settings}
+                )
         except Exception as exc:
             raise refusal(exc, self.display_url, self._user) from exc
         return parse_json_compact(payload)

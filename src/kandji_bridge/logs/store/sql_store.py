@@ -58,6 +58,7 @@ class SqlLogStore:
     # A ClickHouse cluster's name: the schema is made ON CLUSTER (schema.cluster_ddl), and the
     # rows live in each node's `<table>_local`, which is what DDL and mutations then name.
     cluster: str | None = None
+    database: str = "default"
 
     def _ddl(self) -> tuple[str, ...]:
         return DDL
