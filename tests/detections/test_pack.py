@@ -106,3 +106,34 @@ def test_security_library_item_removed_names_the_removed_security_items(
     result = run_case(store, rule, case)
     assert result.passed, result.sentence
     assert [row["removedItems"] for row in result.rows] == [["FileVault", "Firewall - strict"]]
+
+
+def test_delete_burst_counts_every_delete_and_lists_up_to_a_thousand(
+    store: ChdbLogStore,
+) -> None:
+    """A mass removal (a fleet wiped by one token) stays one small match: the count is exact,
+    the lists of what was deleted hold 1,000."""
+    rule = load_rule(KANDJI_PACK / "kandji-delete-burst.yaml", store)
+    events = []
+    for number in range(1200):
+        event = {
+            "id": f"01JNQA00000000000000{number:06d}",
+            "action": "delete",
+            "occurred_at": f"2025-03-06T09:0{number // 400}:{number % 400 // 10:02d}.000000Z",
+            "actor_id": "token-mass-removal",
+            "actor_type": "api_token",
+            "target_id": f"device-{number}",
+            "target_type": "device",
+            "target_component": "",
+            "new_state": {},
+            "metadata": {},
+        }
+        events.append(FixtureEvent(DEFAULT_RECEIVED, event, json.dumps(event)))
+    case = FixtureCase(name="1,200 devices deleted", positive=True, events=events, matches=1)
+    result = run_case(store, rule, case)
+    assert result.passed, result.sentence
+    [match] = result.rows
+    assert match["deletes"] == 1200
+    assert len(match["deleted"]) == len(set(match["deleted"])) == 1000
+    assert len(match["eventIDs"]) == len(set(match["eventIDs"])) == 1000
+    assert set(match["eventIDs"]) <= {e.data["id"] for e in events}

@@ -16,8 +16,8 @@ FROM
         actorType,
         any(actor) AS actorDetails,
         arraySort(groupArray(toUnixTimestamp(eventTime))) AS times,
-        groupArray(concat(eventName, ' ', targetId)) AS deleted,
-        groupArray(eventID) AS eventIDs,
+        groupArray(1000)(concat(eventName, ' ', targetId)) AS deleted,
+        groupArray(1000)(eventID) AS eventIDs,
         max(receivedAt) AS lastReceived
     FROM kandji_logs
     WHERE receivedAt >= {from:DateTime} - toIntervalMinute({burstMinutes:UInt32})
