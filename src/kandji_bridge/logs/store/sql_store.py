@@ -108,27 +108,22 @@ class SqlLogStore:
                 f"ALTER TABLE {self._altered(LOGS_TABLE)} "
                 f"ADD INDEX IF NOT EXISTS {RECEIVED_AT_INDEX}"
             )
+        created = self._select(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = {sql_string(self._data_table(LOGS_TABLE))}"
+        ).rows[0][0]
         # A table made with the TTL that wrapped past 2106 (it deleted rows kept forever, or
         # for decades, at their first merge) gets the one that cannot wrap; the engine then
         # recomputes its parts' expiry.
-        engine = self._select(
-            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
-            f"AND name = {sql_string(self._data_table(LOGS_TABLE))}"
-        )
-        if str(TTL_END) not in engine.rows[0][0]:
+        if str(TTL_END) not in created:
             self._execute(f"ALTER TABLE {self._altered(LOGS_TABLE)} MODIFY TTL {LOGS_TTL}")
-        self._ensure_explorer_projection()
+        if f"PROJECTION {EXPLORER_PROJECTION} " not in created:
+            self._add_explorer_projection()
 
-    def _ensure_explorer_projection(self) -> None:
-        """Add the explorer's projection (schema.EXPLORER_PROJECTION) when the table lacks it, and
-        build it for the rows already stored: a background mutation, so a store of a year opens
-        at once and the explorer reads the parts not built yet from their rows meanwhile."""
-        table = self._select(
-            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
-            f"AND name = {sql_string(self._data_table(LOGS_TABLE))}"
-        )
-        if f"PROJECTION {EXPLORER_PROJECTION} " in table.rows[0][0]:
-            return
+    def _add_explorer_projection(self) -> None:
+        """Add the explorer's projection (schema.EXPLORER_PROJECTION) and build it for the rows
+        already stored: a background mutation, so a store of a year opens at once and the
+        explorer reads the parts not built yet from their rows meanwhile."""
         altered = self._altered(LOGS_TABLE)
         known = self._select(
             "SELECT name FROM system.merge_tree_settings "
