@@ -28,11 +28,13 @@ from pathlib import Path
 
 from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.search import (
+    Histogram,
     SearchQuery,
     facets,
     get_event,
     histogram,
     last,
+    newest_histogram,
     search,
     source_ids,
 )
@@ -228,7 +230,14 @@ def report(store: ChdbLogStore, runs: int, days: int, *, compare: bool) -> None:
         ("page 20 by offset (rows 951-1000)", lambda: search(store, base, offset=950)),
         ("next page by cursor", lambda: search(store, base, cursor=first_page.next_cursor)),
         ("histogram (60 buckets)", lambda: histogram(store, base)),
-        ("histogram with text `recovery`", lambda: histogram(store, _with(base, text="recovery"))),
+        (
+            "histogram with text `recovery`, as the explorer shows it (newest 2M events)",
+            lambda: newest_histogram(store, _with(base, text="recovery")),
+        ),
+        (
+            "histogram with text `recovery`, the whole range (Count the whole range)",
+            lambda: histogram(store, _with(base, text="recovery")),
+        ),
         ("facets (4 selects)", lambda: facets(store, base)),
         ("sources with events (Source select)", lambda: source_ids(store, base)),
         ("get_event by id", lambda: get_event(store, some_id)),
@@ -292,6 +301,9 @@ def _first_page(store: ChdbLogStore, base: SearchQuery, text: str, how: str) -> 
 
 
 def _size(result: object) -> str:
+    if isinstance(result, Histogram):
+        counted = f", from {result.counted_from:%Y-%m-%d}" if result.counted_from else ""
+        return f"{len(result.buckets)} buckets, {result.total:,} events{counted}"
     rows = getattr(result, "rows", result)
     if isinstance(rows, dict):
         values = rows.values()

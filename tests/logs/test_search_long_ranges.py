@@ -26,6 +26,7 @@ from kandji_bridge.logs.search import (
     bucket_seconds,
     facets,
     histogram,
+    newest_histogram,
     next_window,
     search,
     source_ids,
@@ -188,6 +189,43 @@ def test_a_histogram_filtered_on_a_column_the_projection_lacks_reads_the_rows(st
         if low <= row[0] <= high and '"target_id": "dev-3"' in row[7]
     )
     assert {int(b.timestamp()): n for b, n in histogram(store, query) if n} == dict(mine)
+
+
+@pytest.mark.parametrize("budget", [0, 40, 150, EVENTS])
+@pytest.mark.parametrize("source_id", ["", "src-b"])
+def test_a_text_histogram_over_more_events_than_its_budget_counts_only_the_newest_buckets(
+    store, budget: int, source_id: str
+) -> None:
+    start, end = RANGES[1]
+    query = SearchQuery(start=start, end=end, text="MAC-1", action="lock", source_id=source_id)
+    found = newest_histogram(store, query, rows=budget)
+    size = bucket_seconds(start, end)
+    low, high = int(start.timestamp()), int(end.timestamp())
+    scoped = [
+        row
+        for row in stored_rows(store)
+        if low <= row[0] <= high and (not source_id or row[2] == source_id)
+    ]
+    matching = Counter(
+        row[0] // size * size for row in scoped if row[4] == "lock" and "mac-1" in row[7].lower()
+    )
+    assert [b for b, _ in found.buckets] == [b for b, _ in histogram(store, query)]
+    if budget >= len(scoped):
+        assert found.counted_from is None and found.skipped == 0
+        assert found.buckets == histogram(store, query)
+        return
+    since = int(found.counted_from.timestamp())
+    newest = [row for row in scoped if row[0] >= since]
+    one_more = [row for row in scoped if row[0] >= since - size]
+    # As many of the newest buckets as the budget holds, and at least the newest one.
+    assert len(newest) <= budget or since == int(found.buckets[-1][0].timestamp())
+    assert len(one_more) > budget
+    assert found.skipped == len(scoped) - len(newest) > 0
+    for bucket, count in found.buckets:
+        at = int(bucket.timestamp())
+        assert count == (matching.get(at, 0) if at >= since else 0)
+    assert found.total == sum(n for b, n in matching.items() if b >= since)
+    assert found.total < sum(matching.values())  # the older buckets held matches too
 
 
 def test_the_next_search_window_follows_the_rate_rows_matched() -> None:

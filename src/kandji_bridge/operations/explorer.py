@@ -8,7 +8,6 @@ source removed since keeps its events, shown as REMOVED_SOURCE), the actor as a 
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +21,7 @@ from kandji_bridge.errors import NotFound
 from kandji_bridge.inventory.mappings import MappingInfo, get_mapping
 from kandji_bridge.logs import actors
 from kandji_bridge.logs import search as logsearch
-from kandji_bridge.logs.search import EventSummary, SearchPage, SearchQuery
+from kandji_bridge.logs.search import EventSummary, Histogram, SearchPage, SearchQuery
 from kandji_bridge.logs.store import LogStore, sql_string
 
 REMOVED_SOURCE = "removed source"
@@ -67,28 +66,42 @@ class EventsFound:
 @dataclass(frozen=True)
 class Exploration:
     """What the explorer shows for a search: a page of events, the events per time bucket over
-    the whole range, the bucket size, and the values each filter select offers."""
+    the range (a text over a long range: its newest buckets), and the values each filter select
+    offers."""
 
     page: SearchPage
     rows: list[EventRow]
-    buckets: list[tuple[datetime, int]]
-    bucket_seconds: int
+    histogram: Histogram
     facets: dict[str, list[str]]
     sources: list[tuple[str, str]]  # (source id, its name) with events in the range, by name
 
 
 def explore_logs(
-    store: LogStore, state: StateDB, query: SearchQuery, *, limit: int, offset: int
+    store: LogStore,
+    state: StateDB,
+    query: SearchQuery,
+    *,
+    limit: int,
+    offset: int,
+    count_all: bool = False,
 ) -> Exploration:
-    """One explorer page; SearchError with one sentence for a search the store cannot run."""
+    """One explorer page; SearchError with one sentence for a search the store cannot run.
+
+    The histogram of a text search counts the newest buckets a second allows, unless `count_all`.
+    """
     found = search_events(store, state, query, limit=limit, offset=offset)
     names = source_names(state)
     in_range = logsearch.source_ids(store, query)
     return Exploration(
         page=found.page,
         rows=found.rows,
-        buckets=logsearch.histogram(store, query),
-        bucket_seconds=logsearch.bucket_seconds(query.start, query.end),
+        histogram=(
+            logsearch.Histogram(
+                logsearch.bucket_seconds(query.start, query.end), logsearch.histogram(store, query)
+            )
+            if count_all
+            else logsearch.newest_histogram(store, query)
+        ),
         facets=logsearch.facets(store, query),
         sources=sorted(
             ((source_id, names.get(source_id, REMOVED_SOURCE)) for source_id in in_range),

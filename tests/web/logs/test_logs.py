@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from kandji_bridge import source_registry as sources
 from kandji_bridge.db.models import Collection, MappedDevice, Mapping, Record, Source
+from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMN_NAMES
 from kandji_bridge.service.runtime import Runtime
@@ -95,6 +96,36 @@ def test_explorer_search_filters_and_ranges_narrow_the_rows(client: TestClient, 
     assert "64 events" in week and "device.view_recovery_key" in week
     hour = client.get("/logs", params={"range": "1h"}).text
     assert "2 events" in hour
+
+
+def test_a_text_over_more_events_than_a_second_allows_counts_the_newest_and_says_so(
+    client: TestClient, runtime: Runtime, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A week's buckets are 3 hours. The newest bucket of the range holds 3 events, the one before
+    # it 20, the one before that 30; a budget of 10 events counts only the newest.
+    newest = datetime.fromtimestamp(int(now.timestamp()) // 10800 * 10800, UTC) - timedelta(days=2)
+    minutes = [10, 20, 30] + [-170 + n for n in range(20)] + [-350 + n for n in range(30)]
+    ctx = NormalizeContext("ws-web", "src-web", 36500, received_at=now)
+    made = [event(newest, n, -m, target_type="device") for n, m in enumerate(minutes)]
+    runtime.store.insert([normalize(data, raw, ctx) for data, raw in made])
+    monkeypatch.setattr(logsearch, "TEXT_HISTOGRAM_ROWS", 10)
+    week = {
+        "range": "custom",
+        "from": (newest - timedelta(days=6)).strftime("%Y-%m-%dT%H:%M"),
+        "to": (newest + timedelta(hours=2, minutes=59)).strftime("%Y-%m-%dT%H:%M"),
+        "q": "DEVICE",
+    }
+    page = client.get("/logs", params=week).text
+    assert "3 events<" in page
+    shown = re.search(r'id="uncounted">since ([^<]+) UTC, .*?([\d,]+) older events', page, re.S)
+    assert shown and shown[1] == f"{newest:%Y-%m-%d %H:%M}" and shown[2] == "50"
+    assert page.count('class="uncounted"') == page.count("<rect") - 1 > 40
+    link = re.search(r'href="(/logs\?[^"]*count=all[^"]*)"', page)
+    assert link and "q=DEVICE" in link[1]
+    whole = client.get(link[1].replace("&amp;", "&")).text
+    assert "53 events<" in whole and 'id="uncounted"' not in whole
+    # Without text the histogram is read from the projection and counts every bucket.
+    assert "53 events<" in client.get("/logs", params={**week, "q": ""}).text
 
 
 def test_htmx_gets_only_the_results_and_the_filters_out_of_band(client, stored) -> None:

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from kandji_bridge.kandji.client import KandjiClient
 from kandji_bridge.kandji.ratelimit import RateLimiter
 from kandji_bridge.kandji.urls import ApiUrl
+from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.collector import CollectorSource, collect
 from kandji_bridge.service.runtime import Runtime
 from kandji_bridge.simulator.server import RunningSimulator
@@ -47,6 +50,7 @@ def test_explore_search_filter_open_event_and_query_sql(
     page,
     screenshot: Callable[[object, str], Path],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stored = collect_once(allow_simulator, runtime)
     assert stored == 1200
@@ -77,6 +81,21 @@ def test_explore_search_filter_open_event_and_query_sql(
     assert 0 < narrowed < total
     assert term in page.locator("table.events tbody").inner_text()
     screenshot(page, "search-narrows")
+
+    # A text over more events than the explorer matches at once: the newest bucket is counted,
+    # the older ones shaded and said so, and one click counts the whole range.
+    monkeypatch.setattr(logsearch, "TEXT_HISTOGRAM_ROWS", 1)
+    page.fill("#f-q", term + " ")  # the same search, typed again
+    page.wait_for_selector("#uncounted")
+    assert page.locator("rect.uncounted").count() > 0
+    assert "not searched yet" in page.locator("#uncounted").inner_text()
+    screenshot(page, "text-histogram-newest")
+    page.get_by_role("link", name="Count the whole range").click()
+    page.wait_for_url(re.compile(r".*count=all.*"))
+    page.wait_for_selector("#uncounted", state="detached")
+    assert page.locator("rect.uncounted").count() == 0
+    assert int(page.locator("#total").inner_text().split()[0].replace(",", "")) == narrowed
+    monkeypatch.undo()
 
     # A filter: the actorType select, filled from the facets.
     page.fill("#f-q", "")

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.schema import COLUMNS
-from kandji_bridge.logs.search import SearchError, SearchQuery
+from kandji_bridge.logs.search import Histogram, SearchError, SearchQuery
 from kandji_bridge.logs.sql_guard import (
     OUTSIDE_READING_FUNCTIONS,
     SAFE_TABLE_FUNCTIONS,
@@ -103,6 +103,7 @@ class ExplorerForm:
 
 def read_form(params: dict[str, str], now: datetime | None = None) -> ExplorerForm:
     values = {key: params.get(key, "").strip() for key in ("range", "from", "to", "q", "page")}
+    values["count"] = "all" if params.get("count") == "all" else ""
     values.update({param: params.get(param, "").strip() for param in FILTER_PARAMS})
     values["range"] = values["range"] if values["range"] in (*RANGES, "custom") else DEFAULT_RANGE
     errors: dict[str, str] = {}
@@ -144,19 +145,21 @@ class Bar:
     start: datetime
     count: int
     link: str
+    counted: bool = True
 
 
-def histogram_bars(
-    buckets: list[tuple[datetime, int]], size: int, params: dict[str, str], height: int = 120
-) -> list[Bar]:
-    """The SVG bars (in a 1000 x height viewBox); a bar links to its own time range."""
+def histogram_bars(histogram: Histogram, params: dict[str, str], height: int = 120) -> list[Bar]:
+    """The SVG bars (in a 1000 x height viewBox); a bar links to its own time range. A bucket
+    not counted is a full-height shade, so it is not read as none."""
+    buckets, size = histogram.buckets, histogram.bucket_seconds
     if not buckets:
         return []
     top = max(count for _, count in buckets) or 1
     width = 1000 / len(buckets)
     bars = []
     for index, (start, count) in enumerate(buckets):
-        bar_height = count / top * (height - 4)
+        counted = histogram.counted_from is None or start >= histogram.counted_from
+        bar_height = count / top * (height - 4) if counted else height
         zoom = {
             **{k: v for k, v in params.items() if v and k not in ("page", "range", "from", "to")},
             "range": "custom",
@@ -172,6 +175,7 @@ def histogram_bars(
                 start=start,
                 count=count,
                 link="/logs?" + urlencode(zoom),
+                counted=counted,
             )
         )
     return bars
@@ -206,23 +210,31 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
             query,
             limit=PAGE_SIZE,
             offset=(form.page - 1) * PAGE_SIZE,
+            count_all=form.values["count"] == "all",
         )
     except SearchError as exc:
         context["errors"] = {"": str(exc)}
         return context, 400
-    buckets, size = found.buckets, found.bucket_seconds
+    histogram = found.histogram
+    buckets = histogram.buckets
     context.update(
         {
             "facets": {param: found.facets[FILTER_PARAMS[param]] for param, _ in SELECT_FILTERS},
             "sources": found.sources,
             "rows": found.rows,
-            "bars": histogram_bars(buckets, size, form.values),
-            "bucket_label": _duration(size),
+            "bars": histogram_bars(histogram, form.values),
+            "bucket_label": _duration(histogram.bucket_seconds),
             "range_label": f"{query.start:%Y-%m-%d %H:%M} to {query.end:%Y-%m-%d %H:%M} UTC",
             "first_bucket": buckets[0][0] if buckets else None,
             "last_bucket": buckets[-1][0] if buckets else None,
             "max_count": max((n for _, n in buckets), default=0),
-            "total": sum(n for _, n in buckets),
+            "total": histogram.total,
+            "counted_from": histogram.counted_from,
+            "skipped": histogram.skipped,
+            "count_all_url": "/logs?"
+            + urlencode(
+                {**{k: v for k, v in form.values.items() if v and k != "page"}, "count": "all"}
+            ),
             "has_more": found.page.has_more,
             "page_links": {
                 "previous": _page_url(form.values, form.page - 1) if form.page > 1 else "",
