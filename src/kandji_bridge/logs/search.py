@@ -19,6 +19,10 @@ Over long ranges (a year of 50M events) two things keep each query within a seco
 - Facets, the Source select and a histogram without text read whole hours from the table's
   aggregate projection (schema.EXPLORER_PROJECTION) and only the range's partial first and last
   hour from the rows.
+- A histogram with text must match it in every event of its buckets, and a word found in every
+  granule cannot be skipped by any index. The explorer's (`newest_histogram`) counts the newest
+  buckets holding TEXT_HISTOGRAM_ROWS events and says how many older ones it left; `histogram`
+  counts them all when the user asks.
 """
 
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
