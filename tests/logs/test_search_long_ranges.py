@@ -22,6 +22,7 @@ from kandji_bridge.logs.schema import (
     LOGS_TABLE,
 )
 from kandji_bridge.logs.search import (
+    SearchError,
     SearchQuery,
     bucket_seconds,
     facets,
@@ -32,6 +33,7 @@ from kandji_bridge.logs.search import (
     source_ids,
 )
 from kandji_bridge.logs.store import LogStore, open_log_store
+from kandji_bridge.logs.user_queries import QueryBusy, QueryLimits
 
 from .conftest import RECEIVED_AT, RETENTION_DAYS, WORKSPACE_ID
 
@@ -226,6 +228,33 @@ def test_a_text_histogram_over_more_events_than_its_budget_counts_only_the_newes
         assert count == (matching.get(at, 0) if at >= since else 0)
     assert found.total == sum(n for b, n in matching.items() if b >= since)
     assert found.total < sum(matching.values())  # the older buckets held matches too
+
+
+def test_a_text_counted_over_the_whole_range_is_a_query_of_its_user(
+    store, log_store_url: str
+) -> None:
+    # Counting a text over a year reads every event: it must not run on the store's own session
+    # (the collector would wait on it) nor more at once than a user may run.
+    start, end = RANGES[1]
+    query = SearchQuery(start=start, end=end, text="mac-1")
+    whole = histogram(store, query, user="bob")
+    assert sum(n for _, n in whole) == sum("mac-1" in row[7].lower() for row in stored_rows(store))
+    with store.user_session("ana"), store.user_session("ana"):  # ana's two queries run
+        with pytest.raises(QueryBusy, match=r"^You have 2 queries running"):
+            histogram(store, query, user="ana")
+        assert histogram(store, query, user="bob") == whole
+        # What the explorer shows at once stays on the store's session, as do counts without text.
+        assert newest_histogram(store, query).buckets == whole
+        assert histogram(store, SearchQuery(start=start, end=end), user="ana")
+    with (
+        open_log_store(log_store_url, QueryLimits(seconds=0.0001)) as limited,
+        pytest.raises(
+            SearchError,
+            match=r"^Counting the text in every event of the range took longer than 0\.0001 s, "
+            r"the most a query may run; pick a shorter range or one source\.$",
+        ),
+    ):
+        histogram(limited, query, user="ana")
 
 
 def test_the_next_search_window_follows_the_rate_rows_matched() -> None:

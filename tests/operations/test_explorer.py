@@ -70,8 +70,8 @@ def test_an_exploration_holds_a_page_its_histogram_and_the_filter_values(
     found = explore_logs(store, state, last_day(), limit=4, offset=0)
     assert len(found.page.rows) == 4 and found.page.has_more
     assert found.page.rows[0].action == "view_recovery_key", "newest first"
-    assert sum(count for _, count in found.buckets) == len(EVENTS)
-    assert found.bucket_seconds == 1800  # a day and a minute in at most 60 bars
+    assert found.histogram.total == len(EVENTS)
+    assert found.histogram.bucket_seconds == 1800  # a day and a minute in at most 60 bars
     assert found.facets["action"] == ["update", "view_recovery_key"]
     assert found.facets["target_type"] == ["blueprint", "device"]
     rest = explore_logs(store, state, last_day(), limit=4, offset=4)

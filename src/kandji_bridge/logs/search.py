@@ -36,7 +36,7 @@ from typing import Any
 
 from kandji_bridge.errors import BridgeError, NotFound
 from kandji_bridge.logs.schema import LOGS_TABLE
-from kandji_bridge.logs.store import LogStore, sql_string, sql_time
+from kandji_bridge.logs.store import LogStore, LogStoreError, Select, sql_string, sql_time
 
 # SearchQuery field -> column, for the exact-match filters.
 FILTER_COLUMNS = {
@@ -214,10 +214,31 @@ def bucket_seconds(start: datetime, end: datetime, buckets: int = 60) -> int:
     return math.ceil(span / buckets)
 
 
-def histogram(store: LogStore, query: SearchQuery, buckets: int = 60) -> list[tuple[datetime, int]]:
-    """Events per time bucket over the whole range (empty buckets as 0), oldest first."""
+def histogram(
+    store: LogStore, query: SearchQuery, buckets: int = 60, *, user: str = ""
+) -> list[tuple[datetime, int]]:
+    """Events per time bucket over the whole range (empty buckets as 0), oldest first.
+
+    A text is matched in every event of the range, a minute for a year of a big tenant: that
+    count runs as a query of `user`'s (LogStore.user_session: a session of its own, under the
+    query time limit and the per-user caps), so it holds up neither the collector nor the other
+    pages, and a user cannot start more of them than the caps allow.
+    """
     size = bucket_seconds(query.start, query.end, buckets)
-    return _bucket_counts(store, query, size, _first_bucket(query, size))
+    first = _first_bucket(query, size)
+    if not query.text.strip():
+        return _bucket_counts(store.query, query, size, first)
+    with store.user_session(user) as select:
+        try:
+            return _bucket_counts(select, query, size, first)
+        except LogStoreError as exc:
+            if "TIMEOUT_EXCEEDED" not in str(exc) and "Timeout exceeded" not in str(exc):
+                raise
+            raise SearchError(
+                "Counting the text in every event of the range took longer than "
+                f"{store.query_limits.seconds:,} s, the most a query may run; pick a shorter "
+                "range or one source."
+            ) from None
 
 
 def newest_histogram(
@@ -236,9 +257,9 @@ def newest_histogram(
     size = bucket_seconds(query.start, query.end, buckets)
     first = _first_bucket(query, size)
     if not query.text.strip():
-        return Histogram(size, _bucket_counts(store, query, size, first))
+        return Histogram(size, _bucket_counts(store.query, query, size, first))
     scope = SearchQuery(start=query.start, end=query.end, source_id=query.source_id)
-    held = _bucket_counts(store, scope, size, first)
+    held = _bucket_counts(store.query, scope, size, first)
     counted, since = 0, None
     for start, events in reversed(held):
         counted += events
@@ -246,8 +267,8 @@ def newest_histogram(
             break
         since = int(start.timestamp())
     if since is None or since == first:
-        return Histogram(size, _bucket_counts(store, query, size, first))
-    newest = _bucket_counts(store, query, size, since)
+        return Histogram(size, _bucket_counts(store.query, query, size, first))
+    newest = _bucket_counts(store.query, query, size, since)
     older = [(start, n) for start, n in held if int(start.timestamp()) < since]
     return Histogram(
         size,
@@ -262,7 +283,7 @@ def _first_bucket(query: SearchQuery, size: int) -> int:
 
 
 def _bucket_counts(
-    store: LogStore, query: SearchQuery, size: int, since: int
+    select: Select, query: SearchQuery, size: int, since: int
 ) -> list[tuple[datetime, int]]:
     """Matching events per bucket of `size` seconds, from the bucket starting at `since` (a
     bucket boundary) to the range's end."""
@@ -271,15 +292,13 @@ def _bucket_counts(
     later = since > int(_utc(query.start).timestamp())
     if later or size % HOUR or query.text.strip() or set(query.filters()) - PROJECTED_FILTERS:
         where = where_clause(query) + (f" AND eventTime >= {_at(since)}" if later else "")
-        result = store.query(
-            f"SELECT {bucket} FROM {LOGS_TABLE} WHERE {where} GROUP BY b ORDER BY b"
-        )
+        result = select(f"SELECT {bucket} FROM {LOGS_TABLE} WHERE {where} GROUP BY b ORDER BY b")
     else:
         # Buckets of whole hours: an hour's count from the projection falls in the same bucket.
         hourly = f"toUnixTimestamp(toStartOfInterval(toStartOfHour(eventTime), {interval})) AS b"
         hours, edges = _hours_and_edges(query)
         union = _union(hours, edges, f"{hourly}, count() AS n", "b", edge_select=bucket)
-        result = store.query(f"SELECT b, sum(n) FROM ({union}) GROUP BY b ORDER BY b")
+        result = select(f"SELECT b, sum(n) FROM ({union}) GROUP BY b ORDER BY b")
     counts = {int(b): int(n) for b, n in result.rows}
     last_start = int(_utc(query.end).timestamp())
     return [

@@ -19,14 +19,11 @@ queries' text, the server's settings and paths.
 # ruff: noqa: S608
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from kandji_bridge.errors import BridgeError
-from kandji_bridge.logs.store import LogStoreError, QueryResult, sql_string
+from kandji_bridge.logs.store import LogStoreError, QueryResult, Select, sql_string
 from kandji_bridge.logs.user_queries import STOPPED, QueryCancelled, QueryLimits
-
-Select = Callable[[str], QueryResult]  # runs one statement on a user-query session
 
 # Root nodes of EXPLAIN AST for statements that only read (and every Exists* node).
 READ_ROOTS = {

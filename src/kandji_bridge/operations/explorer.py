@@ -84,10 +84,12 @@ def explore_logs(
     limit: int,
     offset: int,
     count_all: bool = False,
+    user: str = "",
 ) -> Exploration:
     """One explorer page; SearchError with one sentence for a search the store cannot run.
 
-    The histogram of a text search counts the newest buckets a second allows, unless `count_all`.
+    The histogram of a text search counts the newest buckets a second allows, unless `count_all`:
+    then every bucket, as a query of `user`'s (QueryBusy past the caps).
     """
     found = search_events(store, state, query, limit=limit, offset=offset)
     names = source_names(state)
@@ -97,7 +99,8 @@ def explore_logs(
         rows=found.rows,
         histogram=(
             logsearch.Histogram(
-                logsearch.bucket_seconds(query.start, query.end), logsearch.histogram(store, query)
+                logsearch.bucket_seconds(query.start, query.end),
+                logsearch.histogram(store, query, user=user),
             )
             if count_all
             else logsearch.newest_histogram(store, query)

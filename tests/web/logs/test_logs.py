@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kandji_bridge import source_registry as sources
+from kandji_bridge import users
 from kandji_bridge.db.models import Collection, MappedDevice, Mapping, Record, Source
 from kandji_bridge.logs import search as logsearch
 from kandji_bridge.logs.normalize import NormalizeContext, normalize
@@ -126,6 +127,21 @@ def test_a_text_over_more_events_than_a_second_allows_counts_the_newest_and_says
     assert "53 events<" in whole and 'id="uncounted"' not in whole
     # Without text the histogram is read from the projection and counts every bucket.
     assert "53 events<" in client.get("/logs", params={**week, "q": ""}).text
+
+
+def test_counting_the_whole_range_counts_against_the_users_query_caps(
+    client: TestClient, api: TestClient, runtime: Runtime, admin: users.UserInfo, stored
+) -> None:
+    whole = {"range": "7d", "q": "ana", "count": "all"}
+    assert "63 events<" in client.get("/logs", params=whole).text
+    with runtime.store.user_session(admin.id), runtime.store.user_session(admin.id):
+        busy = client.get("/logs", params=whole)
+        assert busy.status_code == 429
+        assert "You have 2 queries running, the most one user may run at once" in busy.text
+        assert "63 events<" in client.get("/logs", params={**whole, "count": ""}).text
+        refused = api.get("/api/logs/histogram", params={"q": "ana"})
+        assert refused.status_code == 429 and "You have 2 queries" in refused.json()["detail"]
+        assert api.get("/api/logs/histogram").status_code == 200  # no text: not a user query
 
 
 def test_htmx_gets_only_the_results_and_the_filters_out_of_band(client, stored) -> None:

@@ -18,6 +18,7 @@ from kandji_bridge.logs.store.interface import (
     LogStoreError,
     QuarantineEntry,
     QueryResult,
+    Select,
     StoreBusy,
     StoreWriteError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "LogStoreError",
     "QuarantineEntry",
     "QueryResult",
+    "Select",
     "SqlLogStore",
     "StoreBusy",
     "StoreWriteError",

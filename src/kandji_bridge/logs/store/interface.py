@@ -51,6 +51,9 @@ class QueryResult:
     rows: list[list[Any]]
 
 
+Select = Callable[[str], QueryResult]  # runs one statement on a session, gives its result
+
+
 class LogStore(Protocol):
     """What the collector, the CLI and the service use; both engines implement it."""
 
@@ -98,7 +101,7 @@ class LogStore(Protocol):
     @property
     def query_limits(self) -> QueryLimits: ...
 
-    def user_session(self, user: str) -> AbstractContextManager[Callable[[str], QueryResult]]: ...
+    def user_session(self, user: str) -> AbstractContextManager[Select]: ...
 
     def cancel_user_queries(self) -> None: ...
 

@@ -14,7 +14,7 @@ committed one after the other. Rows older than their sourceTTL are dropped at th
 # Every value reaches SQL through sql_string / sql_time / int(), hence no S608 findings to act on.
 # ruff: noqa: S608
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
@@ -40,12 +40,12 @@ from kandji_bridge.logs.store.interface import (
     LogStoreError,
     QuarantineEntry,
     QueryResult,
+    Select,
     StoreWriteError,
 )
 from kandji_bridge.logs.store.sql import sql_string, sql_time
 from kandji_bridge.logs.user_queries import QueryLimits, UserQueries
 
-Select = Callable[[str], QueryResult]  # runs one statement of a user query on its session
 READ_ONLY_STATEMENTS = ("select", "with", "show", "describe", "desc", "explain", "exists")
 _MAX_IN_LIST = 2_000  # keeps the IN list far below max_query_size (256 KiB)
 
@@ -338,10 +338,11 @@ class SqlLogStore:
         return self._user_queries.limits
 
     def user_session(self, user: str) -> AbstractContextManager[Select]:
-        """How to run the statements of one query `user` typed: on a read-only session of its
-        own, under the time and memory limits, and only while `user` (and everyone) has fewer
-        queries running than the caps allow (else QueryBusy at once). Such SQL reaches the
-        engine only this way, through `operations.queries.run_query` and its guard."""
+        """How to run the statements of one query `user` typed, or asked for (the explorer's
+        count of a text over a whole range): on a read-only session of its own, under the time
+        and memory limits, and only while `user` (and everyone) has fewer queries running than
+        the caps allow (else QueryBusy at once). Typed SQL reaches the engine only this way,
+        through `operations.queries.run_query` and its guard."""
         return self._user_queries.session(user)
 
     def cancel_user_queries(self) -> None:

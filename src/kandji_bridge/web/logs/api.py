@@ -63,7 +63,7 @@ def events_histogram(
 ) -> HistogramOut:
     """Matching events per time bucket; the bucket size fits the range into about `buckets`."""
     query = params.query()
-    counts = logsearch.histogram(runtime_of(request).store, query, buckets)
+    counts = logsearch.histogram(runtime_of(request).store, query, buckets, user=principal.user.id)
     return HistogramOut(
         bucket_seconds=logsearch.bucket_seconds(query.start, query.end, buckets),
         total=sum(n for _, n in counts),

@@ -29,7 +29,7 @@ from kandji_bridge.logs.sql_guard import (
 from kandji_bridge.logs.user_queries import QueryBusy, QueryCancelled
 from kandji_bridge.operations.explorer import explore_logs, view_event
 from kandji_bridge.operations.queries import QueryAnswer
-from kandji_bridge.web.auth import CurrentUser, runtime_of
+from kandji_bridge.web.auth import CurrentUser, Principal, runtime_of
 from kandji_bridge.web.logs.results import cell_text, csv_response, query_error_status, user_query
 from kandji_bridge.web.logs.schemas import (
     DEFAULT_RANGE,
@@ -181,7 +181,7 @@ def histogram_bars(histogram: Histogram, params: dict[str, str], height: int = 1
     return bars
 
 
-def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
+def _explorer_context(request: Request, principal: Principal) -> tuple[dict[str, Any], int]:
     runtime = runtime_of(request)
     params = dict(request.query_params)
     form = read_form(params)
@@ -211,10 +211,11 @@ def _explorer_context(request: Request) -> tuple[dict[str, Any], int]:
             limit=PAGE_SIZE,
             offset=(form.page - 1) * PAGE_SIZE,
             count_all=form.values["count"] == "all",
+            user=principal.user.id,
         )
-    except SearchError as exc:
+    except (SearchError, QueryBusy, QueryCancelled) as exc:
         context["errors"] = {"": str(exc)}
-        return context, 400
+        return context, query_error_status(exc)
     histogram = found.histogram
     buckets = histogram.buckets
     context.update(
@@ -262,7 +263,7 @@ def _duration(seconds: int) -> str:
 
 @pages.get("/logs")
 def explorer_page(request: Request, principal: CurrentUser) -> Response:
-    context, status = _explorer_context(request)
+    context, status = _explorer_context(request, principal)
     partial = "hx-request" in request.headers and "hx-history-restore-request" not in (
         request.headers
     )
