@@ -26,14 +26,10 @@ once without to see the pack's share of serve's CPU.
 
 import argparse
 import os
-import queue
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +38,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from child_process import Process
 from kandji_bridge import source_registry as sources
 from kandji_bridge import users
 from kandji_bridge.config import load_settings
@@ -104,45 +101,6 @@ class LoadResult:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-class Process:
-    """A child process whose stdout lines are read in a thread, so a pattern can be awaited."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("w") as stderr:
-            self.popen = subprocess.Popen(
-                args, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
-            )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: re.Pattern[str], seconds: float) -> str:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                line = ""
-            if match := pattern.search(line):
-                return match.group(1)
-            if time.monotonic() > deadline or self.popen.poll() is not None:
-                raise SystemExit(f"{self.popen.args[2:4]} did not start: {self.log.read_text()}")
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-        return self.popen.wait(timeout=30)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -23,20 +23,18 @@ machine:
 
 import argparse
 import os
-import queue
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from child_process import Process
 from kandji_bridge import source_registry as sources
 from kandji_bridge import users
 from kandji_bridge.config import load_settings
@@ -92,49 +90,6 @@ def run_once(python: str, args: list[str], env: dict[str, str]) -> tuple[float, 
     return float(wall), int(peak_kb) / 1024
 
 
-class Process:
-    """A child process whose stdout lines are read in a thread, so a line can be awaited."""
-
-    def __init__(self, python: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("w") as stderr:
-            self.popen = subprocess.Popen(
-                [python, "-m", "kandji_bridge", *args],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: re.Pattern[str]) -> str:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                line = ""
-            if match := pattern.search(line):
-                return match.group(1)
-            if time.monotonic() > deadline or self.popen.poll() is not None:
-                raise SystemExit(f"{self.popen.args[3:5]} did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
 def proc_status_mb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{key}:"):
@@ -158,9 +113,9 @@ def stored_events(client: httpx.Client) -> int:
 def measure_serve(tree: Figures, idle_seconds: float, log: Path) -> tuple[float, float, float]:
     """Start serve, wait for its backfill, leave it idle; its idle RSS, the part of it that is
     mapped files (chDB's library), and its peak RSS, in MB."""
-    serve = Process(tree.python, ["serve", "--port", "0"], tree.env, log)
+    serve = Process([tree.python, "-m", "kandji_bridge", "serve", "--port", "0"], tree.env, log)
     try:
-        url = serve.wait_for(SERVING)
+        url = serve.wait_for(SERVING, STARTUP_SECONDS)
         headers = {"Authorization": f"Bearer {tree.api_token}"}
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
             deadline = time.monotonic() + STARTUP_SECONDS
@@ -188,14 +143,14 @@ def run(args: argparse.Namespace) -> dict[str, Figures]:
         work = Path(folder)
         base = {k: v for k, v in os.environ.items() if not k.startswith("KANDJI_BRIDGE_")}
         simulator = Process(
-            sys.executable,
-            ["simulate", "--host", "127.0.0.1", "--port", "0", "--devices", "10",
-             "--events", str(HISTORY_EVENTS), "--history-days", "30", "--token", TOKEN],
+            [sys.executable, "-m", "kandji_bridge", "simulate", "--host", "127.0.0.1", "--port",
+             "0", "--devices", "10", "--events", str(HISTORY_EVENTS), "--history-days", "30",
+             "--token", TOKEN],
             base,
             work / "simulator.log",
         )  # fmt: skip
         try:
-            url = simulator.wait_for(BASE_URL)
+            url = simulator.wait_for(BASE_URL, STARTUP_SECONDS)
             for number, tree in enumerate(trees):
                 env = {
                     **base,

@@ -11,7 +11,7 @@ Full-text search is a case-insensitive substring of `rawLog` through `ILIKE '%te
 and unlike it ILIKE also folds non-ASCII letters ("ZOË" finds "zoë");
 `hasTokenCaseInsensitive` would only match whole tokens (no "recov" for "recovery").
 
-Over long ranges (a year of 50M events) two things keep each query within a second:
+Over long ranges (a year of 50M events) three things keep each query within a second:
 - A page is looked for newest first, in time windows from one day, each sized by the rate the
   rows matched so far (`next_window`), so a text search stops reading once it has the page
   instead of matching the text in every event of the range. The rows are those one query over the
