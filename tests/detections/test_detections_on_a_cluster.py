@@ -24,7 +24,7 @@ from kandji_bridge.detections.results import (
 from kandji_bridge.detections.rules import load_rule
 from kandji_bridge.detections.run import Matches
 from kandji_bridge.logs.store import open_log_store
-from support.clickhouse_http import RunningFixture
+from support.clickhouse_http import RunningFixture, as_parsed
 from support.hostile_clickhouse import Answer, Rule, database_of, hostile_clickhouse
 
 PASSWORD = "kb-test-password"
@@ -81,9 +81,7 @@ def test_the_detections_schema_on_a_cluster_is_replicated_and_distributed(
     assert detections_ddl(None, "kb") == (DETECTIONS_DDL, *VIEWS_DDL)
     # ClickHouse's own parser reads each statement (the fixture cannot run a cluster).
     with open_log_store(clickhouse_url) as store:
-        for sql in statements:
-            parsed = store.query("SELECT formatQuerySingleLine({q:String})", params={"q": sql})
-            assert "ON CLUSTER prod" in parsed.rows[0][0]
+        assert all("ON CLUSTER prod" in sql for sql in as_parsed(store, statements))
 
 
 def test_a_store_on_a_cluster_makes_the_detections_table_and_views_on_cluster(

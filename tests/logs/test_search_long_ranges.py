@@ -34,6 +34,7 @@ from kandji_bridge.logs.search import (
 )
 from kandji_bridge.logs.store import LogStore, open_log_store
 from kandji_bridge.logs.user_queries import QueryBusy, QueryLimits
+from support.clickhouse_http import as_parsed
 
 from .conftest import RECEIVED_AT, RETENTION_DAYS, WORKSPACE_ID
 
@@ -308,6 +309,4 @@ def test_on_a_cluster_the_projection_is_added_to_every_node_s_table(
             f"ALTER TABLE {LOGS_TABLE}_local ON CLUSTER `prod` MATERIALIZE PROJECTION "
             f"{EXPLORER_PROJECTION}",
         ]
-        for sql in projection:
-            parsed = store.query("SELECT formatQuerySingleLine({q:String})", params={"q": sql})
-            assert "ON CLUSTER prod" in parsed.rows[0][0]
+        assert all("ON CLUSTER prod" in sql for sql in as_parsed(store, projection))

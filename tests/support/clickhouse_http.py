@@ -39,7 +39,7 @@ import sys
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -566,6 +566,15 @@ def parse_user(text: str) -> tuple[str, str]:
     if not name or not sep:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME:PASSWORD")
     return name, password
+
+
+def as_parsed(store: Any, statements: Iterable[str]) -> list[str]:
+    """Each statement as ClickHouse's own parser reads it (formatQuerySingleLine), through an
+    open store: how a test checks DDL the fixture cannot run, such as ON CLUSTER."""
+    return [
+        store.query("SELECT formatQuerySingleLine({q:String})", params={"q": sql}).rows[0][0]
+        for sql in statements
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kandji_bridge.errors import BridgeError, NotFound
+from kandji_bridge.logs import sql_guard
 from kandji_bridge.logs.schema import LOGS_TABLE
 from kandji_bridge.logs.store import LogStore, LogStoreError, Select, sql_string, sql_time
 
@@ -232,7 +233,7 @@ def histogram(
         try:
             return _bucket_counts(select, query, size, first)
         except LogStoreError as exc:
-            if "TIMEOUT_EXCEEDED" not in str(exc) and "Timeout exceeded" not in str(exc):
+            if not sql_guard.timed_out(str(exc)):
                 raise
             raise SearchError(
                 "Counting the text in every event of the range took longer than "

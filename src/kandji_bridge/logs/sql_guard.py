@@ -157,9 +157,14 @@ def run_read_only(
     return QueryResult(result.columns, result.types, result.rows[:limit]), True
 
 
+def timed_out(engine_message: str) -> bool:
+    """Whether the engine stopped a query at its time limit (max_execution_time)."""
+    return "TIMEOUT_EXCEEDED" in engine_message or "Timeout exceeded" in engine_message
+
+
 def _failure(engine_message: str, limits: QueryLimits) -> BridgeError:
     """The sentence for a query the engine stopped or refused."""
-    if "TIMEOUT_EXCEEDED" in engine_message or "Timeout exceeded" in engine_message:
+    if timed_out(engine_message):
         return QueryRefused(
             f"The query took longer than {limits.seconds:,} s, the most a query may run, and was "
             f"stopped; {NARROW}."

@@ -23,7 +23,7 @@ from kandji_bridge.logs.normalize import NormalizeContext, normalize
 from kandji_bridge.logs.schema import COLUMNS, LOGS_DDL, cluster_ddl
 from kandji_bridge.logs.store import ChdbLogStore, LogStoreError, QuarantineEntry, open_log_store
 from kandji_bridge.operations.queries import run_query
-from support.clickhouse_http import RunningFixture
+from support.clickhouse_http import RunningFixture, as_parsed
 from support.hostile_clickhouse import (
     drop_first,
     hostile_clickhouse,
@@ -86,9 +86,7 @@ def test_the_cluster_schema_is_replicated_and_distributed(clickhouse_url: str) -
     assert all(f"`{name}` {type_}" in statements[0] for name, type_ in COLUMNS)
     # ClickHouse's own parser reads each statement (the fixture cannot run a cluster).
     with open_log_store(clickhouse_url) as store:
-        for sql in statements:
-            parsed = store.query("SELECT formatQuerySingleLine({q:String})", params={"q": sql})
-            assert "ON CLUSTER prod" in parsed.rows[0][0]
+        assert all("ON CLUSTER prod" in sql for sql in as_parsed(store, statements))
 
 
 def test_a_cluster_the_server_does_not_have_is_one_sentence_and_creates_nothing(
